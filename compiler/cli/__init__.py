@@ -1,0 +1,32 @@
+"""The `mlc` command line: thin commands over the library (typer).
+
+Each command module registers its commands on `app`; add a module to `COMMAND_MODULES` to add
+commands. Heavy libraries are imported inside the commands that need them, never here.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="mlc",
+    help="mlc: compile one YAML spec of an ML system into pipelines, infrastructure and configs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+COMMAND_MODULES = ("mlc.compiler.cli.core",)
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module)
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,67 @@
+"""Shared CLI plumbing: error handling, diagnostics output, exit codes.
+
+Exit codes: 0 success, 1 internal error, 2 spec errors (or bad usage).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from enum import Enum
+from typing import Any, TypeVar
+
+import typer
+
+from mlc.compiler.diagnostics import Diagnostic, DiagnosticError, render
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_SPEC = 2
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+def emit_diagnostics(diags: Sequence[Diagnostic], fmt: Format) -> None:
+    if not diags and fmt is not Format.json:
+        return
+    text = render(diags, fmt.value)
+    if text:
+        print(text, file=sys.stderr if fmt is Format.text else sys.stdout)
+
+
+def handle_errors(func: F) -> F:
+    """Turn `DiagnosticError` into exit 2 and anything unexpected into exit 1, never a traceback.
+
+    Set `MLC_DEBUG=1` to see the traceback of an internal error.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        fmt = kwargs.get("format") or kwargs.get("fmt") or Format.text
+        if not isinstance(fmt, Format):
+            fmt = Format.text
+        try:
+            return func(*args, **kwargs)
+        except DiagnosticError as exc:
+            emit_diagnostics(exc.diagnostics, fmt)
+            raise typer.Exit(EXIT_SPEC) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if os.environ.get("MLC_DEBUG"):
+                traceback.print_exc()
+            print(f"mlc: internal error: {type(exc).__name__}: {exc}\n"
+                  "  set MLC_DEBUG=1 to see where it happened, and please report it",
+                  file=sys.stderr)
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+    return wrapper  # type: ignore[return-value]

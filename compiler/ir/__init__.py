@@ -1,0 +1,35 @@
+"""The IR: a versioned, typed graph of steps joined by artifacts; the only thing targets read."""
+
+from mlc.compiler.ir.build import build_ir, spec_hash
+from mlc.compiler.ir.graph import IRError, IRGraph
+from mlc.compiler.ir.model import (
+    IR_VERSION,
+    PIPELINE_KINDS,
+    Artifact,
+    ArtifactId,
+    ArtifactType,
+    Layer,
+    Requirement,
+    Resources,
+    Step,
+    StepId,
+    StepKind,
+)
+
+__all__ = [
+    "IR_VERSION",
+    "PIPELINE_KINDS",
+    "Artifact",
+    "ArtifactId",
+    "ArtifactType",
+    "IRError",
+    "IRGraph",
+    "Layer",
+    "Requirement",
+    "Resources",
+    "Step",
+    "StepId",
+    "StepKind",
+    "build_ir",
+    "spec_hash",
+]

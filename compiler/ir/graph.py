@@ -1,0 +1,179 @@
+"""`IRGraph`: the typed graph of steps and artifacts, wrapping a networkx `DiGraph`.
+
+Edges run step -> artifact -> step; the queries targets need are methods here so that no target
+touches networkx directly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import networkx as nx
+
+from mlc.compiler.ir.model import (
+    IR_VERSION,
+    Artifact,
+    ArtifactId,
+    ArtifactType,
+    Layer,
+    Step,
+    StepId,
+    StepKind,
+)
+
+
+class IRError(Exception):
+    """The IR is malformed (a programming error in a builder, or a bad IR file)."""
+
+
+class IRGraph:
+    """Steps and artifacts with metadata; immutable once built by `IRBuilder`."""
+
+    def __init__(
+        self,
+        name: str,
+        metadata: dict[str, Any],
+        settings: dict[str, Any],
+        steps: Iterable[Step],
+        artifacts: Iterable[Artifact],
+    ) -> None:
+        self.name = name
+        self.metadata = metadata
+        self.settings = settings
+        self._steps: dict[StepId, Step] = {}
+        self._artifacts: dict[ArtifactId, Artifact] = {}
+        self._g: nx.DiGraph[str] = nx.DiGraph()
+        for step in steps:
+            if step.id in self._steps:
+                raise IRError(f"duplicate step id {step.id!r}")
+            self._steps[step.id] = step
+            self._g.add_node(step.id, kind="step")
+        for artifact in artifacts:
+            if artifact.id in self._artifacts or artifact.id in self._steps:
+                raise IRError(f"duplicate artifact id {artifact.id!r}")
+            self._artifacts[artifact.id] = artifact
+            self._g.add_node(artifact.id, kind="artifact")
+            self._g.add_edge(artifact.producer, artifact.id)
+        for step in self._steps.values():
+            for art in step.inputs.values():
+                self._g.add_edge(art, step.id)
+
+    # -- queries -------------------------------------------------------------------------------
+
+    @property
+    def steps(self) -> list[Step]:
+        """Steps in a deterministic topological order (ties broken by id)."""
+        return [self._steps[StepId(n)] for n in self._topo() if n in self._steps]
+
+    @property
+    def artifacts(self) -> list[Artifact]:
+        return [self._artifacts[a] for a in sorted(self._artifacts)]
+
+    def step(self, step_id: str) -> Step:
+        return self._steps[StepId(step_id)]
+
+    def artifact(self, artifact_id: str) -> Artifact:
+        return self._artifacts[ArtifactId(artifact_id)]
+
+    def has_step(self, step_id: str) -> bool:
+        return step_id in self._steps
+
+    def has_artifact(self, artifact_id: str) -> bool:
+        return artifact_id in self._artifacts
+
+    def steps_of(self, *kinds: StepKind) -> list[Step]:
+        return [s for s in self.steps if s.kind in kinds]
+
+    def first(self, kind: StepKind) -> Step | None:
+        found = self.steps_of(kind)
+        return found[0] if found else None
+
+    def layer(self, layer: Layer) -> list[Step]:
+        return [s for s in self.steps if s.layer is layer]
+
+    def upstream(self, step_id: str) -> list[Step]:
+        """Steps whose outputs this step consumes directly."""
+        producers = {self._artifacts[a].producer for a in self._steps[StepId(step_id)].inputs.values()
+                     if a in self._artifacts}
+        return [self._steps[p] for p in sorted(producers)]
+
+    def downstream(self, step_id: str) -> list[Step]:
+        ids = {c for a in self._steps[StepId(step_id)].outputs.values() for c in self._g.successors(a)}
+        return [self._steps[StepId(c)] for c in sorted(ids)]
+
+    def ancestors(self, step_id: str) -> list[Step]:
+        return [self._steps[StepId(n)] for n in sorted(nx.ancestors(self._g, step_id))
+                if n in self._steps]
+
+    def descendants(self, step_id: str) -> list[Step]:
+        return [self._steps[StepId(n)] for n in sorted(nx.descendants(self._g, step_id))
+                if n in self._steps]
+
+    def consumers(self, artifact_id: str) -> list[Step]:
+        return [self._steps[StepId(n)] for n in sorted(self._g.successors(artifact_id))]
+
+    def artifacts_of(self, kind: ArtifactType) -> list[Artifact]:
+        return [a for a in self.artifacts if a.type is kind]
+
+    def find_cycle(self) -> list[str] | None:
+        try:
+            cycle = nx.find_cycle(self._g)
+        except nx.NetworkXNoCycle:
+            return None
+        return [str(u) for u, _ in cycle]
+
+    def dangling_inputs(self) -> Iterator[tuple[Step, str, str]]:
+        """(step, input name, artifact id) for inputs that no step produces."""
+        for step in self.steps:
+            for name, art in sorted(step.inputs.items()):
+                if art not in self._artifacts:
+                    yield step, name, art
+
+    def unconsumed(self) -> list[Artifact]:
+        return [a for a in self.artifacts if not list(self._g.successors(a.id))]
+
+    def _topo(self) -> list[str]:
+        try:
+            return list(nx.lexicographical_topological_sort(self._g))
+        except nx.NetworkXUnfeasible:
+            return sorted(self._g.nodes)
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    # -- serialisation ---------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ir_version": IR_VERSION,
+            "name": self.name,
+            "metadata": self.metadata,
+            "settings": self.settings,
+            "steps": [s.model_dump(mode="json", exclude_defaults=False) for s in self.steps],
+            "artifacts": [a.model_dump(mode="json") for a in self.artifacts],
+        }
+
+    def to_json(self) -> str:
+        """Canonical JSON: sorted keys, two-space indent, a trailing newline."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IRGraph:
+        version = str(data.get("ir_version", ""))
+        if version.split(".")[0] != IR_VERSION.split(".")[0]:
+            raise IRError(
+                f"IR version {version or '(none)'} is not supported; this mlc reads {IR_VERSION}"
+            )
+        return cls(
+            name=data["name"],
+            metadata=data.get("metadata", {}),
+            settings=data.get("settings", {}),
+            steps=[Step.model_validate(s) for s in data["steps"]],
+            artifacts=[Artifact.model_validate(a) for a in data["artifacts"]],
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> IRGraph:
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,192 @@
+"""Validation: plain spec data -> a typed `Spec`, every problem a located diagnostic."""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Iterable
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ValidationError
+
+from mlc.compiler.diagnostics import Diagnostic, DiagnosticError, did_you_mean
+from mlc.compiler.load import LoadedSpec
+from mlc.compiler.sourcemap import KeyPath, SourceMap, dotted
+from mlc.specs import Spec
+
+_CODES = {
+    "extra_forbidden": "MLC101",
+    "missing": "MLC102",
+    "union_tag_not_found": "MLC102",
+    "literal_error": "MLC103",
+    "union_tag_invalid": "MLC103",
+    "enum": "MLC103",
+    "value_error": "MLC104",
+    "string_pattern_mismatch": "MLC107",
+}
+
+
+def _code(error_type: str) -> str:
+    if error_type in _CODES:
+        return _CODES[error_type]
+    if error_type.startswith(("greater_", "less_", "too_", "multiple_of")):
+        return "MLC106"
+    return "MLC105"
+
+
+def validate_spec(loaded: LoadedSpec) -> Spec:
+    """Build the typed spec; raise `DiagnosticError` listing every problem, located."""
+    try:
+        spec = Spec.model_validate(loaded.data)
+    except ValidationError as exc:
+        raise DiagnosticError(
+            pydantic_diagnostics(exc, loaded.data, loaded.source_map, Spec)
+        ) from None
+    errors = [
+        Diagnostic(v.code, v.message, loaded.source_map.locate(v.loc), v.hint, path=dotted(v.loc))
+        for v in spec.violations()
+    ]
+    if errors:
+        raise DiagnosticError(errors)
+    return spec
+
+
+def pydantic_diagnostics(
+    exc: ValidationError,
+    data: Any,
+    smap: SourceMap,
+    model: type[BaseModel],
+    prefix: KeyPath = (),
+) -> list[Diagnostic]:
+    """Turn pydantic errors into located diagnostics, merging a union's alternatives."""
+    grouped: dict[tuple[KeyPath, str], list[dict[str, Any]]] = {}
+    for err in exc.errors(include_url=False):
+        raw = tuple(err["loc"])
+        path = _data_path(data, raw, err["type"])
+        grouped.setdefault((path, _code(err["type"])), []).append(err)
+    out: list[Diagnostic] = []
+    for (path, code), errs in grouped.items():
+        full = (*prefix, *path)
+        err = errs[0]
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            key = str(path[-1]) if path else ""
+            allowed = _fields_at(model, tuple(err["loc"])[:-1])
+            where = smap.locate(full, at_key=True)
+            out.append(Diagnostic(code, f"unknown key '{key}'", where,
+                                  did_you_mean(key, allowed), path=dotted(full)))
+            continue
+        if kind == "missing":
+            key = str(path[-1]) if path else ""
+            out.append(Diagnostic(code, f"missing required key '{key}'",
+                                  smap.locate(full[:-1], at_key=True),
+                                  f"add '{key}:' here", path=dotted(full)))
+            continue
+        if kind == "union_tag_not_found":
+            tag = err.get("ctx", {}).get("discriminator", "kind").strip("'")
+            out.append(Diagnostic(code, f"missing required key {tag}", smap.locate(full),
+                                  f"add {tag}: …", path=dotted(full)))
+            continue
+        messages = list(dict.fromkeys(_message(e) for e in errs))
+        hint = ""
+        if kind in ("literal_error", "union_tag_invalid", "enum"):
+            expected = err.get("ctx", {}).get("expected") or err.get("ctx", {}).get("expected_tags")
+            found = err.get("input")
+            if isinstance(found, str) and expected:
+                options = [o.strip().strip("'") for o in str(expected).replace(" or ", ", ").split(",")]
+                hint = did_you_mean(found, options)
+        out.append(Diagnostic(code, "; or ".join(messages), smap.locate(full), hint,
+                              path=dotted(full)))
+    return out
+
+
+def _message(err: dict[str, Any]) -> str:
+    msg = str(err["msg"])
+    if err["type"] == "value_error" and msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    found = err.get("input")
+    if err["type"] not in ("value_error",) and not isinstance(found, dict | list) and found is not None:
+        shown = repr(found)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        msg += f" (found {shown})"
+    return msg
+
+
+def _data_path(data: Any, loc: KeyPath, error_type: str) -> KeyPath:
+    """Drop the parts of a pydantic location that name union members, not keys."""
+    path: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+        elif last and error_type in ("missing", "extra_forbidden") and isinstance(node, dict):
+            path.append(part)
+        elif isinstance(part, str) and isinstance(node, dict | list):
+            continue  # a union member's tag, e.g. 'csv' in data.sources[0]
+        else:
+            break
+    return tuple(path)
+
+
+def _fields_at(model: type[BaseModel], loc: KeyPath) -> list[str]:
+    """Keys a model accepts at `loc` (for 'did you mean'); empty when it cannot be told."""
+    tp: Any = model
+    for part in loc:
+        tp = _descend(tp, part)
+        if tp is None:
+            return []
+    tp = _unwrap(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [f.alias or name for name, f in tp.model_fields.items()]
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _members(tp: Any) -> Iterable[Any]:
+    tp = _unwrap(tp)
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            yield from _members(arg)
+    else:
+        yield tp
+
+
+def _descend(tp: Any, part: str | int) -> Any:
+    for member in _members(tp):
+        origin = typing.get_origin(member)
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            for name, f in member.model_fields.items():
+                if part in (name, f.alias):
+                    return f.annotation
+            if isinstance(part, str) and _tag_of(member) == part:
+                return member
+        elif origin in (tuple, list) and isinstance(part, int):
+            return typing.get_args(member)[0]
+        elif origin is dict and isinstance(part, str):
+            return typing.get_args(member)[1]
+    # a union member's tag in the location: pick the member whose literal tag matches
+    for member in _members(tp):
+        if isinstance(member, type) and issubclass(member, BaseModel) and _tag_of(member) == part:
+            return member
+    return None
+
+
+def _tag_of(model: type[BaseModel]) -> str | None:
+    for name in ("format", "op", "kind", "type"):
+        field = model.model_fields.get(name)
+        if field is not None and typing.get_origin(field.annotation) is Literal:
+            args = typing.get_args(field.annotation)
+            if len(args) == 1:
+                return str(args[0])
+    return None

@@ -1,0 +1,187 @@
+"""The `data` section: sources, the data contract, the split and dataset versioning."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from mlc.specs._base import Identifier, StrictModel, Violation
+
+Engine = Literal["pandas", "spark"]
+DType = Literal["int", "float", "str", "bool", "category", "datetime"]
+
+
+class _Source(StrictModel):
+    name: Identifier = "main"
+    """Name of the source; the first source is the training table, others are joined to it."""
+    join_on: tuple[Identifier, ...] = ()
+    """Columns to join this source to the first one on (not used for the first source)."""
+
+
+class CsvSource(_Source):
+    format: Literal["csv"]
+    path: str
+    """Path relative to the spec file, or an fsspec URL (`s3://…`, `gs://…`)."""
+    delimiter: str = ","
+
+
+class ParquetSource(_Source):
+    format: Literal["parquet"]
+    path: str
+
+
+class SqlSource(_Source):
+    format: Literal["sql"]
+    url: str
+    """SQLAlchemy URL, e.g. `sqlite:///data/app.db`; put passwords in `security.secrets`."""
+    query: str
+
+
+class SparkTableSource(_Source):
+    format: Literal["spark_table"]
+    table: str
+    """A table in the Spark catalog, e.g. `warehouse.applications`."""
+
+
+Source = Annotated[
+    CsvSource | ParquetSource | SqlSource | SparkTableSource, Field(discriminator="format")
+]
+
+
+class Column(StrictModel):
+    """The contract for one column."""
+
+    dtype: DType
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[str | int | float | bool, ...] | None = None
+    """The only values the column may hold."""
+    unique: bool = False
+    regex: str | None = None
+    pii: bool = False
+    """Personal data: may become a feature only when pseudonymised."""
+    description: str = ""
+
+    def violations(self) -> Iterator[Violation]:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            yield Violation(
+                ("min",), "MLC301", f"min ({self.min}) is greater than max ({self.max})"
+            )
+        numeric = self.dtype in ("int", "float")
+        for bound in ("min", "max"):
+            if getattr(self, bound) is not None and not numeric:
+                yield Violation(
+                    (bound,),
+                    "MLC302",
+                    f"'{bound}' applies to numeric columns, not dtype '{self.dtype}'",
+                    "remove it, or use 'allowed' for categories",
+                )
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                yield Violation(("regex",), "MLC303", f"invalid regular expression: {exc}")
+
+
+class Contract(StrictModel):
+    columns: dict[Identifier, Column] = Field(min_length=1)
+    on_failure: Literal["stop", "quarantine", "warn"] = "stop"
+    """`stop` the run, `quarantine` failing rows and go on, or only `warn`."""
+
+    def violations(self) -> Iterator[Violation]:
+        for name, column in self.columns.items():
+            for v in column.violations():
+                yield v.under("columns", name)
+
+
+class Split(StrictModel):
+    method: Literal["random", "stratified", "time"] = "random"
+    test_size: float = Field(0.2, gt=0, lt=1)
+    validation_size: float = Field(0.0, ge=0, lt=1)
+    seed: int = 42
+    stratify_by: Identifier | None = None
+    """Column to stratify on; defaults to the target column."""
+    time_column: Identifier | None = None
+    """Column that orders rows for a time-based split (required for `method: time`)."""
+
+    def violations(self) -> Iterator[Violation]:
+        if self.method == "time" and self.time_column is None:
+            yield Violation(
+                ("time_column",),
+                "MLC304",
+                "a time-based split needs 'time_column'",
+                "name the datetime column that orders the rows",
+            )
+        if self.test_size + self.validation_size >= 1:
+            yield Violation(
+                ("validation_size",),
+                "MLC305",
+                "test_size + validation_size must leave rows for training (sum < 1)",
+            )
+
+
+class Versioning(StrictModel):
+    strategy: Literal["content_hash", "snapshot", "none"] = "content_hash"
+    """`content_hash` names each dataset version by its sha256; `snapshot` also copies it."""
+    keep: int = Field(10, ge=1)
+    """How many versions to keep."""
+
+
+class Data(StrictModel):
+    engine: Engine = "pandas"
+    sources: tuple[Source, ...] = Field(min_length=1)
+    contract: Contract
+    split: Split = Split()
+    versioning: Versioning = Versioning()
+
+    def violations(self) -> Iterator[Violation]:
+        seen: set[str] = set()
+        for i, source in enumerate(self.sources):
+            if source.name in seen:
+                yield Violation(
+                    ("sources", i, "name"), "MLC306", f"duplicate source name '{source.name}'"
+                )
+            seen.add(source.name)
+            if i > 0 and not source.join_on:
+                yield Violation(
+                    ("sources", i),
+                    "MLC307",
+                    f"source '{source.name}' is not the first source and has no 'join_on'",
+                    "list the key columns that join it to the first source",
+                )
+            for j, col in enumerate(source.join_on):
+                if col not in self.contract.columns:
+                    yield Violation(
+                        ("sources", i, "join_on", j),
+                        "MLC201",
+                        f"join column '{col}' is not in the data contract",
+                    )
+            if isinstance(source, SparkTableSource) and self.engine != "spark":
+                yield Violation(
+                    ("sources", i, "format"),
+                    "MLC308",
+                    "a spark_table source needs 'engine: spark'",
+                )
+        for col_field in ("stratify_by", "time_column"):
+            col = getattr(self.split, col_field)
+            if col is not None and col not in self.contract.columns:
+                yield Violation(
+                    ("split", col_field), "MLC201", f"column '{col}' is not in the data contract"
+                )
+        if self.split.time_column is not None:
+            column = self.contract.columns.get(self.split.time_column)
+            if column is not None and column.dtype != "datetime":
+                yield Violation(
+                    ("split", "time_column"),
+                    "MLC309",
+                    f"time column '{self.split.time_column}' has dtype '{column.dtype}', "
+                    "not 'datetime'",
+                )
+        for v in self.contract.violations():
+            yield v.under("contract")
+        for v in self.split.violations():
+            yield v.under("split")

@@ -1,0 +1,57 @@
+"""The `governance` section: risk, approvals, fairness, explainability, compliance, retention."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+from pydantic import Field
+
+from mlc.specs._base import Duration, Identifier, StrictModel, Violation
+
+
+class Fairness(StrictModel):
+    sensitive_attributes: tuple[Identifier, ...] = Field(min_length=1)
+    metric: Literal[
+        "demographic_parity_difference",
+        "demographic_parity_ratio",
+        "equalized_odds_difference",
+        "equalized_odds_ratio",
+    ] = "demographic_parity_difference"
+    threshold: float = Field(0.1, ge=0)
+    """Gate: differences must stay at or below it, ratios at or above it."""
+    mitigation: Literal["none", "threshold_optimizer", "exponentiated_gradient"] = "none"
+
+
+class Explainability(StrictModel):
+    method: Literal["permutation", "shap"] = "permutation"
+    top_k: int = Field(10, ge=1)
+
+
+class Retention(StrictModel):
+    data: Duration | None = None
+    models: Duration | None = None
+    logs: Duration | None = None
+
+
+class ModelCard(StrictModel):
+    intended_use: str = ""
+    out_of_scope: str = ""
+    limitations: str = ""
+    ethical_considerations: str = ""
+    contact: str = ""
+
+
+class Governance(StrictModel):
+    risk: Literal["low", "medium", "high"] = "low"
+    owners: tuple[str, ...] = ()
+    approvers: tuple[str, ...] = ()
+    fairness: Fairness | None = None
+    explainability: Explainability | None = None
+    compliance: tuple[Literal["gdpr", "hipaa", "soc2", "eu_ai_act"], ...] = ()
+    retention: Retention = Retention()
+    model_card: ModelCard = ModelCard()
+
+    def violations(self) -> Iterator[Violation]:
+        if len(set(self.compliance)) != len(self.compliance):
+            yield Violation(("compliance",), "MLC370", "compliance regimes are listed twice")

@@ -1,0 +1,84 @@
+"""The `monitoring` section: SLOs, drift, delayed-label performance, alert routes, dashboards."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+from pydantic import Field
+
+from mlc.specs._base import (
+    Cron,
+    Duration,
+    Identifier,
+    SecretRef,
+    StrictModel,
+    Violation,
+    is_secret_ref,
+)
+
+
+class Slos(StrictModel):
+    latency_p99_ms: float | None = Field(None, gt=0)
+    error_rate: float | None = Field(None, ge=0, le=1)
+    """Largest tolerated share of failed requests."""
+    window: Duration = 300
+    """Window the SLOs are evaluated over."""
+
+
+class Drift(StrictModel):
+    method: Literal["psi", "ks", "chi2", "wasserstein"] = "psi"
+    threshold: float = Field(0.2, gt=0)
+    features: tuple[Identifier, ...] = ()
+    """Columns watched (default: every feature)."""
+    schedule: Cron = "@hourly"
+
+
+class Performance(StrictModel):
+    metric: Identifier
+    floor: float
+    """Alert when the metric on labelled production data falls below this."""
+    label_delay: Duration = 86400
+    """How long labels take to arrive after a prediction."""
+    schedule: Cron = "@daily"
+
+
+class AlertRoute(StrictModel):
+    name: Identifier
+    channel: Literal["slack", "pagerduty", "email", "webhook", "opsgenie"]
+    target: SecretRef | str
+    """Where alerts go: an address, or a secret reference for webhooks and keys."""
+    severity: Literal["info", "warning", "critical"] = "warning"
+    match: tuple[Identifier, ...] = ()
+    """Alert names routed here (default: every alert of this severity or worse)."""
+
+    def violations(self) -> Iterator[Violation]:
+        secret_like = self.channel in ("slack", "pagerduty", "webhook", "opsgenie")
+        if secret_like and not is_secret_ref(self.target):
+            yield Violation(
+                ("target",),
+                "MLC360",
+                f"{self.channel} alerts need a secret reference for their target",
+                "write e.g. 'vault:secret/data/alerts#slack_webhook'",
+            )
+
+
+class Dashboards(StrictModel):
+    grafana: bool = True
+    folder: str = "mlc"
+
+
+class Monitoring(StrictModel):
+    slos: Slos = Slos()
+    drift: Drift | None = None
+    performance: Performance | None = None
+    alerts: tuple[AlertRoute, ...] = ()
+    dashboards: Dashboards = Dashboards()
+
+    def violations(self) -> Iterator[Violation]:
+        for i, route in enumerate(self.alerts):
+            for v in route.violations():
+                yield v.under("alerts", i)
+        names = [r.name for r in self.alerts]
+        if len(set(names)) != len(names):
+            yield Violation(("alerts",), "MLC361", "alert route names must be unique")

@@ -1,0 +1,89 @@
+"""The target contract: what a target declares and what `emit` returns.
+
+A target is one module (or package) with a `Target` subclass, registered under the entry-point
+group `mlc.targets`. It reads the IR only, never YAML or the spec models.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from mlc.compiler.diagnostics import Diagnostic
+from mlc.compiler.ir import IRGraph, StepKind
+
+
+class TargetOptions(BaseModel):
+    """Base of a target's options model (the spec's `targets.<name>` mapping). Strict."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a target takes responsibility for, and which settings it can honour."""
+
+    realises: frozenset[StepKind] = frozenset()
+    """Step kinds this target turns into output. Their requirements must be in `supports`."""
+    supports: frozenset[str] = frozenset()
+    """Requirement features (`resources.gpu`, `strategy.canary`, …) this target honours."""
+
+    def describe(self) -> dict[str, list[str]]:
+        return {"realises": sorted(k.value for k in self.realises),
+                "supports": sorted(self.supports)}
+
+
+@dataclass
+class EmitContext:
+    """What `emit` gets beside the IR."""
+
+    options: TargetOptions
+    """The target's validated options."""
+    project_dir: str = "."
+    """The spec's folder, for reading files the spec names (never written into outputs)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class EmitError(Exception):
+    """A target found something it cannot emit; carries located-by-path diagnostics."""
+
+    def __init__(self, diagnostics: list[Diagnostic]):
+        super().__init__("\n".join(d.render() for d in diagnostics))
+        self.diagnostics = diagnostics
+
+
+class Target(ABC):
+    """Base class of every target. Subclasses set the class attributes and implement `emit`."""
+
+    name: ClassVar[str] = ""
+    """Name used on the command line (`--target NAME`) and under `targets:` in a spec."""
+    description: ClassVar[str] = ""
+    options_model: ClassVar[type[TargetOptions]] = TargetOptions
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    inspection: ClassVar[bool] = False
+    """True for targets that only show the IR (they realise nothing, and say nothing about it)."""
+
+    def check(self, ir: IRGraph, ctx: EmitContext) -> list[Diagnostic]:
+        """Target-specific checks before any file is written (default: none)."""
+        return []
+
+    @abstractmethod
+    def emit(self, ir: IRGraph, ctx: EmitContext) -> Mapping[str, str | bytes]:
+        """Return the files to write: relative POSIX path -> content."""
+
+
+def check_emitted(files: Mapping[str, str | bytes]) -> list[str]:
+    """Problems with an emit result: absolute or escaping paths, non-text/bytes contents."""
+    problems = []
+    for path, content in files.items():
+        pure = PurePosixPath(path)
+        if pure.is_absolute() or ".." in pure.parts or not path or "\\" in path:
+            problems.append(f"{path!r}: paths must be relative, inside the output folder")
+        if not isinstance(content, str | bytes):
+            problems.append(f"{path!r}: content must be str or bytes")
+    return problems
