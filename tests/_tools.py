@@ -1,0 +1,38 @@
+"""External tools for tests: skip with a reason when missing, fail under MLC_REQUIRE_TOOLS=1."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+def _missing(what: str) -> None:
+    message = f"{what} is not available here"
+    if os.environ.get("MLC_REQUIRE_TOOLS") == "1":
+        pytest.fail(f"{message}, and MLC_REQUIRE_TOOLS=1 requires it")
+    pytest.skip(message)
+
+
+def require_tool(name: str) -> str:
+    """Path of executable `name`; skip (or fail under MLC_REQUIRE_TOOLS=1) when missing."""
+    path = shutil.which(name)
+    if path is None:
+        venv_bin = REPO / ".venv" / "bin" / name
+        if venv_bin.exists():
+            return str(venv_bin)
+        _missing(f"the tool '{name}'")
+    assert path is not None
+    return path
+
+
+def require_path(path: Path, what: str) -> Path:
+    """An external folder or file (e.g. ../shared/schemas); skip or fail like a tool."""
+    if not path.exists():
+        _missing(f"{what} ({path})")
+    return path
