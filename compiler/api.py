@@ -64,8 +64,11 @@ def _target_options(
         try:
             options[name] = target.options_model.model_validate(raw)
         except ValidationError as exc:
-            diags.extend(pydantic_diagnostics(exc, raw, loaded.source_map,
-                                              target.options_model, ("targets", name)))
+            diags.extend(
+                pydantic_diagnostics(
+                    exc, raw, loaded.source_map, target.options_model, ("targets", name)
+                )
+            )
     return targets, options, diags
 
 
@@ -88,8 +91,9 @@ def check(
         raise DiagnosticError(diags)
     ir = build_ir(spec)
     selected = [by_name[n] for n in targets]
-    ctx = PassContext(source_map=loaded.source_map, targets=selected,
-                      available=registry.all() if selected else [])
+    ctx = PassContext(
+        source_map=loaded.source_map, targets=selected, available=registry.all() if selected else []
+    )
     diags.extend(run_passes(ir, ctx))
     for target in selected:
         diags.extend(_locate(target.check(ir, _emit_context(target, options, loaded)), loaded))
@@ -103,14 +107,19 @@ def _locate(diags: list[Diagnostic], loaded: LoadedSpec) -> list[Diagnostic]:
     out = []
     for d in diags:
         if d.location is None and d.path:
-            d = Diagnostic(d.code, d.message, loaded.source_map.locate(parse_path(d.path)),
-                           d.hint, d.severity, d.path)
+            d = Diagnostic(
+                d.code,
+                d.message,
+                loaded.source_map.locate(parse_path(d.path)),
+                d.hint,
+                d.severity,
+                d.path,
+            )
         out.append(d)
     return out
 
 
-def _emit_context(target: Target, options: dict[str, TargetOptions],
-                  loaded: LoadedSpec) -> Any:
+def _emit_context(target: Target, options: dict[str, TargetOptions], loaded: LoadedSpec) -> Any:
     from mlc.targets.base import EmitContext
 
     return EmitContext(options=options[target.name], project_dir=str(loaded.project_dir))
@@ -149,8 +158,11 @@ def compile_spec(
             continue
         problems = check_emitted(files)
         if problems:
-            errors.append(Diagnostic("MLC403", f"target '{target.name}' emitted bad files: "
-                                     + "; ".join(problems)))
+            errors.append(
+                Diagnostic(
+                    "MLC403", f"target '{target.name}' emitted bad files: " + "; ".join(problems)
+                )
+            )
             continue
         emitted[target.name] = files
     if errors:
@@ -158,8 +170,13 @@ def compile_spec(
     written = {}
     root = Path(out_dir)
     for name, files in emitted.items():
-        written[name] = write_tree(root / name, files, target=name, name=result.ir.name,
-                                   spec_hash=str(result.ir.metadata["spec_hash"]))
+        written[name] = write_tree(
+            root / name,
+            files,
+            target=name,
+            name=result.ir.name,
+            spec_hash=str(result.ir.metadata["spec_hash"]),
+        )
     return CompileResult(result, written)
 
 

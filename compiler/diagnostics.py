@@ -106,8 +106,13 @@ def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
 
     def key(d: Diagnostic) -> tuple[str, int, int, str, str]:
         loc = d.location
-        return (loc.file if loc else "~", loc.line if loc else 0, loc.col if loc else 0,
-                d.code, d.message)
+        return (
+            loc.file if loc else "~",
+            loc.line if loc else 0,
+            loc.col if loc else 0,
+            d.code,
+            d.message,
+        )
 
     return sorted(dict.fromkeys(diagnostics), key=key)
 

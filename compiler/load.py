@@ -58,31 +58,70 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], SourceMap]:
     shown = display_path(path)
     start = SourceLocation(shown, 1, 1)
     if not path.exists():
-        raise DiagnosticError([Diagnostic("MLC001", f"file not found: {shown}", None,
-                                          "check the path; overlays are relative to their file")])
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "MLC001",
+                    f"file not found: {shown}",
+                    None,
+                    "check the path; overlays are relative to their file",
+                )
+            ]
+        )
     if path.is_dir():
-        raise DiagnosticError([Diagnostic("MLC001", f"{shown} is a directory, not a spec file",
-                                          None, "pass the spec file, e.g. mlc.yaml")])
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "MLC001",
+                    f"{shown} is a directory, not a spec file",
+                    None,
+                    "pass the spec file, e.g. mlc.yaml",
+                )
+            ]
+        )
     size = path.stat().st_size
     if size > MAX_SPEC_BYTES:
-        raise DiagnosticError([Diagnostic(
-            "MLC004", f"spec file is too large ({size} bytes; the limit is {MAX_SPEC_BYTES})",
-            start, "split it into overlays, or move data out of the spec")])
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "MLC004",
+                    f"spec file is too large ({size} bytes; the limit is {MAX_SPEC_BYTES})",
+                    start,
+                    "split it into overlays, or move data out of the spec",
+                )
+            ]
+        )
     raw = path.read_bytes()
     if b"\x00" in raw:
-        raise DiagnosticError([Diagnostic("MLC003", "this is a binary file, not a YAML spec",
-                                          start, "pass a UTF-8 YAML file")])
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "MLC003",
+                    "this is a binary file, not a YAML spec",
+                    start,
+                    "pass a UTF-8 YAML file",
+                )
+            ]
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DiagnosticError([Diagnostic(
-            "MLC003", f"file is not valid UTF-8 (byte {exc.start})", start,
-            "save the spec as UTF-8")]) from None
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "MLC003",
+                    f"file is not valid UTF-8 (byte {exc.start})",
+                    start,
+                    "save the spec as UTF-8",
+                )
+            ]
+        ) from None
     if not text.strip() or all(
         not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()
     ):
-        raise DiagnosticError([Diagnostic("MLC005", "spec file is empty", start,
-                                          "run 'mlc init' to scaffold a spec")])
+        raise DiagnosticError(
+            [Diagnostic("MLC005", "spec file is empty", start, "run 'mlc init' to scaffold a spec")]
+        )
     loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     loader = loader_cls(text)
     try:
@@ -90,37 +129,69 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], SourceMap]:
             node = loader.get_single_node()
         except yaml.composer.ComposerError as exc:
             mark = exc.problem_mark or exc.context_mark
-            raise DiagnosticError([Diagnostic(
-                "MLC006", "a spec file holds one YAML document", _loc(shown, mark) if mark
-                else start, "remove the '---' separators")]) from None
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        "MLC006",
+                        "a spec file holds one YAML document",
+                        _loc(shown, mark) if mark else start,
+                        "remove the '---' separators",
+                    )
+                ]
+            ) from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             problem = exc.problem or exc.context or "invalid YAML"
-            raise DiagnosticError([Diagnostic(
-                "MLC002", f"YAML syntax error: {problem}",
-                _loc(shown, mark) if mark else start,
-                "check indentation, quotes and ':' around this place")]) from None
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        "MLC002",
+                        f"YAML syntax error: {problem}",
+                        _loc(shown, mark) if mark else start,
+                        "check indentation, quotes and ':' around this place",
+                    )
+                ]
+            ) from None
         except yaml.YAMLError as exc:
             raise DiagnosticError([Diagnostic("MLC002", f"YAML error: {exc}", start)]) from None
         if node is None:
-            raise DiagnosticError([Diagnostic("MLC005", "spec file is empty", start,
-                                              "run 'mlc init' to scaffold a spec")])
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        "MLC005", "spec file is empty", start, "run 'mlc init' to scaffold a spec"
+                    )
+                ]
+            )
         if not isinstance(node, yaml.MappingNode):
-            raise DiagnosticError([Diagnostic(
-                "MLC007", "the top level of a spec must be a mapping of sections",
-                _loc(shown, node.start_mark), "start with 'name: my-model' and sections")])
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        "MLC007",
+                        "the top level of a spec must be a mapping of sections",
+                        _loc(shown, node.start_mark),
+                        "start with 'name: my-model' and sections",
+                    )
+                ]
+            )
         smap = SourceMap()
         errors: list[Diagnostic] = []
         try:
             data = _construct(loader, node, (), shown, smap, errors)
         except yaml.constructor.ConstructorError as exc:
             mark = exc.problem_mark or exc.context_mark
-            raise DiagnosticError([Diagnostic(
-                "MLC002", f"YAML error: {exc.problem or exc.context}",
-                _loc(shown, mark) if mark else start)]) from None
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        "MLC002",
+                        f"YAML error: {exc.problem or exc.context}",
+                        _loc(shown, mark) if mark else start,
+                    )
+                ]
+            ) from None
         except RecursionError:
-            raise DiagnosticError([Diagnostic("MLC002", "YAML nesting is too deep", start)]) \
-                from None
+            raise DiagnosticError(
+                [Diagnostic("MLC002", "YAML nesting is too deep", start)]
+            ) from None
     finally:
         loader.dispose()
     if errors:
@@ -130,8 +201,9 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], SourceMap]:
     return data, smap
 
 
-def _construct(loader: Any, node: Any, path: KeyPath, file: str, smap: SourceMap,
-               errors: list[Diagnostic]) -> Any:
+def _construct(
+    loader: Any, node: Any, path: KeyPath, file: str, smap: SourceMap, errors: list[Diagnostic]
+) -> Any:
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         out: dict[str, Any] = {}
@@ -139,16 +211,26 @@ def _construct(loader: Any, node: Any, path: KeyPath, file: str, smap: SourceMap
             key = loader.construct_object(key_node, deep=True)
             key_loc = _loc(file, key_node.start_mark)
             if not isinstance(key, str):
-                errors.append(Diagnostic(
-                    "MLC009", f"keys are names, not {type(key).__name__} values ({key!r})",
-                    key_loc, f"quote it: '\"{key}\"'"))
+                errors.append(
+                    Diagnostic(
+                        "MLC009",
+                        f"keys are names, not {type(key).__name__} values ({key!r})",
+                        key_loc,
+                        f"quote it: '\"{key}\"'",
+                    )
+                )
                 continue
             if key in out:
                 first = smap.span((*path, key))
                 where = f" (first at line {first.key.line})" if first and first.key else ""
-                errors.append(Diagnostic(
-                    "MLC008", f"duplicate key '{key}'{where}", key_loc,
-                    "YAML keeps only the last; remove one"))
+                errors.append(
+                    Diagnostic(
+                        "MLC008",
+                        f"duplicate key '{key}'{where}",
+                        key_loc,
+                        "YAML keeps only the last; remove one",
+                    )
+                )
                 continue
             child = (*path, key)
             smap.set(child, Span(key_loc, _loc(file, value_node.start_mark)))
@@ -170,8 +252,13 @@ def _construct(loader: Any, node: Any, path: KeyPath, file: str, smap: SourceMap
     return value
 
 
-def _merge(base: dict[str, Any], base_map: SourceMap, over: dict[str, Any], over_map: SourceMap,
-           path: KeyPath = ()) -> None:
+def _merge(
+    base: dict[str, Any],
+    base_map: SourceMap,
+    over: dict[str, Any],
+    over_map: SourceMap,
+    path: KeyPath = (),
+) -> None:
     """Deep-merge `over` into `base` in place: mappings merge, everything else is replaced."""
     for key, value in over.items():
         child = (*path, key)
@@ -217,23 +304,39 @@ def parse_overrides(overrides: list[str]) -> list[_Override]:
         try:
             (ov,) = parser.parse_overrides([text])
             if ov.is_sweep_override():
-                errors.append(Diagnostic("MLC021", f"'{text}' is a sweep; mlc takes one value",
-                                         location, "use tuning.search_space for searches"))
+                errors.append(
+                    Diagnostic(
+                        "MLC021",
+                        f"'{text}' is a sweep; mlc takes one value",
+                        location,
+                        "use tuning.search_space for searches",
+                    )
+                )
                 continue
-            kind = {OverrideType.CHANGE: "change", OverrideType.ADD: "add",
-                    OverrideType.FORCE_ADD: "force", OverrideType.DEL: "delete"}[ov.type]
+            kind = {
+                OverrideType.CHANGE: "change",
+                OverrideType.ADD: "add",
+                OverrideType.FORCE_ADD: "force",
+                OverrideType.DEL: "delete",
+            }[ov.type]
             value = None if kind == "delete" else ov.value()
             if ov.package is not None:
-                errors.append(Diagnostic("MLC021", f"'{text}': packages ('@') are not supported",
-                                         location))
+                errors.append(
+                    Diagnostic("MLC021", f"'{text}': packages ('@') are not supported", location)
+                )
                 continue
             parsed.append(_Override(text, kind, ov.key_or_group, value, location))
         except (HydraException, ValueError) as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid override"
-            errors.append(Diagnostic(
-                "MLC020", f"invalid override '{text}': {message}", location,
-                "write key=value, +key=value, ++key=value or ~key "
-                "(e.g. training.model.params.max_iter=200)"))
+            errors.append(
+                Diagnostic(
+                    "MLC020",
+                    f"invalid override '{text}': {message}",
+                    location,
+                    "write key=value, +key=value, ++key=value or ~key "
+                    "(e.g. training.model.params.max_iter=200)",
+                )
+            )
     if errors:
         raise DiagnosticError(errors)
     return parsed
@@ -262,13 +365,25 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
     return LoadedSpec(data=data, source_map=smap, root=root, files=files)
 
 
-def _compose(path: Path, groups: dict[str, _Override], used: set[str], files: list[Path],
-             stack: tuple[Path, ...]) -> tuple[dict[str, Any], SourceMap]:
+def _compose(
+    path: Path,
+    groups: dict[str, _Override],
+    used: set[str],
+    files: list[Path],
+    stack: tuple[Path, ...],
+) -> tuple[dict[str, Any], SourceMap]:
     resolved = path.resolve()
     if resolved in stack:
         chain = " -> ".join(display_path(p) for p in (*stack, resolved))
-        raise DiagnosticError([Diagnostic("MLC012", f"overlays include each other: {chain}",
-                                          SourceLocation(display_path(path), 1, 1))])
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "MLC012",
+                    f"overlays include each other: {chain}",
+                    SourceLocation(display_path(path), 1, 1),
+                )
+            ]
+        )
     files.append(path)
     data, smap = read_yaml(path)
     shown = display_path(path)
@@ -277,10 +392,16 @@ def _compose(path: Path, groups: dict[str, _Override], used: set[str], files: li
         return data, smap
     defaults_span = smap.span(("defaults",))
     if not isinstance(defaults, list):
-        raise DiagnosticError([Diagnostic(
-            "MLC010", "'defaults' must be a list of overlay files",
-            defaults_span.value if defaults_span else None,
-            "write e.g. 'defaults: [_self_, env/dev.yaml]' or '- env: dev'")])
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "MLC010",
+                    "'defaults' must be a list of overlay files",
+                    defaults_span.value if defaults_span else None,
+                    "write e.g. 'defaults: [_self_, env/dev.yaml]' or '- env: dev'",
+                )
+            ]
+        )
     entries: list[tuple[str, Path | None, SourceLocation | None]] = []
     errors: list[Diagnostic] = []
     for i, entry in enumerate(defaults):
@@ -300,22 +421,34 @@ def _compose(path: Path, groups: dict[str, _Override], used: set[str], files: li
             if option is None:
                 continue
             if not isinstance(option, str):
-                errors.append(Diagnostic("MLC011", f"option of group '{group}' must be a name",
-                                         where))
+                errors.append(
+                    Diagnostic("MLC011", f"option of group '{group}' must be a name", where)
+                )
                 continue
             candidate = path.parent / group / f"{option}.yaml"
             if not candidate.exists():
                 available = sorted(p.stem for p in (path.parent / group).glob("*.yaml"))
-                errors.append(Diagnostic(
-                    "MLC011", f"no option '{option}' in overlay group '{group}'", where,
-                    did_you_mean(option, available) if available
-                    else f"create {display_path(candidate)}"))
+                errors.append(
+                    Diagnostic(
+                        "MLC011",
+                        f"no option '{option}' in overlay group '{group}'",
+                        where,
+                        did_you_mean(option, available)
+                        if available
+                        else f"create {display_path(candidate)}",
+                    )
+                )
                 continue
             entries.append(("file", candidate, where))
         else:
-            errors.append(Diagnostic(
-                "MLC010", f"invalid defaults entry {entry!r}", where,
-                "entries are file paths, '_self_', or '{group: option}'"))
+            errors.append(
+                Diagnostic(
+                    "MLC010",
+                    f"invalid defaults entry {entry!r}",
+                    where,
+                    "entries are file paths, '_self_', or '{group: option}'",
+                )
+            )
     if errors:
         raise DiagnosticError(errors)
     if not any(kind == "self" for kind, _, _ in entries):
@@ -329,16 +462,24 @@ def _compose(path: Path, groups: dict[str, _Override], used: set[str], files: li
             continue
         assert overlay is not None
         if not overlay.exists():
-            raise DiagnosticError([Diagnostic(
-                "MLC001", f"overlay not found: {display_path(overlay)}", where,
-                "paths in 'defaults' are relative to the file that lists them")])
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        "MLC001",
+                        f"overlay not found: {display_path(overlay)}",
+                        where,
+                        "paths in 'defaults' are relative to the file that lists them",
+                    )
+                ]
+            )
         sub, sub_map = _compose(overlay, groups, used, files, (*stack, resolved))
         _merge(merged, merged_map, sub, sub_map)
     return merged, merged_map
 
 
-def _apply_override(data: dict[str, Any], smap: SourceMap, ov: _Override,
-                    errors: list[Diagnostic]) -> None:
+def _apply_override(
+    data: dict[str, Any], smap: SourceMap, ov: _Override, errors: list[Diagnostic]
+) -> None:
     parts: list[str | int] = [int(p) if p.isdigit() else p for p in ov.key.split(".")]
     node: Any = data
     for depth, part in enumerate(parts[:-1]):
@@ -349,9 +490,14 @@ def _apply_override(data: dict[str, Any], smap: SourceMap, ov: _Override,
                 nxt = node[part]
             else:
                 prefix = ".".join(str(p) for p in parts[: depth + 1])
-                errors.append(Diagnostic(
-                    "MLC022", f"cannot override '{ov.key}': '{prefix}' is not in the spec",
-                    ov.location, f"use +{ov.key}=… to add a new key"))
+                errors.append(
+                    Diagnostic(
+                        "MLC022",
+                        f"cannot override '{ov.key}': '{prefix}' is not in the spec",
+                        ov.location,
+                        f"use +{ov.key}=… to add a new key",
+                    )
+                )
                 return
         node = nxt
     last = parts[-1]
@@ -359,8 +505,11 @@ def _apply_override(data: dict[str, Any], smap: SourceMap, ov: _Override,
     path = tuple(parts)
     if ov.kind == "delete":
         if not exists:
-            errors.append(Diagnostic("MLC022", f"cannot delete '{ov.key}': it is not in the spec",
-                                     ov.location))
+            errors.append(
+                Diagnostic(
+                    "MLC022", f"cannot delete '{ov.key}': it is not in the spec", ov.location
+                )
+            )
             return
         del node[last]
         smap.drop_subtree(path)
@@ -371,24 +520,37 @@ def _apply_override(data: dict[str, Any], smap: SourceMap, ov: _Override,
             close = did_you_mean(last, [str(k) for k in node])
             if close.startswith("did you mean"):
                 hint = close
-        errors.append(Diagnostic("MLC022", f"cannot override '{ov.key}': key not in the spec",
-                                 ov.location, hint))
+        errors.append(
+            Diagnostic(
+                "MLC022", f"cannot override '{ov.key}': key not in the spec", ov.location, hint
+            )
+        )
         return
     if ov.kind == "add" and exists:
-        errors.append(Diagnostic("MLC023", f"cannot add '{ov.key}': it is already set",
-                                 ov.location, f"use {ov.key}=… to change it"))
+        errors.append(
+            Diagnostic(
+                "MLC023",
+                f"cannot add '{ov.key}': it is already set",
+                ov.location,
+                f"use {ov.key}=… to change it",
+            )
+        )
         return
     if isinstance(node, list) and (not isinstance(last, int) or last > len(node)):
-        errors.append(Diagnostic("MLC022", f"cannot set '{ov.key}': index out of range",
-                                 ov.location))
+        errors.append(
+            Diagnostic("MLC022", f"cannot set '{ov.key}': index out of range", ov.location)
+        )
         return
     if isinstance(node, list) and last == len(node):
         node.append(ov.value)
-    elif isinstance(node, dict | list):
+    elif isinstance(node, list) and isinstance(last, int):
+        node[last] = ov.value
+    elif isinstance(node, dict):
         node[last] = ov.value
     else:
-        errors.append(Diagnostic("MLC022", f"cannot set '{ov.key}': its parent is a value",
-                                 ov.location))
+        errors.append(
+            Diagnostic("MLC022", f"cannot set '{ov.key}': its parent is a value", ov.location)
+        )
         return
     smap.drop_subtree(path)
     smap.set(path, Span(ov.location, ov.location))
@@ -436,8 +598,9 @@ def _interpolate(data: dict[str, Any], smap: SourceMap) -> dict[str, Any]:
     try:
         cfg = OmegaConf.create(data)
     except OmegaConfBaseException as exc:
-        raise DiagnosticError([Diagnostic("MLC030", f"cannot interpolate: {exc}",
-                                          smap.locate(()))]) from None
+        raise DiagnosticError(
+            [Diagnostic("MLC030", f"cannot interpolate: {exc}", smap.locate(()))]
+        ) from None
     errors: list[Diagnostic] = []
     for path in paths:
         try:
@@ -448,10 +611,15 @@ def _interpolate(data: dict[str, Any], smap: SourceMap) -> dict[str, Any]:
                 node = OmegaConf.to_container(node, resolve=True)
         except (OmegaConfBaseException, ValueError, TypeError) as exc:
             message = str(exc).splitlines()[0].strip() or type(exc).__name__
-            errors.append(Diagnostic(
-                "MLC030", f"cannot resolve interpolation: {message}", smap.locate(path),
-                "interpolations are ${other.key} or ${oc.env:VAR} or ${oc.env:VAR,default}",
-                path=dotted(path)))
+            errors.append(
+                Diagnostic(
+                    "MLC030",
+                    f"cannot resolve interpolation: {message}",
+                    smap.locate(path),
+                    "interpolations are ${other.key} or ${oc.env:VAR} or ${oc.env:VAR,default}",
+                    path=dotted(path),
+                )
+            )
             continue
         target: Any = data
         for part in path[:-1]:

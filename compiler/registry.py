@@ -45,29 +45,56 @@ class TargetRegistry:
             return self._loaded[name]
         ep = self.entries.get(name)
         if ep is None:
-            raise DiagnosticError([Diagnostic(
-                "MLC401", f"unknown target '{name}'", location,
-                did_you_mean(name, self.names()) or "no targets are installed")])
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        "MLC401",
+                        f"unknown target '{name}'",
+                        location,
+                        did_you_mean(name, self.names()) or "no targets are installed",
+                    )
+                ]
+            )
         dist = ep.dist.name if ep.dist is not None else "an unknown distribution"
         try:
             obj = ep.load()
         except Exception as exc:  # a broken plugin must be loud, whatever it raised
-            raise DiagnosticError([Diagnostic(
-                "MLC402",
-                f"target '{name}' from distribution '{dist}' failed to import: "
-                f"{type(exc).__name__}: {exc}",
-                location, f"reinstall or fix '{dist}' (entry point {ep.value})")]) from None
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        "MLC402",
+                        f"target '{name}' from distribution '{dist}' failed to import: "
+                        f"{type(exc).__name__}: {exc}",
+                        location,
+                        f"reinstall or fix '{dist}' (entry point {ep.value})",
+                    )
+                ]
+            ) from None
         from mlc.targets.base import Target
 
         target = obj() if isinstance(obj, type) else obj
         if not isinstance(target, Target):
-            raise DiagnosticError([Diagnostic(
-                "MLC402", f"target '{name}' from '{dist}' is not a mlc Target ({ep.value})",
-                location, "the entry point must name a subclass of mlc.targets.Target")])
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        "MLC402",
+                        f"target '{name}' from '{dist}' is not a mlc Target ({ep.value})",
+                        location,
+                        "the entry point must name a subclass of mlc.targets.Target",
+                    )
+                ]
+            )
         if target.name != name:
-            raise DiagnosticError([Diagnostic(
-                "MLC402", f"entry point '{name}' from '{dist}' names a target called "
-                f"'{target.name}'", location, "make the entry-point name match Target.name")])
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        "MLC402",
+                        f"entry point '{name}' from '{dist}' names a target called '{target.name}'",
+                        location,
+                        "make the entry-point name match Target.name",
+                    )
+                ]
+            )
         self._loaded[name] = target
         return target
 

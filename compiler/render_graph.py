@@ -55,12 +55,24 @@ def render_image(ir: IRGraph, fmt: str) -> bytes:
     """PNG or SVG bytes through Graphviz; a clear error when `dot` is not installed."""
     exe = shutil.which("dot")
     if exe is None:
-        raise DiagnosticError([Diagnostic(
-            "MLC031", f"rendering {fmt.upper()} needs Graphviz's 'dot', which is not installed",
-            hint="install Graphviz (apt-get install graphviz), or use --format mermaid or dot")])
-    proc = subprocess.run([exe, f"-T{fmt}"], input=dot(ir).encode(), capture_output=True,
-                          check=False, timeout=60)
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "MLC031",
+                    f"rendering {fmt.upper()} needs Graphviz's 'dot', which is not installed",
+                    hint="apt-get install graphviz, or use --as mermaid or dot",
+                )
+            ]
+        )
+    proc = subprocess.run(
+        [exe, f"-T{fmt}"], input=dot(ir).encode(), capture_output=True, check=False, timeout=60
+    )
     if proc.returncode != 0:
-        raise DiagnosticError([Diagnostic(
-            "MLC031", f"Graphviz failed: {proc.stderr.decode(errors='replace').strip()}")])
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "MLC031", f"Graphviz failed: {proc.stderr.decode(errors='replace').strip()}"
+                )
+            ]
+        )
     return proc.stdout

@@ -50,10 +50,13 @@ evaluation:
     - {{metric: roc_auc, op: '>=', threshold: 0.6}}
 """
 
-_DEV = "# Development overlay: merged over mlc.yaml when 'env: dev' is selected.\n" \
-       "training:\n  seed: 42\n"
-_PROD = "# Production overlay: select with 'env=prod' on the command line.\n" \
-        "training:\n  retries: 2\n"
+_DEV = (
+    "# Development overlay: merged over mlc.yaml when 'env: dev' is selected.\n"
+    "training:\n  seed: 42\n"
+)
+_PROD = (
+    "# Production overlay: select with 'env=prod' on the command line.\ntraining:\n  retries: 2\n"
+)
 
 
 def _sample_csv(rows: int = 400) -> str:
@@ -72,9 +75,15 @@ def scaffold(directory: Path, name: str | None = None, force: bool = False) -> l
     """Write a spec project into `directory`; refuse to overwrite unless `force`."""
     name = name or re.sub(r"[^a-z0-9-]+", "-", directory.resolve().name.lower()).strip("-")
     if not re.fullmatch(r"[a-z][a-z0-9-]{0,62}", name or ""):
-        raise DiagnosticError([Diagnostic(
-            "MLC040", f"'{name}' is not a valid system name",
-            hint="use lower-case letters, digits and dashes, starting with a letter: --name NAME")])
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "MLC040",
+                    f"'{name}' is not a valid system name",
+                    hint="lower-case letters, digits and dashes, a letter first: --name NAME",
+                )
+            ]
+        )
     files = {
         "mlc.yaml": _SPEC.format(name=name),
         "env/dev.yaml": _DEV,
@@ -85,8 +94,9 @@ def scaffold(directory: Path, name: str | None = None, force: bool = False) -> l
     }
     existing = [directory / p for p in files if (directory / p).exists()]
     if existing and not force:
-        raise DiagnosticError([Diagnostic(
-            "MLC041", f"{existing[0]} already exists", hint="use --force to overwrite")])
+        raise DiagnosticError(
+            [Diagnostic("MLC041", f"{existing[0]} already exists", hint="use --force to overwrite")]
+        )
     written = []
     for rel, content in files.items():
         write_file(directory / rel, content)

@@ -59,33 +59,53 @@ def pydantic_diagnostics(
     prefix: KeyPath = (),
 ) -> list[Diagnostic]:
     """Turn pydantic errors into located diagnostics, merging a union's alternatives."""
-    grouped: dict[tuple[KeyPath, str], list[dict[str, Any]]] = {}
-    for err in exc.errors(include_url=False):
-        raw = tuple(err["loc"])
-        path = _data_path(data, raw, err["type"])
-        grouped.setdefault((path, _code(err["type"])), []).append(err)
+    grouped: dict[tuple[KeyPath, str], list[Any]] = {}
+    for detail in exc.errors(include_url=False):
+        raw = tuple(detail["loc"])
+        path = _data_path(data, raw, detail["type"])
+        grouped.setdefault((path, _code(detail["type"])), []).append(detail)
     out: list[Diagnostic] = []
     for (path, code), errs in grouped.items():
         full = (*prefix, *path)
-        err = errs[0]
+        err: dict[str, Any] = dict(errs[0])
         kind = err["type"]
         if kind == "extra_forbidden":
             key = str(path[-1]) if path else ""
             allowed = _fields_at(model, tuple(err["loc"])[:-1])
             where = smap.locate(full, at_key=True)
-            out.append(Diagnostic(code, f"unknown key '{key}'", where,
-                                  did_you_mean(key, allowed), path=dotted(full)))
+            out.append(
+                Diagnostic(
+                    code,
+                    f"unknown key '{key}'",
+                    where,
+                    did_you_mean(key, allowed),
+                    path=dotted(full),
+                )
+            )
             continue
         if kind == "missing":
             key = str(path[-1]) if path else ""
-            out.append(Diagnostic(code, f"missing required key '{key}'",
-                                  smap.locate(full[:-1], at_key=True),
-                                  f"add '{key}:' here", path=dotted(full)))
+            out.append(
+                Diagnostic(
+                    code,
+                    f"missing required key '{key}'",
+                    smap.locate(full[:-1], at_key=True),
+                    f"add '{key}:' here",
+                    path=dotted(full),
+                )
+            )
             continue
         if kind == "union_tag_not_found":
             tag = err.get("ctx", {}).get("discriminator", "kind").strip("'")
-            out.append(Diagnostic(code, f"missing required key {tag}", smap.locate(full),
-                                  f"add {tag}: …", path=dotted(full)))
+            out.append(
+                Diagnostic(
+                    code,
+                    f"missing required key {tag}",
+                    smap.locate(full),
+                    f"add {tag}: …",
+                    path=dotted(full),
+                )
+            )
             continue
         messages = list(dict.fromkeys(_message(e) for e in errs))
         hint = ""
@@ -93,19 +113,26 @@ def pydantic_diagnostics(
             expected = err.get("ctx", {}).get("expected") or err.get("ctx", {}).get("expected_tags")
             found = err.get("input")
             if isinstance(found, str) and expected:
-                options = [o.strip().strip("'") for o in str(expected).replace(" or ", ", ").split(",")]
+                options = [
+                    o.strip().strip("'") for o in str(expected).replace(" or ", ", ").split(",")
+                ]
                 hint = did_you_mean(found, options)
-        out.append(Diagnostic(code, "; or ".join(messages), smap.locate(full), hint,
-                              path=dotted(full)))
+        out.append(
+            Diagnostic(code, "; or ".join(messages), smap.locate(full), hint, path=dotted(full))
+        )
     return out
 
 
 def _message(err: dict[str, Any]) -> str:
     msg = str(err["msg"])
     if err["type"] == "value_error" and msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     found = err.get("input")
-    if err["type"] not in ("value_error",) and not isinstance(found, dict | list) and found is not None:
+    if (
+        err["type"] not in ("value_error",)
+        and not isinstance(found, dict | list)
+        and found is not None
+    ):
         shown = repr(found)
         if len(shown) > 60:
             shown = shown[:57] + "..."

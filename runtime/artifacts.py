@@ -70,8 +70,9 @@ def save_dataframe(location: str, df: pd.DataFrame, **fields: Any) -> str:
     data = buf.getvalue()
     digest = sha256(data)
     _write_bytes(location, "data.parquet", data)
-    write_meta(location, "dataset", digest, rows=len(df), columns=list(map(str, df.columns)),
-               **fields)
+    write_meta(
+        location, "dataset", digest, rows=len(df), columns=list(map(str, df.columns)), **fields
+    )
     return digest
 
 

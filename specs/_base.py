@@ -83,9 +83,7 @@ _REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 def _check_ref(value: str) -> str:
     if not _REF.match(value):
-        raise ValueError(
-            f"{value!r} is not an entry point; write 'package.module:function'"
-        )
+        raise ValueError(f"{value!r} is not an entry point; write 'package.module:function'")
     return value
 
 

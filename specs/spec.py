@@ -37,6 +37,9 @@ SECTIONS = (
 )
 
 
+API_VERSION = "mlc/v1"
+
+
 class Spec(StrictModel):
     """A whole ML system: data to features to a trained, gated, deployed and watched model."""
 
@@ -142,8 +145,10 @@ class Spec(StrictModel):
     def _metric_rules(self) -> Iterator[Violation]:
         computed = set(self.evaluation.metrics)
         listed = ", ".join(self.evaluation.metrics)
-        wrong = REGRESSION_METRICS if self.training.task == "classification" else (
-            CLASSIFICATION_METRICS
+        wrong = (
+            REGRESSION_METRICS
+            if self.training.task == "classification"
+            else (CLASSIFICATION_METRICS)
         )
         for i, metric in enumerate(self.evaluation.metrics):
             if metric in wrong:
@@ -156,7 +161,9 @@ class Spec(StrictModel):
         if self.tuning is not None:
             refs.append((("tuning", "objective", "metric"), self.tuning.objective.metric))
         if self.monitoring is not None and self.monitoring.performance is not None:
-            refs.append((("monitoring", "performance", "metric"), self.monitoring.performance.metric))
+            refs.append(
+                (("monitoring", "performance", "metric"), self.monitoring.performance.metric)
+            )
         for i, trigger in enumerate(self.feedback.triggers):
             if isinstance(trigger, PerformanceTrigger):
                 refs.append((("feedback", "triggers", i, "metric"), trigger.metric))

@@ -34,8 +34,10 @@ class Capabilities:
     """Requirement features (`resources.gpu`, `strategy.canary`, …) this target honours."""
 
     def describe(self) -> dict[str, list[str]]:
-        return {"realises": sorted(k.value for k in self.realises),
-                "supports": sorted(self.supports)}
+        return {
+            "realises": sorted(k.value for k in self.realises),
+            "supports": sorted(self.supports),
+        }
 
 
 @dataclass

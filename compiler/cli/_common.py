@@ -59,9 +59,11 @@ def handle_errors(func: F) -> F:
         except Exception as exc:
             if os.environ.get("MLC_DEBUG"):
                 traceback.print_exc()
-            print(f"mlc: internal error: {type(exc).__name__}: {exc}\n"
-                  "  set MLC_DEBUG=1 to see where it happened, and please report it",
-                  file=sys.stderr)
+            print(
+                f"mlc: internal error: {type(exc).__name__}: {exc}\n"
+                "  set MLC_DEBUG=1 to see where it happened, and please report it",
+                file=sys.stderr,
+            )
             raise typer.Exit(EXIT_INTERNAL) from None
 
     return wrapper  # type: ignore[return-value]

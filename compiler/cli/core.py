@@ -6,7 +6,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -28,8 +28,7 @@ FormatOpt = Annotated[Format, typer.Option("--format", help="Diagnostics format.
 
 @app.command()
 @handle_errors
-def validate(spec: SpecArg, overrides: OverridesArg = None,
-             fmt: FormatOpt = Format.text) -> None:
+def validate(spec: SpecArg, overrides: OverridesArg = None, fmt: FormatOpt = Format.text) -> None:
     """Check a spec: syntax, schema, cross-field rules and IR passes."""
     from mlc.compiler.api import check
 
@@ -128,7 +127,7 @@ def targets(
     from mlc.compiler.registry import default_registry
 
     registry = default_registry()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for target in registry.all():
         caps = target.capabilities.describe()
         rows.append({"name": target.name, "description": target.description, **caps})
@@ -144,8 +143,12 @@ def targets(
     table.add_column("supports")
     table.add_column("description")
     for row in rows:
-        table.add_row(row["name"], ", ".join(row["realises"]) or "-",
-                      ", ".join(row["supports"]) or "-", row["description"])
+        table.add_row(
+            str(row["name"]),
+            ", ".join(row["realises"]) or "-",
+            ", ".join(row["supports"]) or "-",
+            str(row["description"]),
+        )
     Console().print(table)
 
 

@@ -25,9 +25,10 @@ IDENTITY_ROLES = ("pipeline", "training", "serving", "monitoring")
 
 
 def spec_hash(spec: Spec) -> str:
-    """sha256 of the resolved spec's canonical JSON: equal for equal meaning, whatever the layout."""
-    canonical = json.dumps(spec.model_dump(mode="json", by_alias=True), sort_keys=True,
-                           separators=(",", ":"))
+    """sha256 of the resolved spec's canonical JSON: equal for equal meaning, any layout."""
+    canonical = json.dumps(
+        spec.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -74,8 +75,9 @@ class IRBuilder:
         for name, (atype, meta) in (outputs or {}).items():
             art = ArtifactId(f"{step_id}.{name}")
             out_ids[name] = art
-            self.artifacts.append(Artifact(id=art, type=atype, producer=StepId(step_id),
-                                           name=name, meta=meta))
+            self.artifacts.append(
+                Artifact(id=art, type=atype, producer=StepId(step_id), name=name, meta=meta)
+            )
         reqs = sorted({(f, o) for f, o in (requires or [])})
         self.steps.append(
             Step(
@@ -112,9 +114,14 @@ def build_ir(spec: Spec) -> IRGraph:
         if data.engine == "spark":
             reqs.append(("engine.spark", "data.engine"))
         out = b.add(
-            f"ingest-{source.name}", StepKind.INGEST, origin,
-            params={"source": _dump(source), "engine": data.engine,
-                    "versioning": _dump(data.versioning)},
+            f"ingest-{source.name}",
+            StepKind.INGEST,
+            origin,
+            params={
+                "source": _dump(source),
+                "engine": data.engine,
+                "versioning": _dump(data.versioning),
+            },
             outputs={"dataset": (ArtifactType.DATASET, {"columns": contract_columns})},
             requires=reqs,
         )
@@ -123,34 +130,52 @@ def build_ir(spec: Spec) -> IRGraph:
     if data.engine == "spark":
         validate_reqs.append(("engine.spark", "data.engine"))
     validated = b.add(
-        "validate", StepKind.VALIDATE, "data.contract",
-        params={"contract": _dump(data.contract), "engine": data.engine,
-                "sources": [s.name for s in data.sources],
-                "join_on": {s.name: list(s.join_on) for s in data.sources[1:]}},
+        "validate",
+        StepKind.VALIDATE,
+        "data.contract",
+        params={
+            "contract": _dump(data.contract),
+            "engine": data.engine,
+            "sources": [s.name for s in data.sources],
+            "join_on": {s.name: list(s.join_on) for s in data.sources[1:]},
+        },
         inputs=sources,
-        outputs={"dataset": (ArtifactType.DATASET, {"columns": contract_columns}),
-                 "report": (ArtifactType.REPORT, {"format": "json"})},
+        outputs={
+            "dataset": (ArtifactType.DATASET, {"columns": contract_columns}),
+            "report": (ArtifactType.REPORT, {"format": "json"}),
+        },
         requires=validate_reqs,
     )
     split = b.add(
-        "split", StepKind.SPLIT, "data.split",
+        "split",
+        StepKind.SPLIT,
+        "data.split",
         params={**_dump(data.split), "target": feats.target},
         inputs={"dataset": validated["dataset"]},
-        outputs={name: (ArtifactType.DATASET, {"columns": contract_columns})
-                 for name in (("train", "validation", "test") if data.split.validation_size
-                              else ("train", "test"))},
+        outputs={
+            name: (ArtifactType.DATASET, {"columns": contract_columns})
+            for name in (
+                ("train", "validation", "test") if data.split.validation_size else ("train", "test")
+            )
+        },
         requires=[(f"split.{data.split.method}", "data.split.method")],
     )
-    feature_reqs = [(f"transform.{t.op}", f"features.transforms[{i}].op")
-                    for i, t in enumerate(feats.transforms)]
+    feature_reqs = [
+        (f"transform.{t.op}", f"features.transforms[{i}].op")
+        for i, t in enumerate(feats.transforms)
+    ]
     features = b.add(
-        "features", StepKind.FEATURES, "features",
-        params={"target": feats.target,
-                "transforms": [_dump(t) for t in feats.transforms],
-                "derived": [_dump(d) for d in feats.derived],
-                "selection": _dump(feats.selection),
-                "dtypes": {c: col.dtype for c, col in sorted(data.contract.columns.items())},
-                "pii": sorted(c for c, col in data.contract.columns.items() if col.pii)},
+        "features",
+        StepKind.FEATURES,
+        "features",
+        params={
+            "target": feats.target,
+            "transforms": [_dump(t) for t in feats.transforms],
+            "derived": [_dump(d) for d in feats.derived],
+            "selection": _dump(feats.selection),
+            "dtypes": {c: col.dtype for c, col in sorted(data.contract.columns.items())},
+            "pii": sorted(c for c, col in data.contract.columns.items() if col.pii),
+        },
         inputs={"train": split["train"]},
         outputs={"transform": (ArtifactType.TRANSFORM, {"columns": feature_columns})},
         requires=feature_reqs,
@@ -176,8 +201,9 @@ def build_ir(spec: Spec) -> IRGraph:
     if res.nodes > 1:
         train_reqs.append(("resources.nodes", "training.resources.nodes"))
     if training.distributed.strategy != "none":
-        train_reqs.append((f"distributed.{training.distributed.strategy}",
-                           "training.distributed.strategy"))
+        train_reqs.append(
+            (f"distributed.{training.distributed.strategy}", "training.distributed.strategy")
+        )
     if training.max_time is not None:
         train_reqs.append(("max_time", "training.max_time"))
     if training.retries:
@@ -187,8 +213,10 @@ def build_ir(spec: Spec) -> IRGraph:
         train_inputs["validation"] = split["validation"]
     if spec.tuning is not None:
         tuning = spec.tuning
-        tune_reqs = [(f"tuning.{tuning.engine}", "tuning.engine"),
-                     (f"tuning.pruner.{tuning.pruner}", "tuning.pruner")]
+        tune_reqs = [
+            (f"tuning.{tuning.engine}", "tuning.engine"),
+            (f"tuning.pruner.{tuning.pruner}", "tuning.pruner"),
+        ]
         if tuning.parallelism > 1:
             tune_reqs.append(("tuning.parallel", "tuning.parallelism"))
         if tuning.storage:
@@ -196,23 +224,39 @@ def build_ir(spec: Spec) -> IRGraph:
         if tuning.timeout is not None:
             tune_reqs.append(("max_time", "tuning.timeout"))
         tuned = b.add(
-            "tune", StepKind.TUNE, "tuning",
-            params={**_dump(tuning), **{k: train_params[k] for k in
-                                        ("framework", "task", "target", "model", "seed")}},
+            "tune",
+            StepKind.TUNE,
+            "tuning",
+            params={
+                **_dump(tuning),
+                **{k: train_params[k] for k in ("framework", "task", "target", "model", "seed")},
+            },
             inputs={"train": split["train"], "transform": features["transform"]},
-            outputs={"best_params": (ArtifactType.PARAMS, {}),
-                     "study": (ArtifactType.REPORT, {"format": "json"})},
-            resources=_resources(res), retries=training.retries, cache=training.cache,
-            timeout_s=tuning.timeout, requires=tune_reqs,
+            outputs={
+                "best_params": (ArtifactType.PARAMS, {}),
+                "study": (ArtifactType.REPORT, {"format": "json"}),
+            },
+            resources=_resources(res),
+            retries=training.retries,
+            cache=training.cache,
+            timeout_s=tuning.timeout,
+            requires=tune_reqs,
         )
         train_inputs["params"] = tuned["best_params"]
     trained = b.add(
-        "train", StepKind.TRAIN, "training",
-        params=train_params, inputs=train_inputs,
-        outputs={"model": (ArtifactType.MODEL, {"framework": training.framework,
-                                                "task": training.task})},
-        resources=_resources(res), retries=training.retries, cache=training.cache,
-        timeout_s=training.max_time, requires=train_reqs,
+        "train",
+        StepKind.TRAIN,
+        "training",
+        params=train_params,
+        inputs=train_inputs,
+        outputs={
+            "model": (ArtifactType.MODEL, {"framework": training.framework, "task": training.task})
+        },
+        resources=_resources(res),
+        retries=training.retries,
+        cache=training.cache,
+        timeout_s=training.max_time,
+        requires=train_reqs,
     )
 
     # -- evaluation and governance ---------------------------------------------------------------
@@ -223,12 +267,20 @@ def build_ir(spec: Spec) -> IRGraph:
     for i, r in enumerate(ev.robustness):
         eval_reqs.append((f"robustness.{r.kind}", f"evaluation.robustness[{i}].kind"))
     evaluated = b.add(
-        "evaluate", StepKind.EVALUATE, "evaluation",
-        params={"metrics": list(ev.metrics), "task": training.task, "target": feats.target,
-                "robustness": [_dump(r) for r in ev.robustness]},
+        "evaluate",
+        StepKind.EVALUATE,
+        "evaluation",
+        params={
+            "metrics": list(ev.metrics),
+            "task": training.task,
+            "target": feats.target,
+            "robustness": [_dump(r) for r in ev.robustness],
+        },
         inputs={"model": trained["model"], "test": split["test"]},
-        outputs={"metrics": (ArtifactType.METRICS, {"metrics": sorted(ev.metrics)}),
-                 "predictions": (ArtifactType.PREDICTIONS, {})},
+        outputs={
+            "metrics": (ArtifactType.METRICS, {"metrics": sorted(ev.metrics)}),
+            "predictions": (ArtifactType.PREDICTIONS, {}),
+        },
         requires=eval_reqs,
     )
     gate_inputs = {"metrics": evaluated["metrics"]}
@@ -236,57 +288,82 @@ def build_ir(spec: Spec) -> IRGraph:
     gov = spec.governance
     if gov.fairness is not None:
         fair = b.add(
-            "fairness", StepKind.FAIRNESS, "governance.fairness",
+            "fairness",
+            StepKind.FAIRNESS,
+            "governance.fairness",
             params={**_dump(gov.fairness), "target": feats.target},
-            inputs={"model": trained["model"], "test": split["test"],
-                    "train": split["train"]},
-            outputs={"metrics": (ArtifactType.METRICS, {"metrics": [gov.fairness.metric]}),
-                     "report": (ArtifactType.REPORT, {"format": "json"}),
-                     "model": (ArtifactType.MODEL, {"mitigated": gov.fairness.mitigation})},
+            inputs={"model": trained["model"], "test": split["test"], "train": split["train"]},
+            outputs={
+                "metrics": (ArtifactType.METRICS, {"metrics": [gov.fairness.metric]}),
+                "report": (ArtifactType.REPORT, {"format": "json"}),
+                "model": (ArtifactType.MODEL, {"mitigated": gov.fairness.mitigation}),
+            },
             requires=[(f"fairness.{gov.fairness.mitigation}", "governance.fairness.mitigation")],
         )
         gate_inputs["fairness"] = fair["metrics"]
         reports["fairness"] = fair["report"]
     if gov.explainability is not None:
         explained = b.add(
-            "explain", StepKind.EXPLAIN, "governance.explainability",
+            "explain",
+            StepKind.EXPLAIN,
+            "governance.explainability",
             params={**_dump(gov.explainability), "target": feats.target, "task": training.task},
             inputs={"model": trained["model"], "test": split["test"]},
             outputs={"report": (ArtifactType.REPORT, {"format": "json"})},
-            requires=[(f"explain.{gov.explainability.method}",
-                       "governance.explainability.method")],
+            requires=[(f"explain.{gov.explainability.method}", "governance.explainability.method")],
         )
         reports["explain"] = explained["report"]
     gate = b.add(
-        "gate", StepKind.GATE, "evaluation.gates",
-        params={"gates": [_dump(g) for g in ev.gates],
-                "champion": _dump(ev.champion),
-                "fairness": _dump(gov.fairness),
-                "robustness": [_dump(r) for r in ev.robustness],
-                "model_name": spec.name},
+        "gate",
+        StepKind.GATE,
+        "evaluation.gates",
+        params={
+            "gates": [_dump(g) for g in ev.gates],
+            "champion": _dump(ev.champion),
+            "fairness": _dump(gov.fairness),
+            "robustness": [_dump(r) for r in ev.robustness],
+            "model_name": spec.name,
+        },
         inputs=gate_inputs,
         outputs={"verdict": (ArtifactType.VERDICT, {})},
     )
-    register_inputs = {"model": trained["model"], "metrics": evaluated["metrics"],
-                       "verdict": gate["verdict"], **reports}
+    register_inputs = {
+        "model": trained["model"],
+        "metrics": evaluated["metrics"],
+        "verdict": gate["verdict"],
+        **reports,
+    }
     registered = b.add(
-        "register", StepKind.REGISTER, "governance",
-        params={"model_name": spec.name,
-                "promotion": _dump(spec.feedback.promotion),
-                "approvers": list(gov.approvers),
-                "contract": _dump(data.contract),
-                "target": feats.target,
-                "task": training.task},
+        "register",
+        StepKind.REGISTER,
+        "governance",
+        params={
+            "model_name": spec.name,
+            "promotion": _dump(spec.feedback.promotion),
+            "approvers": list(gov.approvers),
+            "contract": _dump(data.contract),
+            "target": feats.target,
+            "task": training.task,
+        },
         inputs=register_inputs,
         outputs={"model_version": (ArtifactType.MODEL_VERSION, {})},
-        when="gate.passed", cache=False,
+        when="gate.passed",
+        cache=False,
     )
     b.add(
-        "model-card", StepKind.MODEL_CARD, "governance.model_card",
-        params={"model_name": spec.name, "description": spec.description,
-                "owners": list(gov.owners or spec.owners), "approvers": list(gov.approvers),
-                "risk": gov.risk, "compliance": list(gov.compliance),
-                "card": _dump(gov.model_card), "task": training.task},
+        "model-card",
+        StepKind.MODEL_CARD,
+        "governance.model_card",
+        params={
+            "model_name": spec.name,
+            "description": spec.description,
+            "owners": list(gov.owners or spec.owners),
+            "approvers": list(gov.approvers),
+            "risk": gov.risk,
+            "compliance": list(gov.compliance),
+            "card": _dump(gov.model_card),
+            "task": training.task,
+        },
         inputs={"metrics": evaluated["metrics"], "verdict": gate["verdict"], **reports},
         outputs={"card": (ArtifactType.REPORT, {"format": "markdown"})},
         cache=False,
@@ -298,31 +375,64 @@ def build_ir(spec: Spec) -> IRGraph:
     cloud = dep.cloud if dep else "onprem"
     region = dep.region if dep else None
     storage = b.add(
-        "storage", StepKind.STORAGE, "security.encryption", layer=Layer.OPERATIONS,
-        params={"cloud": cloud, "region": region, "encryption": _dump(sec.encryption),
-                "retention": _dump(gov.retention), "versioning": _dump(data.versioning)},
-        outputs={"data": (ArtifactType.BUCKET, {"purpose": "data"}),
-                 "artifacts": (ArtifactType.BUCKET, {"purpose": "artifacts"})},
+        "storage",
+        StepKind.STORAGE,
+        "security.encryption",
+        layer=Layer.OPERATIONS,
+        params={
+            "cloud": cloud,
+            "region": region,
+            "encryption": _dump(sec.encryption),
+            "retention": _dump(gov.retention),
+            "versioning": _dump(data.versioning),
+        },
+        outputs={
+            "data": (ArtifactType.BUCKET, {"purpose": "data"}),
+            "artifacts": (ArtifactType.BUCKET, {"purpose": "artifacts"}),
+        },
         requires=[("encryption.at_rest", "security.encryption.at_rest")]
-        if sec.encryption.at_rest else [],
+        if sec.encryption.at_rest
+        else [],
     )
     identities = b.add(
-        "identities", StepKind.IDENTITY, "security.access", layer=Layer.OPERATIONS,
-        params={"cloud": cloud, "roles": list(IDENTITY_ROLES),
-                "access": [_dump(a) for a in sec.access]},
+        "identities",
+        StepKind.IDENTITY,
+        "security.access",
+        layer=Layer.OPERATIONS,
+        params={
+            "cloud": cloud,
+            "roles": list(IDENTITY_ROLES),
+            "access": [_dump(a) for a in sec.access],
+        },
         outputs={role: (ArtifactType.IDENTITY, {"role": role}) for role in IDENTITY_ROLES},
         requires=[("access.roles", "security.access")] if sec.access else [],
     )
     bud = spec.budgets
-    if any(v is not None for v in (bud.training_usd, bud.tuning_usd, bud.serving_usd_per_month,
-                                    bud.total_usd_per_month, bud.gpu_hours)):
-        b.add("budget", StepKind.BUDGET, "budgets", layer=Layer.OPERATIONS,
-              params={**_dump(bud), "cloud": cloud}, requires=[("budgets", "budgets")])
+    if any(
+        v is not None
+        for v in (
+            bud.training_usd,
+            bud.tuning_usd,
+            bud.serving_usd_per_month,
+            bud.total_usd_per_month,
+            bud.gpu_hours,
+        )
+    ):
+        b.add(
+            "budget",
+            StepKind.BUDGET,
+            "budgets",
+            layer=Layer.OPERATIONS,
+            params={**_dump(bud), "cloud": cloud},
+            requires=[("budgets", "budgets")],
+        )
     endpoint: str | None = None
     if dep is not None:
-        dep_reqs = [(f"mode.{dep.mode}", "deployment.mode"),
-                    (f"platform.{dep.platform}", "deployment.platform"),
-                    (f"cloud.{dep.cloud}", "deployment.cloud")]
+        dep_reqs = [
+            (f"mode.{dep.mode}", "deployment.mode"),
+            (f"platform.{dep.platform}", "deployment.platform"),
+            (f"cloud.{dep.cloud}", "deployment.cloud"),
+        ]
         if dep.mode == "online":
             dep_reqs.append((f"strategy.{dep.strategy.kind}", "deployment.strategy.kind"))
         if dep.autoscaling.scale_to_zero:
@@ -335,29 +445,62 @@ def build_ir(spec: Spec) -> IRGraph:
             dep_reqs.append(("network.policy", "security.network"))
         if sec.secrets:
             dep_reqs.append(("secrets", "security.secrets"))
-        dep_params = {**_dump(dep), "model_name": spec.name, "secrets": dict(sec.secrets),
-                      "network": _dump(sec.network), "encryption": _dump(sec.encryption),
-                      "access": [_dump(a) for a in sec.access]}
-        dep_inputs = {"model_version": registered["model_version"],
-                      "artifacts": storage["artifacts"], "identity": identities["serving"]}
+        dep_params = {
+            **_dump(dep),
+            "model_name": spec.name,
+            "secrets": dict(sec.secrets),
+            "network": _dump(sec.network),
+            "encryption": _dump(sec.encryption),
+            "access": [_dump(a) for a in sec.access],
+        }
+        dep_inputs = {
+            "model_version": registered["model_version"],
+            "artifacts": storage["artifacts"],
+            "identity": identities["serving"],
+        }
         if dep.mode == "online":
             endpoint = b.add(
-                "deploy", StepKind.DEPLOY, "deployment", layer=Layer.OPERATIONS,
-                params=dep_params, inputs=dep_inputs,
+                "deploy",
+                StepKind.DEPLOY,
+                "deployment",
+                layer=Layer.OPERATIONS,
+                params=dep_params,
+                inputs=dep_inputs,
                 outputs={"endpoint": (ArtifactType.ENDPOINT, {"name": spec.name})},
-                resources=_resources(dep.resources), requires=dep_reqs, when="gate.passed",
+                resources=_resources(dep.resources),
+                requires=dep_reqs,
+                when="gate.passed",
             )["endpoint"]
         elif dep.mode == "batch":
-            b.add("batch-predict", StepKind.BATCH_PREDICT, "deployment.batch",
-                  layer=Layer.OPERATIONS, params=dep_params, inputs=dep_inputs,
-                  outputs={"predictions": (ArtifactType.PREDICTIONS, {})},
-                  resources=_resources(dep.resources), requires=dep_reqs, when="gate.passed")
+            b.add(
+                "batch-predict",
+                StepKind.BATCH_PREDICT,
+                "deployment.batch",
+                layer=Layer.OPERATIONS,
+                params=dep_params,
+                inputs=dep_inputs,
+                outputs={"predictions": (ArtifactType.PREDICTIONS, {})},
+                resources=_resources(dep.resources),
+                requires=dep_reqs,
+                when="gate.passed",
+            )
         else:
-            b.add("export", StepKind.EXPORT, "deployment.edge", layer=Layer.OPERATIONS,
-                  params=dep_params, inputs=dep_inputs,
-                  outputs={"package": (ArtifactType.MODEL, {"format": dep.edge.format
-                                                            if dep.edge else "onnx"})},
-                  requires=dep_reqs, when="gate.passed")
+            b.add(
+                "export",
+                StepKind.EXPORT,
+                "deployment.edge",
+                layer=Layer.OPERATIONS,
+                params=dep_params,
+                inputs=dep_inputs,
+                outputs={
+                    "package": (
+                        ArtifactType.MODEL,
+                        {"format": dep.edge.format if dep.edge else "onnx"},
+                    )
+                },
+                requires=dep_reqs,
+                when="gate.passed",
+            )
     mon = spec.monitoring
     signal: str | None = None
     if mon is not None:
@@ -377,38 +520,70 @@ def build_ir(spec: Spec) -> IRGraph:
         if drift is not None and not drift["features"]:
             drift["features"] = feature_columns
         signal = b.add(
-            "monitor", StepKind.MONITOR, "monitoring", layer=Layer.OPERATIONS,
-            params={"slos": _dump(mon.slos), "drift": drift,
-                    "performance": _dump(mon.performance), "dashboards": _dump(mon.dashboards),
-                    "model_name": spec.name,
-                    "rollback": [_dump(r) for r in getattr(dep.strategy, "rollback", ())]
-                    if dep else [],
-                    "budgets": _dump(bud)},
+            "monitor",
+            StepKind.MONITOR,
+            "monitoring",
+            layer=Layer.OPERATIONS,
+            params={
+                "slos": _dump(mon.slos),
+                "drift": drift,
+                "performance": _dump(mon.performance),
+                "dashboards": _dump(mon.dashboards),
+                "model_name": spec.name,
+                "rollback": [_dump(r) for r in getattr(dep.strategy, "rollback", ())]
+                if dep
+                else [],
+                "budgets": _dump(bud),
+            },
             inputs=mon_inputs,
             outputs={"signal": (ArtifactType.SIGNAL, {})},
             requires=mon_reqs,
         )["signal"]
         if mon.alerts:
-            b.add("alerts", StepKind.ALERTS, "monitoring.alerts", layer=Layer.OPERATIONS,
-                  params={"routes": [_dump(a) for a in mon.alerts], "model_name": spec.name},
-                  inputs={"signal": signal},
-                  requires=[(f"alerts.{a.channel}", f"monitoring.alerts[{i}].channel")
-                            for i, a in enumerate(mon.alerts)])
+            b.add(
+                "alerts",
+                StepKind.ALERTS,
+                "monitoring.alerts",
+                layer=Layer.OPERATIONS,
+                params={"routes": [_dump(a) for a in mon.alerts], "model_name": spec.name},
+                inputs={"signal": signal},
+                requires=[
+                    (f"alerts.{a.channel}", f"monitoring.alerts[{i}].channel")
+                    for i, a in enumerate(mon.alerts)
+                ],
+            )
     fb = spec.feedback
     if fb.triggers or fb.active_learning is not None:
-        b.add("retrain-trigger", StepKind.RETRAIN_TRIGGER, "feedback", layer=Layer.OPERATIONS,
-              params={"triggers": [_dump(t) for t in fb.triggers],
-                      "active_learning": _dump(fb.active_learning),
-                      "promotion": _dump(fb.promotion), "model_name": spec.name},
-              inputs={"signal": signal} if signal else {},
-              requires=[(f"trigger.{t.kind}", f"feedback.triggers[{i}].kind")
-                        for i, t in enumerate(fb.triggers)]
-              + ([("active_learning", "feedback.active_learning")]
-                 if fb.active_learning is not None else []))
+        b.add(
+            "retrain-trigger",
+            StepKind.RETRAIN_TRIGGER,
+            "feedback",
+            layer=Layer.OPERATIONS,
+            params={
+                "triggers": [_dump(t) for t in fb.triggers],
+                "active_learning": _dump(fb.active_learning),
+                "promotion": _dump(fb.promotion),
+                "model_name": spec.name,
+            },
+            inputs={"signal": signal} if signal else {},
+            requires=[
+                (f"trigger.{t.kind}", f"feedback.triggers[{i}].kind")
+                for i, t in enumerate(fb.triggers)
+            ]
+            + (
+                [("active_learning", "feedback.active_learning")]
+                if fb.active_learning is not None
+                else []
+            ),
+        )
 
-    metadata = {"description": spec.description, "owners": sorted(spec.owners),
-                "tags": dict(sorted(spec.tags.items())), "api_version": spec.api_version,
-                "spec_hash": spec_hash(spec)}
+    metadata = {
+        "description": spec.description,
+        "owners": sorted(spec.owners),
+        "tags": dict(sorted(spec.tags.items())),
+        "api_version": spec.api_version,
+        "spec_hash": spec_hash(spec),
+    }
     settings = {
         "governance": _dump(gov),
         "security": _dump(sec),

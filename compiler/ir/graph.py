@@ -51,7 +51,7 @@ class IRGraph:
             self._steps[step.id] = step
             self._g.add_node(step.id, kind="step")
         for artifact in artifacts:
-            if artifact.id in self._artifacts or artifact.id in self._steps:
+            if artifact.id in self._artifacts or str(artifact.id) in self._g:
                 raise IRError(f"duplicate artifact id {artifact.id!r}")
             self._artifacts[artifact.id] = artifact
             self._g.add_node(artifact.id, kind="artifact")
@@ -95,21 +95,32 @@ class IRGraph:
 
     def upstream(self, step_id: str) -> list[Step]:
         """Steps whose outputs this step consumes directly."""
-        producers = {self._artifacts[a].producer for a in self._steps[StepId(step_id)].inputs.values()
-                     if a in self._artifacts}
+        producers = {
+            self._artifacts[a].producer
+            for a in self._steps[StepId(step_id)].inputs.values()
+            if a in self._artifacts
+        }
         return [self._steps[p] for p in sorted(producers)]
 
     def downstream(self, step_id: str) -> list[Step]:
-        ids = {c for a in self._steps[StepId(step_id)].outputs.values() for c in self._g.successors(a)}
+        ids = {
+            c for a in self._steps[StepId(step_id)].outputs.values() for c in self._g.successors(a)
+        }
         return [self._steps[StepId(c)] for c in sorted(ids)]
 
     def ancestors(self, step_id: str) -> list[Step]:
-        return [self._steps[StepId(n)] for n in sorted(nx.ancestors(self._g, step_id))
-                if n in self._steps]
+        return [
+            self._steps[StepId(n)]
+            for n in sorted(nx.ancestors(self._g, step_id))
+            if n in self._steps
+        ]
 
     def descendants(self, step_id: str) -> list[Step]:
-        return [self._steps[StepId(n)] for n in sorted(nx.descendants(self._g, step_id))
-                if n in self._steps]
+        return [
+            self._steps[StepId(n)]
+            for n in sorted(nx.descendants(self._g, step_id))
+            if n in self._steps
+        ]
 
     def consumers(self, artifact_id: str) -> list[Step]:
         return [self._steps[StepId(n)] for n in sorted(self._g.successors(artifact_id))]

@@ -1,4 +1,4 @@
-"""The pass contract: a plain function over the IR and an explicit context, returning diagnostics."""
+"""The pass contract: a plain function over the IR and a context, returning diagnostics."""
 
 from __future__ import annotations
 
@@ -28,8 +28,14 @@ class PassContext:
     def locate(self, dotted_path: str) -> SourceLocation | None:
         return self.source_map.locate(parse_path(dotted_path))
 
-    def diag(self, code: str, message: str, origin: str, hint: str = "",
-             severity: Severity = Severity.ERROR) -> Diagnostic:
+    def diag(
+        self,
+        code: str,
+        message: str,
+        origin: str,
+        hint: str = "",
+        severity: Severity = Severity.ERROR,
+    ) -> Diagnostic:
         return Diagnostic(code, message, self.locate(origin), hint, severity, path=origin)
 
 

@@ -26,20 +26,34 @@ def check_capabilities(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
         for target in realisers:
             for req in step.requires:
                 if req.feature not in target.capabilities.supports:
-                    able = sorted(t.name for t in ctx.available
-                                  if step.kind in t.capabilities.realises
-                                  and req.feature in t.capabilities.supports)
-                    hint = ("remove or change the setting"
-                            + (f", or compile with --target {' / '.join(able)}" if able else ""))
+                    able = sorted(
+                        t.name
+                        for t in ctx.available
+                        if step.kind in t.capabilities.realises
+                        and req.feature in t.capabilities.supports
+                    )
+                    hint = "remove or change the setting" + (
+                        f", or compile with --target {' / '.join(able)}" if able else ""
+                    )
                     yield ctx.diag(
                         "MLC410",
                         f"target '{target.name}' cannot honour '{req.feature}' for step "
                         f"'{step.id}'",
-                        req.origin, hint)
+                        req.origin,
+                        hint,
+                    )
     names = ", ".join(sorted(t.name for t in selected))
     for kind, origins in sorted(unrealised.items(), key=lambda kv: kv[0].value):
         able = sorted(t.name for t in ctx.available if kind in t.capabilities.realises)
-        hint = f"add --target {' or --target '.join(able)}" if able else (
-            "no installed target realises it")
-        yield ctx.diag("MLC420", f"'{origins[0].split('.')[0]}' ({kind.value}) is not realised "
-                       f"by: {names}", origins[0], hint, Severity.WARNING)
+        hint = (
+            f"add --target {' or --target '.join(able)}"
+            if able
+            else ("no installed target realises it")
+        )
+        yield ctx.diag(
+            "MLC420",
+            f"'{origins[0].split('.')[0]}' ({kind.value}) is not realised by: {names}",
+            origins[0],
+            hint,
+            Severity.WARNING,
+        )

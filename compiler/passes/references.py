@@ -27,11 +27,17 @@ def check_references(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
         for i, transform in enumerate(step.params.get("transforms", ())):
             for j, col in enumerate(transform.get("columns", ())):
                 if col not in known:
-                    yield ctx.diag("MLC201", f"feature column '{col}' does not resolve",
-                                   f"features.transforms[{i}].columns[{j}]")
+                    yield ctx.diag(
+                        "MLC201",
+                        f"feature column '{col}' does not resolve",
+                        f"features.transforms[{i}].columns[{j}]",
+                    )
         if step.params.get("target") not in known:
-            yield ctx.diag("MLC201", f"target column '{step.params.get('target')}' does not "
-                           "resolve", "features.target")
+            yield ctx.diag(
+                "MLC201",
+                f"target column '{step.params.get('target')}' does not resolve",
+                "features.target",
+            )
     metrics: set[str] = set()
     for step in ir.steps_of(StepKind.EVALUATE):
         for art in step.outputs.values():
@@ -40,12 +46,18 @@ def check_references(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
         gates: list[dict[str, Any]] = step.params.get("gates", [])
         for i, gate in enumerate(gates):
             if gate["metric"] not in metrics:
-                yield ctx.diag("MLC202", f"gate metric '{gate['metric']}' is not computed by "
-                               "any evaluate step", f"evaluation.gates[{i}].metric",
-                               "computed: " + ", ".join(sorted(metrics)))
+                yield ctx.diag(
+                    "MLC202",
+                    f"gate metric '{gate['metric']}' is not computed by any evaluate step",
+                    f"evaluation.gates[{i}].metric",
+                    "computed: " + ", ".join(sorted(metrics)),
+                )
     for step in ir.steps_of(StepKind.FAIRNESS):
         columns = _columns_of(ir, step.inputs.get("test", ""))
         for j, attr in enumerate(step.params.get("sensitive_attributes", ())):
             if attr not in columns:
-                yield ctx.diag("MLC203", f"sensitive attribute '{attr}' does not resolve",
-                               f"governance.fairness.sensitive_attributes[{j}]")
+                yield ctx.diag(
+                    "MLC203",
+                    f"sensitive attribute '{attr}' does not resolve",
+                    f"governance.fairness.sensitive_attributes[{j}]",
+                )
