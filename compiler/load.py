@@ -129,6 +129,18 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], SourceMap]:
             node = loader.get_single_node()
         except yaml.composer.ComposerError as exc:
             mark = exc.problem_mark or exc.context_mark
+            if "document" not in f"{exc.context} {exc.problem}":
+                # an undefined alias or the like: a syntax error, not a second document
+                raise DiagnosticError(
+                    [
+                        Diagnostic(
+                            "MLC002",
+                            f"YAML error: {exc.problem or exc.context}",
+                            _loc(shown, mark) if mark else start,
+                            "define each anchor (&name) before an alias (*name) uses it",
+                        )
+                    ]
+                ) from None
             raise DiagnosticError(
                 [
                     Diagnostic(
@@ -371,6 +383,7 @@ def _compose(
     used: set[str],
     files: list[Path],
     stack: tuple[Path, ...],
+    included_at: SourceLocation | None = None,
 ) -> tuple[dict[str, Any], SourceMap]:
     resolved = path.resolve()
     if resolved in stack:
@@ -380,7 +393,7 @@ def _compose(
                 Diagnostic(
                     "MLC012",
                     f"overlays include each other: {chain}",
-                    SourceLocation(display_path(path), 1, 1),
+                    included_at or SourceLocation(display_path(path), 1, 1),
                 )
             ]
         )
@@ -413,6 +426,9 @@ def _compose(
             entries.append(("file", path.parent / entry, where))
         elif isinstance(entry, dict) and len(entry) == 1:
             ((group, option),) = entry.items()
+            option_span = smap.span(("defaults", i, group))
+            if option_span is not None:
+                where = option_span.value
             choice = groups.get(group)
             if choice is not None:
                 used.add(group)
@@ -472,7 +488,7 @@ def _compose(
                     )
                 ]
             )
-        sub, sub_map = _compose(overlay, groups, used, files, (*stack, resolved))
+        sub, sub_map = _compose(overlay, groups, used, files, (*stack, resolved), where)
         _merge(merged, merged_map, sub, sub_map)
     return merged, merged_map
 
@@ -514,7 +530,9 @@ def _apply_override(
         del node[last]
         smap.drop_subtree(path)
         return
-    if ov.kind == "change" and not exists:
+    if ov.kind == "change" and not exists and not isinstance(node, dict):
+        # under a mapping, a key the file leaves at its default may be set (as in Hydra with a
+        # schema); the spec models then report keys they do not know, with a did-you-mean
         hint = f"use +{ov.key}=… to add it"
         if isinstance(node, dict) and isinstance(last, str):
             close = did_you_mean(last, [str(k) for k in node])
@@ -587,6 +605,35 @@ def _interpolated_paths(tree: Any, path: KeyPath = ()) -> list[KeyPath]:
     return [path] if isinstance(tree, str) and "${" in tree else []
 
 
+def _unparsable(
+    data: dict[str, Any], paths: list[KeyPath], smap: SourceMap, exc: Exception
+) -> list[Diagnostic]:
+    """Locate the interpolations that OmegaConf cannot parse (it names none of them)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    hint = "interpolations are ${other.key} or ${oc.env:VAR} or ${oc.env:VAR,default}"
+    out = []
+    for path in paths:
+        value: Any = data
+        for part in path:
+            value = value[part]
+        try:
+            OmegaConf.create({"value": value})
+        except OmegaConfBaseException as one:
+            message = str(one).splitlines()[0].strip() or type(one).__name__
+            out.append(
+                Diagnostic(
+                    "MLC030",
+                    f"cannot parse interpolation {value!r}: {message}",
+                    smap.locate(path),
+                    hint,
+                    path=dotted(path),
+                )
+            )
+    return out or [Diagnostic("MLC030", f"cannot interpolate: {exc}", smap.locate(()), hint)]
+
+
 def _interpolate(data: dict[str, Any], smap: SourceMap) -> dict[str, Any]:
     """Resolve `${…}` with OmegaConf (only imported when a spec uses interpolation)."""
     paths = _interpolated_paths(data)
@@ -598,9 +645,7 @@ def _interpolate(data: dict[str, Any], smap: SourceMap) -> dict[str, Any]:
     try:
         cfg = OmegaConf.create(data)
     except OmegaConfBaseException as exc:
-        raise DiagnosticError(
-            [Diagnostic("MLC030", f"cannot interpolate: {exc}", smap.locate(()))]
-        ) from None
+        raise DiagnosticError(_unparsable(data, paths, smap, exc)) from None
     errors: list[Diagnostic] = []
     for path in paths:
         try:

@@ -61,8 +61,15 @@ def pydantic_diagnostics(
     """Turn pydantic errors into located diagnostics, merging a union's alternatives."""
     grouped: dict[tuple[KeyPath, str], list[Any]] = {}
     for detail in exc.errors(include_url=False):
+        if _after_item_errors(dict(detail)):
+            continue
         raw = tuple(detail["loc"])
         path = _data_path(data, raw, detail["type"])
+        if detail["type"] == "union_tag_invalid":
+            # point at the tag's value ('format: xlsx'), not at the whole mapping
+            tag_key = str(detail.get("ctx", {}).get("discriminator", "")).strip("'")
+            if _child_is_set(data, path, tag_key):
+                path = (*path, tag_key)
         grouped.setdefault((path, _code(detail["type"])), []).append(detail)
     out: list[Diagnostic] = []
     for (path, code), errs in grouped.items():
@@ -111,7 +118,7 @@ def pydantic_diagnostics(
         hint = ""
         if kind in ("literal_error", "union_tag_invalid", "enum"):
             expected = err.get("ctx", {}).get("expected") or err.get("ctx", {}).get("expected_tags")
-            found = err.get("input")
+            found = err.get("ctx", {}).get("tag") if kind == "union_tag_invalid" else err["input"]
             if isinstance(found, str) and expected:
                 options = [
                     o.strip().strip("'") for o in str(expected).replace(" or ", ", ").split(",")
@@ -121,6 +128,24 @@ def pydantic_diagnostics(
             Diagnostic(code, "; or ".join(messages), smap.locate(full), hint, path=dotted(full))
         )
     return out
+
+
+def _after_item_errors(err: dict[str, Any]) -> bool:
+    """A `too_short` that only counts items which failed themselves (already reported)."""
+    if err["type"] != "too_short":
+        return False
+    found, ctx = err.get("input"), err.get("ctx", {})
+    return isinstance(found, list | tuple) and len(found) >= int(ctx.get("min_length", 0))
+
+
+def _child_is_set(data: Any, path: KeyPath, key: str) -> bool:
+    node = data
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return isinstance(node, dict) and key in node
 
 
 def _message(err: dict[str, Any]) -> str:

@@ -44,8 +44,8 @@ class StepContext:
 
     def __post_init__(self) -> None:
         self.project_dir = Path(self.project_dir)
-        if self.state_dir is None:
-            self.state_dir = self.project_dir / ".mlc"
+        self.state_dir = (self.project_dir / ".mlc" if self.state_dir is None
+                          else Path(self.state_dir))
 
     @property
     def state(self) -> Path:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 KeyPath = tuple[str | int, ...]
 
@@ -32,7 +32,9 @@ class StrictModel(BaseModel):
         extra="forbid",
         frozen=True,
         validate_default=True,
-        use_attribute_docstrings=True,
+        # Off for start-up speed: the JSON Schema export reads attribute docstrings itself
+        # (mlc.specs.schema.attribute_docstrings), so descriptions are unchanged.
+        use_attribute_docstrings=False,
         populate_by_name=False,
     )
 
@@ -74,7 +76,17 @@ def parse_duration(value: Any) -> Any:
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
-    Field(ge=0, json_schema_extra={"examples": ["30m", "2h", 3600]}),
+    Field(ge=0),
+    # the schema says what a spec file may hold (numbers or '30m'), not the parsed float
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": _DURATION.pattern},
+            ],
+            "examples": ["30m", "2h", 3600],
+        }
+    ),
 ]
 """Seconds; written as a number or as a string with a unit (`30m`, `2h`, `7d`)."""
 
@@ -134,7 +146,19 @@ def _check_memory(value: Any) -> Any:
     return value
 
 
-CpuQuantity = Annotated[str, BeforeValidator(_check_cpu), Field(examples=["2", "500m"])]
+CpuQuantity = Annotated[
+    str,
+    BeforeValidator(_check_cpu),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": _CPU.pattern},
+            ],
+            "examples": ["2", "500m"],
+        }
+    ),
+]
 """Kubernetes CPU quantity: cores (`2`, `0.5`) or millicores (`500m`)."""
 MemoryQuantity = Annotated[str, BeforeValidator(_check_memory), Field(examples=["4Gi"])]
 """Kubernetes memory quantity (`512Mi`, `4Gi`)."""

@@ -21,7 +21,10 @@ from mlc.compiler.ir import IRGraph, StepKind
 class TargetOptions(BaseModel):
     """Base of a target's options model (the spec's `targets.<name>` mapping). Strict."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    # No `use_attribute_docstrings`: pydantic reads the source of every options class at import
+    # (tens of ms each, on the path of `mlc validate`); `mlc.specs.schema.attribute_docstrings`
+    # reads them when documentation is wanted.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-COMMAND_MODULES = ("mlc.compiler.cli.core",)
+COMMAND_MODULES = ("mlc.compiler.cli.core", "mlc.compiler.cli.run", "mlc.compiler.cli.review")
 
 for _module in COMMAND_MODULES:
     importlib.import_module(_module)

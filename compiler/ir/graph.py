@@ -6,11 +6,10 @@ touches networkx directly.
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from mlc.compiler.ir.model import (
     IR_VERSION,
@@ -22,6 +21,9 @@ from mlc.compiler.ir.model import (
     StepId,
     StepKind,
 )
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 class IRError(Exception):
@@ -44,21 +46,42 @@ class IRGraph:
         self.settings = settings
         self._steps: dict[StepId, Step] = {}
         self._artifacts: dict[ArtifactId, Artifact] = {}
-        self._g: nx.DiGraph[str] = nx.DiGraph()
+        # Plain adjacency (node -> successors in insertion order) serves the queries every
+        # compile makes; networkx is imported only for the rarer ones (see `_g`), since importing
+        # it costs more than a whole `mlc validate`.
+        self._succ: dict[str, dict[str, None]] = {}
+        self._nx: nx.DiGraph[str] | None = None
         for step in steps:
             if step.id in self._steps:
                 raise IRError(f"duplicate step id {step.id!r}")
             self._steps[step.id] = step
-            self._g.add_node(step.id, kind="step")
+            self._succ.setdefault(step.id, {})
         for artifact in artifacts:
-            if artifact.id in self._artifacts or str(artifact.id) in self._g:
+            if artifact.id in self._artifacts or str(artifact.id) in self._succ:
                 raise IRError(f"duplicate artifact id {artifact.id!r}")
             self._artifacts[artifact.id] = artifact
-            self._g.add_node(artifact.id, kind="artifact")
-            self._g.add_edge(artifact.producer, artifact.id)
+            self._succ.setdefault(artifact.id, {})
+            self._edge(artifact.producer, artifact.id)
         for step in self._steps.values():
             for art in step.inputs.values():
-                self._g.add_edge(art, step.id)
+                self._edge(art, step.id)
+
+    def _edge(self, source: str, dest: str) -> None:
+        self._succ.setdefault(source, {})[dest] = None
+        self._succ.setdefault(dest, {})
+
+    @property
+    def _g(self) -> nx.DiGraph[str]:
+        """The same graph as a networkx `DiGraph`, built on first use."""
+        if self._nx is None:
+            import networkx as nx
+
+            graph: nx.DiGraph[str] = nx.DiGraph()
+            for node, succ in self._succ.items():
+                graph.add_node(node, kind="step" if node in self._steps else "artifact")
+                graph.add_edges_from((node, dest) for dest in succ)
+            self._nx = graph
+        return self._nx
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -103,12 +126,12 @@ class IRGraph:
         return [self._steps[p] for p in sorted(producers)]
 
     def downstream(self, step_id: str) -> list[Step]:
-        ids = {
-            c for a in self._steps[StepId(step_id)].outputs.values() for c in self._g.successors(a)
-        }
+        ids = {c for a in self._steps[StepId(step_id)].outputs.values() for c in self._succ[a]}
         return [self._steps[StepId(c)] for c in sorted(ids)]
 
     def ancestors(self, step_id: str) -> list[Step]:
+        import networkx as nx
+
         return [
             self._steps[StepId(n)]
             for n in sorted(nx.ancestors(self._g, step_id))
@@ -116,6 +139,8 @@ class IRGraph:
         ]
 
     def descendants(self, step_id: str) -> list[Step]:
+        import networkx as nx
+
         return [
             self._steps[StepId(n)]
             for n in sorted(nx.descendants(self._g, step_id))
@@ -123,12 +148,16 @@ class IRGraph:
         ]
 
     def consumers(self, artifact_id: str) -> list[Step]:
-        return [self._steps[StepId(n)] for n in sorted(self._g.successors(artifact_id))]
+        return [self._steps[StepId(n)] for n in sorted(self._succ[artifact_id])]
 
     def artifacts_of(self, kind: ArtifactType) -> list[Artifact]:
         return [a for a in self.artifacts if a.type is kind]
 
     def find_cycle(self) -> list[str] | None:
+        if self._topo_order() is not None:
+            return None
+        import networkx as nx
+
         try:
             cycle = nx.find_cycle(self._g)
         except nx.NetworkXNoCycle:
@@ -143,13 +172,30 @@ class IRGraph:
                     yield step, name, art
 
     def unconsumed(self) -> list[Artifact]:
-        return [a for a in self.artifacts if not list(self._g.successors(a.id))]
+        return [a for a in self.artifacts if not self._succ[a.id]]
 
     def _topo(self) -> list[str]:
-        try:
-            return list(nx.lexicographical_topological_sort(self._g))
-        except nx.NetworkXUnfeasible:
-            return sorted(self._g.nodes)
+        order = self._topo_order()
+        return order if order is not None else sorted(self._succ)
+
+    def _topo_order(self) -> list[str] | None:
+        """Kahn's algorithm taking the smallest ready id first (as networkx's lexicographical
+        topological sort does); None when the graph has a cycle."""
+        indegree = dict.fromkeys(self._succ, 0)
+        for succ in self._succ.values():
+            for dest in succ:
+                indegree[dest] += 1
+        ready = [node for node, degree in indegree.items() if degree == 0]
+        heapq.heapify(ready)
+        order: list[str] = []
+        while ready:
+            node = heapq.heappop(ready)
+            order.append(node)
+            for dest in self._succ[node]:
+                indegree[dest] -= 1
+                if indegree[dest] == 0:
+                    heapq.heappush(ready, dest)
+        return order if len(order) == len(self._succ) else None
 
     def __len__(self) -> int:
         return len(self._steps)

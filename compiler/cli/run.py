@@ -1,0 +1,248 @@
+"""Run commands: `mlc run`, `mlc runs`, `mlc audit verify|show`, `mlc lineage`.
+
+Exit codes of `mlc run`: 0 success, 2 spec errors or bad usage, 3 a gate failed (nothing
+promoted), 4 a step failed (its message names the step and the cause).
+
+`mlc compile` also appends a `compile` record to the project's audit log: the hook below wraps
+the compile command registered by `mlc.compiler.cli.core`, so this module must come after it in
+`COMMAND_MODULES`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mlc.compiler.cli import app
+from mlc.compiler.cli._common import EXIT_SPEC, Format, emit_diagnostics, handle_errors
+
+EXIT_GATE = 3
+EXIT_STEP = 4
+
+SpecArg = Annotated[Path, typer.Argument(help="Spec file (mlc.yaml).")]
+OverridesArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Overrides in Hydra's grammar: key=value, +key=value, ~key."),
+]
+ProjectOpt = Annotated[
+    Path, typer.Option("--project", "-p", help="Spec file or project folder (holds .mlc/).")
+]
+
+
+def _state_dir(project: Path) -> Path:
+    folder = project.parent if project.is_file() else project
+    return folder / ".mlc"
+
+
+def _print_verdicts(verdicts: dict[str, dict[str, Any]], stream: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=stream, highlight=False)
+    for gate_id, verdict in sorted(verdicts.items()):
+        state = "PASSED" if verdict.get("passed") else "FAILED"
+        table = Table(title=f"gate '{gate_id}': {state}", title_justify="left")
+        for col in ("check", "value", "rule", "result"):
+            table.add_column(col)
+        for check in verdict.get("checks", []):
+            if not isinstance(check, dict):
+                table.add_row(str(check), "", "", "")
+                continue
+            name = str(check.get("name") or check.get("metric") or check.get("kind") or "?")
+            value = check.get("value", check.get("actual"))
+            rule = " ".join(str(check[k]) for k in ("op", "threshold") if k in check) or str(
+                check.get("rule", ""))
+            ok = check.get("passed")
+            table.add_row(name, f"{value:.4g}" if isinstance(value, float) else str(value),
+                          rule, "pass" if ok else ("FAIL" if ok is False else "?"))
+        console.print(table)
+
+
+@app.command(name="run")
+@handle_errors
+def run_(
+    spec: SpecArg,
+    overrides: OverridesArg = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Execute every step.")] = False,
+    from_step: Annotated[
+        str | None, typer.Option("--from", help="Re-execute this step and all after it.")
+    ] = None,
+    only: Annotated[
+        str | None, typer.Option("--only", help="Execute only this step (inputs from cache).")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option("--tracking-uri", help="MLflow tracking URI (default: "
+                                 "sqlite store in the project's .mlc/).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+) -> None:
+    """Compile a spec and run its pipeline here: cached, resumable, gated, registered."""
+    from mlc.compiler.api import check
+    from mlc.targets.local import LocalOptions
+    from mlc.targets.local.executor import RunError, RunOptions, execute
+
+    result = check(spec, overrides or (), targets=["local"])
+    emit_diagnostics(result.diagnostics, Format.text)
+    if not result.ok:
+        raise typer.Exit(EXIT_SPEC)
+    options = result.options["local"]
+    assert isinstance(options, LocalOptions)
+    project = Path(result.loaded.project_dir)
+    run_options = RunOptions(
+        project_dir=project,
+        state_dir=project / options.state_dir,
+        tracking_uri=tracking_uri or options.tracking_uri,
+        use_cache=not no_cache,
+        from_step=from_step,
+        only=only,
+        quiet=quiet,
+    )
+    try:
+        outcome = execute(result.ir, run_options)
+    except RunError as exc:
+        print(f"mlc run: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_SPEC) from None
+    if outcome.verdicts and (not quiet or outcome.status == "gate_failed"):
+        _print_verdicts(outcome.verdicts, sys.stderr)
+    print(f"run {outcome.run_id}: {outcome.status} — {outcome.executed} executed, "
+          f"{outcome.cache_hits} cached, {outcome.seconds:.2f}s; record {outcome.record_path}",
+          file=sys.stderr)
+    if outcome.status == "failed":
+        print(f"error: {outcome.error}", file=sys.stderr)
+        raise typer.Exit(EXIT_STEP)
+    if outcome.status == "gate_failed":
+        print("error: a gate failed: nothing was promoted (see the verdict above)",
+              file=sys.stderr)
+        raise typer.Exit(EXIT_GATE)
+
+
+@app.command()
+@handle_errors
+def runs(
+    project: Annotated[Path, typer.Argument(help="Spec file or project folder.")] = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List past runs of a project, newest first."""
+    from mlc.targets.local.executor import list_runs
+
+    records = list_runs(_state_dir(project))
+    if as_json:
+        print(json.dumps(records, indent=2, sort_keys=True, default=str))
+        return
+    if not records:
+        print(f"no runs under {_state_dir(project)}")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"runs in {_state_dir(project)}")
+    for col in ("run", "started", "status", "executed", "cached", "seconds", "spec"):
+        table.add_column(col)
+    for rec in records:
+        steps = rec.get("steps", [])
+        table.add_row(rec["run_id"], rec.get("started", ""), rec.get("status", ""),
+                      str(sum(1 for s in steps if s["status"] in ("ran", "recomputed"))),
+                      str(sum(1 for s in steps if s["status"] == "cached")),
+                      f"{rec.get('budgets', {}).get('spent', {}).get('wall_seconds', 0):.2f}",
+                      str(rec.get("spec_hash", ""))[:12])
+    Console().print(table)
+
+
+audit_app = typer.Typer(help="The project's hash-chained audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+@handle_errors
+def audit_verify(project: Annotated[Path, typer.Argument(
+        help="Spec file or project folder.")] = Path(".")) -> None:
+    """Check every link of the audit chain; report the first broken one (exit 1)."""
+    from mlc.runtime.audit import audit_path, verify
+
+    state = _state_dir(project)
+    outcome = verify(state)
+    print(outcome.describe(audit_path(state)), file=sys.stdout if outcome.ok else sys.stderr)
+    if not outcome.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("show")
+@handle_errors
+def audit_show(
+    project: Annotated[Path, typer.Argument(help="Spec file or project folder.")] = Path("."),
+    last: Annotated[int, typer.Option(help="Show the last N records.")] = 20,
+) -> None:
+    """Print the last audit records (one line each)."""
+    from mlc.runtime.audit import read
+
+    for rec in read(_state_dir(project))[-last:]:
+        details = json.dumps(rec.get("details", {}), sort_keys=True, default=str)
+        print(f"{rec.get('when')} {rec.get('who')} {rec.get('event')} "
+              f"spec={str(rec.get('spec_hash') or '')[:12]} {details[:160]}")
+
+
+@app.command()
+@handle_errors
+def lineage(
+    model: Annotated[str | None, typer.Argument(help="Model name (default: all).")] = None,
+    project: ProjectOpt = Path("."),
+    version: Annotated[str | None, typer.Option(help="Only this version.")] = None,
+    data_hash: Annotated[str | None, typer.Option(help="Data hash (prefix).")] = None,
+    spec_hash: Annotated[str | None, typer.Option(help="Spec hash (prefix).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Which data, spec and code produced which model version."""
+    from mlc.runtime.lineage import query
+
+    records = query(_state_dir(project), model, version=version, data_hash=data_hash,
+                    spec_hash=spec_hash)
+    if as_json:
+        print(json.dumps(records, indent=2, sort_keys=True))
+        return
+    if not records:
+        print("no lineage records" + (f" for model '{model}'" if model else ""))
+        return
+    for rec in records:
+        print(f"{rec['model_name']} v{rec['version']}  data {str(rec.get('data_hash'))[:12]}  "
+              f"spec {str(rec.get('spec_hash'))[:12]}  code {rec.get('code_version')}  "
+              f"run {rec.get('run_id')}")
+
+
+def _audit_compile(callback: Any) -> Any:
+    """Wrap `mlc compile`: after a successful compile, append a `compile` audit record."""
+
+    @functools.wraps(callback)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = callback(*args, **kwargs)
+        spec, out = kwargs.get("spec"), kwargs.get("out")
+        if isinstance(spec, Path) and isinstance(out, Path):
+            _record_compile(spec, out, list(kwargs.get("target") or []))
+        return result
+
+    return wrapper
+
+
+def _record_compile(spec: Path, out: Path, targets: list[str]) -> None:
+    from mlc.compiler.output import MANIFEST_NAME
+    from mlc.runtime import audit
+
+    facts = {t: json.loads((out / t / MANIFEST_NAME).read_text()) for t in targets
+             if (out / t / MANIFEST_NAME).is_file()}
+    spec_hash = next((f.get("spec_hash") for f in facts.values() if f.get("spec_hash")), None)
+    try:
+        audit.append(_state_dir(spec), "compile", spec_hash=spec_hash,
+                     project_dir=spec.parent,
+                     details={"targets": sorted(targets), "spec": spec.name,
+                              "files": {t: f.get("files", {}) for t, f in sorted(facts.items())}})
+    except OSError as exc:
+        print(f"warning: could not append to the audit log: {exc}", file=sys.stderr)
+
+
+for _info in app.registered_commands:
+    if _info.name == "compile" and _info.callback is not None:
+        _info.callback = _audit_compile(_info.callback)

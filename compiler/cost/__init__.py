@@ -1,0 +1,6 @@
+"""Cost model: a versioned pricing table (`pricing.json`) and an estimator over the IR."""
+
+from mlc.compiler.cost.estimate import CostEstimate, LineItem, estimate_cost
+from mlc.compiler.cost.pricing import Instance, PricingTable, load_pricing
+
+__all__ = ["CostEstimate", "Instance", "LineItem", "PricingTable", "estimate_cost", "load_pricing"]

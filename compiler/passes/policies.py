@@ -1,0 +1,413 @@
+"""Policy passes: policy-as-code over the IR, each finding a located diagnostic (MLC6xx).
+
+Three kinds of rule, all reported the same way:
+- built-in rules in Python (PII features, GDPR regions, literal secrets);
+- rules as data: `policies.yaml` beside this module, plus organisation files passed as
+  `ctx.extra["policy_files"]` (`--policy FILE`) or found in a `policies/` folder beside the spec;
+- plugins: callables `(ir, ctx) -> Iterable[Diagnostic]` in the `mlc.policies` entry-point group.
+  A plugin that fails to import or raises is reported by name, never swallowed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlc.compiler.diagnostics import Diagnostic, DiagnosticError, Severity
+from mlc.compiler.ir import IRGraph, StepKind
+from mlc.compiler.passes.base import PassContext, parse_path
+from mlc.compiler.sourcemap import dotted
+from mlc.specs._base import is_secret_ref
+
+POLICY_ENTRY_POINT_GROUP = "mlc.policies"
+BUILTIN_RULES = Path(__file__).with_name("policies.yaml")
+_MISSING = object()
+
+# -- spec facts ---------------------------------------------------------------------------------
+
+
+def spec_facts(ir: IRGraph) -> dict[str, Any]:
+    """The spec as far as the IR carries it, keyed like the spec (`deployment.region`, …)."""
+    facts: dict[str, Any] = {"name": ir.name, **{k: ir.metadata.get(k) for k in
+                                                 ("description", "owners", "tags")}}
+    for key in ("governance", "security", "budgets"):
+        facts[key] = ir.settings.get(key) or {}
+    dep = ir.first(StepKind.DEPLOY) or ir.first(StepKind.BATCH_PREDICT) or ir.first(
+        StepKind.EXPORT)
+    if dep is not None:
+        facts["deployment"] = {k: v for k, v in dep.params.items()
+                               if k not in ("model_name", "secrets", "network", "encryption",
+                                            "access")}
+    mon = ir.first(StepKind.MONITOR)
+    if mon is not None:
+        alerts = ir.first(StepKind.ALERTS)
+        facts["monitoring"] = {**{k: mon.params.get(k) for k in
+                                  ("slos", "drift", "performance", "dashboards")},
+                               "alerts": alerts.params.get("routes", []) if alerts else []}
+    feats = ir.first(StepKind.FEATURES)
+    if feats is not None:
+        facts["features"] = {k: feats.params.get(k) for k in
+                             ("target", "transforms", "derived", "selection")}
+    validate = ir.first(StepKind.VALIDATE)
+    if validate is not None:
+        facts["data"] = {"contract": validate.params.get("contract")}
+    gate = ir.first(StepKind.GATE)
+    if gate is not None:
+        facts["evaluation"] = {"gates": gate.params.get("gates", [])}
+    return facts
+
+
+def get_fact(facts: Any, dotted_path: str) -> Any:
+    """Value at a dotted path, or `_MISSING`."""
+    node = facts
+    for part in parse_path(dotted_path):
+        if isinstance(part, int) and isinstance(node, list) and part < len(node):
+            node = node[part]
+        elif isinstance(part, str) and isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return _MISSING
+    return node
+
+
+# -- rules as data ------------------------------------------------------------------------------
+
+OPERATORS = ("eq", "ne", "in", "not_in", "contains", "gt", "gte", "lt", "lte", "exists",
+             "absent", "nonempty", "matches")
+
+
+def holds(value: Any, op: str, arg: Any) -> bool:
+    """Whether `value op arg` holds; a missing value satisfies only `absent` (and `ne`).
+
+    >>> holds(3, "gte", 2), holds(None, "exists", True), holds(["gdpr"], "contains", "gdpr")
+    (True, False, True)
+    """
+    present = value is not _MISSING and value is not None
+    if op == "exists":
+        return present is bool(arg)
+    if op == "absent":
+        return (not present) is bool(arg)
+    if op == "nonempty":
+        return (present and value not in ("", [], {})) is bool(arg)
+    if op == "ne":
+        return not present or value != arg
+    if not present:
+        return False
+    if op == "eq":
+        return bool(value == arg)
+    if op == "in":
+        return value in arg
+    if op == "not_in":
+        return value not in arg
+    if op == "contains":
+        return isinstance(value, list | tuple | dict | str) and arg in value
+    if op == "matches":
+        return isinstance(value, str) and re.search(str(arg), value) is not None
+    try:
+        number, limit = float(value), float(arg)
+    except (TypeError, ValueError):
+        return False
+    return {"gt": number > limit, "gte": number >= limit, "lt": number < limit,
+            "lte": number <= limit}[op]
+
+
+@dataclass(frozen=True)
+class DataRule:
+    """One rule from a policy file."""
+
+    id: str
+    message: str
+    source: str
+    code: str = "MLC620"
+    hint: str = ""
+    severity: Severity = Severity.ERROR
+    when: tuple[tuple[str, str, Any], ...] = ()
+    require: tuple[tuple[str, str, Any], ...] = ()
+
+    def check(self, facts: dict[str, Any], ctx: PassContext) -> Iterator[Diagnostic]:
+        if not all(holds(get_fact(facts, p), op, arg) for p, op, arg in self.when):
+            return
+        for path, op, arg in self.require:
+            if not holds(get_fact(facts, path), op, arg):
+                yield ctx.diag(self.code, f"{self.message} [policy {self.id}]", path,
+                               self.hint, self.severity)
+
+
+@dataclass
+class PolicyFile:
+    """A parsed policy file: policy rules and (for `mlc diff`) extra risk rules."""
+
+    path: str
+    policies: list[DataRule] = field(default_factory=list)
+    risk_rules: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _conditions(raw: Any, where: str) -> tuple[tuple[str, str, Any], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where} must map key paths to {{operator: value}}")
+    out = []
+    for path, cond in raw.items():
+        if not isinstance(cond, dict) or len(cond) != 1:
+            raise ValueError(f"{where}.{path} must be one {{operator: value}}")
+        ((op, arg),) = cond.items()
+        if op not in OPERATORS:
+            raise ValueError(f"{where}.{path}: unknown operator '{op}' (use one of "
+                             + ", ".join(OPERATORS) + ")")
+        out.append((str(path), str(op), arg))
+    return tuple(out)
+
+
+def load_policy_file(path: str | Path) -> PolicyFile:
+    """Parse a policy file.
+
+    Raises:
+        DiagnosticError: (MLC621) the file is missing, not YAML, or a rule is malformed.
+    """
+    shown = str(path)
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if not isinstance(raw, dict) or set(raw) - {"policies", "risk_rules"}:
+            raise ValueError("the top level holds 'policies' and/or 'risk_rules'")
+        out = PolicyFile(shown)
+        for i, rule in enumerate(raw.get("policies") or []):
+            where = f"policies[{i}]"
+            if not isinstance(rule, dict) or not rule.get("id") or not rule.get("message"):
+                raise ValueError(f"{where} needs 'id' and 'message'")
+            unknown = set(rule) - {"id", "code", "message", "hint", "severity", "when",
+                                   "require"}
+            if unknown:
+                raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
+            require = _conditions(rule.get("require"), f"{where}.require")
+            if not require:
+                raise ValueError(f"{where} needs 'require'")
+            out.policies.append(DataRule(
+                str(rule["id"]), str(rule["message"]), shown, str(rule.get("code", "MLC620")),
+                str(rule.get("hint", "")), Severity(rule.get("severity", "error")),
+                _conditions(rule.get("when"), f"{where}.when"), require))
+        risk = raw.get("risk_rules") or []
+        if not isinstance(risk, list):
+            raise ValueError("'risk_rules' must be a list")
+        out.risk_rules = list(risk)
+        return out
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise DiagnosticError([Diagnostic(
+            "MLC621", f"policy file {shown} is invalid: {exc}", None,
+            "see compiler/passes/policies.yaml for the format")]) from None
+
+
+def policy_files(ctx: PassContext) -> list[Path]:
+    """Organisation policy files: `ctx.extra["policy_files"]` and `policies/*.yaml` by the spec."""
+    found = [Path(p) for p in ctx.extra.get("policy_files", ())]
+    root = ctx.extra.get("project_dir")
+    if root is None:
+        where = ctx.source_map.locate(("name",))
+        root = Path(where.file).parent if where and where.file != "<override>" else None
+    if root is not None and (Path(root) / "policies").is_dir():
+        found.extend(sorted((Path(root) / "policies").glob("*.y*ml")))
+    return list(dict.fromkeys(found))
+
+
+# -- built-in rules in Python -------------------------------------------------------------------
+
+EU_REGION_PREFIXES = ("eu-", "europe-")
+EU_AZURE_REGIONS = frozenset({
+    "northeurope", "westeurope", "francecentral", "francesouth", "germanywestcentral",
+    "germanynorth", "swedencentral", "swedensouth", "italynorth", "polandcentral",
+    "spaincentral", "austriaeast", "belgiumcentral", "denmarkeast"})
+
+
+def is_eu_region(region: str) -> bool:
+    """Whether a cloud region lies in the EU.
+
+    >>> is_eu_region("eu-west-1"), is_eu_region("europe-west4"), is_eu_region("us-east-1")
+    (True, True, False)
+    """
+    return region.startswith(EU_REGION_PREFIXES) or region in EU_AZURE_REGIONS
+
+
+def check_pii_features(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
+    """PII columns may be features only when pseudonymised (or excluded)."""
+    feats = ir.first(StepKind.FEATURES)
+    if feats is None:
+        return
+    p = feats.params
+    selection = p.get("selection") or {}
+    include = selection.get("include")
+    excluded = set(selection.get("exclude") or ())
+    columns = list(p.get("dtypes", {}))
+    used = set(include) if include is not None else set(columns) - excluded - {p.get("target")}
+    pseudo = {c for t in p.get("transforms", []) if t.get("op") == "pseudonymise"
+              for c in t.get("columns", [])}
+    for d in p.get("derived", []):
+        if set(d.get("inputs", [])) & (set(p.get("pii", [])) - pseudo):
+            yield ctx.diag("MLC601", f"derived feature '{d['name']}' reads PII column(s) "
+                           + ", ".join(sorted(set(d["inputs"]) & set(p["pii"]))),
+                           "features.derived", "derive features from pseudonymised columns only")
+    for col in sorted(p.get("pii", [])):
+        if col in used and col not in pseudo:
+            yield ctx.diag("MLC601", f"PII column '{col}' is used as a feature without being "
+                           "pseudonymised", f"data.contract.columns.{col}.pii",
+                           f"add a 'pseudonymise' transform for '{col}' or exclude it in "
+                           "features.selection.exclude")
+
+
+def check_gdpr_regions(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
+    """gdpr: data storage and serving stay in EU regions."""
+    compliance = (ir.settings.get("governance") or {}).get("compliance") or []
+    if "gdpr" not in compliance:
+        return
+    storage = ir.first(StepKind.STORAGE)
+    region = storage.params.get("region") if storage else None
+    if region is None:
+        yield ctx.diag("MLC602", "gdpr requires data and serving regions in the EU, but no "
+                       "region is set", "governance.compliance",
+                       "add deployment with an EU region, e.g. 'region: eu-west-1'")
+    elif not is_eu_region(str(region)):
+        yield ctx.diag("MLC602", f"gdpr requires data and serving regions in the EU, not "
+                       f"'{region}'", "deployment.region",
+                       "use an EU region such as eu-west-1, eu-central-1, europe-west1, "
+                       "westeurope")
+
+
+# -- literal secrets ----------------------------------------------------------------------------
+
+SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("AWS access key id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("GitHub token", re.compile(r"\b(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,}\b")),
+    ("GitHub fine-grained token", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}\b")),
+    ("Slack token", re.compile(r"\bxox[baprs]-[A-Za-z0-9-]{10,}\b")),
+    ("Stripe secret key", re.compile(r"\b[sr]k_live_[A-Za-z0-9]{16,}\b")),
+    ("Google API key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b")),
+    ("private key", re.compile(r"-----BEGIN ([A-Z ]+ )?PRIVATE KEY-----")),
+    ("password in a URL", re.compile(r"://[^/\s:@]+:(?!\$\{)[^/\s@]+@")),
+)
+SECRET_KEY = re.compile(r"(secret|passw|token|api[_-]?key|apikey|private[_-]?key|credential|"
+                        r"access[_-]?key|auth)", re.IGNORECASE)
+
+
+def entropy(text: str) -> float:
+    """Shannon entropy in bits per character."""
+    counts = Counter(text)
+    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
+
+
+def find_secret(key: str, value: str) -> str | None:
+    """What kind of literal secret `value` (held under `key`) looks like, or None."""
+    if is_secret_ref(value):
+        return None
+    for kind, pattern in SECRET_PATTERNS:
+        if pattern.search(value):
+            return kind
+    if (SECRET_KEY.search(key) and len(value) >= 16 and " " not in value
+            and entropy(value) >= 3.5):
+        return f"high-entropy value under a secret-like key '{key}'"
+    return None
+
+
+def _walk(node: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...],
+                                                                         str]]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _walk(v, (*path, str(k)))
+    elif isinstance(node, list | tuple):
+        for i, v in enumerate(node):
+            yield from _walk(v, (*path, i))
+    elif isinstance(node, str):
+        yield path, node
+
+
+def _spec_path(ctx: PassContext, origin: str, rest: tuple[str | int, ...]) -> str:
+    """Best spec key path for a value found at `rest` inside a step that came from `origin`."""
+    base = parse_path(origin)
+    for candidate in ((*base, *rest[1:]), (*base, *rest)):
+        if ctx.source_map.span(candidate) is not None:
+            return str(dotted(candidate))
+    return origin
+
+
+def check_secrets(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
+    """Secrets are references: literal keys, tokens and passwords anywhere in the spec fail."""
+    seen: set[tuple[str, str]] = set()
+    places: list[tuple[str, tuple[str | int, ...], str]] = []
+    for step in ir.steps:
+        places.extend((step.origin, p, v) for p, v in _walk(step.params))
+    settings_origin = {"target_options": "targets", "governance": "governance",
+                       "security": "security", "budgets": "budgets"}
+    for key, origin in settings_origin.items():
+        places.extend((origin, ("_", *p), v) for p, v in _walk(ir.settings.get(key)))
+    for key in ("description", "tags", "owners"):
+        places.extend((key, ("_", *p), v) for p, v in _walk(ir.metadata.get(key)))
+    for origin, rest, value in places:
+        key = next((str(p) for p in reversed(rest) if isinstance(p, str)), origin)
+        kind = find_secret(key, value)
+        if kind is None:
+            continue
+        where = _spec_path(ctx, origin, rest)
+        if (where, value) in seen:
+            continue
+        seen.add((where, value))
+        yield ctx.diag("MLC610", f"literal secret in the spec ({kind}); it is never copied "
+                       "into outputs", where,
+                       "store it in a secret manager and write a reference such as "
+                       "'vault:secret/data/app#key' or 'env:NAME' under security.secrets")
+
+
+# -- running everything -------------------------------------------------------------------------
+
+PYTHON_RULES = (check_pii_features, check_gdpr_regions, check_secrets)
+
+
+def _plugin_diags(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
+    for ep in sorted(entry_points(group=POLICY_ENTRY_POINT_GROUP), key=lambda e: e.name):
+        dist = ep.dist.name if ep.dist is not None else "an unknown distribution"
+        try:
+            plugin = ep.load()
+            found: Iterable[Diagnostic] = list(plugin(ir, ctx))
+        except DiagnosticError as exc:
+            found = exc.diagnostics
+        except Exception as exc:  # a plugin's failure is named, not swallowed
+            yield Diagnostic("MLC622", f"policy plugin '{ep.name}' from '{dist}' failed: "
+                             f"{type(exc).__name__}: {exc}", None,
+                             f"fix or uninstall '{dist}' (entry point {ep.value})")
+            continue
+        yield from found
+
+
+def check_policies(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
+    """Every built-in rule, every data rule from policy files, every `mlc.policies` plugin."""
+    for rule in PYTHON_RULES:
+        yield from rule(ir, ctx)
+    facts = spec_facts(ir)
+    for file in [BUILTIN_RULES, *policy_files(ctx)]:
+        try:
+            parsed = load_policy_file(file)
+        except DiagnosticError as exc:
+            yield from exc.diagnostics
+            continue
+        for data_rule in parsed.policies:
+            yield from data_rule.check(facts, ctx)
+    yield from _plugin_diags(ir, ctx)
+
+
+def check_policy_files(ir: IRGraph, ctx: PassContext,
+                       files: Iterable[str | Path]) -> Iterator[Diagnostic]:
+    """Only the data rules of the given organisation policy files (for `--policy FILE`)."""
+    facts = spec_facts(ir)
+    for file in files:
+        try:
+            parsed = load_policy_file(file)
+        except DiagnosticError as exc:
+            yield from exc.diagnostics
+            continue
+        for data_rule in parsed.policies:
+            yield from data_rule.check(facts, ctx)

@@ -1,0 +1,241 @@
+"""A tabular MLP for Lightning, with GPU-resident batching; needs only torch and lightning.
+
+Tabular data that fits in device memory is moved to the device once and batched there by index
+slicing (`DeviceBatches`): a CPU `DataLoader` collating small rows is about 25x slower on a
+GPU. The module has no other mlc imports, so `benchmarks/bench_gpu_training.py` can load it by
+file path on a machine that has only torch and Lightning.
+
+`MLPEstimator` wraps it in the scikit-learn estimator protocol (`fit`, `predict`,
+`predict_proba`, `get_params`) so that it sits at the end of an sklearn `Pipeline`, and it
+pickles with its weights on the CPU.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+try:  # sklearn's base classes give Pipeline/clone the tags they expect; optional on GPU boxes
+    from sklearn.base import BaseEstimator as _Base
+except ImportError:  # pragma: no cover - the standalone benchmark path
+    _Base = object  # type: ignore[assignment,misc]
+
+
+def make_net(in_features: int, out_features: int, hidden: Sequence[int] = (256, 128)) -> nn.Module:
+    """A plain MLP: Linear+ReLU per hidden size, then a Linear head (3 layers by default)."""
+    layers: list[nn.Module] = []
+    width = in_features
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers.append(nn.Linear(width, out_features))
+    return nn.Sequential(*layers)
+
+
+class DeviceBatches:
+    """Shuffled mini-batches cut by index slicing from tensors held on one device.
+
+    Moves `x`/`y` to `device` once (no copy when they are already there); each epoch draws a
+    permutation on that device. Under DDP each rank takes every `world_size`-th index.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *,
+                 device: torch.device | str = "cpu", shuffle: bool = True, seed: int = 0,
+                 rank: int = 0, world_size: int = 1) -> None:
+        self.x = x.to(device, non_blocking=True)
+        self.y = y.to(device, non_blocking=True)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.rank = rank
+        self.world_size = world_size
+        self.generator = torch.Generator(device=self.x.device)
+        self.generator.manual_seed(seed)
+
+    def __len__(self) -> int:
+        per_rank = math.ceil(self.x.shape[0] / self.world_size)
+        return math.ceil(per_rank / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = self.x.shape[0]
+        if self.shuffle:
+            order = torch.randperm(n, device=self.x.device, generator=self.generator)
+        else:
+            order = torch.arange(n, device=self.x.device)
+        order = order[self.rank :: self.world_size]
+        for start in range(0, order.shape[0], self.batch_size):
+            idx = order[start : start + self.batch_size]
+            yield self.x[idx], self.y[idx]
+
+
+class TabularMLP(L.LightningModule):
+    """MLP for classification (cross-entropy) or regression (MSE) on a float feature matrix."""
+
+    def __init__(self, in_features: int, out_features: int, task: str = "classification",
+                 hidden: Sequence[int] = (256, 128), learning_rate: float = 1e-3) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = make_net(in_features, out_features, hidden)
+        self.task = task
+        self.learning_rate = learning_rate
+        self.data: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.batch_size = 256
+        self.seed = 0
+        self.epoch_loss = float("nan")
+        self._loss_sum: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.net(x)
+        return out
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.task == "classification":
+            return nn.functional.cross_entropy(out, y)
+        return nn.functional.mse_loss(out.squeeze(-1), y)
+
+    def train_dataloader(self) -> DeviceBatches:
+        assert self.data is not None, "call set_data(x, y) before fit"
+        # Lightning has placed the module on its device by now: the data moves there once.
+        return DeviceBatches(self.data[0], self.data[1], self.batch_size, device=self.device,
+                             seed=self.seed, rank=self.global_rank,
+                             world_size=self.trainer.world_size if self._trainer else 1)
+
+    def set_data(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int = 0) -> None:
+        self.data = (x, y)
+        self.batch_size = batch_size
+        self.seed = seed
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> Any:
+        x, y = batch
+        loss = self.loss(self(x), y)
+        # Summed on the device; read once per epoch so steps never wait on a host sync.
+        detached = loss.detach()
+        self._loss_sum = detached if self._loss_sum is None else self._loss_sum + detached
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        if self._loss_sum is not None:
+            self.epoch_loss = float(self._loss_sum) / max(1, self.trainer.num_training_batches)
+            self._loss_sum = None
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.learning_rate)
+
+
+def fit_mlp(x: Any, y: Any, *, task: str = "classification", out_features: int | None = None,
+            hidden: Sequence[int] = (256, 128), learning_rate: float = 1e-3,
+            batch_size: int = 256, max_epochs: int = 20, accelerator: str = "auto",
+            devices: int | str = "auto", precision: str = "32-true", strategy: str = "auto",
+            max_time: float | None = None, seed: int = 0) -> tuple[TabularMLP, L.Trainer]:
+    """Train a `TabularMLP` on a float matrix `x` and labels `y` (class indices or targets).
+
+    `x`/`y` may be numpy arrays or tensors already on the GPU; either way the data crosses to
+    the device once. Returns the module (still on its device) and the trainer.
+    """
+    torch.manual_seed(seed)
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    yt = torch.as_tensor(y, dtype=torch.long if task == "classification" else torch.float32)
+    if out_features is None:
+        out_features = int(yt.max().item()) + 1 if task == "classification" else 1
+    module = TabularMLP(xt.shape[1], out_features, task, hidden, learning_rate)
+    module.set_data(xt, yt, batch_size, seed)
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=devices, precision=precision,  # type: ignore[arg-type]
+        strategy="auto" if strategy in ("none", "auto") else strategy,
+        max_epochs=max_epochs,
+        max_time=datetime.timedelta(seconds=max_time) if max_time else None,
+        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, deterministic=False,
+    )
+    trainer.fit(module)
+    return module, trainer
+
+
+class MLPEstimator(_Base):  # type: ignore[misc,valid-type]
+    """scikit-learn style wrapper around `fit_mlp`; pickles with CPU weights.
+
+    Args mirror `fit_mlp`. After `fit`: `classes_` (classification), `epochs_`, `stopped_`.
+    """
+
+    def __init__(self, task: str = "classification", hidden: Sequence[int] = (256, 128),
+                 learning_rate: float = 1e-3, batch_size: int = 256, max_epochs: int = 20,
+                 accelerator: str = "auto", devices: int | str = "auto",
+                 precision: str = "32-true", strategy: str = "auto",
+                 max_time: float | None = None, seed: int = 0) -> None:
+        self.task = task
+        self.hidden = hidden
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.accelerator = accelerator
+        self.devices = devices
+        self.precision = precision
+        self.strategy = strategy
+        self.max_time = max_time
+        self.seed = seed
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        keys = ("task", "hidden", "learning_rate", "batch_size", "max_epochs", "accelerator",
+                "devices", "precision", "strategy", "max_time", "seed")
+        return {k: getattr(self, k) for k in keys}
+
+    def set_params(self, **params: Any) -> MLPEstimator:
+        for k, v in params.items():
+            setattr(self, k, v)
+        return self
+
+    @property
+    def _estimator_type(self) -> str:
+        return "classifier" if self.task == "classification" else "regressor"
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = self._estimator_type
+        return tags
+
+    def fit(self, X: Any, y: Any) -> MLPEstimator:
+        x = np.asarray(X, dtype=np.float32)
+        y_arr = np.asarray(y)
+        if self.task == "classification":
+            self.classes_, target = np.unique(y_arr, return_inverse=True)
+            out = len(self.classes_)
+        else:
+            target, out = y_arr.astype(np.float32), 1
+        self.n_features_in_ = x.shape[1]
+        module, trainer = fit_mlp(
+            x, target, task=self.task, out_features=out, hidden=tuple(self.hidden),
+            learning_rate=self.learning_rate, batch_size=self.batch_size,
+            max_epochs=self.max_epochs, accelerator=self.accelerator, devices=self.devices,
+            precision=self.precision, strategy=self.strategy, max_time=self.max_time,
+            seed=self.seed)
+        self.epochs_ = int(trainer.current_epoch)
+        self.stopped_ = "max_time" if self.epochs_ < self.max_epochs else "max_epochs"
+        self.final_loss_ = module.epoch_loss
+        module.data = None
+        self.module_ = module.cpu().eval()
+        return self
+
+    def _forward(self, X: Any) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(X, dtype=np.float32))
+        with torch.no_grad():
+            result: np.ndarray = self.module_(x).float().numpy()
+        return result
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        if self.task != "classification":
+            raise AttributeError("predict_proba is only available for classification")
+        result: np.ndarray = torch.softmax(torch.as_tensor(self._forward(X)), dim=1).numpy()
+        return result
+
+    def predict(self, X: Any) -> np.ndarray:
+        out = self._forward(X)
+        if self.task == "classification":
+            result: np.ndarray = self.classes_[out.argmax(axis=1)]
+            return result
+        return out[:, 0]

@@ -1,0 +1,197 @@
+"""Lineage: which data, spec and code produced which model version; run events as OpenLineage.
+
+Two files under the project's `.mlc/lineage/`:
+
+- `models.jsonl`: one record per registered model version (model name, version, data hash,
+  spec hash, code version, model hash, run id) — what `mlc lineage [MODEL]` queries.
+- `events/<run id>.jsonl`: OpenLineage run events (`START`, `COMPLETE`, `FAIL`), one per step
+  transition, with the step's input and output artifacts as datasets, so any OpenLineage
+  consumer (Marquez, a catalogue) can ingest a local run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+LINEAGE_DIR = "lineage"
+MODELS_FILE = "models.jsonl"
+PRODUCER = "https://github.com/mlc-project/mlc/tree/main/runtime"
+RUN_EVENT_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
+VERSION_FACET_SCHEMA = (
+    "https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json"
+    "#/$defs/DatasetVersionDatasetFacet"
+)
+PARENT_FACET_SCHEMA = (
+    "https://openlineage.io/spec/facets/1-0-1/ParentRunFacet.json#/$defs/ParentRunFacet"
+)
+EVENT_TYPES = ("START", "COMPLETE", "FAIL", "ABORT")
+
+
+def _append_line(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str) + "\n"
+    with open(path, "a", encoding="utf-8") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    out = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(raw))
+        except ValueError:
+            # A line cut by a kill: the records before and after it are still good.
+            continue
+    return out
+
+
+def run_uuid(run_id: str, step_id: str = "") -> str:
+    """OpenLineage wants UUID run ids: a stable one per (mlc run, step)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mlc:{run_id}:{step_id}"))
+
+
+def _dataset(namespace: str, name: str, content_hash: str | None) -> dict[str, Any]:
+    facets: dict[str, Any] = {}
+    if content_hash:
+        facets["version"] = {
+            "_producer": PRODUCER,
+            "_schemaURL": VERSION_FACET_SCHEMA,
+            "datasetVersion": content_hash,
+        }
+    return {"namespace": namespace, "name": name, "facets": facets}
+
+
+def run_event(
+    event_type: str,
+    *,
+    pipeline: str,
+    run_id: str,
+    step_id: str,
+    inputs: dict[str, str | None],
+    outputs: dict[str, str | None],
+    when: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """An OpenLineage `RunEvent` for one step of an mlc run.
+
+    Args:
+        event_type: `START`, `COMPLETE`, `FAIL` or `ABORT`.
+        pipeline: the spec's name (the job namespace is `mlc/<pipeline>`).
+        run_id: the mlc run id; the step's run is a child of the pipeline's run.
+        step_id: the IR step id (the job name is `<pipeline>.<step>`).
+        inputs: artifact id -> content hash (None when unknown yet).
+        outputs: artifact id -> content hash.
+        when: event time (default now, UTC).
+    """
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown OpenLineage event type {event_type!r}")
+    namespace = f"mlc/{pipeline}"
+    stamp = (when or dt.datetime.now(dt.UTC)).isoformat(timespec="milliseconds")
+    return {
+        "eventType": event_type,
+        "eventTime": stamp,
+        "producer": PRODUCER,
+        "schemaURL": RUN_EVENT_SCHEMA,
+        "run": {
+            "runId": run_uuid(run_id, step_id),
+            "facets": {
+                "parent": {
+                    "_producer": PRODUCER,
+                    "_schemaURL": PARENT_FACET_SCHEMA,
+                    "job": {"namespace": namespace, "name": pipeline},
+                    "run": {"runId": run_uuid(run_id)},
+                }
+            },
+        },
+        "job": {"namespace": namespace, "name": f"{pipeline}.{step_id}", "facets": {}},
+        "inputs": [_dataset(namespace, a, h) for a, h in sorted(inputs.items())],
+        "outputs": [_dataset(namespace, a, h) for a, h in sorted(outputs.items())],
+    }
+
+
+def events_path(state_dir: str | Path, run_id: str) -> Path:
+    return Path(state_dir) / LINEAGE_DIR / "events" / f"{run_id}.jsonl"
+
+
+def emit_event(state_dir: str | Path, event: dict[str, Any], run_id: str) -> None:
+    """Append an OpenLineage event to the run's event file."""
+    _append_line(events_path(state_dir, run_id), event)
+
+
+def read_events(state_dir: str | Path, run_id: str) -> list[dict[str, Any]]:
+    return _read_lines(events_path(state_dir, run_id))
+
+
+def record_model(
+    state_dir: str | Path,
+    *,
+    model_name: str,
+    version: str,
+    run_id: str,
+    data_hash: str | None,
+    spec_hash: str | None,
+    code_version: str | None,
+    model_hash: str | None,
+    tracking_uri: str = "",
+    aliases: list[str] | None = None,
+) -> dict[str, Any]:
+    """Record that (data hash, spec hash, code version) produced `model_name` version `version`."""
+    record = {
+        "model_name": model_name,
+        "version": str(version),
+        "run_id": run_id,
+        "data_hash": data_hash,
+        "spec_hash": spec_hash,
+        "code_version": code_version,
+        "model_hash": model_hash,
+        "tracking_uri": tracking_uri,
+        "aliases": sorted(aliases or []),
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    _append_line(Path(state_dir) / LINEAGE_DIR / MODELS_FILE, record)
+    return record
+
+
+def query(
+    state_dir: str | Path,
+    model_name: str | None = None,
+    *,
+    version: str | None = None,
+    data_hash: str | None = None,
+    spec_hash: str | None = None,
+) -> list[dict[str, Any]]:
+    """Model lineage records matching every given filter (hash filters match by prefix).
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> _ = record_model(d, model_name="m", version="1", run_id="r", data_hash="abc",
+        ...                  spec_hash="def", code_version="mlc 0.1", model_hash="123")
+        >>> [r["version"] for r in query(d, "m", data_hash="ab")]
+        ['1']
+    """
+    out = []
+    for rec in _read_lines(Path(state_dir) / LINEAGE_DIR / MODELS_FILE):
+        if model_name is not None and rec.get("model_name") != model_name:
+            continue
+        if version is not None and str(rec.get("version")) != str(version):
+            continue
+        if data_hash and not str(rec.get("data_hash") or "").startswith(data_hash):
+            continue
+        if spec_hash and not str(rec.get("spec_hash") or "").startswith(spec_hash):
+            continue
+        out.append(rec)
+    return out

@@ -1,0 +1,100 @@
+"""ingest: read one source (CSV, Parquet, SQL, Spark table) into a dataset artifact."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from mlc.runtime import artifacts
+from mlc.runtime.context import StepContext, StepError
+from mlc.runtime.steps._data import out
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+STEP = "ingest"
+
+
+def _spark_session() -> Any:
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    return (
+        SparkSession.builder.master(os.environ.get("MLC_SPARK_MASTER", "local[1]"))
+        .appName("mlc-ingest")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .getOrCreate()
+    )
+
+
+def _read_spark(source: dict[str, Any], ctx: StepContext) -> pd.DataFrame:
+    spark = _spark_session()
+    fmt = source["format"]
+    try:
+        if fmt == "spark_table":
+            sdf = spark.table(source["table"])
+        elif fmt == "csv":
+            sdf = spark.read.csv(ctx.resolve(source["path"]), header=True, inferSchema=True,
+                                 sep=source.get("delimiter", ","))
+        elif fmt == "parquet":
+            sdf = spark.read.parquet(ctx.resolve(source["path"]))
+        else:
+            raise StepError(STEP, f"format '{fmt}' is not read by the spark engine",
+                            "use engine: pandas for SQL sources")
+        return sdf.toPandas()
+    except StepError:
+        raise
+    except Exception as exc:  # pyspark raises AnalysisException and py4j errors alike
+        raise StepError(STEP, f"spark could not read source '{source['name']}': "
+                        f"{str(exc).splitlines()[0]}") from exc
+
+
+def _read_pandas(source: dict[str, Any], ctx: StepContext) -> pd.DataFrame:
+    import pandas as pd
+
+    fmt = source["format"]
+    if fmt in ("csv", "parquet"):
+        path = ctx.resolve(source["path"])
+        if "://" not in path and not os.path.exists(path):
+            raise StepError(STEP, f"data file not found: {path} (source '{source['name']}')",
+                            "check data.sources[].path; relative paths are against the spec's "
+                            "folder")
+        try:
+            if fmt == "csv":
+                return pd.read_csv(path, sep=source.get("delimiter", ","))
+            return pd.read_parquet(path)
+        except (OSError, ValueError) as exc:
+            raise StepError(STEP, f"cannot read {fmt} file {path}: {exc}") from exc
+    if fmt == "sql":
+        import sqlalchemy
+
+        url = source["url"]
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            # Relative sqlite paths are relative to the spec's folder, like file paths.
+            url = "sqlite:///" + ctx.resolve(url.removeprefix("sqlite:///"))
+        try:
+            engine = sqlalchemy.create_engine(url)
+            with engine.connect() as conn:
+                return pd.read_sql_query(sqlalchemy.text(source["query"]), conn)
+        except Exception as exc:  # SQLAlchemy and DBAPI errors share no base class
+            raise StepError(STEP, f"SQL source '{source['name']}' failed: "
+                            f"{str(exc).splitlines()[0]}",
+                            "check data.sources[].url and query") from exc
+    raise StepError(STEP, f"format '{fmt}' needs engine: spark")
+
+
+def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
+        ctx: StepContext) -> dict[str, Any]:
+    """Read the source in `params["source"]` and save it as the `dataset` artifact.
+
+    Returns:
+        `{"rows", "columns", "hash"}`; the hash is the sha256 of the saved Parquet bytes.
+    """
+    source = params["source"]
+    engine = params.get("engine", "pandas")
+    df = _read_spark(source, ctx) if engine == "spark" else _read_pandas(source, ctx)
+    digest = artifacts.save_dataframe(out(outputs, "dataset", STEP), df,
+                                      source=source["name"], engine=engine)
+    return {"rows": len(df), "columns": len(df.columns), "hash": digest}

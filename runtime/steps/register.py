@@ -1,0 +1,309 @@
+"""register: MLflow tracking and model registry.
+
+Logs params, metrics, the spec hash, the data hash and the reports of the run into an MLflow
+run; logs the model (the fitted sklearn `Pipeline` from the model artifact) with a signature
+built from the data contract and explicit pip requirements; registers it as a new version of
+the spec's model and moves the aliases: `challenger` always, `champion` only when the gate
+verdict passed and promotion is `auto`. A model already registered (same model hash) is not
+registered twice: its existing version gets the aliases. Nothing registered is ever deleted or
+overwritten; a store that is locked or cannot be written is a `StepError` naming the store.
+
+Default store: a sqlite file in the project's `.mlc/` with artifacts under `.mlc/mlartifacts`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from mlc.runtime import artifacts
+from mlc.runtime.context import StepContext, StepError
+
+VERSION = "1"
+STEP = "register"
+MODEL_HASH_TAG = "mlc.model_hash"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+# Contract dtype -> MLflow column type for the signature.
+_MLFLOW_TYPES = {
+    "int": "long",
+    "float": "double",
+    "str": "string",
+    "category": "string",
+    "bool": "boolean",
+    "datetime": "datetime",
+}
+
+
+def _sqlite_file(tracking_uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI, else None."""
+    if not tracking_uri.startswith("sqlite:"):
+        return None
+    parsed = urlparse(tracking_uri)
+    path = unquote(parsed.path)
+    return Path(path) if path else None
+
+
+def champion_info(model_name: str, tracking_uri: str) -> dict[str, Any] | None:
+    """The current `champion` of `model_name`: version, model hash and run metrics, or None.
+
+    The gate step compares a challenger with it (`ctx.extra["champion_metrics"]`). A local
+    sqlite store is read directly (milliseconds, no MLflow import, so a cached rerun stays
+    fast); any other store, or a sqlite schema this code does not know, goes through
+    `MlflowClient`.
+    """
+    db = _sqlite_file(tracking_uri)
+    if db is not None:
+        if not db.exists():
+            return None
+        try:
+            return _champion_from_sqlite(db, model_name)
+        except sqlite3.Error:
+            pass
+    return _champion_from_client(model_name, tracking_uri)
+
+
+def _champion_from_sqlite(db: Path, model_name: str) -> dict[str, Any] | None:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as con:
+        row = con.execute(
+            "SELECT mv.version, mv.run_id FROM registered_model_aliases a "
+            "JOIN model_versions mv ON mv.name = a.name AND mv.version = a.version "
+            "WHERE a.name = ? AND a.alias = ?", (model_name, CHAMPION)).fetchone()
+        if row is None:
+            return None
+        version, run_id = row
+        tag = con.execute(
+            "SELECT value FROM model_version_tags WHERE name = ? AND version = ? AND key = ?",
+            (model_name, version, MODEL_HASH_TAG)).fetchone()
+        metrics = dict(con.execute(
+            "SELECT key, value FROM latest_metrics WHERE run_uuid = ?", (run_id,)).fetchall())
+    return {"version": str(version), "run_id": run_id, "model_hash": tag[0] if tag else None,
+            "metrics": {k: float(v) for k, v in sorted(metrics.items())}}
+
+
+def _champion_from_client(model_name: str, tracking_uri: str) -> dict[str, Any] | None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        mv = client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        return None
+    metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+    return {"version": str(mv.version), "run_id": mv.run_id,
+            "model_hash": (mv.tags or {}).get(MODEL_HASH_TAG),
+            "metrics": {k: float(v) for k, v in sorted(metrics.items())}}
+
+
+def signature(contract: dict[str, Any], target: str, task: str) -> Any:
+    """An MLflow `ModelSignature` from the data contract: every column but the target in."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    columns = contract.get("columns", {})
+    inputs = [
+        ColSpec(_MLFLOW_TYPES.get(col.get("dtype", "str"), "string"), name,
+                required=not col.get("nullable", False))
+        for name, col in sorted(columns.items()) if name != target
+    ]
+    out_type = "long" if task == "classification" else "double"
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec(out_type, target)]))
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements of a logged sklearn model, stated rather than inferred (fast)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    reqs = []
+    for dist in ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle", "mlflow-skinny"):
+        try:
+            reqs.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            continue
+    return reqs
+
+
+def _read_doc(location: str) -> Any:
+    """The JSON document of a report/metrics/verdict artifact (the one non-meta JSON file)."""
+    folder = Path(location)
+    docs = sorted(p for p in folder.glob("*.json") if p.name != artifacts.META)
+    if not docs:
+        return artifacts.read_meta(location)
+    return json.loads(docs[0].read_text())
+
+
+def metrics_of(doc: Any) -> dict[str, float]:
+    """Numeric metrics of an evaluate output (`{"metrics": {...}}` or a flat mapping)."""
+    if isinstance(doc, dict) and isinstance(doc.get("metrics"), dict):
+        doc = doc["metrics"]
+    if not isinstance(doc, dict):
+        return {}
+    out = {}
+    for key, value in doc.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        out[str(key)] = float(value)
+    return out
+
+
+@contextlib.contextmanager
+def _store_errors(uri: str) -> Iterator[None]:
+    """Turn a locked or unwritable store into a `StepError` that names it."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except StepError:
+        raise
+    except (MlflowException, OSError) as exc:
+        text = str(exc)
+        locked = "locked" in text.lower()
+        cause = "is locked by another process" if locked else "cannot be written"
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        raise StepError(STEP, f"the MLflow store {uri} {cause}: {first[:300]}",
+                        "close other writers of the store, or pass --tracking-uri with a "
+                        "writable store" if locked else
+                        "check the path and its permissions, or pass --tracking-uri") from None
+    except Exception as exc:
+        if type(exc).__module__.startswith("sqlalchemy"):
+            raise StepError(STEP, f"the MLflow store {uri} cannot be used: {exc}"[:400],
+                            "check the store, or pass --tracking-uri") from None
+        raise
+
+
+def _experiment(client: Any, name: str, ctx: StepContext) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return str(exp.experiment_id)
+    location = (ctx.state / "mlartifacts").resolve().as_uri()
+    return str(client.create_experiment(name, artifact_location=location))
+
+
+def _existing_version(client: Any, name: str, model_hash: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        return None
+    found = client.search_model_versions(
+        f"name = '{name}' and tags.`{MODEL_HASH_TAG}` = '{model_hash}'")
+    return min(found, key=lambda mv: int(mv.version)) if found else None
+
+
+def _flat_params(params: dict[str, Any], inputs: dict[str, str]) -> dict[str, str]:
+    out = {"model_name": str(params.get("model_name")), "task": str(params.get("task")),
+           "target": str(params.get("target"))}
+    if "params" in inputs and artifacts.exists(inputs["params"]):
+        tuned = _read_doc(inputs["params"])
+        if isinstance(tuned, dict):
+            tuned = tuned.get("best_params", tuned)
+            for key, value in sorted(tuned.items()):
+                out[f"tuned.{key}"] = str(value)[:500]
+    return out
+
+
+def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
+        ctx: StepContext) -> dict[str, Any]:
+    """Log the run to MLflow, register the model, move aliases; write the `model_version`."""
+    from mlc.runtime import audit, lineage
+
+    for name in ("model", "metrics", "verdict"):
+        if name not in inputs or not artifacts.exists(inputs[name]):
+            raise StepError(STEP, f"input '{name}' is missing or incomplete",
+                            "run the steps before register first")
+    if "model_version" not in outputs:
+        raise StepError(STEP, "missing output 'model_version'",
+                        "pass --outputs model_version=LOCATION")
+    model_name = str(params.get("model_name") or "model")
+    verdict = _read_doc(inputs["verdict"])
+    passed = bool(verdict.get("passed")) if isinstance(verdict, dict) else False
+    promotion = params.get("promotion") or {"policy": "auto"}
+    promote = passed and promotion.get("policy", "auto") == "auto"
+    model_hash = str(artifacts.read_meta(inputs["model"]).get("hash"))
+    metrics = metrics_of(_read_doc(inputs["metrics"]))
+    spec_hash = ctx.extra.get("spec_hash")
+    data_hash = ctx.extra.get("data_hash")
+    code_version = ctx.extra.get("code_version")
+    uri = ctx.effective_tracking_uri()
+
+    from mlc.runtime.steps._data import load_model
+
+    model = load_model(inputs, "model", STEP, ctx)
+    with _store_errors(uri):
+        import mlflow
+        import mlflow.sklearn
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        experiment_id = _experiment(client, model_name, ctx)
+        existing = _existing_version(client, model_name, model_hash)
+        new = existing is None
+        if new:
+            mlflow.set_tracking_uri(uri)
+            mlflow.set_registry_uri(uri)
+            tags = {"mlc.run_id": ctx.run_id, "mlc.spec_hash": str(spec_hash),
+                    "mlc.data_hash": str(data_hash), "mlc.code_version": str(code_version),
+                    MODEL_HASH_TAG: model_hash, "mlc.verdict": "passed" if passed else "failed"}
+            with mlflow.start_run(experiment_id=experiment_id, run_name=ctx.run_id,
+                                  tags=tags) as active:
+                mlflow.log_params(_flat_params(params, inputs))
+                if metrics:
+                    mlflow.log_metrics(metrics)
+                mlflow.log_dict(verdict if isinstance(verdict, dict) else {"verdict": verdict},
+                                "reports/verdict.json")
+                for report in ("fairness", "explain"):
+                    if report in inputs and artifacts.exists(inputs[report]):
+                        mlflow.log_dict(_read_doc(inputs[report]), f"reports/{report}.json")
+                info = mlflow.sklearn.log_model(
+                    model, name="model",
+                    signature=signature(params.get("contract") or {}, str(params.get("target")),
+                                        str(params.get("task", "classification"))),
+                    pip_requirements=pip_requirements(),
+                )
+                run_id = active.info.run_id
+            mv = mlflow.register_model(info.model_uri, model_name,
+                                       tags={MODEL_HASH_TAG: model_hash,
+                                             "mlc.spec_hash": str(spec_hash),
+                                             "mlc.data_hash": str(data_hash),
+                                             "mlc.run_id": ctx.run_id})
+        else:
+            mv = existing
+            run_id = mv.run_id
+        version = str(mv.version)
+        client.set_registered_model_alias(model_name, CHALLENGER, version)
+        aliases = [CHALLENGER]
+        if promote:
+            client.set_registered_model_alias(model_name, CHAMPION, version)
+            aliases.append(CHAMPION)
+
+    state = ctx.state
+    commit = ctx.extra.get("git_commit")
+    if new:
+        audit.append(state, "registration", spec_hash=spec_hash, commit=commit,
+                     details={"model": model_name, "version": version, "run_id": ctx.run_id,
+                              "mlflow_run_id": run_id, "model_hash": model_hash,
+                              "data_hash": data_hash, "tracking_uri": uri})
+        lineage.record_model(state, model_name=model_name, version=version, run_id=ctx.run_id,
+                             data_hash=data_hash, spec_hash=spec_hash,
+                             code_version=code_version, model_hash=model_hash,
+                             tracking_uri=uri, aliases=aliases)
+    audit.append(state, "promotion", spec_hash=spec_hash, commit=commit,
+                 details={"model": model_name, "version": version, "aliases": aliases,
+                          "policy": promotion.get("policy", "auto"), "verdict_passed": passed,
+                          "pending_approval": (passed and not promote),
+                          "approvers": list(params.get("approvers") or [])})
+    doc = {"model_name": model_name, "version": version, "aliases": aliases,
+           "new_version": new, "mlflow_run_id": run_id, "model_hash": model_hash,
+           "spec_hash": spec_hash, "data_hash": data_hash, "tracking_uri": uri,
+           "model_uri": f"models:/{model_name}/{version}"}
+    artifacts.save_json(outputs["model_version"], "model_version", doc, "model_version",
+                        version=version, aliases=aliases)
+    return {"model": model_name, "version": version, "aliases": aliases, "new": new}

@@ -1,0 +1,167 @@
+"""train: the feature transform and an estimator in one scikit-learn `Pipeline`.
+
+`framework: sklearn` finds the estimator by short name in the usual sklearn modules or by dotted
+path; `lightning` uses `mlc.runtime.lightning_mlp.MLPEstimator` (accelerator, devices,
+precision and strategy from params); `custom` calls the user's `module:function(X, y, params)`.
+Tuned best params (input `params`) override the spec's params.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import time
+from typing import Any
+
+from mlc.runtime import artifacts
+from mlc.runtime.context import BudgetExceeded, StepContext, StepError
+from mlc.runtime.steps._data import import_entry, load_frame, need, out, split_xy
+
+STEP = "train"
+SKLEARN_MODULES = ("ensemble", "linear_model", "tree", "svm", "neighbors", "naive_bayes")
+
+
+def _sklearn_names() -> dict[str, str]:
+    from sklearn.base import BaseEstimator
+
+    names: dict[str, str] = {}
+    for mod in SKLEARN_MODULES:
+        module = importlib.import_module(f"sklearn.{mod}")
+        for name in getattr(module, "__all__", dir(module)):
+            obj = getattr(module, name, None)
+            if inspect.isclass(obj) and issubclass(obj, BaseEstimator):
+                names.setdefault(name, f"sklearn.{mod}")
+    return names
+
+
+def estimator_class(name: str, step: str = STEP) -> Any:
+    """The estimator class for a short sklearn name or a dotted path (`pkg.mod.Class`).
+
+    Raises:
+        StepError: with a "did you mean" when the name is unknown.
+    """
+    if "." in name or ":" in name:
+        return import_entry(name, step, "model")
+    names = _sklearn_names()
+    if name in names:
+        return getattr(importlib.import_module(names[name]), name)
+    close = difflib.get_close_matches(name, list(names), n=3)
+    raise StepError(step, f"unknown model '{name}'",
+                    ("did you mean " + " or ".join(f"'{c}'" for c in close) + "?") if close
+                    else "use a scikit-learn estimator name or a dotted path 'pkg.mod.Class'")
+
+
+def make_estimator(params: dict[str, Any], model_params: dict[str, Any], step: str = STEP) -> Any:
+    """An unfitted estimator for `framework` sklearn or lightning with `model_params`."""
+    framework = params.get("framework", "sklearn")
+    model = params.get("model") or {}
+    if framework == "lightning":
+        from mlc.runtime.lightning_mlp import MLPEstimator
+
+        light = params.get("lightning") or {}
+        dist = params.get("distributed") or {}
+        options = {
+            "task": params.get("task", "classification"),
+            "learning_rate": light.get("learning_rate", 1e-3),
+            "batch_size": light.get("batch_size", 256),
+            "max_epochs": light.get("max_epochs", 20),
+            "precision": light.get("precision", "32-true"),
+            "accelerator": light.get("accelerator", "auto"),
+            "devices": dist.get("devices", "auto"),
+            "strategy": dist.get("strategy", "none"),
+            "max_time": params.get("max_time"),
+            "seed": int(params.get("seed", 42)),
+        }
+        if model.get("name", "tabular_mlp") != "tabular_mlp":
+            raise StepError(step, f"unknown Lightning model '{model.get('name')}'",
+                            "the built-in Lightning module is 'tabular_mlp'")
+        options.update(model_params)
+        if "hidden" in options:
+            options["hidden"] = tuple(options["hidden"])
+        try:
+            return MLPEstimator(**options)
+        except TypeError as exc:
+            raise StepError(step, f"bad tabular_mlp params: {exc}") from exc
+    cls = estimator_class(str(model.get("name")), step)
+    kwargs = dict(model_params)
+    try:
+        accepted = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        accepted = {}
+    if "random_state" in accepted and "random_state" not in kwargs:
+        kwargs["random_state"] = int(params.get("seed", 42))
+    unknown = [k for k in kwargs if accepted and k not in accepted]
+    if unknown:
+        raise StepError(step, f"model '{model.get('name')}' has no parameter(s) "
+                        + ", ".join(sorted(unknown)),
+                        "valid: " + ", ".join(sorted(accepted)))
+    return cls(**kwargs)
+
+
+def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
+        ctx: StepContext) -> dict[str, Any]:
+    """Fit transform + estimator on `train`; save the whole `Pipeline` as the `model` artifact.
+
+    Raises:
+        BudgetExceeded: when the run's deadline has passed before fitting, or fitting took
+            longer than `max_time` (sklearn cannot be interrupted; Lightning stops itself).
+    """
+    from sklearn.pipeline import Pipeline
+
+    from mlc.runtime.steps._data import bind_secrets
+
+    train = load_frame(inputs, "train", STEP)
+    x, y = split_xy(train, params["target"], STEP)
+    transform = artifacts.load_object(need(inputs, "transform", STEP))
+    bind_secrets(transform, ctx)
+    tuned: dict[str, Any] = {}
+    if "params" in inputs:
+        tuned = dict(artifacts.load_json(inputs["params"], "params").get("best_params") or {})
+    model_params = {**((params.get("model") or {}).get("params") or {}), **tuned}
+    framework = params.get("framework", "sklearn")
+    max_time = params.get("max_time")
+    left = ctx.seconds_left()
+    if left is not None and left <= 0:
+        raise BudgetExceeded(STEP, "the run's time budget was spent before training started",
+                             "raise budgets or training.max_time")
+    if left is not None and framework == "lightning":
+        params = {**params, "max_time": min(left, max_time or left)}
+    started = time.monotonic()
+    if framework == "custom":
+        fn = import_entry(str(params.get("entry_point")), STEP, "custom entry point")
+        matrix = transform.fit_transform(x, y)
+        try:
+            estimator = fn(matrix, y.to_numpy(), model_params)
+        except Exception as exc:  # the user's code may raise anything
+            raise StepError(STEP, f"custom entry point '{params.get('entry_point')}' raised "
+                            f"{type(exc).__name__}: {exc}") from exc
+        if not hasattr(estimator, "predict"):
+            raise StepError(STEP, f"custom entry point '{params.get('entry_point')}' returned "
+                            f"{type(estimator).__name__}, which has no predict()")
+        pipeline = Pipeline([("transform", transform), ("model", estimator)])
+    else:
+        pipeline = Pipeline([("transform", transform),
+                             ("model", make_estimator(params, model_params))])
+        try:
+            pipeline.fit(x, y)
+        except StepError:
+            raise
+        except Exception as exc:  # estimator errors are the user's to fix: name them
+            raise StepError(STEP, f"fitting {(params.get('model') or {}).get('name')} failed: "
+                            f"{type(exc).__name__}: {exc}") from exc
+    spent = round(time.monotonic() - started, 3)
+    if framework != "lightning" and max_time is not None and spent > float(max_time):
+        raise BudgetExceeded(STEP, f"training took {spent:.1f}s, over max_time "
+                             f"{float(max_time):.0f}s", "raise training.max_time")
+    summary: dict[str, Any] = {"framework": framework, "rows": len(x), "seconds": spent,
+                               "params": model_params}
+    est = pipeline.steps[-1][1]
+    if framework == "lightning":
+        summary.update(epochs=est.epochs_, stopped=est.stopped_, loss=est.final_loss_)
+    digest = artifacts.save_object(out(outputs, "model", STEP), pipeline, "model",
+                                   framework=framework, task=params.get("task"),
+                                   target=params["target"], seconds=spent,
+                                   params=model_params)
+    summary["hash"] = digest
+    return summary

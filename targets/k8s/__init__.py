@@ -1,0 +1,326 @@
+"""`--target k8s`: plain Kubernetes serving with progressive delivery by Argo Rollouts.
+
+A `Deployment` per model version, a `Service`, a `HorizontalPodAutoscaler`. For canary and
+blue-green an Argo Rollouts `Rollout` takes over the Deployment (`workloadRef`): its canary
+steps (`setWeight`) and pauses (the bake time) come from the spec, and an `AnalysisTemplate`
+queries Prometheus for the spec's rollback conditions, so a failing canary rolls back without
+anyone watching. ServiceAccount, NetworkPolicy, deployer RBAC and PodDisruptionBudget come from
+the shared module, as in the kserve target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mlc.compiler.diagnostics import Diagnostic
+from mlc.compiler.ir import IRGraph, Step, StepKind
+from mlc.runtime import metrics_contract as mc
+from mlc.targets import _k8s_common as k
+from mlc.targets.base import Capabilities, EmitContext, Target
+
+ROLLOUTS_API = "argoproj.io/v1alpha1"
+
+SUPPORTS = frozenset(
+    {
+        "mode.online",
+        "platform.k8s",
+        "cloud.aws",
+        "cloud.gcp",
+        "cloud.azure",
+        "cloud.onprem",
+        "strategy.recreate",
+        "strategy.canary",
+        "strategy.blue_green",
+        "resources.gpu",
+        "encryption.in_transit",
+        "network.policy",
+        "secrets",
+    }
+)
+"""No `strategy.ab` / `strategy.shadow` (they need a mesh: use the kserve target) and no
+`autoscaling.scale_to_zero` (a HorizontalPodAutoscaler keeps at least one pod)."""
+
+_OPS = {">": "<=", ">=": "<", "<": ">=", "<=": ">"}
+"""A rollback condition `m > t` holds exactly when the success condition `m <= t` fails."""
+
+
+class K8sTargetOptions(k.K8sOptions):
+    """Options of the k8s target (`targets.k8s` in a spec)."""
+
+    image: str = "ghcr.io/mlc/serve:0.1.0"
+    """Serving image: runs `mlc serve` on the model files it downloads from `MODEL_URI`."""
+    analysis_interval: str = "1m"
+    """How often the rollout analysis queries Prometheus."""
+
+
+class K8sTarget(Target):
+    name = "k8s"
+    description = "Kubernetes Deployment/Service/HPA with Argo Rollouts canary or blue-green."
+    options_model = K8sTargetOptions
+    capabilities = Capabilities(realises=frozenset({StepKind.DEPLOY}), supports=SUPPORTS)
+
+    def check(self, ir: IRGraph, ctx: EmitContext) -> list[Diagnostic]:
+        step = k.deploy_step(ir)
+        if step is None:
+            return [
+                Diagnostic(
+                    "MLC711",
+                    "the k8s target serves online deployments, and this spec has none",
+                    hint="set 'deployment.mode: online'",
+                    path="deployment",
+                )
+            ]
+        return k.check_gpu(ir, step)
+
+    def emit(self, ir: IRGraph, ctx: EmitContext) -> Mapping[str, str | bytes]:
+        opts = ctx.options
+        assert isinstance(opts, K8sTargetOptions)
+        step = k.deploy_step(ir)
+        if step is None:
+            return {}
+        return _Builder(ir, step, opts).files()
+
+
+class _Builder:
+    def __init__(self, ir: IRGraph, step: Step, opts: K8sTargetOptions) -> None:
+        self.ir, self.step, self.opts = ir, step, opts
+        self.p = step.params
+        self.model = str(self.p["model_name"])
+        self.app = k.dns_name(self.model)
+        self.ns = opts.namespace
+        self.tls = bool(self.p["encryption"]["in_transit"])
+        self.port = k.TLS_PORT if self.tls else k.SERVING_PORT
+
+    def pod_template(self, alias: str) -> dict[str, Any]:
+        res = self.step.resources.model_dump()
+        env: list[dict[str, Any]] = [
+            {"name": "MODEL_NAME", "value": self.model},
+            {"name": "MODEL_URI", "value": k.model_uri(self.ir, self.model, alias)},
+            {"name": "MODEL_VERSION", "value": alias},
+            {"name": "PORT", "value": str(self.port)},
+        ]
+        container: dict[str, Any] = {
+            "name": "model",
+            "image": self.opts.image,
+            "ports": [{"containerPort": self.port, "name": "http", "protocol": "TCP"}],
+            "readinessProbe": {
+                "httpGet": {
+                    "path": "/health",
+                    "port": self.port,
+                    "scheme": "HTTPS" if self.tls else "HTTP",
+                }
+            },
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "runAsNonRoot": True,
+                "readOnlyRootFilesystem": True,
+            },
+        }
+        pod: dict[str, Any] = {
+            "serviceAccountName": k.service_account_name(self.model),
+            "containers": [container],
+        }
+        if self.tls:
+            env += [
+                {"name": "TLS_CERT_FILE", "value": f"{k.TLS_MOUNT}/tls.crt"},
+                {"name": "TLS_KEY_FILE", "value": f"{k.TLS_MOUNT}/tls.key"},
+            ]
+            container["volumeMounts"] = [
+                {"name": "tls", "mountPath": k.TLS_MOUNT, "readOnly": True}
+            ]
+            pod["volumes"] = [
+                {"name": "tls", "secret": {"secretName": k.tls_secret_name(self.app)}}
+            ]
+        container["env"] = env + k.secret_env(self.p["secrets"])
+        resources = k.container_resources(res)
+        if resources:
+            container["resources"] = resources
+        selector = k.node_selector(self.ir, res)
+        if selector:
+            pod["nodeSelector"] = selector
+        return {"metadata": {"labels": k.labels(self.app, alias)}, "spec": pod}
+
+    def deployment(self, alias: str, replicas: int | None, recreate: bool) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": self.app}},
+            "template": self.pod_template(alias),
+        }
+        if replicas is not None:
+            spec["replicas"] = replicas
+        if recreate:
+            spec["strategy"] = {"type": "Recreate"}
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": k.meta(self.app, self.ns, self.app, alias),
+            "spec": spec,
+        }
+
+    def service(self, name: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": k.meta(name, self.ns, self.app),
+            "spec": {
+                "selector": {"app.kubernetes.io/name": self.app},
+                "ports": [
+                    {
+                        "name": "https" if self.tls else "http",
+                        "port": 443 if self.tls else 80,
+                        "targetPort": self.port,
+                        "protocol": "TCP",
+                    }
+                ],
+            },
+        }
+
+    def hpa(self, kind: str, api: str) -> dict[str, Any]:
+        auto = self.p["autoscaling"]
+        return {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": k.meta(self.app, self.ns, self.app),
+            "spec": {
+                "scaleTargetRef": {"apiVersion": api, "kind": kind, "name": self.app},
+                "minReplicas": max(1, int(auto["min_replicas"])),
+                "maxReplicas": int(auto["max_replicas"]),
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {
+                                "type": "Utilization",
+                                "averageUtilization": int(auto["target_utilization"]),
+                            },
+                        },
+                    }
+                ],
+            },
+        }
+
+    def analysis_template(self, rollback: list[dict[str, Any]]) -> dict[str, Any]:
+        metrics = []
+        for cond in rollback:
+            metric = cond["metric"]
+            series = mc.ROLLBACK_METRICS[metric]
+            selector = f'{mc.LABEL_MODEL}="{self.model}",{mc.LABEL_VERSION}="{{{{args.version}}}}"'
+            query = (
+                f"max({series}{{{selector}}})"
+                if metric == "drift_score"
+                else f"{series}{{{selector}}}"
+            )
+            threshold = float(cond["threshold"]) * mc.ROLLBACK_SCALE[metric]
+            metrics.append(
+                {
+                    "name": k.dns_name(metric),
+                    "interval": self.opts.analysis_interval,
+                    "failureLimit": 0,
+                    "successCondition": f"len(result) == 0 || result[0] {_OPS[cond['op']]} "
+                    f"{threshold:g}",
+                    "provider": {
+                        "prometheus": {"address": self.opts.prometheus_url, "query": query}
+                    },
+                }
+            )
+        return {
+            "apiVersion": ROLLOUTS_API,
+            "kind": "AnalysisTemplate",
+            "metadata": k.meta(self.app, self.ns, self.app),
+            "spec": {"args": [{"name": "version"}], "metrics": metrics},
+        }
+
+    def rollout(self, strategy: dict[str, Any]) -> dict[str, Any]:
+        analysis = {
+            "templates": [{"templateName": self.app}],
+            "args": [{"name": "version", "value": self.opts.candidate_version}],
+        }
+        rollback = bool(strategy["rollback"])
+        bake = f"{int(strategy['bake_time'])}s"
+        if strategy["kind"] == "canary":
+            steps: list[dict[str, Any]] = []
+            for pct in strategy["steps"]:
+                steps.append({"setWeight": pct})
+                if pct != 100:
+                    steps.append({"pause": {"duration": bake}})
+            canary: dict[str, Any] = {
+                "canaryService": f"{self.app}-canary",
+                "stableService": self.app,
+                "steps": steps,
+            }
+            if rollback:
+                canary["analysis"] = {**analysis, "startingStep": 1}
+            plan: dict[str, Any] = {"canary": canary}
+        else:
+            blue_green: dict[str, Any] = {
+                "activeService": self.app,
+                "previewService": f"{self.app}-preview",
+                "autoPromotionEnabled": strategy["switch"] == "auto",
+            }
+            if strategy["switch"] == "auto":
+                blue_green["autoPromotionSeconds"] = int(strategy["bake_time"])
+            if rollback:
+                blue_green["prePromotionAnalysis"] = analysis
+                blue_green["postPromotionAnalysis"] = analysis
+            plan = {"blueGreen": blue_green}
+        auto = self.p["autoscaling"]
+        return {
+            "apiVersion": ROLLOUTS_API,
+            "kind": "Rollout",
+            "metadata": k.meta(self.app, self.ns, self.app),
+            "spec": {
+                "replicas": max(1, int(auto["min_replicas"])),
+                "revisionHistoryLimit": 3,
+                "selector": {"matchLabels": {"app.kubernetes.io/name": self.app}},
+                "workloadRef": {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "name": self.app,
+                    "scaleDown": "onsuccess",
+                },
+                "strategy": plan,
+            },
+        }
+
+    def files(self) -> dict[str, str | bytes]:
+        strategy = self.p["strategy"]
+        kind = strategy["kind"]
+        auto = self.p["autoscaling"]
+        common = [
+            k.service_account(self.ir, self.model, self.ns, self.app),
+            k.network_policy(self.p["network"], self.ns, self.app, [self.port]),
+            *k.deployer_rbac(
+                self.p["access"],
+                self.ns,
+                self.app,
+                [
+                    ("apps", "deployments"),
+                    ("", "services"),
+                    ("autoscaling", "horizontalpodautoscalers"),
+                    ("argoproj.io", "rollouts"),
+                    ("argoproj.io", "analysistemplates"),
+                ],
+            ),
+            k.pod_disruption_budget(self.ns, self.app, int(auto["min_replicas"])),
+        ]
+        out: dict[str, str | bytes] = {"common.yaml": k.dump_docs(common)}
+        if kind == "recreate":
+            out["deployment.yaml"] = k.dump_docs(
+                [self.deployment(self.opts.stable_version, None, recreate=True)]
+            )
+            out["service.yaml"] = k.dump_docs([self.service(self.app)])
+            out["hpa.yaml"] = k.dump_docs([self.hpa("Deployment", "apps/v1")])
+            return out
+        # The Rollout owns the replicas; the Deployment only carries the pod template.
+        out["deployment.yaml"] = k.dump_docs(
+            [self.deployment(self.opts.candidate_version, 0, recreate=False)]
+        )
+        second = f"{self.app}-canary" if kind == "canary" else f"{self.app}-preview"
+        out["service.yaml"] = k.dump_docs([self.service(self.app), self.service(second)])
+        out["hpa.yaml"] = k.dump_docs([self.hpa("Rollout", ROLLOUTS_API)])
+        docs = [self.rollout(strategy)]
+        if strategy["rollback"]:
+            docs.append(self.analysis_template(list(strategy["rollback"])))
+        out["rollout.yaml"] = k.dump_docs(docs)
+        return out

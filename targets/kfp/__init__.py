@@ -1,0 +1,96 @@
+"""`--target kfp`: a Kubeflow Pipelines v2 package built from the IR.
+
+Cheap to import: the options model is loaded while a spec is validated, so nothing here imports
+kfp; the emitter modules build the `PipelineSpec` as plain data and import kfp only to check it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import Field
+
+from mlc.compiler.diagnostics import Diagnostic
+from mlc.compiler.ir import IRGraph
+from mlc.compiler.ir.model import PIPELINE_KINDS
+from mlc.targets.base import Capabilities, EmitContext, Target, TargetOptions
+
+# What the kfp target honours. Data formats, transforms, frameworks and the like are carried out
+# by the runtime inside the component, exactly as under `mlc run`, so the kfp target supports
+# what the runtime supports; the settings below that need the orchestrator (resources, retries,
+# timeouts, parallel tuning) are realised in the pipeline or its Kubernetes platform config.
+_SUPPORTS = frozenset(
+    {
+        "source.csv", "source.parquet", "source.sql", "source.spark_table",
+        "engine.spark",
+        "contract.stop", "contract.quarantine", "contract.warn",
+        "split.random", "split.stratified", "split.time",
+        "transform.scale", "transform.one_hot", "transform.bucketize", "transform.log",
+        "transform.impute", "transform.pseudonymise", "transform.custom",
+        "framework.sklearn", "framework.lightning", "framework.custom",
+        "resources.cpu", "resources.memory", "resources.gpu",
+        "distributed.ddp", "distributed.fsdp", "distributed.deepspeed",
+        "max_time", "retries",
+        "tuning.optuna", "tuning.parallel", "tuning.shared_storage",
+        "tuning.pruner.none", "tuning.pruner.median", "tuning.pruner.hyperband",
+        "tuning.pruner.successive_halving",
+        "evaluation.champion",
+        "robustness.noise", "robustness.missing", "robustness.shift",
+        "fairness.none", "fairness.threshold_optimizer", "fairness.exponentiated_gradient",
+        "explain.permutation", "explain.shap",
+    }
+)
+"""Not supported, on purpose: `resources.nodes` (multi-node training needs a training operator
+that a KFP v2 component cannot request)."""
+
+
+class KfpOptions(TargetOptions):
+    """Options under `targets: {kfp: {...}}`."""
+
+    image: str = "ghcr.io/mlc-project/mlc-runtime:0.1.0"
+    """Runtime image every component runs in (an OCI reference; build it from the Dockerfile)."""
+    namespace: str = "kubeflow"
+    """Namespace runs and recurring runs are submitted to."""
+    service_account: str = ""
+    """Kubernetes service account the runs use (empty: the namespace's default)."""
+    experiment: str = ""
+    """Experiment runs are filed under (empty: the pipeline's name)."""
+    caching: bool = True
+    """Default for steps that allow caching; steps the spec marks uncached are never cached."""
+    project_dir: str = "/project"
+    """Default of the `project_dir` pipeline parameter: where the spec's project lives in the
+    image (relative data paths in the spec resolve against it)."""
+    gpu_resource: str = "nvidia.com/gpu"
+    """Extended resource name requested for GPUs."""
+    gpu_node_selector_key: str = "nvidia.com/gpu.product"
+    """Node label that a GPU step's accelerator type (`resources.gpu.type`) selects on."""
+    gpu_toleration_key: str = "nvidia.com/gpu"
+    """Taint key that GPU nodes carry; GPU steps tolerate it (`Exists`, `NoSchedule`)."""
+    install_kfp_package: bool = False
+    """Install kfp at component start (needs network); the runtime image already has it."""
+    filename: str = Field("pipeline.yaml", pattern=r"^[A-Za-z0-9._-]+\.ya?ml$")
+    """Name of the emitted pipeline package."""
+
+
+class KfpTarget(Target):
+    name = "kfp"
+    description = "A Kubeflow Pipelines v2 package (IR YAML) plus its recurring-run definition."
+    options_model = KfpOptions
+    capabilities = Capabilities(realises=PIPELINE_KINDS, supports=_SUPPORTS)
+
+    def check(self, ir: IRGraph, ctx: EmitContext) -> list[Diagnostic]:
+        from mlc.targets.kfp.checks import check_ir
+
+        options = ctx.options
+        assert isinstance(options, KfpOptions)
+        return check_ir(ir, options)
+
+    def emit(self, ir: IRGraph, ctx: EmitContext) -> Mapping[str, str | bytes]:
+        from mlc.targets.kfp.package import emit_package
+
+        options = ctx.options
+        assert isinstance(options, KfpOptions)
+        return emit_package(ir, options)
+
+
+__all__ = ["KfpOptions", "KfpTarget"]

@@ -1,0 +1,270 @@
+"""`--target kserve`: KServe InferenceServices with the spec's rollout strategy.
+
+Recreate: one InferenceService. Canary: one manifest per traffic step (`canaryTrafficPercent`)
+plus the rollback manifest, in the order of `rollout/plan.json`. A/B: one InferenceService per
+variant behind an `InferenceGraph` Splitter. Shadow: the primary and the shadow service with an
+Istio `VirtualService` mirroring traffic. Blue-green: two services and a `VirtualService` per
+traffic position (the switch, and the switch back). Beside them, `common.yaml` holds the
+ServiceAccount, NetworkPolicy, deployer RBAC, PodDisruptionBudget and (with TLS in transit) the
+Istio mutual-TLS `DestinationRule`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from mlc.compiler.diagnostics import Diagnostic
+from mlc.compiler.ir import IRGraph, Step, StepKind
+from mlc.targets import _k8s_common as k
+from mlc.targets.base import Capabilities, EmitContext, Target
+
+ISVC_API = "serving.kserve.io/v1beta1"
+GRAPH_API = "serving.kserve.io/v1alpha1"
+ISTIO_API = "networking.istio.io/v1beta1"
+
+SUPPORTS = frozenset(
+    {
+        "mode.online",
+        "platform.kserve",
+        "cloud.aws",
+        "cloud.gcp",
+        "cloud.azure",
+        "cloud.onprem",
+        "strategy.recreate",
+        "strategy.canary",
+        "strategy.ab",
+        "strategy.shadow",
+        "strategy.blue_green",
+        "autoscaling.scale_to_zero",
+        "resources.gpu",
+        "encryption.in_transit",
+        "network.policy",
+        "secrets",
+    }
+)
+
+
+class KServeOptions(k.K8sOptions):
+    """Options of the kserve target (`targets.kserve` in a spec)."""
+
+    model_format: str = "mlflow"
+    """KServe model format the registry's files are served as."""
+
+
+class KServeTarget(Target):
+    name = "kserve"
+    description = "KServe InferenceService manifests with canary, A/B, shadow or blue-green."
+    options_model = KServeOptions
+    capabilities = Capabilities(realises=frozenset({StepKind.DEPLOY}), supports=SUPPORTS)
+
+    def check(self, ir: IRGraph, ctx: EmitContext) -> list[Diagnostic]:
+        step = k.deploy_step(ir)
+        if step is None:
+            return [
+                Diagnostic(
+                    "MLC711",
+                    "the kserve target serves online deployments, and this spec has none",
+                    hint="set 'deployment.mode: online'",
+                    path="deployment",
+                )
+            ]
+        return k.check_gpu(ir, step)
+
+    def emit(self, ir: IRGraph, ctx: EmitContext) -> Mapping[str, str | bytes]:
+        opts = ctx.options
+        assert isinstance(opts, KServeOptions)
+        step = k.deploy_step(ir)
+        if step is None:
+            return {}
+        return _Builder(ir, step, opts).files()
+
+
+class _Builder:
+    def __init__(self, ir: IRGraph, step: Step, opts: KServeOptions) -> None:
+        self.ir, self.step, self.opts = ir, step, opts
+        self.p = step.params
+        self.model = str(self.p["model_name"])
+        self.app = k.dns_name(self.model)
+        self.ns = opts.namespace
+        self.tls = bool(self.p["encryption"]["in_transit"])
+
+    def isvc(self, name: str, alias: str, canary_percent: int | None = None) -> dict[str, Any]:
+        auto = self.p["autoscaling"]
+        res = self.step.resources.model_dump()
+        model: dict[str, Any] = {
+            "modelFormat": {"name": self.opts.model_format},
+            "protocolVersion": "v2",
+            "storageUri": k.model_uri(self.ir, self.model, alias),
+        }
+        resources = k.container_resources(res)
+        if resources:
+            model["resources"] = resources
+        env = k.secret_env(self.p["secrets"])
+        if env:
+            model["env"] = env
+        predictor: dict[str, Any] = {
+            "serviceAccountName": k.service_account_name(self.model),
+            "minReplicas": 0 if auto["scale_to_zero"] else auto["min_replicas"],
+            "maxReplicas": auto["max_replicas"],
+            "scaleMetric": "concurrency",
+            "scaleTarget": auto["target_utilization"],
+            "model": model,
+        }
+        selector = k.node_selector(self.ir, res)
+        if selector:
+            predictor["nodeSelector"] = selector
+        if canary_percent is not None:
+            predictor["canaryTrafficPercent"] = canary_percent
+        annotations = {"sidecar.istio.io/inject": "true"} if self.tls else None
+        return {
+            "apiVersion": ISVC_API,
+            "kind": "InferenceService",
+            "metadata": k.meta(name, self.ns, self.app, alias, annotations),
+            "spec": {"predictor": predictor},
+        }
+
+    def host(self, isvc_name: str) -> str:
+        return f"{isvc_name}-predictor.{self.ns}.svc.cluster.local"
+
+    def virtual_service(
+        self, name: str, routes: list[tuple[str, int]], mirror: tuple[str, int] | None = None
+    ) -> dict[str, Any]:
+        http: dict[str, Any] = {
+            "route": [
+                {"destination": {"host": self.host(svc), "port": {"number": 80}}, "weight": w}
+                for svc, w in routes
+            ]
+        }
+        if mirror is not None:
+            http["mirror"] = {"host": self.host(mirror[0]), "port": {"number": 80}}
+            http["mirrorPercentage"] = {"value": float(mirror[1])}
+        return {
+            "apiVersion": ISTIO_API,
+            "kind": "VirtualService",
+            "metadata": k.meta(name, self.ns, self.app),
+            "spec": {"hosts": [f"{self.app}.{self.ns}.svc.cluster.local"], "http": [http]},
+        }
+
+    def common(self) -> list[dict[str, Any]]:
+        docs = [
+            k.service_account(self.ir, self.model, self.ns, self.app),
+            k.network_policy(self.p["network"], self.ns, self.app, [k.SERVING_PORT]),
+            *k.deployer_rbac(
+                self.p["access"],
+                self.ns,
+                self.app,
+                [
+                    ("serving.kserve.io", "inferenceservices"),
+                    ("serving.kserve.io", "inferencegraphs"),
+                    ("networking.istio.io", "virtualservices"),
+                ],
+            ),
+            k.pod_disruption_budget(self.ns, self.app, int(self.p["autoscaling"]["min_replicas"])),
+        ]
+        if self.tls:
+            docs.append(
+                {
+                    "apiVersion": ISTIO_API,
+                    "kind": "DestinationRule",
+                    "metadata": k.meta(self.app, self.ns, self.app),
+                    "spec": {
+                        "host": f"*.{self.ns}.svc.cluster.local",
+                        "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}},
+                    },
+                }
+            )
+        return docs
+
+    def files(self) -> dict[str, str | bytes]:
+        out: dict[str, str | bytes] = {"common.yaml": k.dump_docs(self.common())}
+        strategy = self.p["strategy"]
+        kind = strategy["kind"]
+        stable, candidate = self.opts.stable_version, self.opts.candidate_version
+        if kind == "recreate":
+            out["inferenceservice.yaml"] = k.dump_docs([self.isvc(self.app, stable)])
+        elif kind == "canary":
+            plan = []
+            for i, pct in enumerate(strategy["steps"], start=1):
+                path = f"rollout/{i:02d}-canary-{pct}.yaml"
+                out[path] = k.dump_docs([self.isvc(self.app, candidate, pct)])
+                plan.append(
+                    {
+                        "apply": path,
+                        "bake_time_s": strategy["bake_time"] if pct != 100 else 0,
+                        "traffic_percent": pct,
+                    }
+                )
+            out["rollout/00-stable.yaml"] = k.dump_docs([self.isvc(self.app, stable)])
+            # KServe keeps the last rolled-out revision: 0 % to the canary sends all back to it.
+            out["rollout/rollback.yaml"] = k.dump_docs([self.isvc(self.app, candidate, 0)])
+            out["rollout/plan.json"] = _json(
+                {
+                    "initial": "rollout/00-stable.yaml",
+                    "steps": plan,
+                    "rollback": "rollout/rollback.yaml",
+                    "rollback_when": list(strategy["rollback"]),
+                }
+            )
+        elif kind == "ab":
+            docs, steps = [], []
+            for variant in strategy["variants"]:
+                name = k.dns_name(f"{self.app}-{variant['name']}")
+                docs.append(self.isvc(name, variant["model_alias"]))
+                steps.append(
+                    {
+                        "name": k.dns_name(variant["name"]),
+                        "serviceName": name,
+                        "weight": variant["weight"],
+                    }
+                )
+            out["inferenceservices.yaml"] = k.dump_docs(docs)
+            out["inferencegraph.yaml"] = k.dump_docs(
+                [
+                    {
+                        "apiVersion": GRAPH_API,
+                        "kind": "InferenceGraph",
+                        "metadata": k.meta(self.app, self.ns, self.app),
+                        "spec": {"nodes": {"root": {"routerType": "Splitter", "steps": steps}}},
+                    }
+                ]
+            )
+        elif kind == "shadow":
+            shadow = f"{self.app}-shadow"
+            out["inferenceservices.yaml"] = k.dump_docs(
+                [self.isvc(self.app, stable), self.isvc(shadow, candidate)]
+            )
+            out["virtualservice.yaml"] = k.dump_docs(
+                [
+                    self.virtual_service(
+                        self.app, [(self.app, 100)], (shadow, int(strategy["mirror_percent"]))
+                    )
+                ]
+            )
+        elif kind == "blue_green":
+            blue, green = f"{self.app}-blue", f"{self.app}-green"
+            out["inferenceservices.yaml"] = k.dump_docs(
+                [self.isvc(blue, stable), self.isvc(green, candidate)]
+            )
+            out["switch/to-blue.yaml"] = k.dump_docs(
+                [self.virtual_service(self.app, [(blue, 100), (green, 0)])]
+            )
+            out["switch/to-green.yaml"] = k.dump_docs(
+                [self.virtual_service(self.app, [(blue, 0), (green, 100)])]
+            )
+            out["switch/plan.json"] = _json(
+                {
+                    "initial": "switch/to-blue.yaml",
+                    "switch": "switch/to-green.yaml",
+                    "bake_time_s": strategy["bake_time"],
+                    "mode": strategy["switch"],
+                    "rollback": "switch/to-blue.yaml",
+                    "rollback_when": list(strategy["rollback"]),
+                }
+            )
+        return out
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"

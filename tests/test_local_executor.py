@@ -1,0 +1,188 @@
+"""The local executor on generated IRs of real tiny steps: cache, selection, gates, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from local_chain import STEPS, chain_ir, write_csv
+
+from mlc.runtime import audit, lineage
+from mlc.runtime.artifacts import load_dataframe
+from mlc.targets.local.executor import RunError, RunOptions, execute, list_runs
+
+TESTS = Path(__file__).resolve().parent
+
+
+def _opts(project: Path, **kw: object) -> RunOptions:
+    return RunOptions(project_dir=project, quiet=True, **kw)  # type: ignore[arg-type]
+
+
+def _status(result: object) -> dict[str, str]:
+    return {s.step_id: s.status for s in result.steps}  # type: ignore[attr-defined]
+
+
+def test_first_run_executes_and_rerun_is_a_full_cache_hit(tmp_path: Path) -> None:
+    write_csv(tmp_path)
+    ir = chain_ir(4)
+    first = execute(ir, _opts(tmp_path), STEPS)
+    assert first.status == "succeeded"
+    assert set(_status(first).values()) == {"ran"}
+    final = load_dataframe(first.steps[-1].outputs["data"])
+    assert final.shape == (200, 10)
+    second = execute(ir, _opts(tmp_path), STEPS)
+    assert set(_status(second).values()) == {"cached"}
+    assert second.cache_hits == 5 and second.executed == 0
+    assert [s.hashes for s in second.steps] == [s.hashes for s in first.steps]
+
+
+def test_a_change_reruns_only_what_it_affects(tmp_path: Path) -> None:
+    write_csv(tmp_path)
+    execute(chain_ir(4), _opts(tmp_path), STEPS)
+    changed = chain_ir(4)
+    steps = [s if s.id != "s0002" else s.model_copy(update={"params": {"add": 5, "index": 2}})
+             for s in changed.steps]
+    from mlc.compiler.ir import IRGraph
+
+    ir = IRGraph("chain", changed.metadata, {}, steps, changed.artifacts)
+    result = execute(ir, _opts(tmp_path), STEPS)
+    assert _status(result) == {"ingest": "cached", "s0000": "cached", "s0001": "cached",
+                               "s0002": "ran", "s0003": "ran"}
+
+
+def test_changed_source_file_invalidates_ingest(tmp_path: Path) -> None:
+    write_csv(tmp_path, seed=0)
+    execute(chain_ir(2), _opts(tmp_path), STEPS)
+    write_csv(tmp_path, seed=1)
+    result = execute(chain_ir(2), _opts(tmp_path), STEPS)
+    assert set(_status(result).values()) == {"ran"}
+
+
+def test_corrupt_cache_entry_is_detected_and_recomputed(tmp_path: Path) -> None:
+    write_csv(tmp_path)
+    first = execute(chain_ir(3), _opts(tmp_path), STEPS)
+    parquet = Path(first.steps[2].outputs["data"]) / "data.parquet"
+    data = bytearray(parquet.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    parquet.write_bytes(bytes(data))
+    again = execute(chain_ir(3), _opts(tmp_path), STEPS)
+    assert _status(again)["s0001"] == "recomputed"
+    assert _status(again)["s0002"] == "cached"
+    assert load_dataframe(again.steps[2].outputs["data"]).shape == (200, 10)
+
+
+def test_no_cache_from_and_only(tmp_path: Path) -> None:
+    write_csv(tmp_path)
+    ir = chain_ir(3)
+    execute(ir, _opts(tmp_path), STEPS)
+    assert set(_status(execute(ir, _opts(tmp_path, use_cache=False), STEPS)).values()) == {"ran"}
+    from_ = _status(execute(ir, _opts(tmp_path, from_step="s0001"), STEPS))
+    assert from_ == {"ingest": "cached", "s0000": "cached", "s0001": "ran", "s0002": "ran"}
+    only = _status(execute(ir, _opts(tmp_path, only="s0001"), STEPS))
+    assert only == {"ingest": "cached", "s0000": "cached", "s0001": "ran", "s0002": "cached"}
+    with pytest.raises(RunError, match="did you mean 's0001'"):
+        execute(ir, _opts(tmp_path, only="s001"), STEPS)
+
+
+def test_only_without_cached_inputs_is_a_clear_error(tmp_path: Path) -> None:
+    write_csv(tmp_path)
+    with pytest.raises(RunError, match="no cached result"):
+        execute(chain_ir(3), _opts(tmp_path, only="s0002"), STEPS)
+
+
+def test_failing_gate_skips_conditional_steps(tmp_path: Path) -> None:
+    write_csv(tmp_path)
+    failed = execute(chain_ir(1, threshold=99.0), _opts(tmp_path), STEPS)
+    assert failed.status == "gate_failed"
+    assert _status(failed)["register"] == "skipped"
+    assert failed.verdicts["gate"]["passed"] is False
+    passed = execute(chain_ir(1, threshold=0.0), _opts(tmp_path), STEPS)
+    assert passed.status == "succeeded"
+    assert _status(passed)["register"] == "ran"
+    events = [r["event"] for r in audit.read(tmp_path / ".mlc")]
+    assert events.count("gate.verdict") == 2
+
+
+def test_step_error_stops_the_run_with_its_message(tmp_path: Path) -> None:
+    write_csv(tmp_path)
+    result = execute(chain_ir(3, fail_at=1), _opts(tmp_path), STEPS)
+    assert result.status == "failed"
+    assert "step 's0001': asked to fail" in result.error
+    assert _status(result)["s0002"] == "not_run"
+    assert not list((tmp_path / ".mlc" / "cache").glob(".tmp-*"))
+
+
+def test_missing_data_file_names_the_step(tmp_path: Path) -> None:
+    result = execute(chain_ir(1), _opts(tmp_path), STEPS)
+    assert result.status == "failed"
+    assert "step 'ingest'" in result.error and "does not exist" in result.error
+
+
+def test_run_record_lineage_events_and_audit(tmp_path: Path) -> None:
+    write_csv(tmp_path)
+    result = execute(chain_ir(2), _opts(tmp_path), STEPS)
+    record = json.loads(result.record_path.read_text())  # type: ignore[union-attr]
+    assert record["status"] == "succeeded"
+    assert record["budgets"]["spent"]["wall_seconds"] > 0
+    assert [r["run_id"] for r in list_runs(tmp_path / ".mlc")] == [result.run_id]
+    events = lineage.read_events(tmp_path / ".mlc", result.run_id)
+    kinds = [(e["job"]["name"], e["eventType"]) for e in events]
+    assert kinds[:2] == [("chain.ingest", "START"), ("chain.ingest", "COMPLETE")]
+    complete = events[-1]
+    assert complete["outputs"][0]["name"] == "s0001.data"
+    assert complete["outputs"][0]["facets"]["version"]["datasetVersion"] == \
+        result.steps[-1].hashes["data"]
+    assert audit.verify(tmp_path / ".mlc").ok
+    assert [r["event"] for r in audit.read(tmp_path / ".mlc")] == ["run.start", "run.end"]
+
+
+_KILL_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from local_chain import STEPS, chain_ir
+from mlc.targets.local.executor import RunOptions, execute
+result = execute(chain_ir(6, sleep={sleep}), RunOptions(project_dir=Path({project!r})), STEPS)
+print(result.status)
+"""
+
+
+def test_kill_9_mid_run_then_rerun_resumes(tmp_path: Path) -> None:
+    write_csv(tmp_path)
+    calls = tmp_path / "calls.txt"
+    script = tmp_path / "run.py"
+    script.write_text(_KILL_SCRIPT.format(tests=str(TESTS), sleep=0.4, project=str(tmp_path)))
+    env = {**os.environ, "MLC_TEST_CALLS": str(calls)}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done = calls.read_text().split() if calls.exists() else []
+        if len(done) >= 3:
+            break
+        time.sleep(0.05)
+    time.sleep(0.2)  # land inside the next step, while it writes its temp folder
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    finished_before = len(calls.read_text().split())
+    assert finished_before < 6
+    resumed = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                             text=True, timeout=120, check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.strip() == "succeeded"
+    # steps committed before the kill come from the cache (the one killed mid-write may have
+    # logged its call without committing its entry); the rest run once more
+    cached = [line for line in resumed.stderr.splitlines() if "cache hit" in line and " s0" in line]
+    assert finished_before - 1 <= len(cached) <= finished_before
+    assert len(cached) >= 2
+    assert not list((tmp_path / ".mlc" / "cache").glob(".tmp-*"))
+    killed = [r for r in list_runs(tmp_path / ".mlc") if r["status"] == "interrupted"]
+    assert len(killed) == 1
+    assert audit.verify(tmp_path / ".mlc").ok
