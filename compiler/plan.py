@@ -62,20 +62,24 @@ class PlanReport:
 
     @property
     def exit_code(self) -> int:
-        """0 ok, 1 a policy fails, 2 the spec has errors."""
-        if any(d.severity is Severity.ERROR and not d.code.startswith("MLC6")
-               for d in self.diagnostics):
-            return 2
-        return 1 if any(v.verdict == "fail" for v in self.verdicts) else 0
+        """0 ok; 1 a policy fails or a pass or target reports an error (a spec that cannot be
+        built at all raises instead, exit 2)."""
+        failed = any(v.verdict == "fail" for v in self.verdicts)
+        return 1 if failed or any(d.severity is Severity.ERROR for d in self.diagnostics) else 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"plan_version": "1", "spec": self.spec, "targets": self.targets,
-                "summary": {a: self.count(a) for a in ("create", "change", "remove", "keep")},
-                "files": [vars(f) for f in self.files], "runs": self.runs,
-                "cost": self.cost.to_json() if self.cost else None,
-                "verdicts": [vars(v) for v in self.verdicts],
-                "diagnostics": [d.to_json() for d in self.diagnostics],
-                "exit_code": self.exit_code}
+        return {
+            "plan_version": "1",
+            "spec": self.spec,
+            "targets": self.targets,
+            "summary": {a: self.count(a) for a in ("create", "change", "remove", "keep")},
+            "files": [vars(f) for f in self.files],
+            "runs": self.runs,
+            "cost": self.cost.to_json() if self.cost else None,
+            "verdicts": [vars(v) for v in self.verdicts],
+            "diagnostics": [d.to_json() for d in self.diagnostics],
+            "exit_code": self.exit_code,
+        }
 
     def render_text(self) -> str:
         lines = [f"mlc plan: {self.spec} -> {', '.join(self.targets)}", ""]
@@ -83,16 +87,23 @@ class PlanReport:
         for f in self.files:
             if f.action != "keep":
                 lines.append(f"  {sign[f.action]} {f.target}/{f.path}  ({f.action})")
-        lines.append(f"Plan: {self.count('create')} to create, {self.count('change')} to "
-                     f"change, {self.count('remove')} to remove, {self.count('keep')} unchanged.")
+        lines.append(
+            f"Plan: {self.count('create')} to create, {self.count('change')} to "
+            f"change, {self.count('remove')} to remove, {self.count('keep')} unchanged."
+        )
         lines += ["", "Runs that would be triggered:"]
         lines += [f"  - {r}" for r in self.runs] or ["  (none)"]
         if self.cost is not None:
-            lines += ["", f"Estimated cost: ${self.cost.monthly_usd:,.2f}/month, "
-                      f"${self.cost.per_run_usd:,.2f} per pipeline run ({self.cost.pricing})"]
+            lines += [
+                "",
+                f"Estimated cost: ${self.cost.monthly_usd:,.2f}/month, "
+                f"${self.cost.per_run_usd:,.2f} per pipeline run ({self.cost.pricing})",
+            ]
         lines += ["", "Policy verdicts:"]
-        lines += [f"  {v.verdict:<5} {v.rule}" + (f"  ({v.detail})" if v.detail else "")
-                  for v in self.verdicts]
+        lines += [
+            f"  {v.verdict:<5} {v.rule}" + (f"  ({v.detail})" if v.detail else "")
+            for v in self.verdicts
+        ]
         if self.diagnostics:
             lines += ["", *[d.render() for d in self.diagnostics]]
         return "\n".join(lines) + "\n"
@@ -111,9 +122,16 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
         if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
             raise ValueError("no 'files' mapping")
     except (OSError, ValueError) as exc:
-        raise DiagnosticError([Diagnostic(
-            "MLC650", f"cannot read the last manifest {path}: {exc}", None,
-            "delete the folder and compile again")]) from None
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "MLC650",
+                    f"cannot read the last manifest {path}: {exc}",
+                    None,
+                    "delete the folder and compile again",
+                )
+            ]
+        ) from None
     return data
 
 
@@ -122,35 +140,42 @@ def _runs(ir: IRGraph, changed: bool) -> list[str]:
     if changed:
         pipeline = [s.id for s in ir.layer(Layer.PIPELINE)]
         out.append(f"pipeline run: {len(pipeline)} steps ({pipeline[0]} … {pipeline[-1]})")
-        ops = [s.id for s in ir.steps_of(StepKind.DEPLOY, StepKind.BATCH_PREDICT,
-                                          StepKind.EXPORT)]
+        ops = [s.id for s in ir.steps_of(StepKind.DEPLOY, StepKind.BATCH_PREDICT, StepKind.EXPORT)]
         out += [f"rollout: {sid}" for sid in ops]
     mon = ir.first(StepKind.MONITOR)
     for key in ("drift", "performance"):
         part = (mon.params.get(key) or {}) if mon else {}
         if part:
             sched = str(part.get("schedule"))
-            out.append(f"scheduled {key} job '{sched}' "
-                       f"(~{cron_runs_per_month(sched):.0f} runs/month)")
+            out.append(
+                f"scheduled {key} job '{sched}' (~{cron_runs_per_month(sched):.0f} runs/month)"
+            )
     trig = ir.first(StepKind.RETRAIN_TRIGGER)
     for t in (trig.params.get("triggers") or []) if trig else []:
         if t.get("kind") == "schedule":
-            out.append(f"scheduled retraining '{t['cron']}' "
-                       f"(~{cron_runs_per_month(str(t['cron'])):.1f} runs/month)")
+            out.append(
+                f"scheduled retraining '{t['cron']}' "
+                f"(~{cron_runs_per_month(str(t['cron'])):.1f} runs/month)"
+            )
     return out
 
 
-def policy_verdicts(ir: IRGraph, diags: Sequence[Diagnostic],
-                    files: Sequence[str | Path] = ()) -> list[Verdict]:
+def policy_verdicts(
+    ir: IRGraph, diags: Sequence[Diagnostic], files: Sequence[str | Path] = ()
+) -> list[Verdict]:
     """One verdict per policy rule: built-in Python rules, data rules, and the budget."""
     codes: dict[str, list[Diagnostic]] = {}
     for d in diags:
         codes.setdefault(d.code, []).append(d)
     compliance = (ir.settings.get("governance") or {}).get("compliance") or []
-    out = [Verdict("pii-features", "fail" if "MLC601" in codes else "pass"),
-           Verdict("gdpr-regions", "n/a" if "gdpr" not in compliance
-                   else "fail" if "MLC602" in codes else "pass"),
-           Verdict("literal-secrets", "fail" if "MLC610" in codes else "pass")]
+    out = [
+        Verdict("pii-features", "fail" if "MLC601" in codes else "pass"),
+        Verdict(
+            "gdpr-regions",
+            "n/a" if "gdpr" not in compliance else "fail" if "MLC602" in codes else "pass",
+        ),
+        Verdict("literal-secrets", "fail" if "MLC610" in codes else "pass"),
+    ]
     facts = spec_facts(ir)
     for file in [BUILTIN_RULES, *files]:
         for rule in load_policy_file(file).policies:
@@ -158,19 +183,37 @@ def policy_verdicts(ir: IRGraph, diags: Sequence[Diagnostic],
                 out.append(Verdict(rule.id, "n/a"))
                 continue
             failed = [p for p, op, a in rule.require if not holds(get_fact(facts, p), op, a)]
-            out.append(Verdict(rule.id, ("fail" if rule.severity is Severity.ERROR else "warn")
-                               if failed else "pass", ", ".join(failed)))
+            out.append(
+                Verdict(
+                    rule.id,
+                    ("fail" if rule.severity is Severity.ERROR else "warn") if failed else "pass",
+                    ", ".join(failed),
+                )
+            )
     budget = codes.get("MLC630", [])
-    out.append(Verdict("budgets", "n/a" if ir.first(StepKind.BUDGET) is None else
-                       "fail" if any(d.severity is Severity.ERROR for d in budget) else
-                       "warn" if budget else "pass",
-                       "; ".join(d.path for d in budget)))
+    out.append(
+        Verdict(
+            "budgets",
+            "n/a"
+            if ir.first(StepKind.BUDGET) is None
+            else "fail"
+            if any(d.severity is Severity.ERROR for d in budget)
+            else "warn"
+            if budget
+            else "pass",
+            "; ".join(d.path for d in budget),
+        )
+    )
     return out
 
 
-def plan_spec(spec_path: str | Path, targets: Sequence[str], out_dir: str | Path = "out",
-              overrides: Sequence[str] = (), policy_files: Sequence[str | Path] = ()
-              ) -> PlanReport:
+def plan_spec(
+    spec_path: str | Path,
+    targets: Sequence[str],
+    out_dir: str | Path = "out",
+    overrides: Sequence[str] = (),
+    policy_files: Sequence[str | Path] = (),
+) -> PlanReport:
     """Plan a compile of `spec_path` for `targets` against `out_dir`.
 
     Raises:

@@ -7,9 +7,10 @@ Built-in targets register through the same group as third-party ones. An unknown
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlc.compiler.diagnostics import Diagnostic, DiagnosticError, SourceLocation, did_you_mean
 
@@ -17,6 +18,24 @@ if TYPE_CHECKING:
     from mlc.targets.base import Target
 
 ENTRY_POINT_GROUP = "mlc.targets"
+
+_scan: tuple[tuple[str, ...], Any] | None = None
+
+
+def group_entry_points(group: str) -> list[EntryPoint]:
+    """Entry points of `group`, from one scan of the installed distributions per `sys.path`.
+
+    Each `importlib.metadata.entry_points(group=...)` call reads every distribution's metadata
+    again (tens of ms with a full environment); targets, passes and policies share one scan.
+    A changed `sys.path` (a test adding a distribution) scans again.
+    """
+    global _scan
+    key = tuple(sys.path)
+    scan = _scan
+    if scan is None or scan[0] != key:
+        scan = _scan = (key, entry_points())
+    found: list[EntryPoint] = list(scan[1].select(group=group))
+    return found
 
 
 @dataclass
@@ -29,7 +48,7 @@ class TargetRegistry:
     @classmethod
     def from_entry_points(cls) -> TargetRegistry:
         found: dict[str, EntryPoint] = {}
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
+        for ep in group_entry_points(ENTRY_POINT_GROUP):
             found.setdefault(ep.name, ep)
         return cls(entries=dict(sorted(found.items())))
 

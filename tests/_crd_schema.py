@@ -15,7 +15,6 @@ from typing import Any
 
 import jsonschema
 import yaml
-
 from _tools import SHARED, require_path
 
 CRDS = SHARED / "schemas" / "crds"

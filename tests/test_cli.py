@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from _tools import require_tool
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,8 +21,15 @@ HEAVY = ("torch", "pyspark", "kfp", "mlflow", "lightning", "optuna", "sklearn", 
 
 def mlc(*args: str | Path, cwd: Path = REPO, **env: str) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **env}
-    return subprocess.run([str(MLC), *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          env=full_env, timeout=180, check=False)
+    return subprocess.run(
+        [str(MLC), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=180,
+        check=False,
+    )
 
 
 def _no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
@@ -47,8 +53,10 @@ def test_validate_with_overrides() -> None:
 def test_validate_error_text() -> None:
     proc = mlc("validate", BAD.relative_to(REPO))
     assert proc.returncode == 2
-    assert ("tests/invalid/unknown_key_top.yaml:30:1: error[MLC101]: unknown key 'trainig'"
-            in proc.stderr)
+    assert (
+        "tests/invalid/unknown_key_top.yaml:30:1: error[MLC101]: unknown key 'trainig'"
+        in proc.stderr
+    )
     assert "hint: did you mean 'training'?" in proc.stderr
     assert proc.stdout == ""
     _no_traceback(proc)
@@ -72,8 +80,10 @@ def test_validate_github_format() -> None:
     proc = mlc("validate", BAD.relative_to(REPO), "--format", "github")
     assert proc.returncode == 2
     lines = proc.stdout.strip().splitlines()
-    assert ("::error file=tests/invalid/unknown_key_top.yaml,line=30,col=1,title=MLC101::"
-            "unknown key 'trainig' (hint: did you mean 'training'?)") in lines
+    assert (
+        "::error file=tests/invalid/unknown_key_top.yaml,line=30,col=1,title=MLC101::"
+        "unknown key 'trainig' (hint: did you mean 'training'?)"
+    ) in lines
     assert all(line.startswith("::error file=") for line in lines)
 
 
@@ -131,8 +141,11 @@ def test_compile_is_byte_identical_across_hash_seeds(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stderr
         graph = mlc("graph", CREDIT, "--as", "dot", PYTHONHASHSEED=seed)
         assert graph.returncode == 0
-        files = {p.relative_to(out).as_posix(): p.read_bytes()
-                 for p in sorted(out.rglob("*")) if p.is_file()}
+        files = {
+            p.relative_to(out).as_posix(): p.read_bytes()
+            for p in sorted(out.rglob("*"))
+            if p.is_file()
+        }
         outputs.append((files, graph.stdout))
     assert outputs[0] == outputs[1] == outputs[2]
 
@@ -152,8 +165,9 @@ def test_graph_mermaid_and_dot(tmp_path: Path) -> None:
 def test_graph_dot_is_valid_graphviz(tmp_path: Path) -> None:
     dot_exe = require_tool("dot")
     text = mlc("graph", CREDIT, "--as", "dot").stdout
-    check = subprocess.run([dot_exe, "-Tcanon"], input=text, capture_output=True, text=True,
-                           timeout=60, check=False)
+    check = subprocess.run(
+        [dot_exe, "-Tcanon"], input=text, capture_output=True, text=True, timeout=60, check=False
+    )
     assert check.returncode == 0, check.stderr
 
 
@@ -236,7 +250,13 @@ def test_validate_does_not_import_heavy_libraries() -> None:
         "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, check=False, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"

@@ -72,11 +72,16 @@ def test_spot_prices_training_only(tmp_path: Path) -> None:
 def test_gpu_training_and_scale_to_zero(tmp_path: Path) -> None:
     spec = spec_with(
         tmp_path,
-        ("resources: {cpu: 2, memory: 4Gi}",
-         "resources: {cpu: 2, memory: 4Gi, gpu: {count: 1, type: nvidia-tesla-t4}}"),
-        ("autoscaling: {min_replicas: 1, max_replicas: 4, target_utilization: 70}",
-         "autoscaling: {min_replicas: 0, max_replicas: 4, scale_to_zero: true}"),
-        ("  gpu_hours: 0\n", ""))
+        (
+            "resources: {cpu: 2, memory: 4Gi}",
+            "resources: {cpu: 2, memory: 4Gi, gpu: {count: 1, type: nvidia-tesla-t4}}",
+        ),
+        (
+            "autoscaling: {min_replicas: 1, max_replicas: 4, target_utilization: 70}",
+            "autoscaling: {min_replicas: 0, max_replicas: 4, scale_to_zero: true}",
+        ),
+        ("  gpu_hours: 0\n", ""),
+    )
     est = estimate_cost(check(spec).ir, load_pricing(TEST_PRICES))
     training, serving = est.item("training"), est.item("serving")
     assert training is not None and serving is not None
@@ -95,9 +100,13 @@ def test_cron_counts() -> None:
 
 
 def test_missing_instance_type_names_type_and_table(tmp_path: Path) -> None:
-    spec = spec_with(tmp_path, ("resources: {cpu: 2, memory: 4Gi}",
-                                "resources: {cpu: 2, memory: 4Gi, gpu: {count: 1, type: "
-                                "nvidia-h100}}"))
+    spec = spec_with(
+        tmp_path,
+        (
+            "resources: {cpu: 2, memory: 4Gi}",
+            "resources: {cpu: 2, memory: 4Gi, gpu: {count: 1, type: nvidia-h100}}",
+        ),
+    )
     result = check(spec)
     found = [d for d in result.diagnostics if d.code == "MLC631"]
     assert found and "nvidia-h100" in found[0].message and "pricing.json" in found[0].message
@@ -113,33 +122,46 @@ def test_missing_region_is_located(tmp_path: Path) -> None:
 
 
 def test_budget_over_cap_names_line_item(tmp_path: Path) -> None:
-    spec = spec_with(tmp_path, ("min_replicas: 1, max_replicas: 4", "min_replicas: 40, "
-                                "max_replicas: 40"))
+    spec = spec_with(
+        tmp_path, ("min_replicas: 1, max_replicas: 4", "min_replicas: 80, max_replicas: 80")
+    )
     result = check(spec)
     over = [d for d in result.diagnostics if d.code == "MLC630"]
-    assert {d.path for d in over} == {"budgets.serving_usd_per_month",
-                                      "budgets.total_usd_per_month"}
+    assert {d.path for d in over} == {
+        "budgets.serving_usd_per_month",
+        "budgets.total_usd_per_month",
+    }
     assert all("serving" in d.message and d.severity is Severity.ERROR for d in over)
     assert over[0].location is not None
-    warn = spec_with(tmp_path, ("min_replicas: 1, max_replicas: 4", "min_replicas: 40, "
-                                "max_replicas: 40"), ("  enforce: error", "  enforce: warn"))
+    warn = spec_with(
+        tmp_path,
+        ("min_replicas: 1, max_replicas: 4", "min_replicas: 80, max_replicas: 80"),
+        ("  enforce: error", "  enforce: warn"),
+    )
     result = check(warn)
     assert result.ok
     assert {d.severity for d in result.diagnostics if d.code == "MLC630"} == {Severity.WARNING}
 
 
 def test_gpu_hours_budget(tmp_path: Path) -> None:
-    spec = spec_with(tmp_path, ("resources: {cpu: 2, memory: 4Gi}",
-                                "resources: {cpu: 2, memory: 4Gi, gpu: {count: 1, type: "
-                                "nvidia-tesla-t4}}"))
+    spec = spec_with(
+        tmp_path,
+        (
+            "resources: {cpu: 2, memory: 4Gi}",
+            "resources: {cpu: 2, memory: 4Gi, gpu: {count: 1, type: nvidia-tesla-t4}}",
+        ),
+    )
     over = [d for d in check(spec).diagnostics if d.code == "MLC630"]
     assert [d.path for d in over] == ["budgets.gpu_hours"]
 
 
 def test_bad_pricing_table(tmp_path: Path) -> None:
     bad = tmp_path / "p.json"
-    bad.write_text(json.dumps({"pricing_version": "x", "date": "d", "source": "s",
-                               "assumptions": {}, "clouds": {}}))
+    bad.write_text(
+        json.dumps(
+            {"pricing_version": "x", "date": "d", "source": "s", "assumptions": {}, "clouds": {}}
+        )
+    )
     with pytest.raises(DiagnosticError) as err:
         load_pricing(bad)
     assert err.value.diagnostics[0].code == "MLC633" and "assumptions" in str(err.value)
@@ -147,12 +169,20 @@ def test_bad_pricing_table(tmp_path: Path) -> None:
 
 def test_cost_command(tmp_path: Path) -> None:
     mlc = str(REPO / ".venv" / "bin" / "mlc")
-    run = subprocess.run([mlc, "cost", str(BASE), "--format", "json", "--pricing",
-                          str(TEST_PRICES)], capture_output=True, text=True)
+    run = subprocess.run(
+        [mlc, "cost", str(BASE), "--format", "json", "--pricing", str(TEST_PRICES)],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     data = json.loads(run.stdout)
-    assert [i["name"] for i in data["items"]] == ["training", "tuning", "serving", "monitoring",
-                                                  "storage"]
+    assert [i["name"] for i in data["items"]] == [
+        "training",
+        "tuning",
+        "serving",
+        "monitoring",
+        "storage",
+    ]
     assert data["items"][2]["monthly_usd"] == 14.6
     run = subprocess.run([mlc, "cost", str(BASE)], capture_output=True, text=True)
     assert run.returncode == 0 and "serving" in run.stdout and "total" in run.stdout

@@ -41,11 +41,51 @@ def _paths(tree: Any, prefix: Path_ = ()) -> list[Path_]:
 
 
 PATHS = _paths(TREE)[1:]
-ODD_VALUES: list[Any] = [None, 0, -1, 2**70, 1.5, float("inf"), "", "x", "${nope}",
-                         "${oc.env:MLC_FUZZ_UNSET}", "10m", [], [1, "a"], {}, {"k": "v"}, True,
-                         "vault:x", "\u00e9\u4e2d", "a" * 300]
-GARBAGE = st.sampled_from(["\t", "\x00", ":", "- ", "{", "]", "'", '"', "&a", "*a", "!!binary",
-                           "%", "@", "\n  ", "---\n", "? ", "\ufeff", "\x85", "\ud7ff", "#"])
+ODD_VALUES: list[Any] = [
+    None,
+    0,
+    -1,
+    2**70,
+    1.5,
+    float("inf"),
+    "",
+    "x",
+    "${nope}",
+    "${oc.env:MLC_FUZZ_UNSET}",
+    "10m",
+    [],
+    [1, "a"],
+    {},
+    {"k": "v"},
+    True,
+    "vault:x",
+    "\u00e9\u4e2d",
+    "a" * 300,
+]
+GARBAGE = st.sampled_from(
+    [
+        "\t",
+        "\x00",
+        ":",
+        "- ",
+        "{",
+        "]",
+        "'",
+        '"',
+        "&a",
+        "*a",
+        "!!binary",
+        "%",
+        "@",
+        "\n  ",
+        "---\n",
+        "? ",
+        "\ufeff",
+        "\x85",
+        "\ud7ff",
+        "#",
+    ]
+)
 
 
 def _get_parent(tree: Any, path: Path_) -> Any:
@@ -74,10 +114,12 @@ def mutated_specs(draw: Callable[..., Any]) -> str:
     """The example spec's text after one to three random mutations."""
     text = TEXT
     for _ in range(draw(st.integers(1, 3))):
-        kind = draw(st.sampled_from(["structural", "truncate", "garbage", "dup_line",
-                                     "drop_line"]))
+        kind = draw(st.sampled_from(["structural", "truncate", "garbage", "dup_line", "drop_line"]))
         if kind == "structural":
-            tree = yaml.safe_load(text) if text is not TEXT else yaml.safe_load(TEXT)
+            try:
+                tree = yaml.safe_load(text)
+            except yaml.YAMLError:
+                continue  # an earlier textual mutation broke the YAML: nothing to restructure
             if not isinstance(tree, dict):
                 continue
             paths = _paths(tree)[1:]
@@ -86,8 +128,7 @@ def mutated_specs(draw: Callable[..., Any]) -> str:
             path = draw(st.sampled_from(paths))
             action = draw(st.sampled_from(["delete", "swap", "unknown"]))
             value = draw(st.sampled_from(ODD_VALUES))
-            new_key = draw(st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1,
-                                   max_size=12))
+            new_key = draw(st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12))
             tree = _structural(tree, path, action, value, new_key)
             text = yaml.safe_dump(tree, sort_keys=draw(st.booleans()), allow_unicode=True)
         elif kind == "truncate":
@@ -100,7 +141,7 @@ def mutated_specs(draw: Callable[..., Any]) -> str:
             if not lines:
                 continue
             i = draw(st.integers(0, len(lines) - 1))
-            lines[i:i + 1] = [lines[i], lines[i]] if kind == "dup_line" else []
+            lines[i : i + 1] = [lines[i], lines[i]] if kind == "dup_line" else []
             text = "".join(lines)
     return text
 
@@ -118,8 +159,11 @@ def _write(project: Path, text: str) -> Path:
     return spec
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(text=mutated_specs())
 def test_library_only_raises_diagnostics(project: Path, text: str) -> None:
     spec = _write(project, text)
@@ -133,8 +177,11 @@ def test_library_only_raises_diagnostics(project: Path, text: str) -> None:
     assert result.ir.to_json()
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(text=mutated_specs(), fmt=st.sampled_from(["text", "json", "github"]))
 def test_cli_never_shows_a_traceback(project: Path, text: str, fmt: str) -> None:
     spec = _write(project, text)

@@ -67,15 +67,26 @@ def _parse(spec: Path, name: str) -> Case:
         file = str((spec.parent / ":".join(file_part)).resolve())
     else:
         file = str(spec.resolve())
-    return Case(name, spec, code, file, int(line), int(col),
-                tuple(headers.get("overrides", "").split()), headers.get("hint", ""),
-                headers.get("message", ""))
+    return Case(
+        name,
+        spec,
+        code,
+        file,
+        int(line),
+        int(col),
+        tuple(headers.get("overrides", "").split()),
+        headers.get("hint", ""),
+        headers.get("message", ""),
+    )
 
 
 def _cases() -> list[Case]:
     found = [_parse(p, p.stem) for p in sorted(CORPUS.glob("*.yaml"))]
-    found += [_parse(d / "mlc.yaml", d.name) for d in sorted(CORPUS.iterdir())
-              if d.is_dir() and (d / "mlc.yaml").exists()]
+    found += [
+        _parse(d / "mlc.yaml", d.name)
+        for d in sorted(CORPUS.iterdir())
+        if d.is_dir() and (d / "mlc.yaml").exists()
+    ]
     return found
 
 
@@ -119,8 +130,7 @@ def test_invalid_spec(case: Case) -> None:
     matching = [d for d in diags if d.code == case.code and _where(d) == wanted]
     rendered = "\n".join(d.render() for d in diags)
     assert matching, (
-        f"{case.name}: expected {case.code} at {case.file}:{case.line}:{case.col}, got:\n"
-        f"{rendered}"
+        f"{case.name}: expected {case.code} at {case.file}:{case.line}:{case.col}, got:\n{rendered}"
     )
     found = matching[0]
     assert found.message, rendered
@@ -132,8 +142,11 @@ def test_invalid_spec(case: Case) -> None:
 
 def test_every_spec_rule_has_a_case() -> None:
     """Each code that specs/ or the loader can raise for a spec has its own corpus file."""
-    sources = [*(REPO / "specs").glob("*.py"), REPO / "compiler" / "load.py",
-               REPO / "compiler" / "validate.py"]
+    sources = [
+        *(REPO / "specs").glob("*.py"),
+        REPO / "compiler" / "load.py",
+        REPO / "compiler" / "validate.py",
+    ]
     codes = set()
     for path in sources:
         codes |= set(re.findall(r'"(MLC[0-3]\d\d)"', path.read_text(encoding="utf-8")))
@@ -215,8 +228,7 @@ def test_deep_nesting_is_a_diagnostic(tmp_path: Path) -> None:
 def test_all_errors_in_one_run(tmp_path: Path) -> None:
     """Independent problems in different sections are all reported, not only the first."""
     text = (CORPUS / "unknown_key_section.yaml").read_text(encoding="utf-8")
-    text = text.replace("name: churn\n", "name: Churn\n").replace("test_size: 0.25",
-                                                                  "test_size: 2")
+    text = text.replace("name: churn\n", "name: Churn\n").replace("test_size: 0.25", "test_size: 2")
     spec = tmp_path / "mlc.yaml"
     spec.write_text(text)
     with pytest.raises(DiagnosticError) as info:
@@ -241,8 +253,15 @@ CLI_CASES = [
 def _run_cli(args: list[str], cwd: Path = REPO, **env: str) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MLC_INVALID_")}
     full_env.update(env)
-    return subprocess.run([str(MLC), *args], cwd=cwd, capture_output=True, text=True,
-                          env=full_env, timeout=120, check=False)
+    return subprocess.run(
+        [str(MLC), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("name", CLI_CASES)

@@ -61,8 +61,9 @@ def test_json_round_trip(credit_ir: IRGraph) -> None:
     assert back.to_json() == text
     assert [s.id for s in back.steps] == [s.id for s in credit_ir.steps]
     assert json.loads(text)["ir_version"] == IR_VERSION
-    assert text.endswith("\n") and json.loads(text) == json.loads(json.dumps(json.loads(text),
-                                                                              sort_keys=True))
+    assert text.endswith("\n") and json.loads(text) == json.loads(
+        json.dumps(json.loads(text), sort_keys=True)
+    )
 
 
 @pytest.mark.parametrize("version", ["2.0", "0.9", "", "banana"])
@@ -92,9 +93,16 @@ def test_topological_order(credit_ir: IRGraph) -> None:
 
 def test_credit_ir_shape(credit_ir: IRGraph) -> None:
     kinds = {s.kind for s in credit_ir.steps}
-    assert PIPELINE_KINDS <= kinds
-    assert {StepKind.DEPLOY, StepKind.MONITOR, StepKind.ALERTS, StepKind.RETRAIN_TRIGGER,
-            StepKind.BUDGET, StepKind.STORAGE, StepKind.IDENTITY} <= kinds
+    assert kinds >= PIPELINE_KINDS
+    assert {
+        StepKind.DEPLOY,
+        StepKind.MONITOR,
+        StepKind.ALERTS,
+        StepKind.RETRAIN_TRIGGER,
+        StepKind.BUDGET,
+        StepKind.STORAGE,
+        StepKind.IDENTITY,
+    } <= kinds
     assert credit_ir.find_cycle() is None
     assert list(credit_ir.dangling_inputs()) == []
     train = credit_ir.step("train")
@@ -138,10 +146,20 @@ def test_duplicate_ids_and_cycles_are_caught() -> None:
     with pytest.raises(IRError, match="duplicate step id"):
         IRGraph("x", {}, {}, b.steps, b.artifacts)
     c = IRBuilder()
-    c.add("a", StepKind.INGEST, "data", inputs={"in": "b.out"},
-          outputs={"out": (ArtifactType.DATASET, {})})
-    c.add("b", StepKind.VALIDATE, "data", inputs={"in": "a.out"},
-          outputs={"out": (ArtifactType.DATASET, {})})
+    c.add(
+        "a",
+        StepKind.INGEST,
+        "data",
+        inputs={"in": "b.out"},
+        outputs={"out": (ArtifactType.DATASET, {})},
+    )
+    c.add(
+        "b",
+        StepKind.VALIDATE,
+        "data",
+        inputs={"in": "a.out"},
+        outputs={"out": (ArtifactType.DATASET, {})},
+    )
     g = IRGraph("x", {}, {}, c.steps, c.artifacts)
     cycle = g.find_cycle()
     assert cycle is not None and set(cycle) >= {"a", "b"}

@@ -73,14 +73,25 @@ def test_golden_and_valid(spec: Path, tmp_path: Path, update_goldens: bool) -> N
 
 
 def test_credit_structure(tmp_path: Path) -> None:
-    docs = assert_kfp_valid(_compile(tmp_path, REPO / "examples/credit/mlc.yaml")
-                            / "pipeline.yaml")
+    docs = assert_kfp_valid(_compile(tmp_path, REPO / "examples/credit/mlc.yaml") / "pipeline.yaml")
     spec, platform = docs
     comps, execs = spec["components"], spec["deploymentSpec"]["executors"]
     main = comps["comp-exit-handler-1"]["dag"]["tasks"]
     # One component per IR pipeline step, each calling the runtime step entry.
-    for step in ("ingest-applications", "validate", "split", "features", "tune", "train",
-                 "evaluate", "fairness", "explain", "gate", "register", "model-card"):
+    for step in (
+        "ingest-applications",
+        "validate",
+        "split",
+        "features",
+        "tune",
+        "train",
+        "evaluate",
+        "fairness",
+        "explain",
+        "gate",
+        "register",
+        "model-card",
+    ):
         source = execs[f"exec-{step}"]["container"]["command"][3]
         assert '"-m", "mlc.runtime", "step"' in source
     # Typed artifacts.
@@ -89,8 +100,12 @@ def test_credit_structure(tmp_path: Path) -> None:
     assert evaluate["predictions"]["artifactType"]["schemaTitle"] == "system.Dataset"
     card = comps["comp-model-card"]["outputDefinitions"]["artifacts"]["card"]
     assert card["artifactType"]["schemaTitle"] == "system.Markdown"
-    assert comps["comp-train"]["outputDefinitions"]["artifacts"]["model"]["artifactType"][
-        "schemaTitle"] == "system.Model"
+    assert (
+        comps["comp-train"]["outputDefinitions"]["artifacts"]["model"]["artifactType"][
+            "schemaTitle"
+        ]
+        == "system.Model"
+    )
     # Register only on the passing branch; the else branch registers nothing.
     assert "register" not in main
     passed = comps["comp-condition-2"]["dag"]["tasks"]
@@ -98,7 +113,8 @@ def test_credit_structure(tmp_path: Path) -> None:
     assert set(passed) == {"register"} and set(failed) == {"gate-rejected"}
     branches = comps["comp-condition-branches-1"]["dag"]["tasks"]
     assert branches["condition-2"]["triggerPolicy"]["condition"] == (
-        "inputs.parameter_values['pipelinechannel--gate-Output'] == true")
+        "inputs.parameter_values['pipelinechannel--gate-Output'] == true"
+    )
     assert branches["condition-3"]["triggerPolicy"]["condition"].startswith("!(")
     # Resources, retries, caching, timeouts from the IR.
     res = execs["exec-train"]["container"]["resources"]
@@ -113,19 +129,22 @@ def test_credit_structure(tmp_path: Path) -> None:
     # Secrets by reference only, and only for the step that names them.
     assert k8s["exec-features"]["secretAsEnv"][0]["secretName"] == "credit-risk"
     assert k8s["exec-features"]["secretAsEnv"][0]["keyToEnv"] == [
-        {"envVar": "MLC_PSEUDONYM_KEY", "secretKey": "pseudonym_key"}]
+        {"envVar": "MLC_PSEUDONYM_KEY", "secretKey": "pseudonym_key"}
+    ]
     assert [e for e, c in k8s.items() if "secretAsEnv" in c] == ["exec-features"]
     # Overridable values are pipeline parameters wired into the steps.
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert params["training_model_params_max_iter"]["defaultValue"] == 150
     assert params["data_split_seed"]["parameterType"] == "NUMBER_INTEGER"
     assert main["split"]["inputs"]["parameters"]["mlc_override_0"] == {
-        "componentInputParameter": "pipelinechannel--data_split_seed"}
+        "componentInputParameter": "pipelinechannel--data_split_seed"
+    }
     # The exit handler runs whatever happens.
     exit_task = spec["root"]["dag"]["tasks"]["mlc-exit-handler"]
     assert exit_task["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
     assert exit_task["inputs"]["parameters"]["status"] == {
-        "taskFinalStatus": {"producerTask": "exit-handler-1"}}
+        "taskFinalStatus": {"producerTask": "exit-handler-1"}
+    }
     # No tuning storage: one tuning task, no loop.
     assert "for-loop-tune" not in main
 
@@ -141,8 +160,9 @@ def test_recurring_run(tmp_path: Path) -> None:
 
 
 def test_parallel_tuning_with_shared_storage(tmp_path: Path) -> None:
-    out = _compile(tmp_path, REPO / "examples/credit/mlc.yaml",
-                   "tuning.storage=postgresql://optuna@db/optuna")
+    out = _compile(
+        tmp_path, REPO / "examples/credit/mlc.yaml", "tuning.storage=postgresql://optuna@db/optuna"
+    )
     spec, _ = assert_kfp_valid(out / "pipeline.yaml")
     main = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
     loop = main["for-loop-tune"]
@@ -170,8 +190,9 @@ def _with_resources(ir: IRGraph, step_id: str, **res: Any) -> IRGraph:
 
 
 def test_bad_resources_and_gpu_are_located() -> None:
-    ir = _with_resources(_credit_ir(), "train", cpu="2 cores", memory="1.5Gi",
-                         gpu_type="nvidia-a100", gpu_count=0)
+    ir = _with_resources(
+        _credit_ir(), "train", cpu="2 cores", memory="1.5Gi", gpu_type="nvidia-a100", gpu_count=0
+    )
     diags = {(d.code, d.path) for d in _target_diags(ir)}
     assert ("MLC431", "training.resources.cpu") in diags
     assert ("MLC431", "training.resources.memory") in diags
@@ -179,12 +200,15 @@ def test_bad_resources_and_gpu_are_located() -> None:
 
 
 def test_gpu_step_gets_accelerator_selector_and_toleration(tmp_path: Path) -> None:
-    out = _compile(tmp_path, REPO / "examples/credit/mlc.yaml",
-                   "+training.resources.gpu={count: 1, type: nvidia-a100}",
-                   "budgets.gpu_hours=1000", "budgets.enforce=warn")
+    out = _compile(
+        tmp_path,
+        REPO / "examples/credit/mlc.yaml",
+        "+training.resources.gpu={count: 1, type: nvidia-a100}",
+        "budgets.gpu_hours=1000",
+        "budgets.enforce=warn",
+    )
     spec, platform = assert_kfp_valid(out / "pipeline.yaml")
-    acc = spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"][
-        "accelerator"]
+    acc = spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]["accelerator"]
     assert acc["resourceType"] == "nvidia.com/gpu" and acc["resourceCount"] == "1"
     k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"]
     assert k8s["nodeSelector"] == {"labels": {"nvidia.com/gpu.product": "nvidia-a100"}}
@@ -194,7 +218,9 @@ def test_gpu_step_gets_accelerator_selector_and_toleration(tmp_path: Path) -> No
 def test_bad_image_is_a_located_diagnostic(tmp_path: Path) -> None:
     spec = tmp_path / "mlc.yaml"
     text = (REPO / "examples/credit/mlc.yaml").read_text()
-    spec.write_text(text.replace("targets:\n  ir: {}", "targets:\n  kfp:\n    image: 'Not An Image'"))
+    spec.write_text(
+        text.replace("targets:\n  ir: {}", "targets:\n  kfp:\n    image: 'Not An Image'")
+    )
     for sub in ("data", "env"):
         (tmp_path / sub).symlink_to(REPO / "examples/credit" / sub)
     with pytest.raises(DiagnosticError) as err:
@@ -203,16 +229,28 @@ def test_bad_image_is_a_located_diagnostic(tmp_path: Path) -> None:
     assert diag.location is not None and diag.location.file.endswith("mlc.yaml")
     assert diag.path == "targets.kfp.image"
     assert not (tmp_path / "out" / "kfp").exists()
-    proc = subprocess.run([str(REPO / ".venv/bin/mlc"), "compile", str(spec), "-t", "kfp", "-o",
-                           str(tmp_path / "out")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            str(REPO / ".venv/bin/mlc"),
+            "compile",
+            str(spec),
+            "-t",
+            "kfp",
+            "-o",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr + proc.stdout
     assert "error[MLC430]" in proc.stderr + proc.stdout
 
 
 def test_unknown_option_is_located(tmp_path: Path) -> None:
     with pytest.raises(DiagnosticError) as err:
-        compile_spec(REPO / "examples/credit/mlc.yaml", ["kfp"], tmp_path,
-                     ["targets={kfp: {imgae: x}}"])
+        compile_spec(
+            REPO / "examples/credit/mlc.yaml", ["kfp"], tmp_path, ["targets={kfp: {imgae: x}}"]
+        )
     assert any("imgae" in d.message or "imgae" in d.path for d in err.value.diagnostics)
 
 
@@ -224,27 +262,39 @@ def test_multi_node_training_is_a_capability_error() -> None:
     for step in data["steps"]:
         if step["id"] == "train":
             step["resources"]["nodes"] = 2
-            step["requires"].append({"feature": "resources.nodes",
-                                     "origin": "training.resources.nodes"})
+            step["requires"].append(
+                {"feature": "resources.nodes", "origin": "training.resources.nodes"}
+            )
     ir = IRGraph.from_dict(data)
     diags = list(check_capabilities(ir, PassContext(targets=[KfpTarget()])))
     (diag,) = [d for d in diags if d.code == "MLC410"]
     assert "resources.nodes" in diag.message and diag.path == "training.resources.nodes"
 
 
-@pytest.mark.parametrize("ref,ok", [
-    ("ghcr.io/acme/mlc-runtime:0.1.0", True), ("python:3.11", True),
-    ("localhost:5000/a/b@sha256:" + "a" * 64, True), ("Upper/Case", False),
-    ("a b", False), ("repo:", False), ("-bad", False)])
+@pytest.mark.parametrize(
+    "ref,ok",
+    [
+        ("ghcr.io/acme/mlc-runtime:0.1.0", True),
+        ("python:3.11", True),
+        ("localhost:5000/a/b@sha256:" + "a" * 64, True),
+        ("Upper/Case", False),
+        ("a b", False),
+        ("repo:", False),
+        ("-bad", False),
+    ],
+)
 def test_image_reference(ref: str, ok: bool) -> None:
     assert is_image_reference(ref) is ok
 
 
 def test_validate_stays_light() -> None:
-    code = ("import sys; from mlc.compiler.api import check; "
-            f"check({str(REPO / 'examples/credit/mlc.yaml')!r}, targets=['kfp']); "
-            "print(json.dumps(sorted(m for m in ('kfp', 'torch', 'mlflow', 'pyspark') "
-            "if m in sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True,
-                         text=True, check=True).stdout
+    code = (
+        "import sys; from mlc.compiler.api import check; "
+        f"check({str(REPO / 'examples/credit/mlc.yaml')!r}, targets=['kfp']); "
+        "print(json.dumps(sorted(m for m in ('kfp', 'torch', 'mlflow', 'pyspark') "
+        "if m in sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True
+    ).stdout
     assert json.loads(out) == []

@@ -9,6 +9,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from _crd_schema import known_kinds, validate_custom
+from conftest import CREDIT
 
 from mlc.compiler.api import check, compile_spec
 from mlc.compiler.diagnostics import DiagnosticError
@@ -17,20 +19,24 @@ from mlc.targets.ir import IRTarget
 from mlc.targets.k8s import K8sTarget
 from mlc.targets.kserve import KServeTarget
 from mlc.targets.monitoring import MonitoringTarget
-from _crd_schema import known_kinds, validate_custom
-from conftest import CREDIT
 
 K8S_VERSION = "1.30"
 
 STRATEGIES = {
     "canary": [],
     "recreate": ["~deployment.strategy", "+deployment.strategy={kind:recreate}"],
-    "ab": ["~deployment.strategy", "+deployment.strategy={kind:ab,variants:["
-           "{name:control,weight:70,model_alias:champion},"
-           "{name:treatment,weight:30,model_alias:challenger}]}"],
+    "ab": [
+        "~deployment.strategy",
+        "+deployment.strategy={kind:ab,variants:["
+        "{name:control,weight:70,model_alias:champion},"
+        "{name:treatment,weight:30,model_alias:challenger}]}",
+    ],
     "shadow": ["~deployment.strategy", "+deployment.strategy={kind:shadow,mirror_percent:25}"],
-    "blue_green": ["~deployment.strategy", "+deployment.strategy={kind:blue_green,bake_time:5m,"
-                   "rollback:[{metric:error_rate,threshold:0.05}]}"],
+    "blue_green": [
+        "~deployment.strategy",
+        "+deployment.strategy={kind:blue_green,bake_time:5m,"
+        "rollback:[{metric:error_rate,threshold:0.05}]}",
+    ],
 }
 
 
@@ -47,7 +53,8 @@ def emit(tmp_path: Path, target: str, overrides: list[str]) -> dict[str, list[di
     out: dict[str, list[dict[str, Any]]] = {}
     for path in sorted((tmp_path / target).rglob("*.yaml")):
         out[path.relative_to(tmp_path / target).as_posix()] = [
-            d for d in yaml.safe_load_all(path.read_text()) if d]
+            d for d in yaml.safe_load_all(path.read_text()) if d
+        ]
     return out
 
 
@@ -75,28 +82,46 @@ def test_every_strategy_passes_strict_schemas(tmp_path: Path, strategy: str) -> 
     files = emit(tmp_path, "kserve", STRATEGIES[strategy])
     assert validate_all(files) == []
     common = kinds({"common.yaml": files["common.yaml"]})
-    assert common == ["DestinationRule", "NetworkPolicy", "PodDisruptionBudget", "Role",
-                      "RoleBinding", "ServiceAccount"]
+    assert common == [
+        "DestinationRule",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+    ]
 
 
 def test_canary_one_manifest_per_step_and_rollback(tmp_path: Path) -> None:
     files = emit(tmp_path, "kserve", [])
-    percents = {path: docs[0]["spec"]["predictor"].get("canaryTrafficPercent")
-                for path, docs in files.items() if path.startswith("rollout/")}
-    assert percents == {"rollout/00-stable.yaml": None, "rollout/01-canary-10.yaml": 10,
-                        "rollout/02-canary-50.yaml": 50, "rollout/03-canary-100.yaml": 100,
-                        "rollout/rollback.yaml": 0}
+    percents = {
+        path: docs[0]["spec"]["predictor"].get("canaryTrafficPercent")
+        for path, docs in files.items()
+        if path.startswith("rollout/")
+    }
+    assert percents == {
+        "rollout/00-stable.yaml": None,
+        "rollout/01-canary-10.yaml": 10,
+        "rollout/02-canary-50.yaml": 50,
+        "rollout/03-canary-100.yaml": 100,
+        "rollout/rollback.yaml": 0,
+    }
     plan = json.loads((tmp_path / "kserve/rollout/plan.json").read_text())
     assert [s["traffic_percent"] for s in plan["steps"]] == [10, 50, 100]
     assert [s["bake_time_s"] for s in plan["steps"]] == [600, 600, 0]
     assert {c["metric"] for c in plan["rollback_when"]} == {"error_rate", "latency_p99_ms"}
     predictor = files["rollout/01-canary-10.yaml"][0]["spec"]["predictor"]
-    assert predictor["model"]["storageUri"] == \
-        "s3://${artifacts_bucket}/models/credit-risk/challenger"
-    assert files["rollout/00-stable.yaml"][0]["spec"]["predictor"]["model"]["storageUri"] \
-        .endswith("/champion")
-    assert (predictor["minReplicas"], predictor["maxReplicas"], predictor["scaleTarget"]) == \
-        (1, 2, 70)
+    assert (
+        predictor["model"]["storageUri"] == "s3://${artifacts_bucket}/models/credit-risk/challenger"
+    )
+    assert files["rollout/00-stable.yaml"][0]["spec"]["predictor"]["model"]["storageUri"].endswith(
+        "/champion"
+    )
+    assert (predictor["minReplicas"], predictor["maxReplicas"], predictor["scaleTarget"]) == (
+        1,
+        2,
+        70,
+    )
     assert predictor["model"]["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
 
 
@@ -110,22 +135,33 @@ def test_common_objects_follow_security_and_identity(tmp_path: Path) -> None:
     assert policy["ingress"][0]["from"] == [{"ipBlock": {"cidr": "10.0.0.0/8"}}]
     binding = by_kind["RoleBinding"]
     assert binding["metadata"]["name"] == "credit-risk-release-manager"
-    assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
-                                    "name": "risk-release"}]
+    assert binding["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "risk-release"}
+    ]
     assert by_kind["DestinationRule"]["spec"]["trafficPolicy"]["tls"]["mode"] == "ISTIO_MUTUAL"
     env = files["rollout/00-stable.yaml"][0]["spec"]["predictor"]["model"]["env"]
-    assert env == [{"name": "MLC_PSEUDONYM_KEY", "valueFrom": {"secretKeyRef": {
-        "name": "vault-secret-data-credit-risk", "key": "pseudonym_key"}}}]
+    assert env == [
+        {
+            "name": "MLC_PSEUDONYM_KEY",
+            "valueFrom": {
+                "secretKeyRef": {"name": "vault-secret-data-credit-risk", "key": "pseudonym_key"}
+            },
+        }
+    ]
     text = "".join((tmp_path / "kserve").rglob("*.yaml").__next__().read_text())
     assert "vault:" not in text
 
 
-@pytest.mark.parametrize(("cloud", "region", "annotation", "label"), [
-    ("gcp", "europe-west1", "iam.gke.io/gcp-service-account", None),
-    ("azure", "westeurope", "azure.workload.identity/client-id", "azure.workload.identity/use"),
-])
-def test_identity_binding_per_cloud(tmp_path: Path, cloud: str, region: str, annotation: str,
-                                    label: str | None) -> None:
+@pytest.mark.parametrize(
+    ("cloud", "region", "annotation", "label"),
+    [
+        ("gcp", "europe-west1", "iam.gke.io/gcp-service-account", None),
+        ("azure", "westeurope", "azure.workload.identity/client-id", "azure.workload.identity/use"),
+    ],
+)
+def test_identity_binding_per_cloud(
+    tmp_path: Path, cloud: str, region: str, annotation: str, label: str | None
+) -> None:
     files = emit(tmp_path, "kserve", [f"deployment.cloud={cloud}", f"deployment.region={region}"])
     sa = next(d for d in files["common.yaml"] if d["kind"] == "ServiceAccount")
     assert sa["metadata"]["annotations"] == {annotation: "${serving_identity}"}
@@ -138,24 +174,38 @@ def test_ab_shadow_blue_green_shapes(tmp_path: Path) -> None:
     ab = emit(tmp_path / "ab", "kserve", STRATEGIES["ab"])
     graph = ab["inferencegraph.yaml"][0]["spec"]["nodes"]["root"]
     assert graph["routerType"] == "Splitter"
-    assert [(s["serviceName"], s["weight"]) for s in graph["steps"]] == \
-        [("credit-risk-control", 70), ("credit-risk-treatment", 30)]
+    assert [(s["serviceName"], s["weight"]) for s in graph["steps"]] == [
+        ("credit-risk-control", 70),
+        ("credit-risk-treatment", 30),
+    ]
     shadow = emit(tmp_path / "shadow", "kserve", STRATEGIES["shadow"])
     http = shadow["virtualservice.yaml"][0]["spec"]["http"][0]
     assert http["mirrorPercentage"] == {"value": 25.0}
     assert http["mirror"]["host"].startswith("credit-risk-shadow-predictor.")
     bg = emit(tmp_path / "bg", "kserve", STRATEGIES["blue_green"])
-    weights = {path: [r["weight"] for r in docs[0]["spec"]["http"][0]["route"]]
-               for path, docs in bg.items() if path.startswith("switch/")}
+    weights = {
+        path: [r["weight"] for r in docs[0]["spec"]["http"][0]["route"]]
+        for path, docs in bg.items()
+        if path.startswith("switch/")
+    }
     assert weights == {"switch/to-blue.yaml": [100, 0], "switch/to-green.yaml": [0, 100]}
-    assert [d["metadata"]["name"] for d in bg["inferenceservices.yaml"]] == \
-        ["credit-risk-blue", "credit-risk-green"]
+    assert [d["metadata"]["name"] for d in bg["inferenceservices.yaml"]] == [
+        "credit-risk-blue",
+        "credit-risk-green",
+    ]
 
 
 def test_gpu_and_scale_to_zero(tmp_path: Path) -> None:
-    files = emit(tmp_path, "kserve", ["+deployment.resources.gpu={count:1,type:nvidia-tesla-t4}",
-                                      "deployment.autoscaling.scale_to_zero=true",
-                                      "deployment.autoscaling.min_replicas=0"])
+    files = emit(
+        tmp_path,
+        "kserve",
+        [
+            "+deployment.resources.gpu={count:1,type:nvidia-tesla-t4}",
+            "deployment.autoscaling.scale_to_zero=true",
+            "deployment.autoscaling.min_replicas=0",
+            "budgets.enforce=warn",
+        ],
+    )
     predictor = files["rollout/00-stable.yaml"][0]["spec"]["predictor"]
     assert predictor["model"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert predictor["nodeSelector"] == {"k8s.amazonaws.com/accelerator": "nvidia-tesla-t4"}
@@ -165,8 +215,13 @@ def test_gpu_and_scale_to_zero(tmp_path: Path) -> None:
 
 def test_gpu_the_cloud_does_not_offer_is_located(tmp_path: Path) -> None:
     with pytest.raises(DiagnosticError) as exc:
-        compile_spec(CREDIT, ["kserve"], tmp_path,
-                     ["+deployment.resources.gpu={count:1,type:nvidia-tesla-k80}"], registry())
+        compile_spec(
+            CREDIT,
+            ["kserve"],
+            tmp_path,
+            ["+deployment.resources.gpu={count:1,type:nvidia-tesla-k80}"],
+            registry(),
+        )
     diag = next(d for d in exc.value.diagnostics if d.code == "MLC710")
     assert diag.path == "deployment.resources.gpu.type"
     assert diag.location is not None and diag.location.file == "<override>"
@@ -176,8 +231,9 @@ def test_gpu_the_cloud_does_not_offer_is_located(tmp_path: Path) -> None:
 
 def test_rollout_not_ending_at_100_is_located(tmp_path: Path) -> None:
     with pytest.raises(DiagnosticError) as exc:
-        compile_spec(CREDIT, ["kserve"], tmp_path, ["deployment.strategy.steps=[10,50]"],
-                     registry())
+        compile_spec(
+            CREDIT, ["kserve"], tmp_path, ["deployment.strategy.steps=[10,50]"], registry()
+        )
     diag = next(d for d in exc.value.diagnostics if d.code == "MLC352")
     assert diag.location is not None and "append 100" in diag.hint
     assert not tmp_path.joinpath("kserve").exists()

@@ -37,57 +37,76 @@ def test_source_map_points_into_the_file() -> None:
 
 
 def test_overlay_values_point_at_the_overlay(tmp_path: Path) -> None:
-    spec = _write(tmp_path, {
-        "mlc.yaml": "name: a\ndefaults:\n  - _self_\n  - env: dev\ntraining:\n  seed: 1\n"
-                    "  retries: 0\n",
-        "env/dev.yaml": "# dev\ntraining:\n  retries: 3\n",
-    })
+    spec = _write(
+        tmp_path,
+        {
+            "mlc.yaml": "name: a\ndefaults:\n  - _self_\n  - env: dev\ntraining:\n  seed: 1\n"
+            "  retries: 0\n",
+            "env/dev.yaml": "# dev\ntraining:\n  retries: 3\n",
+        },
+    )
     loaded = load_spec(spec)
     assert loaded.data["training"] == {"seed": 1, "retries": 3}
     assert _resolved(loaded.source_map.locate(("training", "retries"))) == (
-        str((tmp_path / "env" / "dev.yaml").resolve()), 3, 12)
-    assert _resolved(loaded.source_map.locate(("training", "seed"))) == (
-        str(spec.resolve()), 6, 9)
+        str((tmp_path / "env" / "dev.yaml").resolve()),
+        3,
+        12,
+    )
+    assert _resolved(loaded.source_map.locate(("training", "seed"))) == (str(spec.resolve()), 6, 9)
     assert [p.name for p in loaded.files] == ["mlc.yaml", "dev.yaml"]
 
 
 def test_self_ordering(tmp_path: Path) -> None:
     """`_self_` first: overlays win; `_self_` last (or absent): the file wins."""
     overlay = "training:\n  seed: 2\n"
-    first = _write(tmp_path / "a", {"mlc.yaml": "defaults: [_self_, o.yaml]\ntraining:\n"
-                                                "  seed: 1\n", "o.yaml": overlay})
-    last = _write(tmp_path / "b", {"mlc.yaml": "defaults: [o.yaml, _self_]\ntraining:\n"
-                                               "  seed: 1\n", "o.yaml": overlay})
-    absent = _write(tmp_path / "c", {"mlc.yaml": "defaults: [o.yaml]\ntraining:\n  seed: 1\n",
-                                     "o.yaml": overlay})
+    first = _write(
+        tmp_path / "a",
+        {"mlc.yaml": "defaults: [_self_, o.yaml]\ntraining:\n  seed: 1\n", "o.yaml": overlay},
+    )
+    last = _write(
+        tmp_path / "b",
+        {"mlc.yaml": "defaults: [o.yaml, _self_]\ntraining:\n  seed: 1\n", "o.yaml": overlay},
+    )
+    absent = _write(
+        tmp_path / "c",
+        {"mlc.yaml": "defaults: [o.yaml]\ntraining:\n  seed: 1\n", "o.yaml": overlay},
+    )
     assert load_spec(first).data["training"]["seed"] == 2
     assert load_spec(last).data["training"]["seed"] == 1
     assert load_spec(absent).data["training"]["seed"] == 1
 
 
 def test_nested_overlays_and_deep_merge(tmp_path: Path) -> None:
-    spec = _write(tmp_path, {
-        "mlc.yaml": "defaults: [_self_, base.yaml]\ntags: {a: '1', b: '2'}\n",
-        "base.yaml": "defaults: [_self_, more/extra.yaml]\ntags: {b: '3'}\n",
-        "more/extra.yaml": "tags: {c: '4'}\nowners: [x]\n",
-    })
+    spec = _write(
+        tmp_path,
+        {
+            "mlc.yaml": "defaults: [_self_, base.yaml]\ntags: {a: '1', b: '2'}\n",
+            "base.yaml": "defaults: [_self_, more/extra.yaml]\ntags: {b: '3'}\n",
+            "more/extra.yaml": "tags: {c: '4'}\nowners: [x]\n",
+        },
+    )
     loaded = load_spec(spec)
     assert loaded.data["tags"] == {"a": "1", "b": "3", "c": "4"}
     assert loaded.data["owners"] == ["x"]
     assert _resolved(loaded.source_map.locate(("tags", "c")))[0] == str(
-        (tmp_path / "more" / "extra.yaml").resolve())
+        (tmp_path / "more" / "extra.yaml").resolve()
+    )
 
 
 def test_group_option_override(tmp_path: Path) -> None:
-    files = {"mlc.yaml": "defaults: [_self_, {env: dev}]\nname: x\n",
-             "env/dev.yaml": "tags: {env: dev}\n", "env/prod.yaml": "tags: {env: prod}\n"}
+    files = {
+        "mlc.yaml": "defaults: [_self_, {env: dev}]\nname: x\n",
+        "env/dev.yaml": "tags: {env: dev}\n",
+        "env/prod.yaml": "tags: {env: prod}\n",
+    }
     spec = _write(tmp_path, files)
     assert load_spec(spec).data["tags"] == {"env": "dev"}
     loaded = load_spec(spec, ["env=prod"])
     assert loaded.data["tags"] == {"env": "prod"}
     assert "env" not in loaded.data
     assert _resolved(loaded.source_map.locate(("tags", "env")))[0] == str(
-        (tmp_path / "env" / "prod.yaml").resolve())
+        (tmp_path / "env" / "prod.yaml").resolve()
+    )
 
 
 def test_group_option_null_skips_the_overlay(tmp_path: Path) -> None:
@@ -96,14 +115,17 @@ def test_group_option_null_skips_the_overlay(tmp_path: Path) -> None:
 
 
 def test_overrides_change_add_force_delete() -> None:
-    loaded = load_spec(CREDIT, [
-        "training.model.params.max_iter=300",
-        "+training.model.params.l2_regularization=0.5",
-        "++training.seed=7",
-        "++tags.new=yes",
-        "~tuning.timeout",
-        "training.cache=false",
-    ])
+    loaded = load_spec(
+        CREDIT,
+        [
+            "training.model.params.max_iter=300",
+            "+training.model.params.l2_regularization=0.5",
+            "++training.seed=7",
+            "++tags.new=yes",
+            "~tuning.timeout",
+            "training.cache=false",
+        ],
+    )
     params = loaded.data["training"]["model"]["params"]
     assert params["max_iter"] == 300
     assert params["l2_regularization"] == 0.5
@@ -118,9 +140,14 @@ def test_overrides_change_add_force_delete() -> None:
 
 
 def test_override_values_are_typed() -> None:
-    loaded = load_spec(CREDIT, ["training.model.params.max_depth=null",
-                                "+training.model.params.flags=[1,2]",
-                                "+training.model.params.extra={a: 1}"])
+    loaded = load_spec(
+        CREDIT,
+        [
+            "training.model.params.max_depth=null",
+            "+training.model.params.flags=[1,2]",
+            "+training.model.params.extra={a: 1}",
+        ],
+    )
     params = loaded.data["training"]["model"]["params"]
     assert params["max_depth"] is None
     assert params["flags"] == [1, 2]
@@ -139,9 +166,15 @@ def test_override_list_index() -> None:
 
 @pytest.mark.parametrize(
     ("override", "code"),
-    [("training.seed=[1,", "MLC020"), ("+training.seed=1", "MLC023"), ("~training.nope", "MLC022"),
-     ("training.seed=1,2", "MLC021"), ("training.nope.deeper=1", "MLC022"),
-     ("name.x=1", "MLC022"), ("training.seed@pkg=1", "MLC021")],
+    [
+        ("training.seed=[1,", "MLC020"),
+        ("+training.seed=1", "MLC023"),
+        ("~training.nope", "MLC022"),
+        ("training.seed=1,2", "MLC021"),
+        ("training.nope.deeper=1", "MLC022"),
+        ("name.x=1", "MLC022"),
+        ("training.seed@pkg=1", "MLC021"),
+    ],
 )
 def test_bad_overrides(override: str, code: str) -> None:
     with pytest.raises(DiagnosticError) as info:
@@ -154,14 +187,21 @@ def test_bad_overrides(override: str, code: str) -> None:
 def test_interpolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLC_TEST_REGION", "eu-north-1")
     monkeypatch.delenv("MLC_TEST_UNSET", raising=False)
-    spec = _write(tmp_path, {"mlc.yaml": (
-        "name: x\n"
-        "description: 'model ${name} in ${deployment.region}'\n"
-        "deployment: {region: '${oc.env:MLC_TEST_REGION}', cloud: '${oc.env:MLC_TEST_UNSET,aws}'}\n"
-        "tags: {copy: '${tags.base}', base: b}\n"
-        "owners: '${list}'\n"
-        "list: [a, b]\n"
-    )})
+    spec = _write(
+        tmp_path,
+        {
+            "mlc.yaml": (
+                "name: x\n"
+                "description: 'model ${name} in ${deployment.region}'\n"
+                "deployment:\n"
+                "  region: '${oc.env:MLC_TEST_REGION}'\n"
+                "  cloud: '${oc.env:MLC_TEST_UNSET,aws}'\n"
+                "tags: {copy: '${tags.base}', base: b}\n"
+                "owners: '${list}'\n"
+                "list: [a, b]\n"
+            )
+        },
+    )
     data = load_spec(spec).data
     assert data["description"] == "model x in eu-north-1"
     assert data["deployment"] == {"region": "eu-north-1", "cloud": "aws"}
@@ -171,18 +211,28 @@ def test_interpolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_interpolation_errors_are_located(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLC_TEST_UNSET", raising=False)
-    spec = _write(tmp_path, {"mlc.yaml": "name: x\ntags:\n  a: '${oc.env:MLC_TEST_UNSET}'\n"
-                                         "  b: ${nope.key}\n"})
+    spec = _write(
+        tmp_path,
+        {"mlc.yaml": "name: x\ntags:\n  a: '${oc.env:MLC_TEST_UNSET}'\n  b: ${nope.key}\n"},
+    )
     with pytest.raises(DiagnosticError) as info:
         load_spec(spec)
-    found = {(d.code, d.path, d.location.line, d.location.col)
-             for d in info.value.diagnostics if d.location}
+    found = {
+        (d.code, d.path, d.location.line, d.location.col)
+        for d in info.value.diagnostics
+        if d.location
+    }
     assert found == {("MLC030", "tags.a", 3, 6), ("MLC030", "tags.b", 4, 6)}
 
 
 def test_interpolation_in_overlay_sees_merged_spec(tmp_path: Path) -> None:
-    spec = _write(tmp_path, {"mlc.yaml": "defaults: [_self_, o.yaml]\nname: x\n",
-                             "o.yaml": "description: 'for ${name}'\n"})
+    spec = _write(
+        tmp_path,
+        {
+            "mlc.yaml": "defaults: [_self_, o.yaml]\nname: x\n",
+            "o.yaml": "description: 'for ${name}'\n",
+        },
+    )
     assert load_spec(spec).data["description"] == "for x"
 
 
@@ -200,9 +250,13 @@ def test_read_yaml_positions_of_list_items(tmp_path: Path) -> None:
 
 
 def test_source_map_helpers() -> None:
-    smap = SourceMap({(): Span(None, SourceLocation("f", 1, 1)),
-                      ("a",): Span(SourceLocation("f", 2, 1), SourceLocation("f", 2, 4)),
-                      ("a", "b"): Span(SourceLocation("f", 3, 3), SourceLocation("f", 3, 6))})
+    smap = SourceMap(
+        {
+            (): Span(None, SourceLocation("f", 1, 1)),
+            ("a",): Span(SourceLocation("f", 2, 1), SourceLocation("f", 2, 4)),
+            ("a", "b"): Span(SourceLocation("f", 3, 3), SourceLocation("f", 3, 6)),
+        }
+    )
     assert smap.locate(("a", "b")) == SourceLocation("f", 3, 6)
     assert smap.locate(("a", "b"), at_key=True) == SourceLocation("f", 3, 3)
     # a missing key points at its parent's key, not at the parent's value

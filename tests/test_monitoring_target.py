@@ -37,8 +37,11 @@ def test_promtool_checks_and_unit_tests_the_rules(tmp_path: Path) -> None:
     firing = {t["alertname"]: t["exp_alerts"] for t in tests[0]["alert_rule_test"]}
     assert {a["exp_labels"]["version"] for a in firing[mc.ALERT_LATENCY_SLO]} == {"candidate"}
     assert [a["exp_labels"]["feature"] for a in firing[mc.ALERT_DRIFT]] == ["age"]
-    assert set(firing) >= {mc.rollback_alert_name("error_rate"),
-                           mc.rollback_alert_name("latency_p99_ms"), mc.ALERT_BUDGET_BURN}
+    assert set(firing) >= {
+        mc.rollback_alert_name("error_rate"),
+        mc.rollback_alert_name("latency_p99_ms"),
+        mc.ALERT_BUDGET_BURN,
+    }
     assert all(t["exp_alerts"] == [] for t in tests[1]["alert_rule_test"])
 
 
@@ -48,30 +51,44 @@ def test_a_broken_rule_makes_promtool_fail(tmp_path: Path) -> None:
     out = emit(tmp_path) / "prometheus"
     rules = (out / "rules.yaml").read_text()
     (out / "rules.yaml").write_text(rules.replace("> 0.2\n", "> 5\n", 1))
-    proc = subprocess.run([promtool, "test", "rules", "rules.test.yaml"], cwd=out,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [promtool, "test", "rules", "rules.test.yaml"],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode != 0
 
 
 def test_amtool_accepts_alertmanager_and_secrets_are_files(tmp_path: Path) -> None:
     amtool = require_tool("amtool")
-    out = emit(tmp_path, ["+monitoring.alerts.2={name:audit,channel:email,"
-                          "target:ml-audit@example.com,severity:info}",
-                          "+monitoring.alerts.3={name:genie,channel:opsgenie,"
-                          "target:'aws-sm:alerts/genie',match:[MlcFeatureDrift]}"])
+    out = emit(
+        tmp_path,
+        [
+            "+monitoring.alerts.2={name:audit,channel:email,"
+            "target:ml-audit@example.com,severity:info}",
+            "+monitoring.alerts.3={name:genie,channel:opsgenie,"
+            "target:'aws-sm:alerts/genie',match:[MlcFeatureDrift]}",
+        ],
+    )
     config_path = out / "alertmanager" / "alertmanager.yaml"
     run(amtool, "check-config", str(config_path), cwd=tmp_path)
     config = yaml.safe_load(config_path.read_text())
     receivers = {r["name"]: r for r in config["receivers"]}
-    assert receivers["oncall"]["pagerduty_configs"][0]["routing_key_file"] == \
-        "/etc/alertmanager/secrets/vault-secret-data-alerts/pagerduty_key"
+    assert (
+        receivers["oncall"]["pagerduty_configs"][0]["routing_key_file"]
+        == "/etc/alertmanager/secrets/vault-secret-data-alerts/pagerduty_key"
+    )
     assert receivers["team"]["slack_configs"][0]["api_url_file"].endswith("/slack_webhook")
     routes = {r["receiver"]: r["matchers"] for r in config["route"]["routes"]}
     assert routes["oncall"][1] == 'severity=~"critical"'
     assert routes["audit"][1] == 'severity=~"info|warning|critical"'
     assert routes["genie"][1] == 'alertname=~"MlcFeatureDrift"'
-    assert receivers["genie"]["opsgenie_configs"][0]["api_key_file"] == \
-        "/etc/alertmanager/secrets/aws-sm-alerts/genie"
+    assert (
+        receivers["genie"]["opsgenie_configs"][0]["api_key_file"]
+        == "/etc/alertmanager/secrets/aws-sm-alerts-genie/genie"
+    )
     assert "vault:" not in config_path.read_text()
 
 
@@ -88,13 +105,28 @@ def test_dashboard_panels_and_sdk_round_trip(tmp_path: Path) -> None:
 
     board = json.loads((emit(tmp_path) / "grafana" / "credit-risk.json").read_text())
     titles = [p["title"] for p in board["panels"]]
-    assert titles == ["Serving", "Latency p99 / p50", "Throughput", "Error rate",
-                      "Traffic share per model version", "Data and model quality",
-                      "Drift per feature (psi)", "roc_auc on labelled traffic", "Cost",
-                      "Spend this month", "Budget burn"]
+    assert titles == [
+        "Serving",
+        "Latency p99 / p50",
+        "Throughput",
+        "Error rate",
+        "Traffic share per model version",
+        "Data and model quality",
+        "Drift per feature (psi)",
+        "roc_auc on labelled traffic",
+        "Cost",
+        "Spend this month",
+        "Budget burn",
+    ]
     exprs = " ".join(t["expr"] for p in board["panels"] for t in p.get("targets", []))
-    for name in (mc.RECORD_LATENCY_P99, mc.RECORD_THROUGHPUT, mc.RECORD_ERROR_RATIO,
-                 mc.FEATURE_DRIFT_SCORE, mc.MODEL_PERFORMANCE, mc.SPEND_USD):
+    for name in (
+        mc.RECORD_LATENCY_P99,
+        mc.RECORD_THROUGHPUT,
+        mc.RECORD_ERROR_RATIO,
+        mc.FEATURE_DRIFT_SCORE,
+        mc.MODEL_PERFORMANCE,
+        mc.SPEND_USD,
+    ):
         assert name in exprs
     assert Dashboard.from_json(board).title == "credit-risk (mlc)"
 
@@ -105,8 +137,10 @@ def test_webhook_routes_are_refused_with_a_location(tmp_path: Path) -> None:
     from mlc.compiler.diagnostics import DiagnosticError
 
     with pytest.raises(DiagnosticError) as exc:
-        emit(tmp_path, ["+monitoring.alerts.2={name:hook,channel:webhook,"
-                        "target:'aws-sm:alerts/hook'}"])
+        emit(
+            tmp_path,
+            ["+monitoring.alerts.2={name:hook,channel:webhook,target:'aws-sm:alerts/hook'}"],
+        )
     errors = [d for d in exc.value.diagnostics if d.code == "MLC410"]
     assert [d.path for d in errors] == ["monitoring.alerts[2].channel"]
     assert not (tmp_path / "monitoring").exists()

@@ -85,8 +85,6 @@ def test_wheel_holds_only_the_mlc_namespace(tmp_path: Path) -> None:
     # Build from a clean copy: an in-tree build reuses build/lib, where deleted modules linger.
     source = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".*")
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(REPO / name, source / name) if source.exists() else None
     for top in CODE_FOLDERS:
         shutil.copytree(REPO / top, source / top, ignore=ignore)
     for name in ("pyproject.toml", "README.md"):

@@ -20,13 +20,19 @@ from conftest import CREDIT
 KEY = "test-pseudonym-key"
 
 
+# Fewer boosting rounds keep the module's pipeline run short on a 2-core box.
+_SMALL_MODEL = {"name": "HistGradientBoostingClassifier",
+                "params": {"max_iter": 40, "learning_rate": 0.1, "max_depth": 4}}
+_small = {"train": {"model": _SMALL_MODEL}}
+
+
 @pytest.fixture(scope="module")
 def credit_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("credit")
     ir = ir_of(CREDIT)
     ctx = StepContext(project_dir=CREDIT.parent, state_dir=root / "state",
                       secrets={"MLC_PSEUDONYM_KEY": KEY})
-    summaries = run_pipeline(ir, root, ctx, params_patch={"tune": {"trials": 3}})
+    summaries = run_pipeline(ir, root, ctx, params_patch={"tune": {"trials": 3, "model": _SMALL_MODEL}, **_small})
     return {"root": root, "ir": ir, "ctx": ctx, "summaries": summaries}
 
 
@@ -44,7 +50,7 @@ def test_pipeline_runs_and_gate_passes(credit_run: dict[str, Any]) -> None:
     assert s["split"]["train"] == 1500 and s["split"]["test"] == 500
     assert s["tune"]["trials_complete"] == 3
     assert set(s["tune"]["best_params"]) == {"learning_rate", "max_depth", "l2_regularization"}
-    assert s["train"]["params"]["max_iter"] == 150
+    assert s["train"]["params"]["max_iter"] == 40
     metrics = artifacts.load_json(str(root / "evaluate.metrics"), "metrics")
     assert metrics["metrics"]["roc_auc"] > 0.8
     assert metrics["robustness"][0]["kind"] == "noise"

@@ -1,8 +1,8 @@
 """Review commands: `mlc diff`, `mlc plan`, `mlc cost`.
 
-`mlc diff` exit codes: 0 no high-risk change and no policy violated; 1 a high-risk change or a
-policy violation in the head spec; 2 bad input (unknown git ref, unreadable side) or a head spec
-that does not validate. `mlc plan`: 0 ok, 1 a policy fails, 2 spec errors.
+`mlc diff` exit codes: 0 no high-risk change and no policy violated; 1 a high-risk change, or a
+policy (or other pass) error in the head spec; 2 bad input (unknown git ref, unreadable side) or
+a head spec that does not validate. `mlc plan`: 0 ok, 1 a policy fails, 2 spec errors.
 """
 
 from __future__ import annotations
@@ -41,12 +41,19 @@ def _write(text: str, out: Path | None) -> None:
 @app.command()
 @handle_errors
 def diff(
-    sides: Annotated[list[str], typer.Argument(
-        help="BASE HEAD (each a spec file or git-ref:REF:PATH), or HEAD alone with --base.")],
-    base: Annotated[str | None, typer.Option(
-        "--base", help="Git ref for the base side: HEAD's spec as it is at this ref.")] = None,
+    sides: Annotated[
+        list[str],
+        typer.Argument(
+            help="BASE HEAD (each a spec file or git-ref:REF:PATH), or HEAD alone with --base."
+        ),
+    ],
+    base: Annotated[
+        str | None,
+        typer.Option("--base", help="Git ref for the base side: HEAD's spec as it is at this ref."),
+    ] = None,
     fmt: Annotated[ReportFormat, typer.Option("--format", help="Output format.")] = (
-        ReportFormat.text),
+        ReportFormat.text
+    ),
     target: TargetOpt = [],  # noqa: B006
     policy: PolicyOpt = [],  # noqa: B006
     overrides: OverrideOpt = [],  # noqa: B006
@@ -59,10 +66,14 @@ def diff(
         print("mlc diff: give BASE HEAD, or --base REF HEAD", file=sys.stderr)
         raise typer.Exit(EXIT_SPEC)
     head = sides[-1]
-    report = diff_specs(sides[0], head, base_ref=base, targets=target, policy_files=policy,
-                        overrides=overrides)
-    render = {ReportFormat.text: render_text, ReportFormat.markdown: render_markdown,
-              ReportFormat.json: render_json}[fmt]
+    report = diff_specs(
+        sides[0], head, base_ref=base, targets=target, policy_files=policy, overrides=overrides
+    )
+    render = {
+        ReportFormat.text: render_text,
+        ReportFormat.markdown: render_markdown,
+        ReportFormat.json: render_json,
+    }[fmt]
     _write(render(report), out)
     raise typer.Exit(report.exit_code)
 
@@ -73,9 +84,11 @@ def plan(
     spec: Annotated[Path, typer.Argument(help="Spec file (mlc.yaml).")],
     target: TargetOpt = [],  # noqa: B006
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Compiled output folder.")] = Path(
-        "out"),
+        "out"
+    ),
     fmt: Annotated[ReportFormat, typer.Option("--format", help="text or json.")] = (
-        ReportFormat.text),
+        ReportFormat.text
+    ),
     policy: PolicyOpt = [],  # noqa: B006
     overrides: OverrideOpt = [],  # noqa: B006
 ) -> None:
@@ -101,7 +114,8 @@ def cost(
     spec: Annotated[Path, typer.Argument(help="Spec file (mlc.yaml).")],
     overrides: Annotated[list[str] | None, typer.Argument(help="Overrides (key=value).")] = None,
     fmt: Annotated[ReportFormat, typer.Option("--format", help="text or json.")] = (
-        ReportFormat.text),
+        ReportFormat.text
+    ),
     pricing: Annotated[Path | None, typer.Option("--pricing", help="Pricing table JSON.")] = None,
     spot: Annotated[bool, typer.Option(help="Price training and tuning at spot rates.")] = False,
 ) -> None:
@@ -121,15 +135,24 @@ def cost(
 
     problems = _locate(est.diagnostics, result.loaded)
     if fmt is ReportFormat.json:
-        print(json.dumps({**est.to_json(), "diagnostics": [d.to_json() for d in problems]},
-                         indent=2, sort_keys=True))
+        print(
+            json.dumps(
+                {**est.to_json(), "diagnostics": [d.to_json() for d in problems]},
+                indent=2,
+                sort_keys=True,
+            )
+        )
     else:
         print(f"{result.ir.name}: {est.cloud}/{est.region}, prices {est.pricing}")
         for item in est.items:
-            print(f"  {item.name:<11} {item.per_run_usd:>10,.2f} /run {item.monthly_usd:>10,.2f}"
-                  f" /month  {item.instance or '-':<14} {item.detail}")
-        print(f"  {'total':<11} {est.per_run_usd:>10,.2f} /run {est.monthly_usd:>10,.2f} /month"
-              f"  ({est.runs_per_month:.2f} pipeline runs/month)")
+            print(
+                f"  {item.name:<11} {item.per_run_usd:>10,.2f} /run {item.monthly_usd:>10,.2f}"
+                f" /month  {item.instance or '-':<14} {item.detail}"
+            )
+        print(
+            f"  {'total':<11} {est.per_run_usd:>10,.2f} /run {est.monthly_usd:>10,.2f} /month"
+            f"  ({est.runs_per_month:.2f} pipeline runs/month)"
+        )
         emit_diagnostics(problems, Format.text)
     if any(d.severity.value == "error" for d in problems):
         raise typer.Exit(EXIT_SPEC)

@@ -40,10 +40,15 @@ class LineItem:
     gpu_hours_per_month: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "per_run_usd": round(self.per_run_usd, 2),
-                "monthly_usd": round(self.monthly_usd, 2), "path": self.path,
-                "detail": self.detail, "instance": self.instance,
-                "gpu_hours_per_month": round(self.gpu_hours_per_month, 2)}
+        return {
+            "name": self.name,
+            "per_run_usd": round(self.per_run_usd, 2),
+            "monthly_usd": round(self.monthly_usd, 2),
+            "path": self.path,
+            "detail": self.detail,
+            "instance": self.instance,
+            "gpu_hours_per_month": round(self.gpu_hours_per_month, 2),
+        }
 
 
 @dataclass
@@ -73,12 +78,16 @@ class CostEstimate:
         return next((i for i in self.items if i.name == name), None)
 
     def to_json(self) -> dict[str, Any]:
-        return {"cloud": self.cloud, "region": self.region, "pricing": self.pricing,
-                "runs_per_month": round(self.runs_per_month, 3),
-                "per_run_usd": round(self.per_run_usd, 2),
-                "monthly_usd": round(self.monthly_usd, 2),
-                "gpu_hours_per_month": round(self.gpu_hours_per_month, 2),
-                "items": [i.to_json() for i in self.items]}
+        return {
+            "cloud": self.cloud,
+            "region": self.region,
+            "pricing": self.pricing,
+            "runs_per_month": round(self.runs_per_month, 3),
+            "per_run_usd": round(self.per_run_usd, 2),
+            "monthly_usd": round(self.monthly_usd, 2),
+            "gpu_hours_per_month": round(self.gpu_hours_per_month, 2),
+            "items": [i.to_json() for i in self.items],
+        }
 
 
 def cron_runs_per_month(cron: str) -> float:
@@ -89,16 +98,22 @@ def cron_runs_per_month(cron: str) -> float:
     >>> round(cron_runs_per_month("0 3 * * 1"), 2)
     4.35
     """
-    named = {"@hourly": 24 * DAYS_PER_MONTH, "@daily": DAYS_PER_MONTH,
-             "@weekly": WEEKS_PER_MONTH, "@monthly": 1.0, "@yearly": 1 / 12}
+    named = {
+        "@hourly": 24 * DAYS_PER_MONTH,
+        "@daily": DAYS_PER_MONTH,
+        "@weekly": WEEKS_PER_MONTH,
+        "@monthly": 1.0,
+        "@yearly": 1 / 12,
+    }
     if cron in named:
         return named[cron]
     fields = cron.split()
     if len(fields) != 5:
         return 0.0
     minute, hour, dom, month, dow = (
-        _count(f, lo, hi) for f, (lo, hi) in
-        zip(fields, ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6)), strict=True))
+        _count(f, lo, hi)
+        for f, (lo, hi) in zip(fields, ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6)), strict=True)
+    )
     if fields[2] == "*" and fields[4] == "*":
         days = DAYS_PER_MONTH
     elif fields[4] == "*":
@@ -130,8 +145,9 @@ def _count(spec: str, lo: int, hi: int) -> float:
 
 
 class _Pricer:
-    def __init__(self, table: PricingTable, cloud: str, region: str | None, spot: bool,
-                 out: list[Diagnostic]) -> None:
+    def __init__(
+        self, table: PricingTable, cloud: str, region: str | None, spot: bool, out: list[Diagnostic]
+    ) -> None:
         self.table, self.cloud, self.region, self.spot, self.out = table, cloud, region, spot, out
         self.priced = region is not None and table.region(cloud, region) is not None
 
@@ -140,22 +156,36 @@ class _Pricer:
             return None
         cpu = cpu_cores(res.cpu) or self.table.assume("default_cpu")
         mem = memory_gib(res.memory) or self.table.assume("default_memory_gib")
-        fits = [i for i in self.table.instances(self.cloud, self.region)
-                if i.vcpu >= cpu and i.memory_gib >= mem and i.gpu_count >= res.gpu_count
-                and (res.gpu_count == 0 or res.gpu_type is None or i.gpu_type == res.gpu_type)
-                and (res.gpu_count > 0 or i.gpu_count == 0)]
+        fits = [
+            i
+            for i in self.table.instances(self.cloud, self.region)
+            if i.vcpu >= cpu
+            and i.memory_gib >= mem
+            and i.gpu_count >= res.gpu_count
+            and (res.gpu_count == 0 or res.gpu_type is None or i.gpu_type == res.gpu_type)
+            and (res.gpu_count > 0 or i.gpu_count == 0)
+        ]
         if not fits:
             need = f"{cpu:g} vCPU, {mem:g} GiB"
             if res.gpu_count:
                 need += f", {res.gpu_count} x {res.gpu_type or 'any GPU'}"
-            types = sorted({i.gpu_type for i in self.table.instances(self.cloud, self.region)
-                            if i.gpu_type})
-            self.out.append(Diagnostic(
-                "MLC631", f"pricing table {self.table.name} has no instance type in "
-                f"{self.cloud}/{self.region} with {need}", None,
-                "GPU types priced there: " + (", ".join(types) or "none")
-                + "; add the instance type to the table (--pricing FILE) or change the resources",
-                Severity.ERROR, path))
+            types = sorted(
+                {i.gpu_type for i in self.table.instances(self.cloud, self.region) if i.gpu_type}
+            )
+            self.out.append(
+                Diagnostic(
+                    "MLC631",
+                    f"pricing table {self.table.name} has no instance type in "
+                    f"{self.cloud}/{self.region} with {need}",
+                    None,
+                    "GPU types priced there: "
+                    + (", ".join(types) or "none")
+                    + "; add the instance type to the table (--pricing FILE) or change "
+                    "the resources",
+                    Severity.ERROR,
+                    path,
+                )
+            )
             return None
         return min(fits, key=lambda i: (i.price(self.spot), i.name))
 
@@ -163,8 +193,9 @@ class _Pricer:
         return inst.price(self.spot) if inst is not None else 0.0
 
 
-def estimate_cost(ir: IRGraph, pricing: PricingTable | None = None,
-                  spot: bool = False) -> CostEstimate:
+def estimate_cost(
+    ir: IRGraph, pricing: PricingTable | None = None, spot: bool = False
+) -> CostEstimate:
     """Price the system described by `ir`; problems are returned as located-by-path diagnostics.
 
     Args:
@@ -179,15 +210,28 @@ def estimate_cost(ir: IRGraph, pricing: PricingTable | None = None,
     region = str(region_raw) if region_raw is not None else None
     est = CostEstimate(cloud, region, f"{table.name} ({table.date})")
     if cloud not in table.clouds:
-        est.diagnostics.append(Diagnostic(
-            "MLC632", f"no prices for cloud '{cloud}' in pricing table {table.name}; costs are "
-            "not estimated", None, "budgets cannot be checked without prices",
-            Severity.WARNING, "deployment.cloud"))
+        est.diagnostics.append(
+            Diagnostic(
+                "MLC632",
+                f"no prices for cloud '{cloud}' in pricing table {table.name}; costs are "
+                "not estimated",
+                None,
+                "budgets cannot be checked without prices",
+                Severity.WARNING,
+                "deployment.cloud",
+            )
+        )
     elif region is None or table.region(cloud, region) is None:
-        est.diagnostics.append(Diagnostic(
-            "MLC631", f"pricing table {table.name} has no region '{region}' for cloud '{cloud}'",
-            None, "priced regions: " + ", ".join(table.regions(cloud)),
-            Severity.ERROR, "deployment.region"))
+        est.diagnostics.append(
+            Diagnostic(
+                "MLC631",
+                f"pricing table {table.name} has no region '{region}' for cloud '{cloud}'",
+                None,
+                "priced regions: " + ", ".join(table.regions(cloud)),
+                Severity.ERROR,
+                "deployment.region",
+            )
+        )
     heavy = _Pricer(table, cloud, region, spot, est.diagnostics)
     standing = _Pricer(table, cloud, region, False, est.diagnostics)
     hours_month = table.assume("hours_per_month")
@@ -208,10 +252,18 @@ def estimate_cost(ir: IRGraph, pricing: PricingTable | None = None,
         nodes = train.resources.nodes
         per_run = trial_hours * heavy.hourly(inst) * nodes
         gpu_h = trial_hours * train.resources.gpu_count * nodes * est.runs_per_month
-        est.items.append(LineItem(
-            "training", per_run, per_run * est.runs_per_month, "training.resources",
-            f"{trial_hours:g} h x {nodes} node(s) x ${heavy.hourly(inst):g}/h, "
-            f"{est.runs_per_month:.2f} run(s)/month", inst.name if inst else None, gpu_h))
+        est.items.append(
+            LineItem(
+                "training",
+                per_run,
+                per_run * est.runs_per_month,
+                "training.resources",
+                f"{trial_hours:g} h x {nodes} node(s) x ${heavy.hourly(inst):g}/h, "
+                f"{est.runs_per_month:.2f} run(s)/month",
+                inst.name if inst else None,
+                gpu_h,
+            )
+        )
     tune = ir.first(StepKind.TUNE)
     if tune is not None:
         inst = heavy.pick(tune.resources, "training.resources")
@@ -223,13 +275,23 @@ def estimate_cost(ir: IRGraph, pricing: PricingTable | None = None,
             wall = min(wall, float(timeout) / 3600)
         machine_hours = wall * parallel * tune.resources.nodes
         per_run = machine_hours * heavy.hourly(inst)
-        est.items.append(LineItem(
-            "tuning", per_run, per_run * est.runs_per_month, "tuning.trials",
-            f"{trials} trials x {trial_hours:g} h / {parallel} parallel = {wall:.3g} h wall"
-            + (" (capped by timeout)" if timeout and wall < trials * trial_hours / parallel
-               else "") + f" x {parallel} worker(s) x ${heavy.hourly(inst):g}/h",
-            inst.name if inst else None,
-            machine_hours * tune.resources.gpu_count * est.runs_per_month))
+        est.items.append(
+            LineItem(
+                "tuning",
+                per_run,
+                per_run * est.runs_per_month,
+                "tuning.trials",
+                f"{trials} trials x {trial_hours:g} h / {parallel} parallel = {wall:.3g} h wall"
+                + (
+                    " (capped by timeout)"
+                    if timeout and wall < trials * trial_hours / parallel
+                    else ""
+                )
+                + f" x {parallel} worker(s) x ${heavy.hourly(inst):g}/h",
+                inst.name if inst else None,
+                machine_hours * tune.resources.gpu_count * est.runs_per_month,
+            )
+        )
     deploy = ir.first(StepKind.DEPLOY)
     if deploy is not None:
         inst = standing.pick(deploy.resources, "deployment.resources")
@@ -238,23 +300,39 @@ def estimate_cost(ir: IRGraph, pricing: PricingTable | None = None,
         note = f"{replicas:g} replica(s) x {hours_month:g} h"
         if auto.get("scale_to_zero"):
             replicas = max(replicas, 1.0) * table.assume("scale_to_zero_active_fraction")
-            note = (f"scale to zero: {replicas:g} replica-equivalents (active fraction) x "
-                    f"{hours_month:g} h")
+            note = (
+                f"scale to zero: {replicas:g} replica-equivalents (active fraction) x "
+                f"{hours_month:g} h"
+            )
         monthly = replicas * hours_month * standing.hourly(inst)
-        est.items.append(LineItem(
-            "serving", 0.0, monthly, "deployment.autoscaling.min_replicas",
-            f"{note} x ${standing.hourly(inst):g}/h", inst.name if inst else None,
-            replicas * hours_month * deploy.resources.gpu_count))
+        est.items.append(
+            LineItem(
+                "serving",
+                0.0,
+                monthly,
+                "deployment.autoscaling.min_replicas",
+                f"{note} x ${standing.hourly(inst):g}/h",
+                inst.name if inst else None,
+                replicas * hours_month * deploy.resources.gpu_count,
+            )
+        )
     batch = ir.first(StepKind.BATCH_PREDICT)
     if batch is not None:
         inst = heavy.pick(batch.resources, "deployment.resources")
         sched = str((batch.params.get("batch") or {}).get("schedule", "@daily"))
         n = cron_runs_per_month(sched)
         hours = table.assume("default_training_hours")
-        est.items.append(LineItem(
-            "batch", 0.0, n * hours * heavy.hourly(inst), "deployment.batch.schedule",
-            f"{n:.2f} job(s)/month x {hours:g} h x ${heavy.hourly(inst):g}/h",
-            inst.name if inst else None, n * hours * batch.resources.gpu_count))
+        est.items.append(
+            LineItem(
+                "batch",
+                0.0,
+                n * hours * heavy.hourly(inst),
+                "deployment.batch.schedule",
+                f"{n:.2f} job(s)/month x {hours:g} h x ${heavy.hourly(inst):g}/h",
+                inst.name if inst else None,
+                n * hours * batch.resources.gpu_count,
+            )
+        )
     monitor = ir.first(StepKind.MONITOR)
     if monitor is not None:
         inst = standing.pick(Resources(), "monitoring")
@@ -264,13 +342,22 @@ def estimate_cost(ir: IRGraph, pricing: PricingTable | None = None,
             if part:
                 jobs += cron_runs_per_month(str(part.get("schedule", "@daily")))
         hours = table.assume("monitoring_job_hours")
-        est.items.append(LineItem(
-            "monitoring", 0.0, jobs * hours * standing.hourly(inst), "monitoring",
-            f"{jobs:.1f} scheduled job(s)/month x {hours:g} h x ${standing.hourly(inst):g}/h",
-            inst.name if inst else None))
+        est.items.append(
+            LineItem(
+                "monitoring",
+                0.0,
+                jobs * hours * standing.hourly(inst),
+                "monitoring",
+                f"{jobs:.1f} scheduled job(s)/month x {hours:g} h x ${standing.hourly(inst):g}/h",
+                inst.name if inst else None,
+            )
+        )
     if storage_step is not None and standing.priced and region is not None:
         gb = table.assume("storage_gb")
         price = table.storage_price(cloud, region)
-        est.items.append(LineItem("storage", 0.0, gb * price, "data.versioning",
-                                  f"{gb:g} GB x ${price:g}/GB-month"))
+        est.items.append(
+            LineItem(
+                "storage", 0.0, gb * price, "data.versioning", f"{gb:g} GB x ${price:g}/GB-month"
+            )
+        )
     return est

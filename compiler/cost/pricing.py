@@ -90,8 +90,16 @@ _REQUIRED_ASSUMPTIONS = (
 
 
 def _bad(name: str, message: str) -> DiagnosticError:
-    return DiagnosticError([Diagnostic("MLC633", f"pricing table {name}: {message}", None,
-                                       "compare it with the shipped compiler/cost/pricing.json")])
+    return DiagnosticError(
+        [
+            Diagnostic(
+                "MLC633",
+                f"pricing table {name}: {message}",
+                None,
+                "compare it with the shipped compiler/cost/pricing.json",
+            )
+        ]
+    )
 
 
 @lru_cache(maxsize=8)
@@ -117,8 +125,14 @@ def _load(path: str) -> PricingTable:
                 for field in ("vcpu", "memory_gib", "on_demand"):
                     if not isinstance(row.get(field), int | float):
                         raise _bad(name, f"{cloud}/{region}/{inst} lacks a numeric '{field}'")
-    return PricingTable(name, str(raw["pricing_version"]), str(raw["date"]), str(raw["source"]),
-                        {k: float(v) for k, v in raw["assumptions"].items()}, raw["clouds"])
+    return PricingTable(
+        name,
+        str(raw["pricing_version"]),
+        str(raw["date"]),
+        str(raw["source"]),
+        {k: float(v) for k, v in raw["assumptions"].items()},
+        raw["clouds"],
+    )
 
 
 def load_pricing(path: str | Path | None = None) -> PricingTable:
@@ -131,8 +145,17 @@ def load_pricing(path: str | Path | None = None) -> PricingTable:
 
 
 _MEM = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|K|M|G|T)?$")
-_MEM_GIB = {"Ki": 2**-20, "Mi": 2**-10, "Gi": 1.0, "Ti": 1024.0, "K": 1e3 / 2**30,
-            "M": 1e6 / 2**30, "G": 1e9 / 2**30, "T": 1e12 / 2**30, None: 1 / 2**30}
+_MEM_GIB = {
+    "Ki": 2**-20,
+    "Mi": 2**-10,
+    "Gi": 1.0,
+    "Ti": 1024.0,
+    "K": 1e3 / 2**30,
+    "M": 1e6 / 2**30,
+    "G": 1e9 / 2**30,
+    "T": 1e12 / 2**30,
+    None: 1 / 2**30,
+}
 
 
 def memory_gib(quantity: str | None) -> float | None:

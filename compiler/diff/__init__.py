@@ -8,5 +8,12 @@ as data in `rules.yaml`), `outputs` (targets emitted in memory and compared), `r
 from mlc.compiler.diff.render import render_json, render_markdown, render_text
 from mlc.compiler.diff.report import Change, DiffReport, diff_sides, diff_specs
 
-__all__ = ["Change", "DiffReport", "diff_sides", "diff_specs", "render_json",
-           "render_markdown", "render_text"]
+__all__ = [
+    "Change",
+    "DiffReport",
+    "diff_sides",
+    "diff_specs",
+    "render_json",
+    "render_markdown",
+    "render_text",
+]

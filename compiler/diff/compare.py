@@ -48,8 +48,13 @@ def _identity(items: list[Any]) -> list[str] | None:
     return None
 
 
-def diff_trees(base: Any, head: Any, display: tuple[str, ...] = (),
-               base_path: KeyPath = (), head_path: KeyPath = ()) -> Iterator[RawChange]:
+def diff_trees(
+    base: Any,
+    head: Any,
+    display: tuple[str, ...] = (),
+    base_path: KeyPath = (),
+    head_path: KeyPath = (),
+) -> Iterator[RawChange]:
     """Every leaf difference between `base` and `head`."""
     if isinstance(base, dict) and isinstance(head, dict):
         for key in sorted(set(base) | set(head), key=str):
@@ -61,8 +66,9 @@ def diff_trees(base: Any, head: Any, display: tuple[str, ...] = (),
             elif key not in base:
                 yield RawChange("added", seg, None, (*head_path, key), None, head[key])
             else:
-                yield from diff_trees(base[key], head[key], seg, (*base_path, key),
-                                      (*head_path, key))
+                yield from diff_trees(
+                    base[key], head[key], seg, (*base_path, key), (*head_path, key)
+                )
         return
     if isinstance(base, list) and isinstance(head, list):
         base_ids, head_ids = _identity(base), _identity(head)
@@ -79,19 +85,24 @@ def diff_trees(base: Any, head: Any, display: tuple[str, ...] = (),
                     yield RawChange("added", seg, None, (*head_path, j), None, head[j])
                 else:
                     i, j = where_b[key], where_h[key]
-                    yield from diff_trees(base[i], head[j], seg, (*base_path, i),
-                                          (*head_path, j))
+                    yield from diff_trees(base[i], head[j], seg, (*base_path, i), (*head_path, j))
             return
-    if _same_number(base, head) or (base == head and isinstance(base, bool) == isinstance(
-            head, bool)):
+    if _same_number(base, head) or (
+        base == head and isinstance(base, bool) == isinstance(head, bool)
+    ):
         return
     yield RawChange("changed", display, base_path, head_path, base, head)
 
 
 def _same_number(a: Any, b: Any) -> bool:
     numeric = (int, float)
-    return (isinstance(a, numeric) and isinstance(b, numeric) and not isinstance(a, bool)
-            and not isinstance(b, bool) and float(a) == float(b))
+    return (
+        isinstance(a, numeric)
+        and isinstance(b, numeric)
+        and not isinstance(a, bool)
+        and not isinstance(b, bool)
+        and float(a) == float(b)
+    )
 
 
 def derived_facts(data: dict[str, Any]) -> dict[str, Any]:
@@ -105,12 +116,20 @@ def derived_facts(data: dict[str, Any]) -> dict[str, Any]:
     exclude = set(selection.get("exclude") or ())
     target = feats.get("target")
     used = set(include) if include is not None else set(contract) - exclude - {target}
-    pseudo = {c for t in feats.get("transforms") or () if isinstance(t, dict)
-              and t.get("op") == "pseudonymise" for c in t.get("columns") or ()}
+    pseudo = {
+        c
+        for t in feats.get("transforms") or ()
+        if isinstance(t, dict) and t.get("op") == "pseudonymise"
+        for c in t.get("columns") or ()
+    }
     pii = {c for c, col in contract.items() if isinstance(col, dict) and col.get("pii")}
-    return {"pii_features": sorted((pii & used) - pseudo),
-            "features": sorted(used | {d.get("name") for d in feats.get("derived") or ()
-                                       if isinstance(d, dict)} - {None})}
+    return {
+        "pii_features": sorted((pii & used) - pseudo),
+        "features": sorted(
+            used
+            | {d.get("name") for d in feats.get("derived") or () if isinstance(d, dict)} - {None}
+        ),
+    }
 
 
 FACETS: tuple[tuple[str, str], ...] = (
@@ -157,7 +176,10 @@ def facet_of(dotted_path: str) -> str:
     """
     best = ("", "other")
     for prefix, facet in FACETS:
-        if (dotted_path == prefix or dotted_path.startswith(prefix + ".")
-                or dotted_path.startswith(prefix + "[")) and len(prefix) > len(best[0]):
+        if (
+            dotted_path == prefix
+            or dotted_path.startswith(prefix + ".")
+            or dotted_path.startswith(prefix + "[")
+        ) and len(prefix) > len(best[0]):
             best = (prefix, facet)
     return best[1]

@@ -21,13 +21,21 @@ class FileChange:
     summary: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"target": self.target, "path": self.path, "kind": self.kind,
-                "summary": self.summary}
+        return {
+            "target": self.target,
+            "path": self.path,
+            "kind": self.kind,
+            "summary": self.summary,
+        }
 
 
-def emit_in_memory(ir: IRGraph, target_name: str, options: dict[str, Any],
-                   project_dir: str, registry: TargetRegistry | None = None
-                   ) -> dict[str, bytes]:
+def emit_in_memory(
+    ir: IRGraph,
+    target_name: str,
+    options: dict[str, Any],
+    project_dir: str,
+    registry: TargetRegistry | None = None,
+) -> dict[str, bytes]:
     """Emit one target without writing anything.
 
     Raises:
@@ -61,8 +69,9 @@ def _summary(old: bytes, new: bytes) -> str:
     return f"+{added} -{removed} lines"
 
 
-def compare_files(target: str, base: Mapping[str, bytes],
-                  head: Mapping[str, bytes]) -> list[FileChange]:
+def compare_files(
+    target: str, base: Mapping[str, bytes], head: Mapping[str, bytes]
+) -> list[FileChange]:
     """Added / removed / changed files with a short summary each."""
     out = []
     for path in sorted(set(base) | set(head)):
@@ -76,8 +85,9 @@ def compare_files(target: str, base: Mapping[str, bytes],
     return out
 
 
-def diff_outputs(targets: Sequence[str], base: IRGraph | None, head: IRGraph | None,
-                 base_dir: str, head_dir: str) -> tuple[list[FileChange], list[Diagnostic]]:
+def diff_outputs(
+    targets: Sequence[str], base: IRGraph | None, head: IRGraph | None, base_dir: str, head_dir: str
+) -> tuple[list[FileChange], list[Diagnostic]]:
     """Compare each target's files between the two IRs (a missing IR emits nothing)."""
     changes: list[FileChange] = []
     problems: list[Diagnostic] = []

@@ -37,8 +37,10 @@ def _headline(report: DiffReport) -> str:
     if not report.changes:
         parts = ["no semantic change"]
     else:
-        parts = [f"risk {RISK_MARK[report.highest_risk]}: {counts['high']} high, "
-                 f"{counts['medium']} medium, {counts['low']} low"]
+        parts = [
+            f"risk {RISK_MARK[report.highest_risk]}: {counts['high']} high, "
+            f"{counts['medium']} medium, {counts['low']} low"
+        ]
     delta = report.cost_delta()
     if delta is not None:
         parts.append(f"cost {_money(delta['total'])}/month")
@@ -81,34 +83,51 @@ def mermaid_changed_steps(report: DiffReport) -> str:
 
 def render_markdown(report: DiffReport) -> str:
     """A PR comment: headline, summary table, folded details, Mermaid graph, outputs, cost."""
-    out = [f"## mlc diff: {_md_code(report.base_label)} → {_md_code(report.head_label)}", "",
-           f"**{_headline(report)}**", ""]
+    out = [
+        f"## mlc diff: {_md_code(report.base_label)} → {_md_code(report.head_label)}",
+        "",
+        f"**{_headline(report)}**",
+        "",
+    ]
     if not report.changes:
         out += ["No semantic change: the resolved specs mean the same.", ""]
     else:
         out += ["| risk | change | old → new | rule |", "|---|---|---|---|"]
         for c in report.changes:
-            out.append(f"| {RISK_MARK[c.risk]} | {c.kind} {_md_code(c.path)} | "
-                       f"{_md_code(_value(c.old, 40))} → {_md_code(_value(c.new, 40))} | "
-                       f"{c.rule} |")
+            out.append(
+                f"| {RISK_MARK[c.risk]} | {c.kind} {_md_code(c.path)} | "
+                f"{_md_code(_value(c.old, 40))} → {_md_code(_value(c.new, 40))} | "
+                f"{c.rule} |"
+            )
         out.append("")
-        out += [f"<details><summary>Details of {len(report.changes)} change(s), by facet"
-                "</summary>", ""]
+        out += [
+            f"<details><summary>Details of {len(report.changes)} change(s), by facet</summary>",
+            "",
+        ]
         for facet in sorted({c.facet for c in report.changes}):
             out += [f"#### {facet}", ""]
             for c in (c for c in report.changes if c.facet == facet):
                 where = " · ".join(
-                    f"{side} {_md_code(str(loc))}" for side, loc in
-                    (("base", c.base_location), ("head", c.head_location)) if loc)
-                out.append(f"- **{RISK_MARK[c.risk]}** {_md_code(c.path)} {c.kind}: "
-                           f"{_md_code(_value(c.old))} → {_md_code(_value(c.new))}  ")
-                out.append(f"  rule `{c.rule}`: {c.message}" + (f"  \n  {where}" if where
-                                                                 else ""))
+                    f"{side} {_md_code(str(loc))}"
+                    for side, loc in (("base", c.base_location), ("head", c.head_location))
+                    if loc
+                )
+                out.append(
+                    f"- **{RISK_MARK[c.risk]}** {_md_code(c.path)} {c.kind}: "
+                    f"{_md_code(_value(c.old))} → {_md_code(_value(c.new))}  "
+                )
+                out.append(f"  rule `{c.rule}`: {c.message}" + (f"  \n  {where}" if where else ""))
             out.append("")
         out += ["</details>", ""]
     if report.steps:
-        out += [f"<details><summary>Changed steps ({len(report.steps)})</summary>", "",
-                "```mermaid", mermaid_changed_steps(report).rstrip(), "```", ""]
+        out += [
+            f"<details><summary>Changed steps ({len(report.steps)})</summary>",
+            "",
+            "```mermaid",
+            mermaid_changed_steps(report).rstrip(),
+            "```",
+            "",
+        ]
         for s in report.steps:
             fields = f" ({', '.join(s.fields)})" if s.fields else ""
             out.append(f"- {_md_code(s.step)} {s.kind}{fields}")
@@ -117,29 +136,45 @@ def render_markdown(report: DiffReport) -> str:
         out += ["### Target outputs", ""]
         if report.files:
             out += ["| target | file | change | summary |", "|---|---|---|---|"]
-            out += [f"| {f.target} | {_md_code(f.path)} | {f.kind} | {f.summary} |"
-                    for f in report.files]
+            out += [
+                f"| {f.target} | {_md_code(f.path)} | {f.kind} | {f.summary} |"
+                for f in report.files
+            ]
         else:
             out.append("No output file changes for: " + ", ".join(report.targets) + ".")
         out.append("")
     delta = report.cost_delta()
     if delta is not None and report.base_cost and report.head_cost:
-        out += ["### Estimated cost (USD/month)", "", "| item | base | head | delta |",
-                "|---|---:|---:|---:|"]
+        out += [
+            "### Estimated cost (USD/month)",
+            "",
+            "| item | base | head | delta |",
+            "|---|---:|---:|---:|",
+        ]
         for name, d in delta.items():
             if name == "total":
                 continue
             a, b = report.base_cost.item(name), report.head_cost.item(name)
-            out.append(f"| {name} | {a.monthly_usd if a else 0:,.2f} | "
-                       f"{b.monthly_usd if b else 0:,.2f} | {_money(d)} |")
-        out.append(f"| **total** | {report.base_cost.monthly_usd:,.2f} | "
-                   f"{report.head_cost.monthly_usd:,.2f} | **{_money(delta['total'])}** |")
+            out.append(
+                f"| {name} | {a.monthly_usd if a else 0:,.2f} | "
+                f"{b.monthly_usd if b else 0:,.2f} | {_money(d)} |"
+            )
+        out.append(
+            f"| **total** | {report.base_cost.monthly_usd:,.2f} | "
+            f"{report.head_cost.monthly_usd:,.2f} | **{_money(delta['total'])}** |"
+        )
         out += ["", f"Prices: {report.head_cost.pricing}.", ""]
-    for title, diags in (("Policy violations", report.policy_violations),
-                         ("Base diagnostics (base does not validate; raw data compared)",
-                          report.base_diagnostics if not report.base_valid else []),
-                         ("Head diagnostics", [d for d in report.head_diagnostics
-                                               if d not in report.policy_violations])):
+    for title, diags in (
+        ("Policy violations", report.policy_violations),
+        (
+            "Base diagnostics (base does not validate; raw data compared)",
+            report.base_diagnostics if not report.base_valid else [],
+        ),
+        (
+            "Head diagnostics",
+            [d for d in report.head_diagnostics if d not in report.policy_violations],
+        ),
+    ):
         if diags:
             out += [f"### {title}", "", "```"] + [d.render() for d in diags] + ["```", ""]
     return "\n".join(out).rstrip() + "\n"
@@ -160,16 +195,21 @@ def render_text(report: DiffReport, width: int = 110) -> str:
             table.add_column(col, overflow="fold")
         for c in report.changes:
             loc = c.head_location or c.base_location
-            table.add_row(RISK_MARK[c.risk], f"{c.kind} {c.path}",
-                          f"{_value(c.old, 30)} -> {_value(c.new, 30)}", c.rule,
-                          str(loc) if loc else "")
+            table.add_row(
+                RISK_MARK[c.risk],
+                f"{c.kind} {c.path}",
+                f"{_value(c.old, 30)} -> {_value(c.new, 30)}",
+                c.rule,
+                str(loc) if loc else "",
+            )
         console.print(table)
     for f in report.files:
         console.print(f"{f.target}: {f.kind} {f.path} ({f.summary})")
     delta = report.cost_delta()
     if delta is not None:
-        console.print("cost delta (USD/month): " + ", ".join(
-            f"{k} {_money(v)}" for k, v in delta.items()))
+        console.print(
+            "cost delta (USD/month): " + ", ".join(f"{k} {_money(v)}" for k, v in delta.items())
+        )
     for d in report.policy_violations:
         console.print(d.render())
     if not report.base_valid:

@@ -43,11 +43,19 @@ class Change:
     head_location: SourceLocation | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "section": self.section, "facet": self.facet,
-                "kind": self.kind, "old": self.old, "new": self.new, "risk": self.risk,
-                "rule": self.rule, "message": self.message,
-                "base_location": str(self.base_location) if self.base_location else None,
-                "head_location": str(self.head_location) if self.head_location else None}
+        return {
+            "path": self.path,
+            "section": self.section,
+            "facet": self.facet,
+            "kind": self.kind,
+            "old": self.old,
+            "new": self.new,
+            "risk": self.risk,
+            "rule": self.rule,
+            "message": self.message,
+            "base_location": str(self.base_location) if self.base_location else None,
+            "head_location": str(self.head_location) if self.head_location else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -84,8 +92,8 @@ class DiffReport:
 
     @property
     def policy_violations(self) -> list[Diagnostic]:
-        return [d for d in self.head_diagnostics
-                if d.severity is Severity.ERROR and d.code.startswith("MLC6")]
+        """Errors the passes (policies, budgets, capabilities) find in a head that builds."""
+        return [d for d in self.head_diagnostics if d.severity is Severity.ERROR]
 
     @property
     def exit_code(self) -> int:
@@ -103,7 +111,8 @@ class DiffReport:
         if self.base_cost is None or self.head_cost is None:
             return None
         names = [i.name for i in self.head_cost.items] + [
-            i.name for i in self.base_cost.items if self.head_cost.item(i.name) is None]
+            i.name for i in self.base_cost.items if self.head_cost.item(i.name) is None
+        ]
         out = {}
         for name in names:
             a, b = self.base_cost.item(name), self.head_cost.item(name)
@@ -115,18 +124,26 @@ class DiffReport:
         delta = self.cost_delta()
         return {
             "report_version": "1",
-            "base": self.base_label, "head": self.head_label,
-            "semantic_change": self.semantic_change, "highest_risk": self.highest_risk,
-            "exit_code": self.exit_code, "counts": self.counts(),
+            "base": self.base_label,
+            "head": self.head_label,
+            "semantic_change": self.semantic_change,
+            "highest_risk": self.highest_risk,
+            "exit_code": self.exit_code,
+            "counts": self.counts(),
             "changes": [c.to_json() for c in self.changes],
-            "steps": [{"step": s.step, "kind": s.kind, "fields": list(s.fields)}
-                      for s in self.steps],
+            "steps": [
+                {"step": s.step, "kind": s.kind, "fields": list(s.fields)} for s in self.steps
+            ],
             "files": [f.to_json() for f in self.files],
-            "cost": None if delta is None or self.base_cost is None or self.head_cost is None
-            else {"base_monthly_usd": round(self.base_cost.monthly_usd, 2),
-                  "head_monthly_usd": round(self.head_cost.monthly_usd, 2),
-                  "delta_monthly_usd": {k: round(v, 2) for k, v in delta.items()}},
-            "base_valid": self.base_valid, "head_valid": self.head_valid,
+            "cost": None
+            if delta is None or self.base_cost is None or self.head_cost is None
+            else {
+                "base_monthly_usd": round(self.base_cost.monthly_usd, 2),
+                "head_monthly_usd": round(self.head_cost.monthly_usd, 2),
+                "delta_monthly_usd": {k: round(v, 2) for k, v in delta.items()},
+            },
+            "base_valid": self.base_valid,
+            "head_valid": self.head_valid,
             "base_diagnostics": [d.to_json() for d in self.base_diagnostics],
             "head_diagnostics": [d.to_json() for d in self.head_diagnostics],
             "policy_violations": [d.to_json() for d in self.policy_violations],
@@ -155,8 +172,9 @@ def diff_step_params(base: IRGraph, head: IRGraph) -> list[StepChange]:
         elif sid not in a:
             out.append(StepChange(sid, "added"))
         elif a[sid] != b[sid]:
-            fields = tuple(sorted(k for k in set(a[sid]) | set(b[sid])
-                                  if a[sid].get(k) != b[sid].get(k)))
+            fields = tuple(
+                sorted(k for k in set(a[sid]) | set(b[sid]) if a[sid].get(k) != b[sid].get(k))
+            )
             out.append(StepChange(sid, "changed", fields))
     return out
 
@@ -172,11 +190,18 @@ def _risk_rules(policy_files: Sequence[str | Path], head: Side) -> list[RiskRule
     return rules
 
 
-def diff_sides(base: Side, head: Side, targets: Sequence[str] = (),
-               policy_files: Sequence[str | Path] = ()) -> DiffReport:
+def diff_sides(
+    base: Side, head: Side, targets: Sequence[str] = (), policy_files: Sequence[str | Path] = ()
+) -> DiffReport:
     """Compare two loaded sides."""
-    report = DiffReport(base.label, head.label, base_valid=base.valid, head_valid=head.valid,
-                        targets=list(targets), head_ir=head.ir)
+    report = DiffReport(
+        base.label,
+        head.label,
+        base_valid=base.valid,
+        head_valid=head.valid,
+        targets=list(targets),
+        head_ir=head.ir,
+    )
     report.base_diagnostics = list(base.diagnostics)
     report.head_diagnostics = list(head.diagnostics)
     if head.ir is not None and head.loaded is not None and policy_files:
@@ -192,13 +217,20 @@ def diff_sides(base: Side, head: Side, targets: Sequence[str] = (),
         risk, rule = classify(raw, rules)
         dotted = _display(raw.display)
         key = next((s for s in reversed(raw.display) if not s.startswith("[")), "")
-        report.changes.append(Change(
-            dotted, raw.display[0], facet_of(dotted), raw.kind,
-            redact(raw.old, key), redact(raw.new, key), risk,
-            rule.id if rule else "unclassified",
-            rule.message if rule else "no risk rule matched",
-            *_locations(raw.display[0] == "derived", base, head, raw.base_path,
-                        raw.head_path)))
+        report.changes.append(
+            Change(
+                dotted,
+                raw.display[0],
+                facet_of(dotted),
+                raw.kind,
+                redact(raw.old, key),
+                redact(raw.new, key),
+                risk,
+                rule.id if rule else "unclassified",
+                rule.message if rule else "no risk rule matched",
+                *_locations(raw.display[0] == "derived", base, head, raw.base_path, raw.head_path),
+            )
+        )
     report.changes.sort(key=lambda c: (-RISKS.index(c.risk), c.path))
     if base.ir is not None and head.ir is not None:
         report.steps = diff_step_params(base.ir, head.ir)
@@ -208,21 +240,27 @@ def diff_sides(base: Side, head: Side, targets: Sequence[str] = (),
         report.head_cost = estimate_cost(head.ir)
     if targets:
         files, problems = diff_outputs(
-            targets, base.ir, head.ir,
+            targets,
+            base.ir,
+            head.ir,
             str(base.spec_path.parent) if base.spec_path else ".",
-            str(head.spec_path.parent) if head.spec_path else ".")
+            str(head.spec_path.parent) if head.spec_path else ".",
+        )
         report.files = files
         report.head_diagnostics.extend(problems)
     return report
 
 
-def _locations(virtual: bool, base: Side, head: Side, base_path: KeyPath | None,
-               head_path: KeyPath | None) -> tuple[SourceLocation | None, SourceLocation | None]:
+def _locations(
+    virtual: bool, base: Side, head: Side, base_path: KeyPath | None, head_path: KeyPath | None
+) -> tuple[SourceLocation | None, SourceLocation | None]:
     # derived facts are computed from several keys: no single place to point at
     if virtual:
         return None, None
-    return (base.locate(base_path) if base_path is not None else None,
-            head.locate(head_path) if head_path is not None else None)
+    return (
+        base.locate(base_path) if base_path is not None else None,
+        head.locate(head_path) if head_path is not None else None,
+    )
 
 
 def _display(segments: tuple[str, ...]) -> str:
@@ -232,9 +270,15 @@ def _display(segments: tuple[str, ...]) -> str:
     return out
 
 
-def diff_specs(base: str, head: str, *, base_ref: str | None = None,
-               targets: Sequence[str] = (), policy_files: Sequence[str | Path] = (),
-               overrides: Sequence[str] = ()) -> DiffReport:
+def diff_specs(
+    base: str,
+    head: str,
+    *,
+    base_ref: str | None = None,
+    targets: Sequence[str] = (),
+    policy_files: Sequence[str | Path] = (),
+    overrides: Sequence[str] = (),
+) -> DiffReport:
     """Diff two specs, each a path or `git-ref:REF:PATH`; with `base_ref`, the base is `head`
     as it is at that git ref (overlays included).
 

@@ -22,8 +22,21 @@ from mlc.compiler.diff.compare import RawChange
 
 RULES_FILE = Path(__file__).with_name("rules.yaml")
 RISKS = ("none", "low", "medium", "high")
-CONDITIONS = frozenset({"increased", "decreased", "multiplied", "loosened", "true_to_false",
-                        "false_to_true", "to_null", "items_added", "items_removed", "to", "from"})
+CONDITIONS = frozenset(
+    {
+        "increased",
+        "decreased",
+        "multiplied",
+        "loosened",
+        "true_to_false",
+        "false_to_true",
+        "to_null",
+        "items_added",
+        "items_removed",
+        "to",
+        "from",
+    }
+)
 _SEGMENT = re.compile(r"\[[^\]]*\]|[^.\[\]]+")
 
 
@@ -155,17 +168,33 @@ def parse_rules(raw: Iterable[Any], source: str) -> list[RiskRule]:
             unknown = set(when) - CONDITIONS if isinstance(when, dict) else {"?"}
             if unknown:
                 problem = f"unknown condition(s) {sorted(map(str, unknown))}; use " + ", ".join(
-                    sorted(CONDITIONS))
+                    sorted(CONDITIONS)
+                )
         if problem is not None:
-            raise DiagnosticError([Diagnostic("MLC621", f"{where} {problem}", None,
-                                              "see compiler/diff/rules.yaml for the format")])
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        "MLC621",
+                        f"{where} {problem}",
+                        None,
+                        "see compiler/diff/rules.yaml for the format",
+                    )
+                ]
+            )
         assert isinstance(item, dict)
         when = item.get("when") or {}
         when = {when: True} if isinstance(when, str) else when
-        rules.append(RiskRule(
-            str(item["id"]), str(item["risk"]), tuple(split_path(str(p)) for p in item["paths"]),
-            str(item.get("message", item["id"])), str(item.get("on", "any")),
-            tuple(sorted(when.items())), source))
+        rules.append(
+            RiskRule(
+                str(item["id"]),
+                str(item["risk"]),
+                tuple(split_path(str(p)) for p in item["paths"]),
+                str(item.get("message", item["id"])),
+                str(item.get("on", "any")),
+                tuple(sorted(when.items())),
+                source,
+            )
+        )
     return rules
 
 
@@ -179,7 +208,8 @@ def classify(change: RawChange, rules: Sequence[RiskRule]) -> tuple[str, RiskRul
     """The highest risk among the rules that match, and the first rule at that risk."""
     best: tuple[str, RiskRule | None] = ("low", None)
     for rule in rules:
-        if rule.matches(change) and (best[1] is None
-                                     or RISKS.index(rule.risk) > RISKS.index(best[0])):
+        if rule.matches(change) and (
+            best[1] is None or RISKS.index(rule.risk) > RISKS.index(best[0])
+        ):
             best = (rule.risk, rule)
     return best

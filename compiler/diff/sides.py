@@ -61,7 +61,7 @@ class Side:
         if loc is None or not self._shown_root:
             return loc
         if loc.file.startswith(self._shown_root):
-            rel = loc.file[len(self._shown_root):].lstrip("/")
+            rel = loc.file[len(self._shown_root) :].lstrip("/")
             return SourceLocation(f"{self._ref}:{rel}", loc.line, loc.col)
         return loc
 
@@ -75,12 +75,21 @@ def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
     try:
         return subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
     except FileNotFoundError:
-        raise DiagnosticError([Diagnostic("MLC642", "git is not installed", None,
-                                          "install git, or pass both sides as files")]) from None
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "MLC642",
+                    "git is not installed",
+                    None,
+                    "install git, or pass both sides as files",
+                )
+            ]
+        ) from None
 
 
-def materialise_git(ref: str, spec: str | Path) -> tuple[tempfile.TemporaryDirectory[str], Path,
-                                                         str]:
+def materialise_git(
+    ref: str, spec: str | Path
+) -> tuple[tempfile.TemporaryDirectory[str], Path, str]:
     """Extract the ref's tree of the spec's folder; return (tempdir, spec path in it, repo path).
 
     `spec` is a path in the working tree (absolute or relative to the current folder).
@@ -93,22 +102,45 @@ def materialise_git(ref: str, spec: str | Path) -> tuple[tempfile.TemporaryDirec
     probe = folder if folder.exists() else Path.cwd()
     top = _git(["rev-parse", "--show-toplevel"], probe)
     if top.returncode != 0:
-        raise DiagnosticError([Diagnostic(
-            "MLC642", f"{display_path(probe)} is not inside a git repository", None,
-            "run mlc diff inside the repository, or pass both sides as files")])
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "MLC642",
+                    f"{display_path(probe)} is not inside a git repository",
+                    None,
+                    "run mlc diff inside the repository, or pass both sides as files",
+                )
+            ]
+        )
     root = Path(top.stdout.decode().strip()).resolve()
     if _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], root).returncode != 0:
-        raise DiagnosticError([Diagnostic(
-            "MLC640", f"git ref '{ref}' does not exist", None,
-            "fetch it first (git fetch origin) or name a branch, tag or commit that exists")])
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "MLC640",
+                    f"git ref '{ref}' does not exist",
+                    None,
+                    "fetch it first (git fetch origin) or name a branch, tag or commit that exists",
+                )
+            ]
+        )
     rel_folder = folder.relative_to(root).as_posix() if folder != root else "."
     rel_spec = spec_path.relative_to(root).as_posix()
     archive = _git(["archive", "--format=tar", ref, "--", rel_folder], root)
-    if archive.returncode != 0 or _git(["cat-file", "-e", f"{ref}:{rel_spec}"],
-                                       root).returncode != 0:
-        raise DiagnosticError([Diagnostic(
-            "MLC641", f"'{rel_spec}' does not exist at git ref '{ref}'", None,
-            "the spec may be new in this change; diff against a ref that has it")])
+    if (
+        archive.returncode != 0
+        or _git(["cat-file", "-e", f"{ref}:{rel_spec}"], root).returncode != 0
+    ):
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "MLC641",
+                    f"'{rel_spec}' does not exist at git ref '{ref}'",
+                    None,
+                    "the spec may be new in this change; diff against a ref that has it",
+                )
+            ]
+        )
     tmp = tempfile.TemporaryDirectory(prefix="mlc-diff-")
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(tmp.name, filter="data")
@@ -122,7 +154,7 @@ def parse_side(text: str) -> tuple[str | None, str]:
     ('origin/main', 'mlc.yaml')
     """
     if text.startswith(GIT_PREFIX):
-        ref, _, path = text[len(GIT_PREFIX):].rpartition(":")
+        ref, _, path = text[len(GIT_PREFIX) :].rpartition(":")
         return ref, path
     if ":" in text and not Path(text).exists():
         ref, _, path = text.rpartition(":")
@@ -131,8 +163,7 @@ def parse_side(text: str) -> tuple[str | None, str]:
     return None, text
 
 
-def load_side(text: str, overrides: list[str] | None = None,
-              git_ref: str | None = None) -> Side:
+def load_side(text: str, overrides: list[str] | None = None, git_ref: str | None = None) -> Side:
     """Load a side named as a path or `git-ref:REF:PATH` (or given `git_ref` and a path)."""
     ref, path = (git_ref, text) if git_ref else parse_side(text)
     side = Side(label=text)

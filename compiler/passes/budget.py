@@ -1,4 +1,4 @@
-"""Budget pass: the cost estimate against the caps in `budgets`, naming the line item that breaks it.
+"""Budget pass: the cost estimate against `budgets` caps, naming the line item that breaks it.
 
 `budgets.enforce: error` makes an exceeded cap an error, `warn` a warning. The pricing table comes
 from `ctx.extra["pricing"]` (a `PricingTable`) when set, else the shipped one.
@@ -29,8 +29,11 @@ def estimate_for(ir: IRGraph, ctx: PassContext) -> CostEstimate:
     if isinstance(cached, CostEstimate):
         return cached
     pricing = ctx.extra.get("pricing")
-    est = estimate_cost(ir, pricing if isinstance(pricing, PricingTable) else None,
-                        spot=bool(ctx.extra.get("spot", False)))
+    est = estimate_cost(
+        ir,
+        pricing if isinstance(pricing, PricingTable) else None,
+        spot=bool(ctx.extra.get("spot", False)),
+    )
     ctx.extra["cost_estimate"] = est
     return est
 
@@ -63,11 +66,21 @@ def check_budget(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
             value = sum(i.gpu_hours_per_month for i in items)
         if value <= float(cap) + 1e-9:
             continue
-        worst = max(items, key=lambda i: (i.gpu_hours_per_month if measure == "gpu_hours"
-                                          else i.per_run_usd if measure == "per_run"
-                                          else i.monthly_usd))
-        unit = "GPU hours/month" if measure == "gpu_hours" else (
-            "USD per run" if measure == "per_run" else "USD/month")
+        worst = max(
+            items,
+            key=lambda i: (
+                i.gpu_hours_per_month
+                if measure == "gpu_hours"
+                else i.per_run_usd
+                if measure == "per_run"
+                else i.monthly_usd
+            ),
+        )
+        unit = (
+            "GPU hours/month"
+            if measure == "gpu_hours"
+            else ("USD per run" if measure == "per_run" else "USD/month")
+        )
         yield ctx.diag(
             "MLC630",
             f"estimated {value:,.2f} {unit} exceeds budgets.{key} ({float(cap):,.2f}); "

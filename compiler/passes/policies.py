@@ -36,26 +36,31 @@ _MISSING = object()
 
 def spec_facts(ir: IRGraph) -> dict[str, Any]:
     """The spec as far as the IR carries it, keyed like the spec (`deployment.region`, …)."""
-    facts: dict[str, Any] = {"name": ir.name, **{k: ir.metadata.get(k) for k in
-                                                 ("description", "owners", "tags")}}
+    facts: dict[str, Any] = {
+        "name": ir.name,
+        **{k: ir.metadata.get(k) for k in ("description", "owners", "tags")},
+    }
     for key in ("governance", "security", "budgets"):
         facts[key] = ir.settings.get(key) or {}
-    dep = ir.first(StepKind.DEPLOY) or ir.first(StepKind.BATCH_PREDICT) or ir.first(
-        StepKind.EXPORT)
+    dep = ir.first(StepKind.DEPLOY) or ir.first(StepKind.BATCH_PREDICT) or ir.first(StepKind.EXPORT)
     if dep is not None:
-        facts["deployment"] = {k: v for k, v in dep.params.items()
-                               if k not in ("model_name", "secrets", "network", "encryption",
-                                            "access")}
+        facts["deployment"] = {
+            k: v
+            for k, v in dep.params.items()
+            if k not in ("model_name", "secrets", "network", "encryption", "access")
+        }
     mon = ir.first(StepKind.MONITOR)
     if mon is not None:
         alerts = ir.first(StepKind.ALERTS)
-        facts["monitoring"] = {**{k: mon.params.get(k) for k in
-                                  ("slos", "drift", "performance", "dashboards")},
-                               "alerts": alerts.params.get("routes", []) if alerts else []}
+        facts["monitoring"] = {
+            **{k: mon.params.get(k) for k in ("slos", "drift", "performance", "dashboards")},
+            "alerts": alerts.params.get("routes", []) if alerts else [],
+        }
     feats = ir.first(StepKind.FEATURES)
     if feats is not None:
-        facts["features"] = {k: feats.params.get(k) for k in
-                             ("target", "transforms", "derived", "selection")}
+        facts["features"] = {
+            k: feats.params.get(k) for k in ("target", "transforms", "derived", "selection")
+        }
     validate = ir.first(StepKind.VALIDATE)
     if validate is not None:
         facts["data"] = {"contract": validate.params.get("contract")}
@@ -80,8 +85,21 @@ def get_fact(facts: Any, dotted_path: str) -> Any:
 
 # -- rules as data ------------------------------------------------------------------------------
 
-OPERATORS = ("eq", "ne", "in", "not_in", "contains", "gt", "gte", "lt", "lte", "exists",
-             "absent", "nonempty", "matches")
+OPERATORS = (
+    "eq",
+    "ne",
+    "in",
+    "not_in",
+    "contains",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "exists",
+    "absent",
+    "nonempty",
+    "matches",
+)
 
 
 def holds(value: Any, op: str, arg: Any) -> bool:
@@ -115,8 +133,12 @@ def holds(value: Any, op: str, arg: Any) -> bool:
         number, limit = float(value), float(arg)
     except (TypeError, ValueError):
         return False
-    return {"gt": number > limit, "gte": number >= limit, "lt": number < limit,
-            "lte": number <= limit}[op]
+    return {
+        "gt": number > limit,
+        "gte": number >= limit,
+        "lt": number < limit,
+        "lte": number <= limit,
+    }[op]
 
 
 @dataclass(frozen=True)
@@ -137,8 +159,9 @@ class DataRule:
             return
         for path, op, arg in self.require:
             if not holds(get_fact(facts, path), op, arg):
-                yield ctx.diag(self.code, f"{self.message} [policy {self.id}]", path,
-                               self.hint, self.severity)
+                yield ctx.diag(
+                    self.code, f"{self.message} [policy {self.id}]", path, self.hint, self.severity
+                )
 
 
 @dataclass
@@ -161,8 +184,9 @@ def _conditions(raw: Any, where: str) -> tuple[tuple[str, str, Any], ...]:
             raise ValueError(f"{where}.{path} must be one {{operator: value}}")
         ((op, arg),) = cond.items()
         if op not in OPERATORS:
-            raise ValueError(f"{where}.{path}: unknown operator '{op}' (use one of "
-                             + ", ".join(OPERATORS) + ")")
+            raise ValueError(
+                f"{where}.{path}: unknown operator '{op}' (use one of " + ", ".join(OPERATORS) + ")"
+            )
         out.append((str(path), str(op), arg))
     return tuple(out)
 
@@ -183,26 +207,40 @@ def load_policy_file(path: str | Path) -> PolicyFile:
             where = f"policies[{i}]"
             if not isinstance(rule, dict) or not rule.get("id") or not rule.get("message"):
                 raise ValueError(f"{where} needs 'id' and 'message'")
-            unknown = set(rule) - {"id", "code", "message", "hint", "severity", "when",
-                                   "require"}
+            unknown = set(rule) - {"id", "code", "message", "hint", "severity", "when", "require"}
             if unknown:
                 raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
             require = _conditions(rule.get("require"), f"{where}.require")
             if not require:
                 raise ValueError(f"{where} needs 'require'")
-            out.policies.append(DataRule(
-                str(rule["id"]), str(rule["message"]), shown, str(rule.get("code", "MLC620")),
-                str(rule.get("hint", "")), Severity(rule.get("severity", "error")),
-                _conditions(rule.get("when"), f"{where}.when"), require))
+            out.policies.append(
+                DataRule(
+                    str(rule["id"]),
+                    str(rule["message"]),
+                    shown,
+                    str(rule.get("code", "MLC620")),
+                    str(rule.get("hint", "")),
+                    Severity(rule.get("severity", "error")),
+                    _conditions(rule.get("when"), f"{where}.when"),
+                    require,
+                )
+            )
         risk = raw.get("risk_rules") or []
         if not isinstance(risk, list):
             raise ValueError("'risk_rules' must be a list")
         out.risk_rules = list(risk)
         return out
     except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise DiagnosticError([Diagnostic(
-            "MLC621", f"policy file {shown} is invalid: {exc}", None,
-            "see compiler/passes/policies.yaml for the format")]) from None
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "MLC621",
+                    f"policy file {shown} is invalid: {exc}",
+                    None,
+                    "see compiler/passes/policies.yaml for the format",
+                )
+            ]
+        ) from None
 
 
 def policy_files(ctx: PassContext) -> list[Path]:
@@ -220,10 +258,24 @@ def policy_files(ctx: PassContext) -> list[Path]:
 # -- built-in rules in Python -------------------------------------------------------------------
 
 EU_REGION_PREFIXES = ("eu-", "europe-")
-EU_AZURE_REGIONS = frozenset({
-    "northeurope", "westeurope", "francecentral", "francesouth", "germanywestcentral",
-    "germanynorth", "swedencentral", "swedensouth", "italynorth", "polandcentral",
-    "spaincentral", "austriaeast", "belgiumcentral", "denmarkeast"})
+EU_AZURE_REGIONS = frozenset(
+    {
+        "northeurope",
+        "westeurope",
+        "francecentral",
+        "francesouth",
+        "germanywestcentral",
+        "germanynorth",
+        "swedencentral",
+        "swedensouth",
+        "italynorth",
+        "polandcentral",
+        "spaincentral",
+        "austriaeast",
+        "belgiumcentral",
+        "denmarkeast",
+    }
+)
 
 
 def is_eu_region(region: str) -> bool:
@@ -246,19 +298,30 @@ def check_pii_features(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
     excluded = set(selection.get("exclude") or ())
     columns = list(p.get("dtypes", {}))
     used = set(include) if include is not None else set(columns) - excluded - {p.get("target")}
-    pseudo = {c for t in p.get("transforms", []) if t.get("op") == "pseudonymise"
-              for c in t.get("columns", [])}
+    pseudo = {
+        c
+        for t in p.get("transforms", [])
+        if t.get("op") == "pseudonymise"
+        for c in t.get("columns", [])
+    }
     for d in p.get("derived", []):
         if set(d.get("inputs", [])) & (set(p.get("pii", [])) - pseudo):
-            yield ctx.diag("MLC601", f"derived feature '{d['name']}' reads PII column(s) "
-                           + ", ".join(sorted(set(d["inputs"]) & set(p["pii"]))),
-                           "features.derived", "derive features from pseudonymised columns only")
+            yield ctx.diag(
+                "MLC601",
+                f"derived feature '{d['name']}' reads PII column(s) "
+                + ", ".join(sorted(set(d["inputs"]) & set(p["pii"]))),
+                "features.derived",
+                "derive features from pseudonymised columns only",
+            )
     for col in sorted(p.get("pii", [])):
         if col in used and col not in pseudo:
-            yield ctx.diag("MLC601", f"PII column '{col}' is used as a feature without being "
-                           "pseudonymised", f"data.contract.columns.{col}.pii",
-                           f"add a 'pseudonymise' transform for '{col}' or exclude it in "
-                           "features.selection.exclude")
+            yield ctx.diag(
+                "MLC601",
+                f"PII column '{col}' is used as a feature without being pseudonymised",
+                f"data.contract.columns.{col}.pii",
+                f"add a 'pseudonymise' transform for '{col}' or exclude it in "
+                "features.selection.exclude",
+            )
 
 
 def check_gdpr_regions(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
@@ -269,14 +332,19 @@ def check_gdpr_regions(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
     storage = ir.first(StepKind.STORAGE)
     region = storage.params.get("region") if storage else None
     if region is None:
-        yield ctx.diag("MLC602", "gdpr requires data and serving regions in the EU, but no "
-                       "region is set", "governance.compliance",
-                       "add deployment with an EU region, e.g. 'region: eu-west-1'")
+        yield ctx.diag(
+            "MLC602",
+            "gdpr requires data and serving regions in the EU, but no region is set",
+            "governance.compliance",
+            "add deployment with an EU region, e.g. 'region: eu-west-1'",
+        )
     elif not is_eu_region(str(region)):
-        yield ctx.diag("MLC602", f"gdpr requires data and serving regions in the EU, not "
-                       f"'{region}'", "deployment.region",
-                       "use an EU region such as eu-west-1, eu-central-1, europe-west1, "
-                       "westeurope")
+        yield ctx.diag(
+            "MLC602",
+            f"gdpr requires data and serving regions in the EU, not '{region}'",
+            "deployment.region",
+            "use an EU region such as eu-west-1, eu-central-1, europe-west1, westeurope",
+        )
 
 
 # -- literal secrets ----------------------------------------------------------------------------
@@ -291,8 +359,11 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("private key", re.compile(r"-----BEGIN ([A-Z ]+ )?PRIVATE KEY-----")),
     ("password in a URL", re.compile(r"://[^/\s:@]+:(?!\$\{)[^/\s@]+@")),
 )
-SECRET_KEY = re.compile(r"(secret|passw|token|api[_-]?key|apikey|private[_-]?key|credential|"
-                        r"access[_-]?key|auth)", re.IGNORECASE)
+SECRET_KEY = re.compile(
+    r"(secret|passw|token|api[_-]?key|apikey|private[_-]?key|credential|"
+    r"access[_-]?key|auth)",
+    re.IGNORECASE,
+)
 
 
 def entropy(text: str) -> float:
@@ -308,14 +379,14 @@ def find_secret(key: str, value: str) -> str | None:
     for kind, pattern in SECRET_PATTERNS:
         if pattern.search(value):
             return kind
-    if (SECRET_KEY.search(key) and len(value) >= 16 and " " not in value
-            and entropy(value) >= 3.5):
+    if SECRET_KEY.search(key) and len(value) >= 16 and " " not in value and entropy(value) >= 3.5:
         return f"high-entropy value under a secret-like key '{key}'"
     return None
 
 
-def _walk(node: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...],
-                                                                         str]]:
+def _walk(
+    node: Any, path: tuple[str | int, ...] = ()
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
     if isinstance(node, dict):
         for k, v in node.items():
             yield from _walk(v, (*path, str(k)))
@@ -326,40 +397,49 @@ def _walk(node: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[s
         yield path, node
 
 
-def _spec_path(ctx: PassContext, origin: str, rest: tuple[str | int, ...]) -> str:
-    """Best spec key path for a value found at `rest` inside a step that came from `origin`."""
+def _spec_path(ctx: PassContext, origin: str, rest: tuple[str | int, ...]) -> tuple[str, bool]:
+    """Best spec key path for a value found at `rest` inside a step that came from `origin`,
+    and whether that exact key is in the source map."""
     base = parse_path(origin)
     for candidate in ((*base, *rest[1:]), (*base, *rest)):
         if ctx.source_map.span(candidate) is not None:
-            return str(dotted(candidate))
-    return origin
+            return str(dotted(candidate)), True
+    return origin, False
 
 
 def check_secrets(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
     """Secrets are references: literal keys, tokens and passwords anywhere in the spec fail."""
-    seen: set[tuple[str, str]] = set()
     places: list[tuple[str, tuple[str | int, ...], str]] = []
     for step in ir.steps:
         places.extend((step.origin, p, v) for p, v in _walk(step.params))
-    settings_origin = {"target_options": "targets", "governance": "governance",
-                       "security": "security", "budgets": "budgets"}
+    settings_origin = {
+        "target_options": "targets",
+        "governance": "governance",
+        "security": "security",
+        "budgets": "budgets",
+    }
     for key, origin in settings_origin.items():
         places.extend((origin, ("_", *p), v) for p, v in _walk(ir.settings.get(key)))
     for key in ("description", "tags", "owners"):
         places.extend((key, ("_", *p), v) for p, v in _walk(ir.metadata.get(key)))
+    # one value reaches several steps: report it once, where the spec wrote it
+    found: dict[str, tuple[str, str, bool]] = {}
     for origin, rest, value in places:
         key = next((str(p) for p in reversed(rest) if isinstance(p, str)), origin)
         kind = find_secret(key, value)
         if kind is None:
             continue
-        where = _spec_path(ctx, origin, rest)
-        if (where, value) in seen:
-            continue
-        seen.add((where, value))
-        yield ctx.diag("MLC610", f"literal secret in the spec ({kind}); it is never copied "
-                       "into outputs", where,
-                       "store it in a secret manager and write a reference such as "
-                       "'vault:secret/data/app#key' or 'env:NAME' under security.secrets")
+        where, exact = _spec_path(ctx, origin, rest)
+        if value not in found or (exact and not found[value][2]):
+            found[value] = (kind, where, exact)
+    for kind, where, _ in sorted(found.values(), key=lambda f: f[1]):
+        yield ctx.diag(
+            "MLC610",
+            f"literal secret in the spec ({kind}); it is never copied into outputs",
+            where,
+            "store it in a secret manager and write a reference such as "
+            "'vault:secret/data/app#key' or 'env:NAME' under security.secrets",
+        )
 
 
 # -- running everything -------------------------------------------------------------------------
@@ -376,9 +456,12 @@ def _plugin_diags(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
         except DiagnosticError as exc:
             found = exc.diagnostics
         except Exception as exc:  # a plugin's failure is named, not swallowed
-            yield Diagnostic("MLC622", f"policy plugin '{ep.name}' from '{dist}' failed: "
-                             f"{type(exc).__name__}: {exc}", None,
-                             f"fix or uninstall '{dist}' (entry point {ep.value})")
+            yield Diagnostic(
+                "MLC622",
+                f"policy plugin '{ep.name}' from '{dist}' failed: {type(exc).__name__}: {exc}",
+                None,
+                f"fix or uninstall '{dist}' (entry point {ep.value})",
+            )
             continue
         yield from found
 
@@ -399,8 +482,9 @@ def check_policies(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
     yield from _plugin_diags(ir, ctx)
 
 
-def check_policy_files(ir: IRGraph, ctx: PassContext,
-                       files: Iterable[str | Path]) -> Iterator[Diagnostic]:
+def check_policy_files(
+    ir: IRGraph, ctx: PassContext, files: Iterable[str | Path]
+) -> Iterator[Diagnostic]:
     """Only the data rules of the given organisation policy files (for `--policy FILE`)."""
     facts = spec_facts(ir)
     for file in files:

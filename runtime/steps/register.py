@@ -130,6 +130,17 @@ def pip_requirements() -> list[str]:
     return reqs
 
 
+def _own_types(model: Any) -> list[str]:
+    """Types skops does not trust by default: mlc's own transformers inside the pipeline.
+
+    The model was fitted by this run, so trusting the types it contains is safe here; a model
+    from elsewhere never reaches this step.
+    """
+    import skops.io
+
+    return sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+
+
 def _read_doc(location: str) -> Any:
     """The JSON document of a report/metrics/verdict artifact (the one non-meta JSON file)."""
     folder = Path(location)
@@ -153,6 +164,10 @@ def metrics_of(doc: Any) -> dict[str, float]:
     return out
 
 
+_STORE_WORDS = ("sqlite", "database", "unable to open", "permission", "read-only",
+                "readonly", "no such file", "not a directory")
+
+
 @contextlib.contextmanager
 def _store_errors(uri: str) -> Iterator[None]:
     """Turn a locked or unwritable store into a `StepError` that names it."""
@@ -164,13 +179,18 @@ def _store_errors(uri: str) -> Iterator[None]:
         raise
     except (MlflowException, OSError) as exc:
         text = str(exc)
-        locked = "locked" in text.lower()
-        cause = "is locked by another process" if locked else "cannot be written"
+        lower = text.lower()
         first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-        raise StepError(STEP, f"the MLflow store {uri} {cause}: {first[:300]}",
-                        "close other writers of the store, or pass --tracking-uri with a "
-                        "writable store" if locked else
-                        "check the path and its permissions, or pass --tracking-uri") from None
+        if "locked" in lower:
+            raise StepError(STEP, f"the MLflow store {uri} is locked by another process: "
+                            f"{first[:300]}", "close other writers of the store, or pass "
+                            "--tracking-uri with another store") from None
+        if isinstance(exc, OSError) or any(w in lower for w in _STORE_WORDS):
+            raise StepError(STEP, f"the MLflow store {uri} cannot be written: {first[:300]}",
+                            "check the path and its permissions, or pass --tracking-uri"
+                            ) from None
+        raise StepError(STEP, f"MLflow failed: {first[:400]}",
+                        "see the MLflow message above") from None
     except Exception as exc:
         if type(exc).__module__.startswith("sqlalchemy"):
             raise StepError(STEP, f"the MLflow store {uri} cannot be used: {exc}"[:400],
@@ -267,6 +287,8 @@ def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
                     signature=signature(params.get("contract") or {}, str(params.get("target")),
                                         str(params.get("task", "classification"))),
                     pip_requirements=pip_requirements(),
+                    serialization_format="skops",
+                    skops_trusted_types=_own_types(model),
                 )
                 run_id = active.info.run_id
             mv = mlflow.register_model(info.model_uri, model_name,

@@ -39,13 +39,16 @@ def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
                 raise StepError(STEP, f"stratify column '{col}' is not in the data")
             stratify = df[col]
         try:
-            train, rest = train_test_split(df, test_size=held_out, random_state=seed,
+            # Integer counts: fractions would round twice (0.2 + 0.1 > 0.3 in floating point).
+            n_test = max(1, int(round(len(df) * test_size)))
+            n_val = int(round(len(df) * val_size))
+            train, rest = train_test_split(df, test_size=n_test + n_val, random_state=seed,
                                            stratify=stratify)
             val = rest.iloc[:0]
             test = rest
             if val_size:
                 strat_rest = rest[stratify.name] if stratify is not None else None
-                val, test = train_test_split(rest, test_size=test_size / held_out,
+                val, test = train_test_split(rest, test_size=n_test,
                                              random_state=seed, stratify=strat_rest)
         except ValueError as exc:
             raise StepError(STEP, f"cannot split {len(df)} rows: {exc}",

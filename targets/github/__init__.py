@@ -42,55 +42,96 @@ def _shell(text: str) -> str:
 def build_workflow(ir: IRGraph, options: GithubOptions) -> dict[str, Any]:
     """The workflow as plain data (keys in the order GitHub documents them)."""
     spec = _shell(options.spec)
-    configured = sorted((ir.settings.get("target_options") or {}))
-    targets = list(options.targets) if options.targets is not None else [
-        t for t in configured if t != "github"]
+    configured = sorted(ir.settings.get("target_options") or {})
+    targets = (
+        list(options.targets)
+        if options.targets is not None
+        else [t for t in configured if t != "github"]
+    )
     compile_args = " ".join(f"--target {_shell(t)}" for t in targets)
-    diff_run = "\n".join([
-        "set +e",
-        f'mlc diff --base "origin/${{{{ github.base_ref }}}}" {spec} --format markdown '
-        "--out mlc-diff.md",
-        'echo "exit=$?" >> "$GITHUB_OUTPUT"',
-        "test -s mlc-diff.md",
-    ]) + "\n"
-    comment_run = ('gh pr comment "$PR" --body-file mlc-diff.md --edit-last '
-                   '|| gh pr comment "$PR" --body-file mlc-diff.md')
+    diff_run = (
+        "\n".join(
+            [
+                "set +e",
+                f'mlc diff --base "origin/${{{{ github.base_ref }}}}" {spec} --format markdown '
+                "--out mlc-diff.md",
+                'echo "exit=$?" >> "$GITHUB_OUTPUT"',
+                "test -s mlc-diff.md",
+            ]
+        )
+        + "\n"
+    )
+    comment_run = (
+        'gh pr comment "$PR" --body-file mlc-diff.md --edit-last '
+        '|| gh pr comment "$PR" --body-file mlc-diff.md'
+    )
     steps: list[dict[str, Any]] = [
-        {"name": "Check out (full history for the diff base)", "uses": "actions/checkout@v4",
-         "with": {"fetch-depth": 0}},
-        {"name": "Set up Python", "uses": "actions/setup-python@v5",
-         "with": {"python-version": options.python}},
+        {
+            "name": "Check out (full history for the diff base)",
+            "uses": "actions/checkout@v4",
+            "with": {"fetch-depth": 0},
+        },
+        {
+            "name": "Set up Python",
+            "uses": "actions/setup-python@v5",
+            "with": {"python-version": options.python},
+        },
         {"name": "Install mlc", "run": options.install},
         {"name": "Validate the spec", "run": f"mlc validate {spec} --format github"},
-        {"name": "Review the change (mlc diff)", "id": "diff",
-         "if": "github.event_name == 'pull_request'", "run": diff_run},
-        {"name": "Post the review as a PR comment",
-         "if": "github.event_name == 'pull_request'",
-         "env": {"GH_TOKEN": "${{ github.token }}",
-                 "PR": "${{ github.event.pull_request.number }}"},
-         "run": comment_run},
+        {
+            "name": "Review the change (mlc diff)",
+            "id": "diff",
+            "if": "github.event_name == 'pull_request'",
+            "run": diff_run,
+        },
+        {
+            "name": "Post the review as a PR comment",
+            "if": "github.event_name == 'pull_request'",
+            "env": {
+                "GH_TOKEN": "${{ github.token }}",
+                "PR": "${{ github.event.pull_request.number }}",
+            },
+            "run": comment_run,
+        },
     ]
     if options.fail_on_high_risk:
-        steps.append({"name": "Fail on high-risk changes or policy violations",
-                      "if": "github.event_name == 'pull_request' && "
-                            "steps.diff.outputs.exit != '0'",
-                      "run": 'echo "mlc diff exited ${{ steps.diff.outputs.exit }}: see the PR '
-                             'comment"; exit 1'})
+        steps.append(
+            {
+                "name": "Fail on high-risk changes or policy violations",
+                "if": "github.event_name == 'pull_request' && steps.diff.outputs.exit != '0'",
+                "run": 'echo "mlc diff exited ${{ steps.diff.outputs.exit }}: see the PR '
+                'comment"; exit 1',
+            }
+        )
     if targets:
         steps += [
             {"name": "Compile targets", "run": f"mlc compile {spec} {compile_args} --out out"},
-            {"name": "Upload compiled outputs", "uses": "actions/upload-artifact@v4",
-             "with": {"name": options.artifact_name, "path": "out/",
-                      "if-no-files-found": "error"}},
+            {
+                "name": "Upload compiled outputs",
+                "uses": "actions/upload-artifact@v4",
+                "with": {
+                    "name": options.artifact_name,
+                    "path": "out/",
+                    "if-no-files-found": "error",
+                },
+            },
         ]
     return {
         "name": f"mlc {ir.name}",
-        "on": {"pull_request": {"branches": list(options.branches)},
-               "push": {"branches": list(options.branches)}},
+        "on": {
+            "pull_request": {"branches": list(options.branches)},
+            "push": {"branches": list(options.branches)},
+        },
         "permissions": {"contents": "read", "pull-requests": "write"},
         "concurrency": {"group": "mlc-${{ github.ref }}", "cancel-in-progress": True},
-        "jobs": {"mlc": {"name": "Review and build the ML system spec",
-                         "runs-on": "ubuntu-latest", "timeout-minutes": 30, "steps": steps}},
+        "jobs": {
+            "mlc": {
+                "name": "Review and build the ML system spec",
+                "runs-on": "ubuntu-latest",
+                "timeout-minutes": 30,
+                "steps": steps,
+            }
+        },
     }
 
 
@@ -116,7 +157,13 @@ class GithubTarget(Target):
     def emit(self, ir: IRGraph, ctx: EmitContext) -> Mapping[str, str | bytes]:
         options = ctx.options
         assert isinstance(options, GithubOptions)
-        text = yaml.dump(build_workflow(ir, options), Dumper=_Dumper, sort_keys=False,
-                         width=4096, allow_unicode=True, default_flow_style=False)
+        text = yaml.dump(
+            build_workflow(ir, options),
+            Dumper=_Dumper,
+            sort_keys=False,
+            width=4096,
+            allow_unicode=True,
+            default_flow_style=False,
+        )
         header = "# Generated by mlc (--target github). Edit the spec, not this file.\n"
         return {WORKFLOW_PATH: header + text}

@@ -23,7 +23,9 @@ _REFERENCE = re.compile(
 # kfp's own rules (kfp.dsl.PipelineTask._validate_cpu/_memory_request_limit).
 _CPU = re.compile(r"^([0-9]*[.])?[0-9]+m?$")
 _MEMORY = re.compile(r"^[0-9]+(E|Ei|P|Pi|T|Ti|G|Gi|M|Mi|K|Ki)?$")
-_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
 
 
 def is_image_reference(value: str) -> bool:
@@ -44,17 +46,35 @@ def _option(code: str, message: str, key: str, hint: str) -> Diagnostic:
 def check_options(options: KfpOptions) -> list[Diagnostic]:
     out = []
     if not is_image_reference(options.image):
-        out.append(_option("MLC430", f"'{options.image}' is not a valid image reference",
-                           "image", "write e.g. 'ghcr.io/acme/mlc-runtime:0.1.0' (lower-case "
-                           "repository, optional tag and @sha256 digest)"))
+        out.append(
+            _option(
+                "MLC430",
+                f"'{options.image}' is not a valid image reference",
+                "image",
+                "write e.g. 'ghcr.io/acme/mlc-runtime:0.1.0' (lower-case "
+                "repository, optional tag and @sha256 digest)",
+            )
+        )
     for key in ("gpu_node_selector_key", "gpu_toleration_key"):
         value = getattr(options, key)
         if not _LABEL_KEY.match(value):
-            out.append(_option("MLC430", f"'{value}' is not a valid Kubernetes label key", key,
-                               "write e.g. 'nvidia.com/gpu.product'"))
+            out.append(
+                _option(
+                    "MLC430",
+                    f"'{value}' is not a valid Kubernetes label key",
+                    key,
+                    "write e.g. 'nvidia.com/gpu.product'",
+                )
+            )
     if options.gpu_resource.count("/") != 1 or not _LABEL_KEY.match(options.gpu_resource):
-        out.append(_option("MLC430", f"'{options.gpu_resource}' is not an extended resource "
-                           "name", "gpu_resource", "write e.g. 'nvidia.com/gpu'"))
+        out.append(
+            _option(
+                "MLC430",
+                f"'{options.gpu_resource}' is not an extended resource name",
+                "gpu_resource",
+                "write e.g. 'nvidia.com/gpu'",
+            )
+        )
     return out
 
 
@@ -71,21 +91,42 @@ def check_step(step: Step) -> list[Diagnostic]:
     res = step.resources
     where = _resources_origin(step)
     if res.cpu is not None and not _CPU.match(res.cpu):
-        out.append(Diagnostic("MLC431", f"CPU '{res.cpu}' of step '{step.id}' is not a "
-                              "quantity kfp accepts", hint="write cores (2, 0.5) or "
-                              "millicores ('500m')", path=f"{where}.cpu"))
+        out.append(
+            Diagnostic(
+                "MLC431",
+                f"CPU '{res.cpu}' of step '{step.id}' is not a quantity kfp accepts",
+                hint="write cores (2, 0.5) or millicores ('500m')",
+                path=f"{where}.cpu",
+            )
+        )
     if res.memory is not None and not _MEMORY.match(res.memory):
-        out.append(Diagnostic("MLC431", f"memory '{res.memory}' of step '{step.id}' is not a "
-                              "quantity kfp accepts", hint="write a whole number with a unit, "
-                              "e.g. '512Mi' or '4Gi' (kfp takes no decimals)",
-                              path=f"{where}.memory"))
+        out.append(
+            Diagnostic(
+                "MLC431",
+                f"memory '{res.memory}' of step '{step.id}' is not a quantity kfp accepts",
+                hint="write a whole number with a unit, "
+                "e.g. '512Mi' or '4Gi' (kfp takes no decimals)",
+                path=f"{where}.memory",
+            )
+        )
     if res.gpu_type is not None and res.gpu_count < 1:
-        out.append(Diagnostic("MLC432", f"step '{step.id}' names GPU type '{res.gpu_type}' "
-                              "but no GPU count", hint="set resources.gpu.count (1 or more)",
-                              path=f"{where}.gpu"))
+        out.append(
+            Diagnostic(
+                "MLC432",
+                f"step '{step.id}' names GPU type '{res.gpu_type}' but no GPU count",
+                hint="set resources.gpu.count (1 or more)",
+                path=f"{where}.gpu",
+            )
+        )
     if res.gpu_count < 0:
-        out.append(Diagnostic("MLC432", f"step '{step.id}' asks for {res.gpu_count} GPUs",
-                              hint="set a count of 1 or more", path=f"{where}.gpu.count"))
+        out.append(
+            Diagnostic(
+                "MLC432",
+                f"step '{step.id}' asks for {res.gpu_count} GPUs",
+                hint="set a count of 1 or more",
+                path=f"{where}.gpu.count",
+            )
+        )
     return out
 
 
@@ -101,12 +142,22 @@ def check_ir(ir: IRGraph, options: KfpOptions) -> list[Diagnostic]:
         if not step.when:
             for producer in ir.upstream(step.id):
                 if producer.id in conditional:
-                    out.append(Diagnostic(
-                        "MLC433", f"step '{step.id}' runs on every branch but reads "
-                        f"'{producer.id}', which runs only when '{producer.when}'",
-                        hint=f"make '{step.id}' conditional too", path=step.origin))
+                    out.append(
+                        Diagnostic(
+                            "MLC433",
+                            f"step '{step.id}' runs on every branch but reads "
+                            f"'{producer.id}', which runs only when '{producer.when}'",
+                            hint=f"make '{step.id}' conditional too",
+                            path=step.origin,
+                        )
+                    )
         if step.when and step.when.split(".")[0] not in {s.id for s in steps}:
-            out.append(Diagnostic("MLC433", f"step '{step.id}' is conditional on "
-                                  f"'{step.when}', which no pipeline step produces",
-                                  path=step.origin))
+            out.append(
+                Diagnostic(
+                    "MLC433",
+                    f"step '{step.id}' is conditional on "
+                    f"'{step.when}', which no pipeline step produces",
+                    path=step.origin,
+                )
+            )
     return out

@@ -41,15 +41,15 @@ PARAM_TYPES: dict[type, tuple[str, str]] = {
 _LAUNCHER = (
     'program_path=$(mktemp -d)\n\nprintf "%s" "$0" > "$program_path/ephemeral_component.py"\n'
     "_KFP_RUNTIME=true python3 -m kfp.dsl.executor_main"
-    '                         --component_module_path'
+    "                         --component_module_path"
     '                         "$program_path/ephemeral_component.py"'
     '                         "$@"\n'
 )
 _INSTALL = (
-    "\nif ! [ -x \"$(command -v pip)\" ]; then\n    python3 -m ensurepip || python3 -m ensurepip"
+    '\nif ! [ -x "$(command -v pip)" ]; then\n    python3 -m ensurepip || python3 -m ensurepip'
     " --user || apt-get install python3-pip\nfi\n\nPIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip"
     " install --quiet --no-warn-script-location 'kfp==2.17.3' '--no-deps'"
-    " 'typing-extensions>=3.7.4,<5; python_version<\"3.9\"' && \"$0\" \"$@\"\n"
+    ' \'typing-extensions>=3.7.4,<5; python_version<"3.9"\' && "$0" "$@"\n'
 )
 _PRELUDE = "import kfp\nfrom kfp import dsl\nfrom kfp.dsl import *\nfrom typing import *\n\n"
 
@@ -116,29 +116,42 @@ class Component:
         return self.step.kind is StepKind.GATE
 
 
+def output_key(step: Step, name: str) -> str:
+    """kfp name of a step's output: kfp wants one namespace for a component's inputs and outputs
+    (the fairness step reads a `model` and writes a mitigated `model`)."""
+    key = py_name(name)
+    return f"{key}_out" if name in step.inputs else key
+
+
 def component_for(ir: IRGraph, step: Step, overrides: list[Override]) -> Component:
     comp = Component(step, overrides=overrides)
     for name, art in sorted(step.inputs.items()):
         comp.inputs[py_name(name)] = (name, artifact_class(ir, art))
     for name, art in sorted(step.outputs.items()):
-        comp.outputs[py_name(name)] = (name, artifact_class(ir, art))
+        comp.outputs[output_key(step, name)] = (name, artifact_class(ir, art))
     return comp
 
 
 def component_spec(comp: Component) -> dict[str, Any]:
-    params: dict[str, Any] = {"mlc_params": {"parameterType": "STRING"},
-                              "mlc_project_dir": {"parameterType": "STRING"}}
+    params: dict[str, Any] = {
+        "mlc_params": {"parameterType": "STRING"},
+        "mlc_project_dir": {"parameterType": "STRING"},
+    }
     for i, ov in enumerate(comp.overrides):
         params[f"mlc_override_{i}"] = {"parameterType": ov.kfp_type}
-    spec: dict[str, Any] = {"executorLabel": comp.executor,
-                            "inputDefinitions": {"parameters": params}}
+    spec: dict[str, Any] = {
+        "executorLabel": comp.executor,
+        "inputDefinitions": {"parameters": params},
+    }
     if comp.inputs:
         spec["inputDefinitions"]["artifacts"] = {
-            n: {"artifactType": schema(cls)} for n, (_, cls) in comp.inputs.items()}
+            n: {"artifactType": schema(cls)} for n, (_, cls) in comp.inputs.items()
+        }
     outputs: dict[str, Any] = {}
     if comp.outputs:
-        outputs["artifacts"] = {n: {"artifactType": schema(cls)}
-                                for n, (_, cls) in comp.outputs.items()}
+        outputs["artifacts"] = {
+            n: {"artifactType": schema(cls)} for n, (_, cls) in comp.outputs.items()
+        }
     if comp.returns_verdict:
         outputs["parameters"] = {"Output": {"parameterType": "BOOLEAN"}}
     if outputs:
@@ -151,13 +164,15 @@ def function_source(comp: Component) -> tuple[str, str]:
     step = comp.step
     fn = py_name(step.id)
     sig = ["mlc_params: str", "mlc_project_dir: str"]
-    sig += [f"mlc_override_{i}: {PARAM_TYPES[type(ov.value)][1]}"
-            for i, ov in enumerate(comp.overrides)]
+    sig += [
+        f"mlc_override_{i}: {PARAM_TYPES[type(ov.value)][1]}" for i, ov in enumerate(comp.overrides)
+    ]
     sig += [f"{n}: Input[{cls}]" for n, (_, cls) in comp.inputs.items()]
     sig += [f"{n}: Output[{cls}]" for n, (_, cls) in comp.outputs.items()]
     ret = "bool" if comp.returns_verdict else "None"
-    overrides = ", ".join(f"({json.dumps(ov.path)}, mlc_override_{i})"
-                          for i, ov in enumerate(comp.overrides))
+    overrides = ", ".join(
+        f"({json.dumps(ov.path)}, mlc_override_{i})" for i, ov in enumerate(comp.overrides)
+    )
     ins = ", ".join(f'"{ir}={{}}".format({n}.path)' for n, (ir, _) in comp.inputs.items())
     outs = ", ".join(f'"{ir}={{}}".format({n}.path)' for n, (ir, _) in comp.outputs.items())
     metrics = [n for n, (_, cls) in comp.outputs.items() if cls == "Metrics"]
@@ -206,8 +221,9 @@ def function_source(comp: Component) -> tuple[str, str]:
     return fn, _PRELUDE + "\n".join(lines) + "\n\n"
 
 
-def executor_spec(fn: str, source: str, image: str, install_kfp: bool,
-                  resources: dict[str, Any] | None = None) -> dict[str, Any]:
+def executor_spec(
+    fn: str, source: str, image: str, install_kfp: bool, resources: dict[str, Any] | None = None
+) -> dict[str, Any]:
     command = ["sh", "-ec", _LAUNCHER, source]
     if install_kfp:
         command = ["sh", "-c", _INSTALL, *command]
@@ -224,7 +240,8 @@ def executor_spec(fn: str, source: str, image: str, install_kfp: bool,
 def exit_source(pipeline: str, spec_hash: str) -> tuple[str, str]:
     """The exit handler's function: append the run's end to the audit log, report failure."""
     fn = "mlc_exit_handler"
-    body = f'''def {fn}(mlc_project_dir: str, status: PipelineTaskFinalStatus, record: Output[Artifact]) -> None:
+    body = f'''def {fn}(mlc_project_dir: str, status: PipelineTaskFinalStatus,
+        record: Output[Artifact]) -> None:
     """Writes the audit record of the run and reports a failed run (runs on success and failure)."""
     import json
     import os

@@ -18,8 +18,9 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 
 
 def dump_yaml(doc: Any) -> str:
-    text: str = yaml.dump(doc, Dumper=_Dumper, sort_keys=True, default_flow_style=False,
-                          allow_unicode=True, width=80)
+    text: str = yaml.dump(
+        doc, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=80
+    )
     return text
 
 
@@ -32,8 +33,10 @@ def render_package(ir: IRGraph, options: KfpOptions) -> tuple[str, dict[str, Any
         f"# Name: {ir.name}",
         f"# Compiled by mlc from spec {str(ir.metadata.get('spec_hash', ''))[:12]}",
         "# Inputs:",
-        *[f"#    {name}: {p['parameterType']} [Default: {p['defaultValue']!r}]"
-          for name, p in sorted(params.items())],
+        *[
+            f"#    {name}: {p['parameterType']} [Default: {p['defaultValue']!r}]"
+            for name, p in sorted(params.items())
+        ],
     ]
     body = dump_yaml(doc)
     if platform:
@@ -46,8 +49,14 @@ def emit_package(ir: IRGraph, options: KfpOptions) -> dict[str, str | bytes]:
     text, params = render_package(ir, options)
     files: dict[str, str | bytes] = {options.filename: text}
     defaults = {name: p["defaultValue"] for name, p in params.items()}
-    runs = recurring_runs(ir, options.filename, options.namespace, options.service_account,
-                          options.experiment, defaults)
+    runs = recurring_runs(
+        ir,
+        options.filename,
+        options.namespace,
+        options.service_account,
+        options.experiment,
+        defaults,
+    )
     if runs is not None:
         files["recurring-runs.yaml"] = dump_yaml(runs)
     return files

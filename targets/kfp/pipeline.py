@@ -32,7 +32,7 @@ from mlc.targets.kfp.components import (
     executor_spec,
     exit_source,
     function_source,
-    py_name,
+    output_key,
     rejected_source,
     schema,
 )
@@ -91,7 +91,8 @@ def overrides(ir: IRGraph, steps: list[Step]) -> tuple[dict[str, list[Override]]
                 found, value = _lookup(step.params, path[k:])
                 if found and path[k:] and type(value) in (bool, int, float, str, list, dict):
                     per_step.setdefault(step.id, []).append(
-                        Override(parameter_name(dotted), list(path[k:]), value))
+                        Override(parameter_name(dotted), list(path[k:]), value)
+                    )
                     hit = True
                 break
         if not hit:
@@ -146,14 +147,14 @@ class Builder:
         """Groups beyond the fixed ones (parallel tuning loops)."""
 
     def group(self, parent: Dag, task_name: str, dag: Dag) -> dict[str, Any]:
-        task: dict[str, Any] = {"componentRef": {"name": dag.name},
-                                "taskInfo": {"name": task_name}}
+        task: dict[str, Any] = {"componentRef": {"name": dag.name}, "taskInfo": {"name": task_name}}
         parent.tasks[task_name] = task
         self.holder[dag.name] = task
         return task
 
-    def artifact(self, chain: list[Dag], consumer: dict[str, Any], producer: str, key: str,
-                 cls: str) -> dict[str, Any]:
+    def artifact(
+        self, chain: list[Dag], consumer: dict[str, Any], producer: str, key: str, cls: str
+    ) -> dict[str, Any]:
         """The input spec a task in `chain[-1]` uses to read `producer`'s output `key`."""
         here = len(chain) - 1
         source = self.depth_of[producer]
@@ -172,14 +173,22 @@ class Builder:
                 _inputs(holder, "artifacts")[channel] = {"componentInputArtifact": channel}
         return {"componentInputArtifact": channel}
 
-    def parameter(self, chain: list[Dag], consumer: dict[str, Any], name: str, kfp_type: str,
-                  producer: str | None = None) -> dict[str, Any]:
+    def parameter(
+        self,
+        chain: list[Dag],
+        consumer: dict[str, Any],
+        name: str,
+        kfp_type: str,
+        producer: str | None = None,
+    ) -> dict[str, Any]:
         """Input spec for a pipeline parameter (`producer` None) or a task's output parameter."""
         here = len(chain) - 1
         source = 0 if producer is None else self.depth_of[producer]
         ref: dict[str, Any] = (
-            {"componentInputParameter": name} if producer is None
-            else {"taskOutputParameter": {"outputParameterKey": name, "producerTask": producer}})
+            {"componentInputParameter": name}
+            if producer is None
+            else {"taskOutputParameter": {"outputParameterKey": name, "producerTask": producer}}
+        )
         if source == here:
             if producer is not None:
                 _depend(consumer, producer)
@@ -198,8 +207,12 @@ class Builder:
 
 
 def _retry(count: int) -> dict[str, Any]:
-    return {"backoffDuration": "0s", "backoffFactor": 2.0, "backoffMaxDuration": "3600s",
-            "maxRetryCount": count}
+    return {
+        "backoffDuration": "0s",
+        "backoffFactor": 2.0,
+        "backoffMaxDuration": "3600s",
+        "maxRetryCount": count,
+    }
 
 
 def _const(value: Any) -> dict[str, Any]:
@@ -219,8 +232,12 @@ def build_pipeline(ir: IRGraph, options: KfpOptions) -> tuple[dict[str, Any], di
     platform: dict[str, Any] = {}
     secrets = dict(ir.settings.get("security", {}).get("secrets", {}))
     root_params: dict[str, Any] = {
-        PROJECT_DIR: {"defaultValue": options.project_dir, "isOptional": True,
-                      "parameterType": "STRING"}}
+        PROJECT_DIR: {
+            "defaultValue": options.project_dir,
+            "isOptional": True,
+            "parameterType": "STRING",
+        }
+    }
     conditional = [s for s in steps if s.when]
     gate_id = conditional[0].when.split(".")[0] if conditional and conditional[0].when else None
     if gate_id is not None:
@@ -228,8 +245,11 @@ def build_pipeline(ir: IRGraph, options: KfpOptions) -> tuple[dict[str, Any], di
         b.group(branches, "condition-2", passed)
         b.group(branches, "condition-3", failed)
     b.depth_of.update({"exit-handler-1": 0, "condition-branches-1": 1})
-    chains = {"main": [b.root, main], "passed": [b.root, main, branches, passed],
-              "failed": [b.root, main, branches, failed]}
+    chains = {
+        "main": [b.root, main],
+        "passed": [b.root, main, branches, passed],
+        "failed": [b.root, main, branches, failed],
+    }
 
     for step in steps:
         comp = component_for(ir, step, per_step.get(step.id, []))
@@ -237,16 +257,22 @@ def build_pipeline(ir: IRGraph, options: KfpOptions) -> tuple[dict[str, Any], di
         b.depth_of[step.id] = len(chain) - 1
         task = _step_task(b, chain, ir, comp, options)
         for ov in comp.overrides:
-            root_params.setdefault(ov.parameter, {"defaultValue": ov.value, "isOptional": True,
-                                                  "parameterType": ov.kfp_type})
+            root_params.setdefault(
+                ov.parameter,
+                {"defaultValue": ov.value, "isOptional": True, "parameterType": ov.kfp_type},
+            )
         chain[-1].tasks[step.id] = task
         if _parallel_tuning(step) and not step.when:
             _tuning_workers(b, chain, ir, comp, options, task)
         fn, source = function_source(comp)
         components[comp.name] = component_spec(comp)
-        executors[comp.executor] = executor_spec(fn, source, options.image,
-                                                 options.install_kfp_package,
-                                                 resources_spec(step.resources, options))
+        executors[comp.executor] = executor_spec(
+            fn,
+            source,
+            options.image,
+            options.install_kfp_package,
+            resources_spec(step.resources, options),
+        )
         config = executor_platform(step, options, secrets)
         if config:
             platform[comp.executor] = config
@@ -255,8 +281,13 @@ def build_pipeline(ir: IRGraph, options: KfpOptions) -> tuple[dict[str, Any], di
         cond = f"inputs.parameter_values['{_CHANNEL}{gate_id}-Output'] == true"
         for dag, expr in ((passed, cond), (failed, f"!({cond})")):
             holder = b.holder[dag.name]
-            b.parameter(chains["passed" if dag is passed else "failed"], holder, "Output",
-                        "BOOLEAN", gate_id)
+            b.parameter(
+                chains["passed" if dag is passed else "failed"],
+                holder,
+                "Output",
+                "BOOLEAN",
+                gate_id,
+            )
             holder["triggerPolicy"] = {"condition": expr}
         _rejected(b, chains["failed"], ir, gate_id, options, components, executors)
     _exit_handler(b, ir, options, components, executors)
@@ -266,21 +297,30 @@ def build_pipeline(ir: IRGraph, options: KfpOptions) -> tuple[dict[str, Any], di
     doc = {
         "components": components,
         "deploymentSpec": {"executors": executors},
-        "pipelineInfo": {"name": ir.name, **({"description": ir.metadata["description"]}
-                                             if ir.metadata.get("description") else {})},
-        "root": {"dag": {"tasks": b.root.tasks},
-                 "inputDefinitions": {"parameters": root_params}},
+        "pipelineInfo": {
+            "name": ir.name,
+            **(
+                {"description": ir.metadata["description"]}
+                if ir.metadata.get("description")
+                else {}
+            ),
+        },
+        "root": {"dag": {"tasks": b.root.tasks}, "inputDefinitions": {"parameters": root_params}},
         "schemaVersion": "2.1.0",
         # kfp stamps its own version here; mlc stamps a fixed word so outputs stay byte-stable.
         "sdkVersion": "mlc",
     }
-    platform_doc = ({"platforms": {"kubernetes": {"deploymentSpec": {"executors": platform}}}}
-                    if platform else {})
+    platform_doc = (
+        {"platforms": {"kubernetes": {"deploymentSpec": {"executors": platform}}}}
+        if platform
+        else {}
+    )
     return doc, platform_doc
 
 
-def _step_task(b: Builder, chain: list[Dag], ir: IRGraph, comp: Component,
-               options: KfpOptions) -> dict[str, Any]:
+def _step_task(
+    b: Builder, chain: list[Dag], ir: IRGraph, comp: Component, options: KfpOptions
+) -> dict[str, Any]:
     step = comp.step
     task: dict[str, Any] = {
         "cachingOptions": {"enableCache": True} if step.cache and options.caching else {},
@@ -288,27 +328,36 @@ def _step_task(b: Builder, chain: list[Dag], ir: IRGraph, comp: Component,
         "taskInfo": {"name": step.id},
     }
     params = _inputs(task, "parameters")
-    params["mlc_params"] = _const(json.dumps(step.params, sort_keys=True,
-                                             separators=(",", ":")))
+    params["mlc_params"] = _const(json.dumps(step.params, sort_keys=True, separators=(",", ":")))
     params["mlc_project_dir"] = b.parameter(chain, task, PROJECT_DIR, "STRING")
     for i, ov in enumerate(comp.overrides):
         params[f"mlc_override_{i}"] = b.parameter(chain, task, ov.parameter, ov.kfp_type)
     for name, (ir_name, cls) in comp.inputs.items():
         art = ir.artifact(step.inputs[ir_name])
         _inputs(task, "artifacts")[name] = b.artifact(
-            chain, task, art.producer, py_name(art.name), cls)
+            chain, task, art.producer, output_key(ir.step(art.producer), art.name), cls
+        )
     if step.retries:
         task["retryPolicy"] = _retry(step.retries)
     return task
 
 
 def _parallel_tuning(step: Step) -> bool:
-    return (step.kind is StepKind.TUNE and bool(step.params.get("storage"))
-            and int(step.params.get("parallelism", 1)) > 1)
+    return (
+        step.kind is StepKind.TUNE
+        and bool(step.params.get("storage"))
+        and int(step.params.get("parallelism", 1)) > 1
+    )
 
 
-def _tuning_workers(b: Builder, chain: list[Dag], ir: IRGraph, comp: Component,
-                    options: KfpOptions, tune_task: dict[str, Any]) -> None:
+def _tuning_workers(
+    b: Builder,
+    chain: list[Dag],
+    ir: IRGraph,
+    comp: Component,
+    options: KfpOptions,
+    tune_task: dict[str, Any],
+) -> None:
     """Trials in a `ParallelFor` sharing one Optuna study (the spec's shared storage).
 
     Every worker runs the tune step on the same study until it holds the spec's trial count;
@@ -322,8 +371,10 @@ def _tuning_workers(b: Builder, chain: list[Dag], ir: IRGraph, comp: Component,
     item = f"{_CHANNEL}loop-item-{step.id}"
     holder = b.group(chain[-1], name, loop)
     holder["iteratorPolicy"] = {"parallelismLimit": workers}
-    holder["parameterIterator"] = {"itemInput": item,
-                                   "items": {"raw": json.dumps(list(range(workers)))}}
+    holder["parameterIterator"] = {
+        "itemInput": item,
+        "items": {"raw": json.dumps(list(range(workers)))},
+    }
     loop.in_params[item] = "NUMBER_INTEGER"
     b.depth_of[name] = len(chain) - 1
     inner = [*chain, loop]
@@ -337,43 +388,66 @@ def _tuning_workers(b: Builder, chain: list[Dag], ir: IRGraph, comp: Component,
     _depend(tune_task, name)
 
 
-def _rejected(b: Builder, chain: list[Dag], ir: IRGraph, gate_id: str, options: KfpOptions,
-              components: dict[str, Any], executors: dict[str, Any]) -> None:
-    task: dict[str, Any] = {"cachingOptions": {}, "componentRef": {"name": f"comp-{REJECTED_TASK}"},
-                            "taskInfo": {"name": REJECTED_TASK}}
-    _inputs(task, "artifacts")["verdict"] = b.artifact(chain, task, gate_id, "verdict",
-                                                       "Artifact")
+def _rejected(
+    b: Builder,
+    chain: list[Dag],
+    ir: IRGraph,
+    gate_id: str,
+    options: KfpOptions,
+    components: dict[str, Any],
+    executors: dict[str, Any],
+) -> None:
+    task: dict[str, Any] = {
+        "cachingOptions": {},
+        "componentRef": {"name": f"comp-{REJECTED_TASK}"},
+        "taskInfo": {"name": REJECTED_TASK},
+    }
+    _inputs(task, "artifacts")["verdict"] = b.artifact(chain, task, gate_id, "verdict", "Artifact")
     chain[-1].tasks[REJECTED_TASK] = task
     fn, source = rejected_source()
     components[f"comp-{REJECTED_TASK}"] = {
         "executorLabel": f"exec-{REJECTED_TASK}",
-        "inputDefinitions": {"artifacts": {"verdict": {"artifactType": schema("Artifact")}}}}
-    executors[f"exec-{REJECTED_TASK}"] = executor_spec(fn, source, options.image,
-                                                       options.install_kfp_package)
+        "inputDefinitions": {"artifacts": {"verdict": {"artifactType": schema("Artifact")}}},
+    }
+    executors[f"exec-{REJECTED_TASK}"] = executor_spec(
+        fn, source, options.image, options.install_kfp_package
+    )
 
 
-def _exit_handler(b: Builder, ir: IRGraph, options: KfpOptions, components: dict[str, Any],
-                  executors: dict[str, Any]) -> None:
+def _exit_handler(
+    b: Builder,
+    ir: IRGraph,
+    options: KfpOptions,
+    components: dict[str, Any],
+    executors: dict[str, Any],
+) -> None:
     b.root.tasks[EXIT_TASK] = {
         "cachingOptions": {},
         "componentRef": {"name": f"comp-{EXIT_TASK}"},
         "dependentTasks": ["exit-handler-1"],
-        "inputs": {"parameters": {
-            "mlc_project_dir": {"componentInputParameter": PROJECT_DIR},
-            "status": {"taskFinalStatus": {"producerTask": "exit-handler-1"}}}},
+        "inputs": {
+            "parameters": {
+                "mlc_project_dir": {"componentInputParameter": PROJECT_DIR},
+                "status": {"taskFinalStatus": {"producerTask": "exit-handler-1"}},
+            }
+        },
         "taskInfo": {"name": EXIT_TASK},
         "triggerPolicy": {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"},
     }
     fn, source = exit_source(ir.name, str(ir.metadata.get("spec_hash", "")))
     components[f"comp-{EXIT_TASK}"] = {
         "executorLabel": f"exec-{EXIT_TASK}",
-        "inputDefinitions": {"parameters": {
-            "mlc_project_dir": {"parameterType": "STRING"},
-            "status": {"isOptional": True, "parameterType": "TASK_FINAL_STATUS"}}},
+        "inputDefinitions": {
+            "parameters": {
+                "mlc_project_dir": {"parameterType": "STRING"},
+                "status": {"isOptional": True, "parameterType": "TASK_FINAL_STATUS"},
+            }
+        },
         "outputDefinitions": {"artifacts": {"record": {"artifactType": schema("Artifact")}}},
     }
-    executors[f"exec-{EXIT_TASK}"] = executor_spec(fn, source, options.image,
-                                                   options.install_kfp_package)
+    executors[f"exec-{EXIT_TASK}"] = executor_spec(
+        fn, source, options.image, options.install_kfp_package
+    )
 
 
 __all__ = ["build_pipeline", "overrides", "parameter_name", "pipeline_steps"]

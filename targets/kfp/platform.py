@@ -13,8 +13,20 @@ from typing import Any
 from mlc.compiler.ir import Resources, Step
 from mlc.targets.kfp import KfpOptions
 
-_MEMORY_UNITS = {"E": 10**18, "P": 10**15, "T": 10**12, "G": 10**9, "M": 10**6, "K": 10**3,
-                 "Ei": 2**60, "Pi": 2**50, "Ti": 2**40, "Gi": 2**30, "Mi": 2**20, "Ki": 2**10}
+_MEMORY_UNITS = {
+    "E": 10**18,
+    "P": 10**15,
+    "T": 10**12,
+    "G": 10**9,
+    "M": 10**6,
+    "K": 10**3,
+    "Ei": 2**60,
+    "Pi": 2**50,
+    "Ti": 2**40,
+    "Gi": 2**30,
+    "Mi": 2**20,
+    "Ki": 2**10,
+}
 _SECRET = re.compile(r"^(?P<scheme>[a-z-]+):(?P<path>[^#]*)(?:#(?P<key>.+))?$")
 
 
@@ -35,17 +47,25 @@ def resources_spec(res: Resources, options: KfpOptions) -> dict[str, Any] | None
     out: dict[str, Any] = {}
     if res.cpu is not None:
         cpu = _cpu_number(res.cpu)
-        out.update(cpuLimit=cpu, cpuRequest=cpu, resourceCpuLimit=res.cpu,
-                   resourceCpuRequest=res.cpu)
+        out.update(
+            cpuLimit=cpu, cpuRequest=cpu, resourceCpuLimit=res.cpu, resourceCpuRequest=res.cpu
+        )
     if res.memory is not None:
         gb = _memory_gb(res.memory)
-        out.update(memoryLimit=gb, memoryRequest=gb, resourceMemoryLimit=res.memory,
-                   resourceMemoryRequest=res.memory)
+        out.update(
+            memoryLimit=gb,
+            memoryRequest=gb,
+            resourceMemoryLimit=res.memory,
+            resourceMemoryRequest=res.memory,
+        )
     if res.gpu_count > 0:
         count = str(res.gpu_count)
-        out["accelerator"] = {"count": count, "resourceCount": count,
-                              "resourceType": options.gpu_resource,
-                              "type": options.gpu_resource}
+        out["accelerator"] = {
+            "count": count,
+            "resourceCount": count,
+            "resourceType": options.gpu_resource,
+            "type": options.gpu_resource,
+        }
     return out or None
 
 
@@ -76,8 +96,7 @@ def step_secrets(step: Step, secrets: dict[str, str]) -> list[str]:
     return sorted(env for env in secrets if f"env:{env}" in text)
 
 
-def executor_platform(step: Step, options: KfpOptions,
-                      secrets: dict[str, str]) -> dict[str, Any]:
+def executor_platform(step: Step, options: KfpOptions, secrets: dict[str, str]) -> dict[str, Any]:
     """kfp-kubernetes `KubernetesExecutorConfig` of a step, as kfp-kubernetes writes it."""
     config: dict[str, Any] = {}
     by_secret: dict[str, dict[str, str]] = {}
@@ -86,16 +105,21 @@ def executor_platform(step: Step, options: KfpOptions,
         by_secret.setdefault(name, {})[key] = env
     if by_secret:
         config["secretAsEnv"] = [
-            {"keyToEnv": [{"envVar": env, "secretKey": key} for key, env in sorted(m.items())],
-             "optional": False, "secretName": name,
-             "secretNameParameter": {"runtimeValue": {"constant": name}}}
-            for name, m in sorted(by_secret.items())]
+            {
+                "keyToEnv": [{"envVar": env, "secretKey": key} for key, env in sorted(m.items())],
+                "optional": False,
+                "secretName": name,
+                "secretNameParameter": {"runtimeValue": {"constant": name}},
+            }
+            for name, m in sorted(by_secret.items())
+        ]
     res = step.resources
     if res.gpu_count > 0:
         if res.gpu_type:
             config["nodeSelector"] = {"labels": {options.gpu_node_selector_key: res.gpu_type}}
-        config["tolerations"] = [{"effect": "NoSchedule", "key": options.gpu_toleration_key,
-                                  "operator": "Exists"}]
+        config["tolerations"] = [
+            {"effect": "NoSchedule", "key": options.gpu_toleration_key, "operator": "Exists"}
+        ]
     if step.timeout_s:
         config["activeDeadlineSeconds"] = str(int(step.timeout_s))
     return config

@@ -11,9 +11,15 @@ from typing import Any
 
 from mlc.compiler.ir import IRGraph, StepKind
 
-_MACROS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
-           "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
-           "@hourly": "0 * * * *"}
+_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 
 
 def kfp_cron(cron: str) -> str:
@@ -25,23 +31,31 @@ def kfp_cron(cron: str) -> str:
     return "0 " + _MACROS.get(cron.strip(), cron.strip())
 
 
-def recurring_runs(ir: IRGraph, package: str, namespace: str, service_account: str,
-                   experiment: str, parameters: dict[str, Any]) -> dict[str, Any] | None:
+def recurring_runs(
+    ir: IRGraph,
+    package: str,
+    namespace: str,
+    service_account: str,
+    experiment: str,
+    parameters: dict[str, Any],
+) -> dict[str, Any] | None:
     """The recurring-run definition beside the package, or None when nothing is scheduled."""
     schedules = []
     for step in ir.steps_of(StepKind.RETRAIN_TRIGGER):
         for i, trigger in enumerate(step.params.get("triggers", [])):
             if trigger.get("kind") != "schedule":
                 continue
-            schedules.append({
-                "name": f"{ir.name}-retrain-{len(schedules) + 1}",
-                "cron_expression": kfp_cron(str(trigger["cron"])),
-                "origin": f"feedback.triggers[{i}]",
-                "max_concurrency": 1,
-                "no_catchup": True,
-                "enabled": True,
-                "parameters": dict(sorted(parameters.items())),
-            })
+            schedules.append(
+                {
+                    "name": f"{ir.name}-retrain-{len(schedules) + 1}",
+                    "cron_expression": kfp_cron(str(trigger["cron"])),
+                    "origin": f"feedback.triggers[{i}]",
+                    "max_concurrency": 1,
+                    "no_catchup": True,
+                    "enabled": True,
+                    "parameters": dict(sorted(parameters.items())),
+                }
+            )
     if not schedules:
         return None
     return {

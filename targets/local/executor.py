@@ -173,6 +173,25 @@ def implementation_version(fn: Callable[..., Any]) -> str:
     return version
 
 
+_IMPL_BY_KIND: dict[str, str] = {}
+
+
+def module_version(module: str) -> str:
+    """Hash of a step module's source plus the private helpers (`_*.py`) beside it.
+
+    Found through the import system's spec, so nothing is imported: a cached rerun never pays
+    for importing scikit-learn, torch or MLflow.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return f"module:{module}"
+    origin = Path(spec.origin)
+    files = [origin, *sorted(p for p in origin.parent.glob("_*.py") if p != origin)]
+    return "src:" + _digest({p.name: _sha256_file(p) for p in files})
+
+
 # -- cache entries -------------------------------------------------------------------------------
 
 
@@ -436,11 +455,23 @@ class Executor:
 
     # -- one step --------------------------------------------------------------------------
 
-    def _key(self, step: Step, fn: StepFunction, champion: dict[str, Any] | None) -> str:
+    def _impl(self, kind: StepKind) -> str:
+        """Implementation version without importing the step (imports cost seconds)."""
+        if self.steps_impl is not None:
+            return implementation_version(self._function(kind))
+        cached = _IMPL_BY_KIND.get(kind.value)
+        if cached is None:
+            from mlc.runtime.steps import STEPS
+
+            cached = module_version(STEPS.module(kind.value))
+            _IMPL_BY_KIND[kind.value] = cached
+        return cached
+
+    def _key(self, step: Step, champion: dict[str, Any] | None) -> str:
         body: dict[str, Any] = {
             "layout": CACHE_LAYOUT,
             "kind": step.kind.value,
-            "impl": implementation_version(fn),
+            "impl": self._impl(step.kind),
             "params": step.params,
             "inputs": {n: self.hashes[a] for n, a in sorted(step.inputs.items())},
             "outputs": sorted(step.outputs),
@@ -473,9 +504,8 @@ class Executor:
         reason = self._skip_reason(step)
         if reason is not None:
             return StepOutcome(step.id, step.kind.value, "skipped", message=reason)
-        fn = self._function(step.kind)
         champion = self._champion(step)
-        key = self._key(step, fn, champion)
+        key = self._key(step, champion)
         entry = self.cache / key
         forced = step.id in self._forced
         status = "ran"
@@ -494,7 +524,7 @@ class Executor:
         elif self.options.only and not forced:
             raise RunError(f"step '{step.id}' has no cached result for --only "
                            f"{self.options.only}; run the pipeline once without --only")
-        return self._execute(step, fn, key, champion, status)
+        return self._execute(step, self._function(step.kind), key, champion, status)
 
     def _execute(self, step: Step, fn: StepFunction, key: str,
                  champion: dict[str, Any] | None, status: str) -> StepOutcome:

@@ -1,0 +1,119 @@
+"""kfp target end to end: the compiled package runs under kfp.local like `mlc run` does.
+
+Real kfp, real runtime, no Docker or network: kfp's subprocess runner executes every component
+function, which calls `python -m mlc.runtime step …` in this environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlc.compiler.api import compile_spec
+
+REPO = Path(__file__).resolve().parent.parent
+CREDIT = REPO / "examples" / "credit"
+FAST = ["tuning.trials=2", "tuning.cv_folds=2", "training.model.params.max_iter=30"]
+
+pytestmark = pytest.mark.slow
+
+_RUNNER = """
+import sys, kfp.components, kfp.local
+package, project, root = sys.argv[1:4]
+kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=root,
+               raise_on_error=False)
+kfp.components.load_component_from_file(package)(project_dir=project)
+"""
+
+
+def _project(tmp: Path) -> Path:
+    project = tmp / "project"
+    project.mkdir()
+    shutil.copytree(CREDIT / "data", project / "data")
+    return project
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "MLC_PSEUDONYM_KEY": "kfp-local-test-key", "OMP_NUM_THREADS": "1"}
+
+
+def _run_kfp(tmp: Path, overrides: list[str]) -> tuple[Path, Path]:
+    compile_spec(CREDIT / "mlc.yaml", ["kfp"], tmp / "out", overrides)
+    project, root = _project(tmp), tmp / "kfp-root"
+    # A separate process: kfp.local's runner is process-wide state.
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _RUNNER,
+            str(tmp / "out/kfp/pipeline.yaml"),
+            str(project),
+            str(root),
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    (run,) = list(root.iterdir())
+    return run, project
+
+
+def _meta(folder: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((folder / "_meta.json").read_text())
+    return data
+
+
+def _find(root: Path, task: str, output: str) -> list[Path]:
+    return sorted(p for p in root.rglob(output) if p.parent.name == task and p.is_dir())
+
+
+def test_kfp_local_matches_mlc_run(tmp_path: Path) -> None:
+    run, _ = _run_kfp(tmp_path / "kfp", FAST)
+    (metrics,) = _find(run, "evaluate", "metrics")
+    kfp_metrics = _meta(metrics)["metrics"]
+    # The passing branch registered the model; the exit handler wrote the audit record.
+    assert _find(run, "register", "model_version"), "register did not run"
+    (record,) = _find(run, "mlc-exit-handler", "record")
+    audit = json.loads((record / "audit.json").read_text())
+    assert audit["event"] == "run.end" and audit["details"]["state"] == "SUCCEEDED"
+
+    local = tmp_path / "local"
+    local.mkdir()
+    local_project = _project(local)
+    shutil.copy(CREDIT / "mlc.yaml", local_project / "mlc.yaml")
+    shutil.copytree(CREDIT / "env", local_project / "env")
+    proc = subprocess.run(
+        [str(REPO / ".venv/bin/mlc"), "run", str(local_project / "mlc.yaml"), "-q", *FAST],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    found = [
+        p
+        for p in local_project.joinpath(".mlc").rglob("_meta.json")
+        if p.parent.name == "metrics" and "evaluate" in str(p)
+    ]
+    assert found, "mlc run wrote no evaluate metrics"
+    local_metrics = _meta(found[0].parent)["metrics"]
+    assert kfp_metrics.keys() == local_metrics.keys()
+    for name, value in kfp_metrics.items():
+        assert value == pytest.approx(local_metrics[name], rel=1e-9, abs=1e-12), name
+
+
+def test_failing_gate_takes_else_branch(tmp_path: Path) -> None:
+    run, _ = _run_kfp(tmp_path, [*FAST, "evaluation.gates[0].threshold=0.999"])
+    (verdict,) = _find(run, "gate", "verdict")
+    assert _meta(verdict)["passed"] is False
+    assert not list(run.rglob("model_version")), "a model was registered past a failing gate"
+    assert (run / "gate-rejected").is_dir()
