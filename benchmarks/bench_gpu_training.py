@@ -63,8 +63,17 @@ def lightning_path(mlp, x, y, epochs: int, batch: int, device: torch.device) -> 
     accelerator = "gpu" if device.type == "cuda" else "cpu"
     _sync(device)
     start = time.perf_counter()
-    mlp.fit_mlp(x, y, task="classification", out_features=2, batch_size=batch,
-                max_epochs=epochs, accelerator=accelerator, devices=1, seed=0)
+    mlp.fit_mlp(
+        x,
+        y,
+        task="classification",
+        out_features=2,
+        batch_size=batch,
+        max_epochs=epochs,
+        accelerator=accelerator,
+        devices=1,
+        seed=0,
+    )
     _sync(device)
     return x.shape[0] * epochs / (time.perf_counter() - start)
 
@@ -88,19 +97,32 @@ def main() -> None:
     results = {"plain_torch_gpu_resident": [], "mlc_lightning": []}
     for _ in range(args.runs):
         results["plain_torch_gpu_resident"].append(
-            plain_loop(mlp, x, y, args.epochs, args.batch, device))
-        results["mlc_lightning"].append(
-            lightning_path(mlp, x, y, args.epochs, args.batch, device))
+            plain_loop(mlp, x, y, args.epochs, args.batch, device)
+        )
+        results["mlc_lightning"].append(lightning_path(mlp, x, y, args.epochs, args.batch, device))
     medians = {k: statistics.median(v) for k, v in results.items()}
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"
     for path, value in medians.items():
-        print(json.dumps({"path": path, "device": name, "rows": args.rows,
-                          "batch": args.batch, "epochs": args.epochs, "runs": args.runs,
-                          "samples_per_s_median": round(value),
-                          "samples_per_s_all": [round(v) for v in results[path]]}))
+        print(
+            json.dumps(
+                {
+                    "path": path,
+                    "device": name,
+                    "rows": args.rows,
+                    "batch": args.batch,
+                    "epochs": args.epochs,
+                    "runs": args.runs,
+                    "samples_per_s_median": round(value),
+                    "samples_per_s_all": [round(v) for v in results[path]],
+                }
+            )
+        )
     ratio = medians["mlc_lightning"] / medians["plain_torch_gpu_resident"]
-    print(json.dumps({"ratio_lightning_over_plain": round(ratio, 3), "goal": 0.9,
-                      "torch": torch.__version__}))
+    print(
+        json.dumps(
+            {"ratio_lightning_over_plain": round(ratio, 3), "goal": 0.9, "torch": torch.__version__}
+        )
+    )
 
 
 if __name__ == "__main__":

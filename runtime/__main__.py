@@ -77,9 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, StepError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    ctx = StepContext(project_dir=Path(args.project_dir), state_dir=args.state_dir,
-                      tracking_uri=args.tracking_uri, run_id=args.run_id,
-                      step_id=args.kind)
+    ctx = StepContext(
+        project_dir=Path(args.project_dir),
+        state_dir=args.state_dir,
+        tracking_uri=args.tracking_uri,
+        run_id=args.run_id,
+        step_id=args.kind,
+    )
     try:
         summary = fn(params, inputs, outputs, ctx)
     except StepError as exc:

@@ -55,13 +55,19 @@ def git_commit(path: str | Path) -> str | None:
     try:
         head = subprocess.run(
             ["git", "-C", str(path), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
         if head.returncode != 0:
             return None
         dirty = subprocess.run(
             ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5, check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -180,8 +186,10 @@ def verify(state_dir: str | Path) -> Verification:
                 return Verification(count, number, "the last record is truncated")
             try:
                 record = json.loads(raw)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 return Verification(count, number, f"not valid JSON ({exc.msg})")
+            except ValueError:
+                return Verification(count, number, "not valid UTF-8 JSON")
             if not isinstance(record, dict) or "hash" not in record:
                 return Verification(count, number, "not an audit record")
             if record.get("prev") != prev:

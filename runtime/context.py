@@ -44,8 +44,9 @@ class StepContext:
 
     def __post_init__(self) -> None:
         self.project_dir = Path(self.project_dir)
-        self.state_dir = (self.project_dir / ".mlc" if self.state_dir is None
-                          else Path(self.state_dir))
+        self.state_dir = (
+            self.project_dir / ".mlc" if self.state_dir is None else Path(self.state_dir)
+        )
 
     @property
     def state(self) -> Path:

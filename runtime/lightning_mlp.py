@@ -25,7 +25,7 @@ from torch import nn
 try:  # sklearn's base classes give Pipeline/clone the tags they expect; optional on GPU boxes
     from sklearn.base import BaseEstimator as _Base
 except ImportError:  # pragma: no cover - the standalone benchmark path
-    _Base = object  # type: ignore[assignment,misc]
+    _Base = object
 
 
 def make_net(in_features: int, out_features: int, hidden: Sequence[int] = (256, 128)) -> nn.Module:
@@ -46,9 +46,18 @@ class DeviceBatches:
     permutation on that device. Under DDP each rank takes every `world_size`-th index.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *,
-                 device: torch.device | str = "cpu", shuffle: bool = True, seed: int = 0,
-                 rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        *,
+        device: torch.device | str = "cpu",
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         self.x = x.to(device, non_blocking=True)
         self.y = y.to(device, non_blocking=True)
         self.batch_size = batch_size
@@ -77,8 +86,14 @@ class DeviceBatches:
 class TabularMLP(L.LightningModule):
     """MLP for classification (cross-entropy) or regression (MSE) on a float feature matrix."""
 
-    def __init__(self, in_features: int, out_features: int, task: str = "classification",
-                 hidden: Sequence[int] = (256, 128), learning_rate: float = 1e-3) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        task: str = "classification",
+        hidden: Sequence[int] = (256, 128),
+        learning_rate: float = 1e-3,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.net = make_net(in_features, out_features, hidden)
@@ -102,9 +117,15 @@ class TabularMLP(L.LightningModule):
     def train_dataloader(self) -> DeviceBatches:
         assert self.data is not None, "call set_data(x, y) before fit"
         # Lightning has placed the module on its device by now: the data moves there once.
-        return DeviceBatches(self.data[0], self.data[1], self.batch_size, device=self.device,
-                             seed=self.seed, rank=self.global_rank,
-                             world_size=self.trainer.world_size if self._trainer else 1)
+        return DeviceBatches(
+            self.data[0],
+            self.data[1],
+            self.batch_size,
+            device=self.device,
+            seed=self.seed,
+            rank=self.global_rank,
+            world_size=self.trainer.world_size if self._trainer else 1,
+        )
 
     def set_data(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int = 0) -> None:
         self.data = (x, y)
@@ -128,11 +149,23 @@ class TabularMLP(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.learning_rate)
 
 
-def fit_mlp(x: Any, y: Any, *, task: str = "classification", out_features: int | None = None,
-            hidden: Sequence[int] = (256, 128), learning_rate: float = 1e-3,
-            batch_size: int = 256, max_epochs: int = 20, accelerator: str = "auto",
-            devices: int | str = "auto", precision: str = "32-true", strategy: str = "auto",
-            max_time: float | None = None, seed: int = 0) -> tuple[TabularMLP, L.Trainer]:
+def fit_mlp(
+    x: Any,
+    y: Any,
+    *,
+    task: str = "classification",
+    out_features: int | None = None,
+    hidden: Sequence[int] = (256, 128),
+    learning_rate: float = 1e-3,
+    batch_size: int = 256,
+    max_epochs: int = 20,
+    accelerator: str = "auto",
+    devices: int | str = "auto",
+    precision: str = "32-true",
+    strategy: str = "auto",
+    max_time: float | None = None,
+    seed: int = 0,
+) -> tuple[TabularMLP, L.Trainer]:
     """Train a `TabularMLP` on a float matrix `x` and labels `y` (class indices or targets).
 
     `x`/`y` may be numpy arrays or tensors already on the GPU; either way the data crosses to
@@ -146,28 +179,43 @@ def fit_mlp(x: Any, y: Any, *, task: str = "classification", out_features: int |
     module = TabularMLP(xt.shape[1], out_features, task, hidden, learning_rate)
     module.set_data(xt, yt, batch_size, seed)
     trainer = L.Trainer(
-        accelerator=accelerator, devices=devices, precision=precision,  # type: ignore[arg-type]
+        accelerator=accelerator,
+        devices=devices,
+        precision=precision,  # type: ignore[arg-type]
         strategy="auto" if strategy in ("none", "auto") else strategy,
         max_epochs=max_epochs,
         max_time=datetime.timedelta(seconds=max_time) if max_time else None,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, num_sanity_val_steps=0, deterministic=False,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=False,
     )
     trainer.fit(module)
     return module, trainer
 
 
-class MLPEstimator(_Base):  # type: ignore[misc,valid-type]
+class MLPEstimator(_Base):  # type: ignore[misc]
     """scikit-learn style wrapper around `fit_mlp`; pickles with CPU weights.
 
     Args mirror `fit_mlp`. After `fit`: `classes_` (classification), `epochs_`, `stopped_`.
     """
 
-    def __init__(self, task: str = "classification", hidden: Sequence[int] = (256, 128),
-                 learning_rate: float = 1e-3, batch_size: int = 256, max_epochs: int = 20,
-                 accelerator: str = "auto", devices: int | str = "auto",
-                 precision: str = "32-true", strategy: str = "auto",
-                 max_time: float | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        task: str = "classification",
+        hidden: Sequence[int] = (256, 128),
+        learning_rate: float = 1e-3,
+        batch_size: int = 256,
+        max_epochs: int = 20,
+        accelerator: str = "auto",
+        devices: int | str = "auto",
+        precision: str = "32-true",
+        strategy: str = "auto",
+        max_time: float | None = None,
+        seed: int = 0,
+    ) -> None:
         self.task = task
         self.hidden = hidden
         self.learning_rate = learning_rate
@@ -181,8 +229,19 @@ class MLPEstimator(_Base):  # type: ignore[misc,valid-type]
         self.seed = seed
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        keys = ("task", "hidden", "learning_rate", "batch_size", "max_epochs", "accelerator",
-                "devices", "precision", "strategy", "max_time", "seed")
+        keys = (
+            "task",
+            "hidden",
+            "learning_rate",
+            "batch_size",
+            "max_epochs",
+            "accelerator",
+            "devices",
+            "precision",
+            "strategy",
+            "max_time",
+            "seed",
+        )
         return {k: getattr(self, k) for k in keys}
 
     def set_params(self, **params: Any) -> MLPEstimator:
@@ -209,11 +268,21 @@ class MLPEstimator(_Base):  # type: ignore[misc,valid-type]
             target, out = y_arr.astype(np.float32), 1
         self.n_features_in_ = x.shape[1]
         module, trainer = fit_mlp(
-            x, target, task=self.task, out_features=out, hidden=tuple(self.hidden),
-            learning_rate=self.learning_rate, batch_size=self.batch_size,
-            max_epochs=self.max_epochs, accelerator=self.accelerator, devices=self.devices,
-            precision=self.precision, strategy=self.strategy, max_time=self.max_time,
-            seed=self.seed)
+            x,
+            target,
+            task=self.task,
+            out_features=out,
+            hidden=tuple(self.hidden),
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            accelerator=self.accelerator,
+            devices=self.devices,
+            precision=self.precision,
+            strategy=self.strategy,
+            max_time=self.max_time,
+            seed=self.seed,
+        )
         self.epochs_ = int(trainer.current_epoch)
         self.stopped_ = "max_time" if self.epochs_ < self.max_epochs else "max_epochs"
         self.final_loss_ = module.epoch_loss

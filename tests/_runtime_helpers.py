@@ -17,8 +17,13 @@ def ir_of(spec: Path, overrides: tuple[str, ...] = ()) -> Any:
     return check(spec, overrides).ir
 
 
-def run_pipeline(ir: Any, root: Path, ctx: StepContext, until: str | None = None,
-                 params_patch: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def run_pipeline(
+    ir: Any,
+    root: Path,
+    ctx: StepContext,
+    until: str | None = None,
+    params_patch: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Run every pipeline step (in build order); return summaries by step id."""
     summaries: dict[str, Any] = {}
     for step in ir.steps:

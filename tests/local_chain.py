@@ -25,8 +25,9 @@ def make_frame(rows: int = 1000, cols: int = 10, seed: int = 0) -> Any:
     return pd.DataFrame(rng.normal(size=(rows, cols)), columns=[f"c{i}" for i in range(cols)])
 
 
-def source_step(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
-                ctx: Any) -> dict[str, Any]:
+def source_step(
+    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: Any
+) -> dict[str, Any]:
     import pandas as pd
 
     path = ctx.resolve(params["source"]["path"])
@@ -37,8 +38,9 @@ def source_step(params: dict[str, Any], inputs: dict[str, str], outputs: dict[st
     return {"rows": len(df), "hash": digest}
 
 
-def add_step(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
-             ctx: Any) -> dict[str, Any]:
+def add_step(
+    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: Any
+) -> dict[str, Any]:
     df = artifacts.load_dataframe(inputs["data"])
     if params.get("sleep"):
         time.sleep(float(params["sleep"]))
@@ -53,21 +55,34 @@ def add_step(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, 
     return {"rows": len(df)}
 
 
-def gate_step(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
-              ctx: Any) -> dict[str, Any]:
+def gate_step(
+    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: Any
+) -> dict[str, Any]:
     df = artifacts.load_dataframe(inputs["data"])
     value = float(df["c0"].mean())
     passed = value >= float(params["threshold"])
-    doc = {"passed": passed, "checks": [{"name": "c0_mean", "value": value, "op": ">=",
-                                         "threshold": params["threshold"], "passed": passed}]}
+    doc = {
+        "passed": passed,
+        "checks": [
+            {
+                "name": "c0_mean",
+                "value": value,
+                "op": ">=",
+                "threshold": params["threshold"],
+                "passed": passed,
+            }
+        ],
+    }
     artifacts.save_json(outputs["verdict"], "verdict", doc, "verdict", passed=passed)
     return {"passed": passed}
 
 
-def publish_step(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
-                 ctx: Any) -> dict[str, Any]:
-    artifacts.save_json(outputs["model_version"], "model_version", {"version": "1"},
-                        "model_version")
+def publish_step(
+    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: Any
+) -> dict[str, Any]:
+    artifacts.save_json(
+        outputs["model_version"], "model_version", {"version": "1"}, "model_version"
+    )
     return {"published": True}
 
 
@@ -79,29 +94,54 @@ STEPS = {
 }
 
 
-def chain_ir(n: int, csv: str = "data.csv", sleep: float = 0.0, fail_at: int | None = None,
-             threshold: float | None = None) -> IRGraph:
+def chain_ir(
+    n: int,
+    csv: str = "data.csv",
+    sleep: float = 0.0,
+    fail_at: int | None = None,
+    threshold: float | None = None,
+) -> IRGraph:
     """ingest -> n `features` steps -> [gate -> register (when gate.passed)]."""
     b = IRBuilder()
-    prev = b.add("ingest", StepKind.INGEST, "data.sources[0]",
-                 params={"source": {"format": "csv", "path": csv}},
-                 outputs={"data": (ArtifactType.DATASET, {})})["data"]
+    prev = b.add(
+        "ingest",
+        StepKind.INGEST,
+        "data.sources[0]",
+        params={"source": {"format": "csv", "path": csv}},
+        outputs={"data": (ArtifactType.DATASET, {})},
+    )["data"]
     for i in range(n):
         params: dict[str, Any] = {"add": 1, "index": i}
         if sleep:
             params["sleep"] = sleep
         if fail_at == i:
             params["fail"] = True
-        prev = b.add(f"s{i:04d}", StepKind.FEATURES, "features", params=params,
-                     inputs={"data": prev},
-                     outputs={"data": (ArtifactType.DATASET, {})})["data"]
+        prev = b.add(
+            f"s{i:04d}",
+            StepKind.FEATURES,
+            "features",
+            params=params,
+            inputs={"data": prev},
+            outputs={"data": (ArtifactType.DATASET, {})},
+        )["data"]
     if threshold is not None:
-        verdict = b.add("gate", StepKind.GATE, "evaluation.gates",
-                        params={"threshold": threshold}, inputs={"data": prev},
-                        outputs={"verdict": (ArtifactType.VERDICT, {})})["verdict"]
-        b.add("register", StepKind.REGISTER, "governance", inputs={"verdict": verdict},
-              outputs={"model_version": (ArtifactType.MODEL_VERSION, {})},
-              when="gate.passed", cache=False)
+        verdict = b.add(
+            "gate",
+            StepKind.GATE,
+            "evaluation.gates",
+            params={"threshold": threshold},
+            inputs={"data": prev},
+            outputs={"verdict": (ArtifactType.VERDICT, {})},
+        )["verdict"]
+        b.add(
+            "register",
+            StepKind.REGISTER,
+            "governance",
+            inputs={"verdict": verdict},
+            outputs={"model_version": (ArtifactType.MODEL_VERSION, {})},
+            when="gate.passed",
+            cache=False,
+        )
     return IRGraph("chain", {"spec_hash": "0" * 64}, {}, b.steps, b.artifacts)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -24,7 +25,7 @@ def test_records_chain_and_carry_who_when_commit(tmp_path: Path) -> None:
     records = audit.read(tmp_path)
     assert [r["details"]["i"] for r in records] == list(range(5))
     assert records[0]["prev"] == audit.GENESIS
-    for before, after in zip(records, records[1:], strict=False):
+    for before, after in itertools.pairwise(records):
         assert after["prev"] == before["hash"]
     assert all(r["who"] and r["when"].endswith("+00:00") for r in records)
     assert audit.verify(tmp_path).ok and audit.verify(tmp_path).records == 5
@@ -34,12 +35,27 @@ def test_git_commit_recorded_inside_a_repo(tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     (tmp_path / "f").write_text("x")
     subprocess.run(["git", "-C", str(tmp_path), "add", "f"], check=True)
-    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.email=a@b", "-c", "user.name=a",
-                    "commit", "-qm", "x"], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(tmp_path),
+            "-c",
+            "user.email=a@b",
+            "-c",
+            "user.name=a",
+            "commit",
+            "-qm",
+            "x",
+        ],
+        check=True,
+    )
     rec = audit.append(tmp_path / ".mlc", "compile")
     assert rec["git_commit"] and len(rec["git_commit"].split("+")[0]) == 40
-    assert audit.append(tmp_path / "elsewhere" / ".mlc", "compile",
-                        project_dir="/")["git_commit"] is None
+    assert (
+        audit.append(tmp_path / "elsewhere" / ".mlc", "compile", project_dir="/")["git_commit"]
+        is None
+    )
 
 
 def test_flipped_byte_edit_and_deletion_are_each_found(tmp_path: Path) -> None:
@@ -80,15 +96,17 @@ def test_concurrent_appends_keep_one_chain(tmp_path: Path) -> None:
 
 def test_cli_audit_verify_passes_then_detects_a_flipped_byte(tmp_path: Path) -> None:
     _fill(tmp_path / ".mlc", 3)
-    ok = subprocess.run([*MLC, "audit", "verify", str(tmp_path)], capture_output=True,
-                        text=True, check=False)
+    ok = subprocess.run(
+        [*MLC, "audit", "verify", str(tmp_path)], capture_output=True, text=True, check=False
+    )
     assert ok.returncode == 0 and "ok, 3 records" in ok.stdout
     path = audit.audit_path(tmp_path / ".mlc")
     data = bytearray(path.read_bytes())
     data[-20] ^= 0x04
     path.write_bytes(bytes(data))
-    bad = subprocess.run([*MLC, "audit", "verify", str(tmp_path)], capture_output=True,
-                         text=True, check=False)
+    bad = subprocess.run(
+        [*MLC, "audit", "verify", str(tmp_path)], capture_output=True, text=True, check=False
+    )
     assert bad.returncode == 1
     assert f"{path}:3: broken link" in bad.stderr
     assert "Traceback" not in bad.stderr

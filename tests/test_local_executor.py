@@ -46,14 +46,21 @@ def test_a_change_reruns_only_what_it_affects(tmp_path: Path) -> None:
     write_csv(tmp_path)
     execute(chain_ir(4), _opts(tmp_path), STEPS)
     changed = chain_ir(4)
-    steps = [s if s.id != "s0002" else s.model_copy(update={"params": {"add": 5, "index": 2}})
-             for s in changed.steps]
+    steps = [
+        s if s.id != "s0002" else s.model_copy(update={"params": {"add": 5, "index": 2}})
+        for s in changed.steps
+    ]
     from mlc.compiler.ir import IRGraph
 
     ir = IRGraph("chain", changed.metadata, {}, steps, changed.artifacts)
     result = execute(ir, _opts(tmp_path), STEPS)
-    assert _status(result) == {"ingest": "cached", "s0000": "cached", "s0001": "cached",
-                               "s0002": "ran", "s0003": "ran"}
+    assert _status(result) == {
+        "ingest": "cached",
+        "s0000": "cached",
+        "s0001": "cached",
+        "s0002": "ran",
+        "s0003": "ran",
+    }
 
 
 def test_changed_source_file_invalidates_ingest(tmp_path: Path) -> None:
@@ -136,8 +143,10 @@ def test_run_record_lineage_events_and_audit(tmp_path: Path) -> None:
     assert kinds[:2] == [("chain.ingest", "START"), ("chain.ingest", "COMPLETE")]
     complete = events[-1]
     assert complete["outputs"][0]["name"] == "s0001.data"
-    assert complete["outputs"][0]["facets"]["version"]["datasetVersion"] == \
-        result.steps[-1].hashes["data"]
+    assert (
+        complete["outputs"][0]["facets"]["version"]["datasetVersion"]
+        == result.steps[-1].hashes["data"]
+    )
     assert audit.verify(tmp_path / ".mlc").ok
     assert [r["event"] for r in audit.read(tmp_path / ".mlc")] == ["run.start", "run.end"]
 
@@ -159,8 +168,9 @@ def test_kill_9_mid_run_then_rerun_resumes(tmp_path: Path) -> None:
     script = tmp_path / "run.py"
     script.write_text(_KILL_SCRIPT.format(tests=str(TESTS), sleep=0.4, project=str(tmp_path)))
     env = {**os.environ, "MLC_TEST_CALLS": str(calls)}
-    proc = subprocess.Popen([sys.executable, str(script)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         done = calls.read_text().split() if calls.exists() else []
@@ -173,8 +183,14 @@ def test_kill_9_mid_run_then_rerun_resumes(tmp_path: Path) -> None:
     assert proc.returncode == -signal.SIGKILL
     finished_before = len(calls.read_text().split())
     assert finished_before < 6
-    resumed = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
-                             text=True, timeout=120, check=False)
+    resumed = subprocess.run(
+        [sys.executable, str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.strip() == "succeeded"
     # steps committed before the kill come from the cache (the one killed mid-write may have

@@ -149,3 +149,96 @@ def test_unknown_target_gets_did_you_mean(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "error[MLC401]: unknown target 'markdwn'" in proc.stderr
     assert "did you mean 'markdown'?" in proc.stderr
+
+
+_KIT_RUN = """
+from kit_bad_targets import (
+    EscapingPathTarget, GoodTarget, HashOrderTarget, LaxOptionsTarget, MutatingTarget,
+    UnlocatedCheckTarget,
+)
+from kit_heavy_target import HeavyTarget
+from mlc.targets.testing import TargetConformance
+
+
+class TestGood(TargetConformance):
+    target = GoodTarget
+
+
+class TestHashOrder(TargetConformance):
+    target = HashOrderTarget
+
+
+class TestMutating(TargetConformance):
+    target = MutatingTarget
+
+
+class TestEscaping(TargetConformance):
+    target = EscapingPathTarget
+
+
+class TestLax(TargetConformance):
+    target = LaxOptionsTarget
+
+
+class TestUnlocated(TargetConformance):
+    target = UnlocatedCheckTarget
+
+
+class TestHeavy(TargetConformance):
+    target = HeavyTarget
+"""
+
+# Which kit tests each broken target must fail (and every other kit test must pass).
+_KIT_EXPECTED = {
+    "TestGood": set(),
+    "TestHashOrder": {"test_emit_is_deterministic_across_processes"},
+    "TestMutating": {"test_emit_does_not_mutate_ir"},
+    "TestEscaping": {"test_emit_files", "test_compile_writes_manifest"},
+    "TestLax": {"test_options_model_is_strict"},
+    "TestUnlocated": {"test_check_returns_diagnostics"},
+    "TestHeavy": {"test_module_imports_light"},
+}
+
+
+@pytest.mark.slow
+def test_kit_catches_broken_targets(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    (tmp_path / "test_kit_run.py").write_text(_KIT_RUN)
+    report = tmp_path / "report.xml"
+    data = Path(__file__).resolve().parent / "plugins_data"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(data), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "test_kit_run.py",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={report}",
+            "-o",
+            "addopts=",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=900,
+    )
+    assert report.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    failed: dict[str, set[str]] = {name: set() for name in _KIT_EXPECTED}
+    ran: dict[str, int] = dict.fromkeys(_KIT_EXPECTED, 0)
+    for case in ET.parse(report).getroot().iter("testcase"):
+        cls = case.get("classname", "").rsplit(".", 1)[-1]
+        ran[cls] += 1
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed[cls].add(case.get("name", ""))
+        assert case.find("skipped") is None, f"{cls}.{case.get('name')} was skipped"
+    kit_tests = {n for n in dir(TargetConformance) if n.startswith("test_")}
+    assert all(count == len(kit_tests) for count in ran.values()), ran
+    assert failed == _KIT_EXPECTED, proc.stdout[-6000:]

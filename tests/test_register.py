@@ -1,4 +1,4 @@
-"""register: a real MLflow sqlite store, real sklearn pipelines, aliases, idempotency, bad stores."""
+"""register: a real MLflow sqlite store, real sklearn pipelines, aliases, bad stores."""
 
 from __future__ import annotations
 
@@ -12,12 +12,21 @@ from mlc.runtime import artifacts, audit, lineage
 from mlc.runtime.context import StepContext, StepError
 from mlc.runtime.steps import register
 
-CONTRACT = {"columns": {"a": {"dtype": "float", "nullable": False},
-                        "b": {"dtype": "int", "nullable": True},
-                        "y": {"dtype": "int", "nullable": False}}}
-PARAMS = {"model_name": "toy", "promotion": {"policy": "auto", "min_improvement": 0.0},
-          "approvers": ["risk@example.com"], "contract": CONTRACT, "target": "y",
-          "task": "classification"}
+CONTRACT = {
+    "columns": {
+        "a": {"dtype": "float", "nullable": False},
+        "b": {"dtype": "int", "nullable": True},
+        "y": {"dtype": "int", "nullable": False},
+    }
+}
+PARAMS = {
+    "model_name": "toy",
+    "promotion": {"policy": "auto", "min_improvement": 0.0},
+    "approvers": ["risk@example.com"],
+    "contract": CONTRACT,
+    "target": "y",
+    "task": "classification",
+}
 
 
 def _inputs(folder: Path, seed: int, passed: bool, auc: float) -> dict[str, str]:
@@ -32,23 +41,34 @@ def _inputs(folder: Path, seed: int, passed: bool, auc: float) -> dict[str, str]
     y = (x["a"] > 0).astype(int)
     model = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(C=1 + seed))])
     model.fit(x, y)
-    locs = {name: str(folder / f"{name}-{seed}-{passed}") for name in
-            ("model", "metrics", "verdict", "fairness")}
+    locs = {
+        name: str(folder / f"{name}-{seed}-{passed}")
+        for name in ("model", "metrics", "verdict", "fairness")
+    }
     artifacts.save_object(locs["model"], model, "model")
-    artifacts.save_json(locs["metrics"], "metrics", {"metrics": {"roc_auc": auc,
-                                                                 "accuracy": 0.9}}, "metrics")
-    artifacts.save_json(locs["verdict"], "verdict", {"passed": passed, "checks": []}, "verdict",
-                        passed=passed)
-    artifacts.save_json(locs["fairness"], "fairness", {"by_group": {"f": 0.5, "m": 0.52}},
-                        "report")
+    artifacts.save_json(
+        locs["metrics"], "metrics", {"metrics": {"roc_auc": auc, "accuracy": 0.9}}, "metrics"
+    )
+    artifacts.save_json(
+        locs["verdict"], "verdict", {"passed": passed, "checks": []}, "verdict", passed=passed
+    )
+    artifacts.save_json(locs["fairness"], "fairness", {"by_group": {"f": 0.5, "m": 0.52}}, "report")
     return locs
 
 
-def _run(tmp: Path, inputs: dict[str, str], tag: str, uri: str | None = None,
-         params: dict[str, Any] | None = None) -> dict[str, Any]:
-    ctx = StepContext(project_dir=tmp, run_id=f"run-{tag}", tracking_uri=uri,
-                      extra={"spec_hash": "s" * 64, "data_hash": "d" * 64,
-                             "code_version": "mlc test"})
+def _run(
+    tmp: Path,
+    inputs: dict[str, str],
+    tag: str,
+    uri: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    ctx = StepContext(
+        project_dir=tmp,
+        run_id=f"run-{tag}",
+        tracking_uri=uri,
+        extra={"spec_hash": "s" * 64, "data_hash": "d" * 64, "code_version": "mlc test"},
+    )
     out = {"model_version": str(tmp / f"mv-{tag}")}
     return register.run(params or PARAMS, inputs, out, ctx)
 
@@ -57,8 +77,12 @@ def test_register_logs_run_sets_aliases_and_never_loses_versions(tmp_path: Path)
     from mlflow import MlflowClient
 
     first = _run(tmp_path, _inputs(tmp_path, 1, True, 0.80), "1")
-    assert first == {"model": "toy", "version": "1", "aliases": ["challenger", "champion"],
-                     "new": True}
+    assert first == {
+        "model": "toy",
+        "version": "1",
+        "aliases": ["challenger", "champion"],
+        "new": True,
+    }
     second = _run(tmp_path, _inputs(tmp_path, 2, False, 0.70), "2")
     assert second["version"] == "2" and second["aliases"] == ["challenger"]
     again = _run(tmp_path, _inputs(tmp_path, 1, True, 0.80), "3")

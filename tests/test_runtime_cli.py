@@ -19,31 +19,58 @@ DATA = Path(__file__).parent / "runtime_data"
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mlc.runtime", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mlc.runtime", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def test_cli_ingest_then_split(tmp_path: Path) -> None:
     source = {"name": "applications", "format": "csv", "path": "data/applications.csv"}
     params = tmp_path / "p.json"
     params.write_text(json.dumps({"source": source, "engine": "pandas"}))
-    done = _cli("step", "ingest", "--params", f"@{params}", "--outputs",
-                f"dataset={tmp_path / 'raw'}", "--project-dir", str(CREDIT.parent))
+    done = _cli(
+        "step",
+        "ingest",
+        "--params",
+        f"@{params}",
+        "--outputs",
+        f"dataset={tmp_path / 'raw'}",
+        "--project-dir",
+        str(CREDIT.parent),
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["rows"] == 2000
-    done = _cli("step", "split", "--params",
-                json.dumps({"method": "stratified", "test_size": 0.25, "seed": 1,
-                            "target": "default"}),
-                "--inputs", f"dataset={tmp_path / 'raw'}", "--outputs",
-                f"train={tmp_path / 'tr'}", f"test={tmp_path / 'te'}")
+    done = _cli(
+        "step",
+        "split",
+        "--params",
+        json.dumps({"method": "stratified", "test_size": 0.25, "seed": 1, "target": "default"}),
+        "--inputs",
+        f"dataset={tmp_path / 'raw'}",
+        "--outputs",
+        f"train={tmp_path / 'tr'}",
+        f"test={tmp_path / 'te'}",
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"method": "stratified", "test": 500, "train": 1500}
 
 
 def test_cli_missing_data_file_is_exit_1_without_traceback(tmp_path: Path) -> None:
     params = {"source": {"name": "x", "format": "csv", "path": "nope/missing.csv"}}
-    done = _cli("step", "ingest", "--params", json.dumps(params), "--outputs",
-                f"dataset={tmp_path / 'raw'}", "--project-dir", str(tmp_path))
+    done = _cli(
+        "step",
+        "ingest",
+        "--params",
+        json.dumps(params),
+        "--outputs",
+        f"dataset={tmp_path / 'raw'}",
+        "--project-dir",
+        str(tmp_path),
+    )
     assert done.returncode == 1
     assert "data file not found" in done.stderr and "missing.csv" in done.stderr
     assert "Traceback" not in done.stderr
@@ -70,21 +97,39 @@ def _train_inputs(tmp_path: Path) -> dict[str, str]:
     df = pd.read_csv(CREDIT.parent / "data" / "applications.csv").head(300)
     df = df[["age", "income", "debt", "late_payments", "default"]]
     artifacts.save_dataframe(str(tmp_path / "train"), df)
-    params = {"target": "default", "transforms": [
-        {"op": "scale", "columns": ["age", "income", "debt"], "method": "standard"}]}
-    get("features")(params, {"train": str(tmp_path / "train")},
-                    {"transform": str(tmp_path / "tf")}, StepContext())
+    params = {
+        "target": "default",
+        "transforms": [{"op": "scale", "columns": ["age", "income", "debt"], "method": "standard"}],
+    }
+    get("features")(
+        params,
+        {"train": str(tmp_path / "train")},
+        {"transform": str(tmp_path / "tf")},
+        StepContext(),
+    )
     return {"train": str(tmp_path / "train"), "transform": str(tmp_path / "tf")}
 
 
 def test_unknown_model_name_suggests(tmp_path: Path) -> None:
     inputs = _train_inputs(tmp_path)
-    params = {"framework": "sklearn", "task": "classification", "target": "default",
-              "model": {"name": "RandomForestClasifier", "params": {}}}
+    params = {
+        "framework": "sklearn",
+        "task": "classification",
+        "target": "default",
+        "model": {"name": "RandomForestClasifier", "params": {}},
+    }
     with pytest.raises(StepError, match="did you mean 'RandomForestClassifier'"):
         get("train")(params, inputs, {"model": str(tmp_path / "m")}, StepContext())
-    done = _cli("step", "train", "--params", json.dumps(params), "--inputs",
-                *[f"{k}={v}" for k, v in inputs.items()], "--outputs", f"model={tmp_path / 'm'}")
+    done = _cli(
+        "step",
+        "train",
+        "--params",
+        json.dumps(params),
+        "--inputs",
+        *[f"{k}={v}" for k, v in inputs.items()],
+        "--outputs",
+        f"model={tmp_path / 'm'}",
+    )
     assert done.returncode == 1 and "unknown model 'RandomForestClasifier'" in done.stderr
 
 
@@ -92,17 +137,25 @@ def test_custom_entry_point_trains_and_raising_one_is_named(tmp_path: Path) -> N
     inputs = _train_inputs(tmp_path)
     sys.path.insert(0, str(DATA))
     try:
-        base = {"framework": "custom", "task": "classification", "target": "default",
-                "model": None}
-        summary = get("train")({**base, "entry_point": "custom_entry:fit"}, inputs,
-                               {"model": str(tmp_path / "m")}, StepContext())
+        base = {"framework": "custom", "task": "classification", "target": "default", "model": None}
+        summary = get("train")(
+            {**base, "entry_point": "custom_entry:fit"},
+            inputs,
+            {"model": str(tmp_path / "m")},
+            StepContext(),
+        )
         assert summary["framework"] == "custom"
         model = artifacts.load_object(str(tmp_path / "m"))
-        assert model.predict(artifacts.load_dataframe(inputs["train"]).drop(
-            columns=["default"])).shape == (300,)
+        assert model.predict(
+            artifacts.load_dataframe(inputs["train"]).drop(columns=["default"])
+        ).shape == (300,)
         with pytest.raises(StepError, match=r"custom_entry:broken' raised RuntimeError"):
-            get("train")({**base, "entry_point": "custom_entry:broken"}, inputs,
-                         {"model": str(tmp_path / "m2")}, StepContext())
+            get("train")(
+                {**base, "entry_point": "custom_entry:broken"},
+                inputs,
+                {"model": str(tmp_path / "m2")},
+                StepContext(),
+            )
         assert not (tmp_path / "m2" / "_meta.json").exists()
     finally:
         sys.path.remove(str(DATA))
@@ -110,11 +163,22 @@ def test_custom_entry_point_trains_and_raising_one_is_named(tmp_path: Path) -> N
 
 def test_lightning_trains_on_cpu_and_pickles(tmp_path: Path) -> None:
     inputs = _train_inputs(tmp_path)
-    params = {"framework": "lightning", "task": "classification", "target": "default",
-              "model": {"name": "tabular_mlp", "params": {"hidden": [16, 8]}},
-              "lightning": {"max_epochs": 3, "batch_size": 64, "learning_rate": 0.01,
-                            "precision": "32-true", "accelerator": "cpu"},
-              "distributed": {"strategy": "none", "devices": 1}, "seed": 1, "max_time": 60}
+    params = {
+        "framework": "lightning",
+        "task": "classification",
+        "target": "default",
+        "model": {"name": "tabular_mlp", "params": {"hidden": [16, 8]}},
+        "lightning": {
+            "max_epochs": 3,
+            "batch_size": 64,
+            "learning_rate": 0.01,
+            "precision": "32-true",
+            "accelerator": "cpu",
+        },
+        "distributed": {"strategy": "none", "devices": 1},
+        "seed": 1,
+        "max_time": 60,
+    }
     summary = get("train")(params, inputs, {"model": str(tmp_path / "m")}, StepContext())
     assert summary["epochs"] == 3 and summary["stopped"] == "max_epochs"
     model = artifacts.load_object(str(tmp_path / "m"))

@@ -10,19 +10,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from _runtime_helpers import ir_of, run_pipeline
+from conftest import CREDIT
 
 from mlc.runtime import artifacts
 from mlc.runtime.context import StepContext
 from mlc.runtime.steps import STEPS, get
-from _runtime_helpers import ir_of, run_pipeline
-from conftest import CREDIT
 
 KEY = "test-pseudonym-key"
 
 
 # Fewer boosting rounds keep the module's pipeline run short on a 2-core box.
-_SMALL_MODEL = {"name": "HistGradientBoostingClassifier",
-                "params": {"max_iter": 40, "learning_rate": 0.1, "max_depth": 4}}
+_SMALL_MODEL = {
+    "name": "HistGradientBoostingClassifier",
+    "params": {"max_iter": 40, "learning_rate": 0.1, "max_depth": 4},
+}
 _small = {"train": {"model": _SMALL_MODEL}}
 
 
@@ -30,15 +32,30 @@ _small = {"train": {"model": _SMALL_MODEL}}
 def credit_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("credit")
     ir = ir_of(CREDIT)
-    ctx = StepContext(project_dir=CREDIT.parent, state_dir=root / "state",
-                      secrets={"MLC_PSEUDONYM_KEY": KEY})
-    summaries = run_pipeline(ir, root, ctx, params_patch={"tune": {"trials": 3, "model": _SMALL_MODEL}, **_small})
+    ctx = StepContext(
+        project_dir=CREDIT.parent, state_dir=root / "state", secrets={"MLC_PSEUDONYM_KEY": KEY}
+    )
+    summaries = run_pipeline(
+        ir, root, ctx, params_patch={"tune": {"trials": 3, "model": _SMALL_MODEL}, **_small}
+    )
     return {"root": root, "ir": ir, "ctx": ctx, "summaries": summaries}
 
 
 def test_steps_registry_lists_every_pipeline_kind() -> None:
-    assert {"ingest", "validate", "split", "features", "tune", "train", "evaluate", "fairness",
-            "explain", "gate", "register", "model_card"} <= set(STEPS)
+    assert {
+        "ingest",
+        "validate",
+        "split",
+        "features",
+        "tune",
+        "train",
+        "evaluate",
+        "fairness",
+        "explain",
+        "gate",
+        "register",
+        "model_card",
+    } <= set(STEPS)
     assert STEPS.module("register") == "mlc.runtime.steps.register"
 
 
@@ -116,9 +133,12 @@ def test_quarantine_drops_failing_rows_and_stop_raises(tmp_path: Path) -> None:
 
     stop = {**params, "contract": {**params["contract"], "on_failure": "stop"}}
     with pytest.raises(StepError, match=r"region: isin") as err:
-        get("validate")(stop, {"applications": str(tmp_path / "raw")},
-                        {"dataset": str(tmp_path / "ok2"), "report": str(tmp_path / "rep2")},
-                        ctx)
+        get("validate")(
+            stop,
+            {"applications": str(tmp_path / "raw")},
+            {"dataset": str(tmp_path / "ok2"), "report": str(tmp_path / "rep2")},
+            ctx,
+        )
     assert "3 rows" in str(err.value)
     assert not artifacts.exists(str(tmp_path / "ok2"))
     report = artifacts.load_json(str(tmp_path / "rep2"), "report")
@@ -136,16 +156,33 @@ def test_validate_joins_sources_and_reads_sql_and_parquet(tmp_path: Path) -> Non
         right.to_sql("payments", conn, index=False)
     ctx = StepContext(project_dir=tmp_path)
     ingest = get("ingest")
-    ingest({"source": {"name": "apps", "format": "parquet", "path": "left.parquet"}}, {},
-           {"dataset": str(tmp_path / "a")}, ctx)
-    ingest({"source": {"name": "pay", "format": "sql", "url": "sqlite:///db.sqlite",
-                       "query": "SELECT * FROM payments"}}, {}, {"dataset": str(tmp_path / "b")},
-           ctx)
+    ingest(
+        {"source": {"name": "apps", "format": "parquet", "path": "left.parquet"}},
+        {},
+        {"dataset": str(tmp_path / "a")},
+        ctx,
+    )
+    ingest(
+        {
+            "source": {
+                "name": "pay",
+                "format": "sql",
+                "url": "sqlite:///db.sqlite",
+                "query": "SELECT * FROM payments",
+            }
+        },
+        {},
+        {"dataset": str(tmp_path / "b")},
+        ctx,
+    )
     params = dict(ir_of(CREDIT).step("validate").params)
     params.update(sources=["apps", "pay"], join_on={"pay": ["applicant_id"]})
-    summary = get("validate")(params, {"apps": str(tmp_path / "a"), "pay": str(tmp_path / "b")},
-                              {"dataset": str(tmp_path / "j"), "report": str(tmp_path / "r")},
-                              ctx)
+    summary = get("validate")(
+        params,
+        {"apps": str(tmp_path / "a"), "pay": str(tmp_path / "b")},
+        {"dataset": str(tmp_path / "j"), "report": str(tmp_path / "r")},
+        ctx,
+    )
     assert summary["rows_out"] == 50
     joined = artifacts.load_dataframe(str(tmp_path / "j"))
     assert joined["late_payments"].tolist() == df["late_payments"].tolist()
@@ -153,11 +190,22 @@ def test_validate_joins_sources_and_reads_sql_and_parquet(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("method", ["random", "stratified", "time"])
 def test_split_methods_are_seeded(tmp_path: Path, method: str) -> None:
-    df = pd.DataFrame({"t": pd.date_range("2024-01-01", periods=100, freq="D"),
-                       "x": range(100), "y": [i % 2 for i in range(100)]})
+    df = pd.DataFrame(
+        {
+            "t": pd.date_range("2024-01-01", periods=100, freq="D"),
+            "x": range(100),
+            "y": [i % 2 for i in range(100)],
+        }
+    )
     artifacts.save_dataframe(str(tmp_path / "d"), df)
-    params = {"method": method, "test_size": 0.2, "validation_size": 0.1, "seed": 3,
-              "target": "y", "time_column": "t"}
+    params = {
+        "method": method,
+        "test_size": 0.2,
+        "validation_size": 0.1,
+        "seed": 3,
+        "target": "y",
+        "time_column": "t",
+    }
     runs = []
     for k in range(2):
         outs = {n: str(tmp_path / f"{n}{k}") for n in ("train", "validation", "test")}
@@ -171,17 +219,33 @@ def test_split_methods_are_seeded(tmp_path: Path, method: str) -> None:
 
 def test_features_bucketize_custom_and_selection(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"a": rng.normal(size=200), "b": rng.uniform(0, 10, 200),
-                       "c": rng.normal(size=200), "k": 1.0, "y": rng.integers(0, 2, 200)})
+    df = pd.DataFrame(
+        {
+            "a": rng.normal(size=200),
+            "b": rng.uniform(0, 10, 200),
+            "c": rng.normal(size=200),
+            "k": 1.0,
+            "y": rng.integers(0, 2, 200),
+        }
+    )
     artifacts.save_dataframe(str(tmp_path / "train"), df)
-    params = {"target": "y", "derived": [{"name": "ab", "expr": "a + b"}],
-              "transforms": [{"op": "bucketize", "columns": ["b"], "bins": [2.0, 5.0]},
-                             {"op": "bucketize", "columns": ["c"], "bins": 4},
-                             {"op": "custom", "columns": ["ab"],
-                              "function": "runtime_data.custom_entry:double"}],
-              "selection": {"exclude": ["a"], "method": "variance"}, "pii": []}
-    get("features")(params, {"train": str(tmp_path / "train")},
-                    {"transform": str(tmp_path / "tf")}, StepContext())
+    params = {
+        "target": "y",
+        "derived": [{"name": "ab", "expr": "a + b"}],
+        "transforms": [
+            {"op": "bucketize", "columns": ["b"], "bins": [2.0, 5.0]},
+            {"op": "bucketize", "columns": ["c"], "bins": 4},
+            {"op": "custom", "columns": ["ab"], "function": "runtime_data.custom_entry:double"},
+        ],
+        "selection": {"exclude": ["a"], "method": "variance"},
+        "pii": [],
+    }
+    get("features")(
+        params,
+        {"train": str(tmp_path / "train")},
+        {"transform": str(tmp_path / "tf")},
+        StepContext(),
+    )
     transform = artifacts.load_object(str(tmp_path / "tf"))
     matrix = transform.transform(df.drop(columns=["y"]))
     names = list(transform.get_feature_names_out())
@@ -192,36 +256,53 @@ def test_features_bucketize_custom_and_selection(tmp_path: Path) -> None:
 
 def test_tune_resumes_same_study(tmp_path: Path, credit_run: dict[str, Any]) -> None:
     root, ctx = credit_run["root"], credit_run["ctx"]
-    params = {**credit_run["ir"].step("tune").params, "trials": 5, "parallelism": 1}
+    # The same search as the module's pipeline run (3 trials done), now asking for 5.
+    params = {**credit_run["ir"].step("tune").params, "trials": 5, "model": _SMALL_MODEL}
     inputs = {"train": str(root / "split.train"), "transform": str(root / "features.transform")}
     outs = {"best_params": str(tmp_path / "bp"), "study": str(tmp_path / "st")}
     first = get("tune")(params, inputs, outs, ctx)
     assert first["trials_total"] == 5 and first["trials_this_run"] == 2
     again = get("tune")(params, inputs, outs, ctx)
     assert again["trials_this_run"] == 0 and again["best_params"] == first["best_params"]
-    quick = get("tune")({**params, "trials": 50, "timeout": 0.5, "study_name": "t"}, inputs,
-                        outs, ctx)
+    quick = get("tune")(
+        {**params, "trials": 50, "timeout": 0.5, "study_name": "t"}, inputs, outs, ctx
+    )
     assert quick["stopped"] == "timeout" and quick["trials_total"] < 50
 
 
 def test_gate_failure_is_a_verdict_not_an_exception(tmp_path: Path) -> None:
-    artifacts.save_json(str(tmp_path / "m"), "metrics",
-                        {"metrics": {"rmse": 10.0, "r2": 0.3},
-                         "robustness": [{"kind": "missing", "features": [], "metric": "rmse",
-                                         "drop": 2.0}]}, "metrics")
-    artifacts.save_json(str(tmp_path / "champ"), "metrics", {"metrics": {"rmse": 9.0}},
-                        "metrics")
-    params = {"gates": [{"metric": "r2", "op": ">=", "threshold": 0.5},
-                        {"metric": "rmse", "op": "<", "threshold": 20}],
-              "champion": {"metric": "rmse", "min_improvement": 0.5, "compare": True},
-              "robustness": [{"kind": "missing", "features": [], "max_drop": 1.0}],
-              "fairness": None}
-    summary = get("gate")(params, {"metrics": str(tmp_path / "m"),
-                                   "champion": str(tmp_path / "champ")},
-                          {"verdict": str(tmp_path / "v")}, StepContext())
+    artifacts.save_json(
+        str(tmp_path / "m"),
+        "metrics",
+        {
+            "metrics": {"rmse": 10.0, "r2": 0.3},
+            "robustness": [{"kind": "missing", "features": [], "metric": "rmse", "drop": 2.0}],
+        },
+        "metrics",
+    )
+    artifacts.save_json(str(tmp_path / "champ"), "metrics", {"metrics": {"rmse": 9.0}}, "metrics")
+    params = {
+        "gates": [
+            {"metric": "r2", "op": ">=", "threshold": 0.5},
+            {"metric": "rmse", "op": "<", "threshold": 20},
+        ],
+        "champion": {"metric": "rmse", "min_improvement": 0.5, "compare": True},
+        "robustness": [{"kind": "missing", "features": [], "max_drop": 1.0}],
+        "fairness": None,
+    }
+    summary = get("gate")(
+        params,
+        {"metrics": str(tmp_path / "m"), "champion": str(tmp_path / "champ")},
+        {"verdict": str(tmp_path / "v")},
+        StepContext(),
+    )
     assert summary["passed"] is False
     verdict = json.loads((tmp_path / "v" / "verdict.json").read_text())
     by_kind = {c["name"]: c["passed"] for c in verdict["checks"]}
-    assert by_kind == {"r2 >= 0.5": False, "rmse < 20.0": True,
-                       "robustness missing drop": False, "champion rmse": False}
+    assert by_kind == {
+        "r2 >= 0.5": False,
+        "rmse < 20.0": True,
+        "robustness missing drop": False,
+        "champion rmse": False,
+    }
     assert artifacts.read_meta(str(tmp_path / "v"))["passed"] is False

@@ -26,7 +26,17 @@ for _module in COMMAND_MODULES:
 
 
 def main() -> None:
-    app()
+    import os
+    import sys
+
+    try:
+        app()
+    except BrokenPipeError:
+        # The reader went away (`mlc targets --json | head`): not an error of ours. Point stdout
+        # at devnull so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
 
 
 __all__ = ["app", "main"]

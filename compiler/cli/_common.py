@@ -54,7 +54,7 @@ def handle_errors(func: F) -> F:
         except DiagnosticError as exc:
             emit_diagnostics(exc.diagnostics, fmt)
             raise typer.Exit(EXIT_SPEC) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        except (typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
             raise
         except Exception as exc:
             if os.environ.get("MLC_DEBUG"):

@@ -56,10 +56,15 @@ def _print_verdicts(verdicts: dict[str, dict[str, Any]], stream: Any) -> None:
             name = str(check.get("name") or check.get("metric") or check.get("kind") or "?")
             value = check.get("value", check.get("actual"))
             rule = " ".join(str(check[k]) for k in ("op", "threshold") if k in check) or str(
-                check.get("rule", ""))
+                check.get("rule", "")
+            )
             ok = check.get("passed")
-            table.add_row(name, f"{value:.4g}" if isinstance(value, float) else str(value),
-                          rule, "pass" if ok else ("FAIL" if ok is False else "?"))
+            table.add_row(
+                name,
+                f"{value:.4g}" if isinstance(value, float) else str(value),
+                rule,
+                "pass" if ok else ("FAIL" if ok is False else "?"),
+            )
         console.print(table)
 
 
@@ -76,8 +81,11 @@ def run_(
         str | None, typer.Option("--only", help="Execute only this step (inputs from cache).")
     ] = None,
     tracking_uri: Annotated[
-        str | None, typer.Option("--tracking-uri", help="MLflow tracking URI (default: "
-                                 "sqlite store in the project's .mlc/).")
+        str | None,
+        typer.Option(
+            "--tracking-uri",
+            help="MLflow tracking URI (default: sqlite store in the project's .mlc/).",
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
 ) -> None:
@@ -109,15 +117,16 @@ def run_(
         raise typer.Exit(EXIT_SPEC) from None
     if outcome.verdicts and (not quiet or outcome.status == "gate_failed"):
         _print_verdicts(outcome.verdicts, sys.stderr)
-    print(f"run {outcome.run_id}: {outcome.status} — {outcome.executed} executed, "
-          f"{outcome.cache_hits} cached, {outcome.seconds:.2f}s; record {outcome.record_path}",
-          file=sys.stderr)
+    print(
+        f"run {outcome.run_id}: {outcome.status} — {outcome.executed} executed, "
+        f"{outcome.cache_hits} cached, {outcome.seconds:.2f}s; record {outcome.record_path}",
+        file=sys.stderr,
+    )
     if outcome.status == "failed":
         print(f"error: {outcome.error}", file=sys.stderr)
         raise typer.Exit(EXIT_STEP)
     if outcome.status == "gate_failed":
-        print("error: a gate failed: nothing was promoted (see the verdict above)",
-              file=sys.stderr)
+        print("error: a gate failed: nothing was promoted (see the verdict above)", file=sys.stderr)
         raise typer.Exit(EXIT_GATE)
 
 
@@ -145,11 +154,15 @@ def runs(
         table.add_column(col)
     for rec in records:
         steps = rec.get("steps", [])
-        table.add_row(rec["run_id"], rec.get("started", ""), rec.get("status", ""),
-                      str(sum(1 for s in steps if s["status"] in ("ran", "recomputed"))),
-                      str(sum(1 for s in steps if s["status"] == "cached")),
-                      f"{rec.get('budgets', {}).get('spent', {}).get('wall_seconds', 0):.2f}",
-                      str(rec.get("spec_hash", ""))[:12])
+        table.add_row(
+            rec["run_id"],
+            rec.get("started", ""),
+            rec.get("status", ""),
+            str(sum(1 for s in steps if s["status"] in ("ran", "recomputed"))),
+            str(sum(1 for s in steps if s["status"] == "cached")),
+            f"{rec.get('budgets', {}).get('spent', {}).get('wall_seconds', 0):.2f}",
+            str(rec.get("spec_hash", ""))[:12],
+        )
     Console().print(table)
 
 
@@ -159,8 +172,9 @@ app.add_typer(audit_app, name="audit")
 
 @audit_app.command("verify")
 @handle_errors
-def audit_verify(project: Annotated[Path, typer.Argument(
-        help="Spec file or project folder.")] = Path(".")) -> None:
+def audit_verify(
+    project: Annotated[Path, typer.Argument(help="Spec file or project folder.")] = Path("."),
+) -> None:
     """Check every link of the audit chain; report the first broken one (exit 1)."""
     from mlc.runtime.audit import audit_path, verify
 
@@ -182,8 +196,10 @@ def audit_show(
 
     for rec in read(_state_dir(project))[-last:]:
         details = json.dumps(rec.get("details", {}), sort_keys=True, default=str)
-        print(f"{rec.get('when')} {rec.get('who')} {rec.get('event')} "
-              f"spec={str(rec.get('spec_hash') or '')[:12]} {details[:160]}")
+        print(
+            f"{rec.get('when')} {rec.get('who')} {rec.get('event')} "
+            f"spec={str(rec.get('spec_hash') or '')[:12]} {details[:160]}"
+        )
 
 
 @app.command()
@@ -199,8 +215,9 @@ def lineage(
     """Which data, spec and code produced which model version."""
     from mlc.runtime.lineage import query
 
-    records = query(_state_dir(project), model, version=version, data_hash=data_hash,
-                    spec_hash=spec_hash)
+    records = query(
+        _state_dir(project), model, version=version, data_hash=data_hash, spec_hash=spec_hash
+    )
     if as_json:
         print(json.dumps(records, indent=2, sort_keys=True))
         return
@@ -208,9 +225,11 @@ def lineage(
         print("no lineage records" + (f" for model '{model}'" if model else ""))
         return
     for rec in records:
-        print(f"{rec['model_name']} v{rec['version']}  data {str(rec.get('data_hash'))[:12]}  "
-              f"spec {str(rec.get('spec_hash'))[:12]}  code {rec.get('code_version')}  "
-              f"run {rec.get('run_id')}")
+        print(
+            f"{rec['model_name']} v{rec['version']}  data {str(rec.get('data_hash'))[:12]}  "
+            f"spec {str(rec.get('spec_hash'))[:12]}  code {rec.get('code_version')}  "
+            f"run {rec.get('run_id')}"
+        )
 
 
 def _audit_compile(callback: Any) -> Any:
@@ -231,14 +250,24 @@ def _record_compile(spec: Path, out: Path, targets: list[str]) -> None:
     from mlc.compiler.output import MANIFEST_NAME
     from mlc.runtime import audit
 
-    facts = {t: json.loads((out / t / MANIFEST_NAME).read_text()) for t in targets
-             if (out / t / MANIFEST_NAME).is_file()}
+    facts = {
+        t: json.loads((out / t / MANIFEST_NAME).read_text())
+        for t in targets
+        if (out / t / MANIFEST_NAME).is_file()
+    }
     spec_hash = next((f.get("spec_hash") for f in facts.values() if f.get("spec_hash")), None)
     try:
-        audit.append(_state_dir(spec), "compile", spec_hash=spec_hash,
-                     project_dir=spec.parent,
-                     details={"targets": sorted(targets), "spec": spec.name,
-                              "files": {t: f.get("files", {}) for t, f in sorted(facts.items())}})
+        audit.append(
+            _state_dir(spec),
+            "compile",
+            spec_hash=spec_hash,
+            project_dir=spec.parent,
+            details={
+                "targets": sorted(targets),
+                "spec": spec.name,
+                "files": {t: f.get("files", {}) for t, f in sorted(facts.items())},
+            },
+        )
     except OSError as exc:
         print(f"warning: could not append to the audit log: {exc}", file=sys.stderr)
 

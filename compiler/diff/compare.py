@@ -87,6 +87,14 @@ def diff_trees(
                     i, j = where_b[key], where_h[key]
                     yield from diff_trees(base[i], head[j], seg, (*base_path, i), (*head_path, j))
             return
+        if len(base) == len(head) and all(isinstance(i, dict) for i in [*base, *head]):
+            # same-length lists of unnamed items (transforms): show which item changed, whole
+            for i, (a, b) in enumerate(zip(base, head, strict=True)):
+                if a != b:
+                    yield RawChange(
+                        "changed", (*display, f"[{i}]"), (*base_path, i), (*head_path, i), a, b
+                    )
+            return
     if _same_number(base, head) or (
         base == head and isinstance(base, bool) == isinstance(head, bool)
     ):

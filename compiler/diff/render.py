@@ -59,7 +59,9 @@ def mermaid_changed_steps(report: DiffReport) -> str:
     if ir is None:
         return ""
     status = {s.step: s.kind for s in report.steps}
-    ids = {s.id: "s_" + "".join(c if c.isalnum() else "_" for c in s.id) for s in ir.steps}
+    ids: dict[str, str] = {
+        str(s.id): "s_" + "".join(c if c.isalnum() else "_" for c in s.id) for s in ir.steps
+    }
     lines = ["flowchart LR"]
     for step in ir.steps:
         mark = status.get(step.id)

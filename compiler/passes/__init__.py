@@ -13,10 +13,10 @@ from mlc.compiler.diagnostics import Diagnostic, DiagnosticError
 from mlc.compiler.ir import IRGraph
 from mlc.compiler.passes.base import Pass, PassContext, parse_path
 from mlc.compiler.passes.budget import check_budget
-from mlc.compiler.passes.policies import check_policies
 from mlc.compiler.passes.capabilities import check_capabilities
 from mlc.compiler.passes.consistency import check_consistency
 from mlc.compiler.passes.graph_checks import check_graph
+from mlc.compiler.passes.policies import check_policies
 from mlc.compiler.passes.references import check_references
 
 PASS_ENTRY_POINT_GROUP = "mlc.passes"

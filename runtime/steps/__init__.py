@@ -13,7 +13,9 @@ from typing import Any
 
 from mlc.runtime.context import StepContext, StepError
 
-RunFunction = Callable[[dict[str, Any], dict[str, str], dict[str, str], StepContext], dict[str, Any]]
+RunFunction = Callable[
+    [dict[str, Any], dict[str, str], dict[str, str], StepContext], dict[str, Any]
+]
 
 _MODULES: dict[str, str] = {
     "ingest": "mlc.runtime.steps.ingest",

@@ -33,8 +33,11 @@ def load_frame(inputs: dict[str, str], name: str, step: str) -> pd.DataFrame:
     """Load dataset input `name`; a missing or incomplete artifact is a `StepError`."""
     loc = need(inputs, name, step)
     if not artifacts.exists(loc):
-        raise StepError(step, f"input '{name}' at {loc} is not a complete artifact",
-                        "run the producing step first")
+        raise StepError(
+            step,
+            f"input '{name}' at {loc} is not a complete artifact",
+            "run the producing step first",
+        )
     return artifacts.load_dataframe(loc)
 
 
@@ -42,8 +45,11 @@ def load_model(inputs: dict[str, str], name: str, step: str, ctx: StepContext) -
     """Load a model artifact and bind the run's secrets to any keyed transforms in it."""
     loc = need(inputs, name, step)
     if not artifacts.exists(loc):
-        raise StepError(step, f"input '{name}' at {loc} is not a complete artifact",
-                        "run the producing step first")
+        raise StepError(
+            step,
+            f"input '{name}' at {loc} is not a complete artifact",
+            "run the producing step first",
+        )
     model = artifacts.load_object(loc)
     bind_secrets(model, ctx)
     return model
@@ -52,8 +58,11 @@ def load_model(inputs: dict[str, str], name: str, step: str, ctx: StepContext) -
 def split_xy(df: pd.DataFrame, target: str, step: str) -> tuple[pd.DataFrame, pd.Series]:
     """Features and labels; a missing target column is a `StepError`."""
     if target not in df.columns:
-        raise StepError(step, f"target column '{target}' is not in the data",
-                        "columns: " + ", ".join(map(str, df.columns)))
+        raise StepError(
+            step,
+            f"target column '{target}' is not in the data",
+            "columns: " + ", ".join(map(str, df.columns)),
+        )
     return df.drop(columns=[target]), df[target]
 
 
@@ -69,15 +78,21 @@ def import_entry(ref: str, step: str, what: str = "entry point") -> Callable[...
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise StepError(step, f"cannot import {what} '{ref}': {exc}",
-                        "check the module is installed or on PYTHONPATH") from exc
+        raise StepError(
+            step,
+            f"cannot import {what} '{ref}': {exc}",
+            "check the module is installed or on PYTHONPATH",
+        ) from exc
     try:
         fn: Callable[..., Any] = getattr(module, attr)
     except AttributeError:
         names = [n for n in dir(module) if not n.startswith("_")]
         close = difflib.get_close_matches(attr, names, n=1)
-        raise StepError(step, f"{what} '{ref}': module '{module_name}' has no '{attr}'",
-                        f"did you mean '{module_name}:{close[0]}'?" if close else "") from None
+        raise StepError(
+            step,
+            f"{what} '{ref}': module '{module_name}' has no '{attr}'",
+            f"did you mean '{module_name}:{close[0]}'?" if close else "",
+        ) from None
     return fn
 
 
@@ -95,9 +110,13 @@ def resolve_secret(ref: str, secrets: dict[str, str], step: str) -> str:
             return secrets[name]
         if os.environ.get(name):
             return os.environ[name]
-    raise StepError(step, f"secret '{ref}' is not available",
-                    f"set the environment variable {name}" if scheme == "env"
-                    else "resolve it into the run's secrets (security.secrets)")
+    raise StepError(
+        step,
+        f"secret '{ref}' is not available",
+        f"set the environment variable {name}"
+        if scheme == "env"
+        else "resolve it into the run's secrets (security.secrets)",
+    )
 
 
 def _walk(obj: Any) -> Iterable[Any]:
@@ -121,8 +140,13 @@ def bind_secrets(model: Any, ctx: StepContext) -> None:
             bind(resolve_secret(ref, ctx.secrets, "features"))
 
 
-_PANDAS_DTYPES = {"int": "int64", "float": "float64", "str": "string", "bool": "boolean",
-                  "category": "string"}
+_PANDAS_DTYPES = {
+    "int": "int64",
+    "float": "float64",
+    "str": "string",
+    "bool": "boolean",
+    "category": "string",
+}
 
 
 def cast_to_contract(df: pd.DataFrame, columns: dict[str, dict[str, Any]]) -> pd.DataFrame:

@@ -8,8 +8,15 @@ from mlc.runtime.context import StepError
 
 LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape"})
 NEEDS_PROBA = frozenset({"roc_auc", "log_loss"})
-CLASSIFICATION = ("accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc",
-                  "log_loss")
+CLASSIFICATION = (
+    "accuracy",
+    "balanced_accuracy",
+    "f1",
+    "precision",
+    "recall",
+    "roc_auc",
+    "log_loss",
+)
 REGRESSION = ("rmse", "mae", "r2", "mape")
 
 
@@ -48,25 +55,34 @@ def metric(name: str, y: Any, pred: Any, proba: Any = None, classes: Any = None)
     raise ValueError(f"unknown metric '{name}'")
 
 
-def evaluate(names: list[str], task: str, model: Any, x: Any, y: Any,
-             step: str = "evaluate") -> dict[str, float]:
+def evaluate(
+    names: list[str], task: str, model: Any, x: Any, y: Any, step: str = "evaluate"
+) -> dict[str, float]:
     """Every metric in `names` for `model` on `(x, y)`; a metric that does not fit the task is a
     `StepError` naming it."""
     try:
         pred = model.predict(x)
-        proba = model.predict_proba(x) if task == "classification" and hasattr(
-            model, "predict_proba") and NEEDS_PROBA & set(names) else None
+        proba = (
+            model.predict_proba(x)
+            if task == "classification"
+            and hasattr(model, "predict_proba")
+            and NEEDS_PROBA & set(names)
+            else None
+        )
     except Exception as exc:  # the model's own predict can fail on bad input
         raise StepError(step, f"the model failed to predict: {type(exc).__name__}: {exc}") from exc
     classes = getattr(model, "classes_", None)
     result = {}
     for name in names:
         wrong = (task == "classification" and name in REGRESSION) or (
-            task == "regression" and name in CLASSIFICATION)
+            task == "regression" and name in CLASSIFICATION
+        )
         if wrong:
-            raise StepError(step, f"metric '{name}' does not apply to task '{task}'",
-                            "use: " + ", ".join(CLASSIFICATION if task == "classification"
-                                                else REGRESSION))
+            raise StepError(
+                step,
+                f"metric '{name}' does not apply to task '{task}'",
+                "use: " + ", ".join(CLASSIFICATION if task == "classification" else REGRESSION),
+            )
         try:
             result[name] = metric(name, y, pred, proba, classes)
         except ValueError as exc:

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-
 # Keys bound in this process, by reference: scikit-learn clones transformers from their params
 # (ColumnTransformer, cross-validation), and a clone must still find the key it was given.
 _BOUND_KEYS: dict[str, str] = {}
@@ -50,8 +49,10 @@ class Pseudonymiser(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         if key is None and scheme == "env":
             key = os.environ.get(name)
         if not key:
-            raise RuntimeError(f"pseudonymisation key '{self.key_ref}' is not available; "
-                               f"set it (e.g. the environment variable {name})")
+            raise RuntimeError(
+                f"pseudonymisation key '{self.key_ref}' is not available; "
+                f"set it (e.g. the environment variable {name})"
+            )
         return key.encode()
 
     def fit(self, X: Any, y: Any = None) -> Pseudonymiser:
@@ -93,8 +94,9 @@ class LogTransform(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return np.log(np.clip(values + self.offset, 1e-12, None))
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        return np.asarray(input_features if input_features is not None
-                          else self.feature_names_in_, dtype=object)
+        return np.asarray(
+            input_features if input_features is not None else self.feature_names_in_, dtype=object
+        )
 
 
 class CustomTransform(TransformerMixin, BaseEstimator):  # type: ignore[misc]

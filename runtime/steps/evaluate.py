@@ -20,8 +20,9 @@ def perturb(x: Any, kind: str, features: list[str], magnitude: float, seed: int)
 
     rng = np.random.default_rng(seed)
     x = x.copy()
-    cols = [c for c in (features or x.columns) if c in x.columns
-            and pd.api.types.is_numeric_dtype(x[c])]
+    cols = [
+        c for c in (features or x.columns) if c in x.columns and pd.api.types.is_numeric_dtype(x[c])
+    ]
     for c in cols:
         values = x[c].astype("float64")
         std = float(values.std()) or 1.0
@@ -34,8 +35,9 @@ def perturb(x: Any, kind: str, features: list[str], magnitude: float, seed: int)
     return x
 
 
-def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
-        ctx: StepContext) -> dict[str, Any]:
+def run(
+    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+) -> dict[str, Any]:
     """Score `model` on `test`; write the `metrics` and `predictions` artifacts.
 
     The metrics document is `{"metrics": {name: value}, "robustness": [{kind, metric, base,
@@ -52,22 +54,35 @@ def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
     robustness = []
     for i, r in enumerate(params.get("robustness") or ()):
         first = names[0]
-        shaken = perturb(x, r["kind"], list(r.get("features") or ()), float(r["magnitude"]),
-                         seed=i)
+        shaken = perturb(x, r["kind"], list(r.get("features") or ()), float(r["magnitude"]), seed=i)
         after = evaluate([first], task, model, shaken, y, STEP)[first]
         drop = (after - values[first]) if first in LOWER_IS_BETTER else (values[first] - after)
-        robustness.append({"kind": r["kind"], "features": list(r.get("features") or ()),
-                           "magnitude": r["magnitude"], "metric": first,
-                           "base": values[first], "perturbed": after, "drop": drop,
-                           "max_drop": r.get("max_drop")})
+        robustness.append(
+            {
+                "kind": r["kind"],
+                "features": list(r.get("features") or ()),
+                "magnitude": r["magnitude"],
+                "metric": first,
+                "base": values[first],
+                "perturbed": after,
+                "drop": drop,
+                "max_drop": r.get("max_drop"),
+            }
+        )
     preds = pd.DataFrame({"y_true": y.to_numpy(), "y_pred": model.predict(x)})
     if task == "classification" and hasattr(model, "predict_proba"):
         proba = model.predict_proba(x)
         for j, cls in enumerate(getattr(model, "classes_", range(proba.shape[1]))):
             preds[f"proba_{cls}"] = proba[:, j]
     artifacts.save_dataframe(out(outputs, "predictions", STEP), preds)
-    artifacts.save_json(out(outputs, "metrics", STEP), "metrics",
-                        {"metrics": values, "robustness": robustness}, "metrics",
-                        metrics=values)
-    return {"metrics": values, "robustness": [
-        {k: r[k] for k in ("kind", "drop", "max_drop")} for r in robustness]}
+    artifacts.save_json(
+        out(outputs, "metrics", STEP),
+        "metrics",
+        {"metrics": values, "robustness": robustness},
+        "metrics",
+        metrics=values,
+    )
+    return {
+        "metrics": values,
+        "robustness": [{k: r[k] for k in ("kind", "drop", "max_drop")} for r in robustness],
+    }

@@ -25,8 +25,9 @@ def _shap(model: Any, x: Any, top_k: int) -> list[dict[str, Any]]:
     return [{"feature": str(f), "mean_abs_shap": float(v)} for f, v in ranked[:top_k]]
 
 
-def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
-        ctx: StepContext) -> dict[str, Any]:
+def run(
+    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+) -> dict[str, Any]:
     """Rank input columns by permutation importance; write the `report` artifact."""
     from sklearn.inspection import permutation_importance
 
@@ -37,18 +38,32 @@ def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
     task = params.get("task", "classification")
     method = params.get("method", "permutation")
     if method == "shap" and importlib.util.find_spec("shap") is None:
-        raise StepError(STEP, "explainability method 'shap' needs the shap package",
-                        "pip install shap, or use method: permutation")
-    scoring = "roc_auc" if task == "classification" and hasattr(model, "predict_proba") and \
-        y.nunique() == 2 else ("accuracy" if task == "classification" else "r2")
+        raise StepError(
+            STEP,
+            "explainability method 'shap' needs the shap package",
+            "pip install shap, or use method: permutation",
+        )
+    scoring = (
+        "roc_auc"
+        if task == "classification" and hasattr(model, "predict_proba") and y.nunique() == 2
+        else ("accuracy" if task == "classification" else "r2")
+    )
     result = permutation_importance(model, x, y, scoring=scoring, n_repeats=5, random_state=0)
-    ranked = sorted(
-        ({"feature": str(c), "importance": float(m), "std": float(s)}
-         for c, m, s in zip(x.columns, result.importances_mean, result.importances_std,
-                            strict=True)),
-        key=lambda r: (-r["importance"], r["feature"]))
-    report: dict[str, Any] = {"method": "permutation", "scoring": scoring, "top_k": top_k,
-                              "features": ranked[:top_k]}
+    triples = sorted(
+        (
+            (-float(m), str(c), float(s))
+            for c, m, s in zip(
+                x.columns, result.importances_mean, result.importances_std, strict=True
+            )
+        ),
+    )
+    ranked = [{"feature": c, "importance": -m, "std": s} for m, c, s in triples]
+    report: dict[str, Any] = {
+        "method": "permutation",
+        "scoring": scoring,
+        "top_k": top_k,
+        "features": ranked[:top_k],
+    }
     if method == "shap":
         report["method"] = "shap"
         report["shap"] = _shap(model, x, top_k)

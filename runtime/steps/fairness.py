@@ -31,8 +31,7 @@ class MitigatedModel:
         if self.randomized:
             # Threshold optimisation may randomise near the threshold; a fixed seed keeps
             # predictions reproducible.
-            return self.mitigator.predict(X, sensitive_features=X[self.sensitive],
-                                          random_state=0)
+            return self.mitigator.predict(X, sensitive_features=X[self.sensitive], random_state=0)
         return self.mitigator.predict(X)
 
 
@@ -74,16 +73,22 @@ def _frames(y: Any, pred: Any, sensitive_df: Any, attrs: list[str]) -> dict[str,
 
     result = {}
     for attr in attrs:
-        frame = MetricFrame(metrics={"selection_rate": selection_rate, "accuracy": accuracy_score,
-                                     "count": count},
-                            y_true=y, y_pred=pred, sensitive_features=sensitive_df[attr])
-        result[attr] = {str(k): {m: float(v) for m, v in row.items()}
-                        for k, row in frame.by_group.to_dict(orient="index").items()}
+        frame = MetricFrame(
+            metrics={"selection_rate": selection_rate, "accuracy": accuracy_score, "count": count},
+            y_true=y,
+            y_pred=pred,
+            sensitive_features=sensitive_df[attr],
+        )
+        result[attr] = {
+            str(k): {m: float(v) for m, v in row.items()}
+            for k, row in frame.by_group.to_dict(orient="index").items()
+        }
     return result
 
 
-def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
-        ctx: StepContext) -> dict[str, Any]:
+def run(
+    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+) -> dict[str, Any]:
     """Measure (and optionally mitigate) disparity of `model` on `test` by group."""
     import numpy as np
 
@@ -93,18 +98,28 @@ def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
     attrs = list(params["sensitive_attributes"])
     missing = [a for a in attrs if a not in x.columns]
     if missing:
-        raise StepError(STEP, f"sensitive attribute(s) {missing} are not in the test data",
-                        "keep them in the data contract (they may be excluded from features)")
+        raise StepError(
+            STEP,
+            f"sensitive attribute(s) {missing} are not in the test data",
+            "keep them in the data contract (they may be excluded from features)",
+        )
     if not hasattr(model, "predict_proba"):
-        raise StepError(STEP, "fairness metrics need a classifier",
-                        "remove governance.fairness for regression models")
+        raise StepError(
+            STEP,
+            "fairness metrics need a classifier",
+            "remove governance.fairness for regression models",
+        )
     name = params.get("metric", "demographic_parity_difference")
     is_ratio = name.endswith("_ratio")
     pred = model.predict(x)
     values = {a: _disparity(name, y, pred, x[a]) for a in attrs}
     worst = min(values.values()) if is_ratio else max(values.values())
-    report: dict[str, Any] = {"metric": name, "by_attribute": values, "value": worst,
-                              "groups": _frames(y, pred, x, attrs)}
+    report: dict[str, Any] = {
+        "metric": name,
+        "by_attribute": values,
+        "value": worst,
+        "groups": _frames(y, pred, x, attrs),
+    }
     mitigation = params.get("mitigation", "none")
     final_model = model
     if mitigation != "none":
@@ -114,36 +129,51 @@ def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
         train = load_frame(inputs, "train", STEP)
         xt, yt = split_xy(train, params["target"], STEP)
         attr = attrs[0]
-        constraint = "equalized_odds" if name.startswith("equalized_odds") else \
-            "demographic_parity"
+        constraint = "equalized_odds" if name.startswith("equalized_odds") else "demographic_parity"
         try:
             if mitigation == "threshold_optimizer":
-                mitigator = ThresholdOptimizer(estimator=model, constraints=constraint,
-                                               prefit=True, predict_method="predict_proba")
+                mitigator = ThresholdOptimizer(
+                    estimator=model,
+                    constraints=constraint,
+                    prefit=True,
+                    predict_method="predict_proba",
+                )
                 mitigator.fit(xt, yt, sensitive_features=xt[attr])
             else:
-                moment = EqualizedOdds() if constraint == "equalized_odds" else \
-                    DemographicParity()
+                moment = EqualizedOdds() if constraint == "equalized_odds" else DemographicParity()
                 mitigator = ExponentiatedGradient(_WeightedPipeline(model), constraints=moment)
                 mitigator.fit(xt, yt, sensitive_features=xt[attr])
         except Exception as exc:  # fairlearn raises plain ValueErrors on degenerate groups
-            raise StepError(STEP, f"mitigation '{mitigation}' failed: "
-                            f"{type(exc).__name__}: {exc}") from exc
-        final_model = MitigatedModel(mitigator, attr, getattr(model, "classes_", None),
-                                     randomized=mitigation == "threshold_optimizer")
+            raise StepError(
+                STEP, f"mitigation '{mitigation}' failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        final_model = MitigatedModel(
+            mitigator,
+            attr,
+            getattr(model, "classes_", None),
+            randomized=mitigation == "threshold_optimizer",
+        )
         mpred = np.asarray(final_model.predict(x))
         mvalues = {a: _disparity(name, y, mpred, x[a]) for a in attrs}
         report["mitigated"] = {
-            "method": mitigation, "by_attribute": mvalues,
+            "method": mitigation,
+            "by_attribute": mvalues,
             "value": min(mvalues.values()) if is_ratio else max(mvalues.values()),
             "accuracy": float((mpred == np.asarray(y)).mean()),
-            "groups": _frames(y, mpred, x, attrs)}
-    doc = {"metric": name, "value": worst, "threshold": params.get("threshold"),
-           "kind": "ratio" if is_ratio else "difference", "by_attribute": values,
-           "mitigated_value": (report.get("mitigated") or {}).get("value")}
+            "groups": _frames(y, mpred, x, attrs),
+        }
+    doc = {
+        "metric": name,
+        "value": worst,
+        "threshold": params.get("threshold"),
+        "kind": "ratio" if is_ratio else "difference",
+        "by_attribute": values,
+        "mitigated_value": (report.get("mitigated") or {}).get("value"),
+    }
     artifacts.save_json(out(outputs, "report", STEP), "fairness", report, "report")
-    artifacts.save_json(out(outputs, "metrics", STEP), "metrics", doc, "metrics",
-                        metrics={name: worst})
+    artifacts.save_json(
+        out(outputs, "metrics", STEP), "metrics", doc, "metrics", metrics={name: worst}
+    )
     if "model" in outputs:
         artifacts.save_object(outputs["model"], final_model, "model", mitigated=mitigation)
     return {"metric": name, "value": worst, "mitigated_value": doc["mitigated_value"]}

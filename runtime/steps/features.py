@@ -33,27 +33,35 @@ def _op(t: dict[str, Any], ctx: StepContext) -> Any:
 
     op = t["op"]
     if op == "scale":
-        cls = {"standard": preprocessing.StandardScaler, "minmax": preprocessing.MinMaxScaler,
-               "robust": preprocessing.RobustScaler}[t.get("method", "standard")]
+        cls = {
+            "standard": preprocessing.StandardScaler,
+            "minmax": preprocessing.MinMaxScaler,
+            "robust": preprocessing.RobustScaler,
+        }[t.get("method", "standard")]
         return cls()
     if op == "one_hot":
-        return preprocessing.OneHotEncoder(handle_unknown=t.get("handle_unknown", "ignore"),
-                                           max_categories=t.get("max_categories"),
-                                           sparse_output=False)
+        return preprocessing.OneHotEncoder(
+            handle_unknown=t.get("handle_unknown", "ignore"),
+            max_categories=t.get("max_categories"),
+            sparse_output=False,
+        )
     if op == "bucketize":
         bins = t.get("bins", 5)
         if isinstance(bins, int):
-            return preprocessing.KBinsDiscretizer(n_bins=bins, encode="ordinal",
-                                                  strategy="quantile",
-                                                  quantile_method="averaged_inverted_cdf")
+            return preprocessing.KBinsDiscretizer(
+                n_bins=bins,
+                encode="ordinal",
+                strategy="quantile",
+                quantile_method="averaged_inverted_cdf",
+            )
         edges = [float(b) for b in bins]
         return preprocessing.FunctionTransformer(
-            _digitize, kw_args={"edges": edges}, feature_names_out="one-to-one")
+            _digitize, kw_args={"edges": edges}, feature_names_out="one-to-one"
+        )
     if op == "log":
         return _transforms.LogTransform(offset=float(t.get("offset", 1.0)))
     if op == "impute":
-        return SimpleImputer(strategy=t.get("strategy", "median"),
-                             fill_value=t.get("fill_value"))
+        return SimpleImputer(strategy=t.get("strategy", "median"), fill_value=t.get("fill_value"))
     if op == "pseudonymise":
         p = _transforms.Pseudonymiser(key_ref=t["key"], buckets=int(t.get("buckets", 2**20)))
         p.bind_key(resolve_secret(t["key"], ctx.secrets, STEP))
@@ -70,8 +78,9 @@ def _digitize(X: Any, edges: list[float]) -> Any:
     return np.digitize(np.asarray(X, dtype=np.float64), edges).astype(np.float64)
 
 
-def build_transform(params: dict[str, Any], columns: list[str], ctx: StepContext,
-                    task: str | None = None) -> Any:
+def build_transform(
+    params: dict[str, Any], columns: list[str], ctx: StepContext, task: str | None = None
+) -> Any:
     """The unfitted transform `Pipeline` for frame `columns` (features only, no target)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.feature_selection import (
@@ -88,15 +97,21 @@ def build_transform(params: dict[str, Any], columns: list[str], ctx: StepContext
     available = list(columns) + [name for name, _ in derived]
     selection = params.get("selection") or {}
     include = selection.get("include")
-    chosen = [c for c in available if (include is None or c in include)
-              and c not in set(selection.get("exclude") or ())]
+    chosen = [
+        c
+        for c in available
+        if (include is None or c in include) and c not in set(selection.get("exclude") or ())
+    ]
     transforms = params.get("transforms") or []
     chains: dict[str, list[int]] = {c: [] for c in chosen}
     for i, t in enumerate(transforms):
         for col in t["columns"]:
             if col not in available:
-                raise StepError(STEP, f"transform {i} ({t['op']}) names column '{col}', "
-                                "which is not in the data", "columns: " + ", ".join(available))
+                raise StepError(
+                    STEP,
+                    f"transform {i} ({t['op']}) names column '{col}', which is not in the data",
+                    "columns: " + ", ".join(available),
+                )
             if col in chains:
                 chains[col].append(i)
     pii = set(params.get("pii") or ())
@@ -104,24 +119,27 @@ def build_transform(params: dict[str, Any], columns: list[str], ctx: StepContext
     for col in chosen:
         chain = tuple(chains[col])
         if col in pii and not any(transforms[i]["op"] == "pseudonymise" for i in chain):
-            ctx.logger.warning("step 'features': PII column '%s' dropped (not pseudonymised)",
-                               col)
+            ctx.logger.warning("step 'features': PII column '%s' dropped (not pseudonymised)", col)
             continue
         groups.setdefault(chain, []).append(col)
     entries = []
     for chain, cols in groups.items():
-        name = "passthrough" if not chain else "+".join(f"{transforms[i]['op']}{i}"
-                                                         for i in chain)
-        est: Any = "passthrough" if not chain else Pipeline(
-            [(f"{transforms[i]['op']}{i}", _op(transforms[i], ctx)) for i in chain])
+        name = "passthrough" if not chain else "+".join(f"{transforms[i]['op']}{i}" for i in chain)
+        est: Any = (
+            "passthrough"
+            if not chain
+            else Pipeline([(f"{transforms[i]['op']}{i}", _op(transforms[i], ctx)) for i in chain])
+        )
         entries.append((name, est, cols))
     if not entries:
-        raise StepError(STEP, "no feature columns are left after selection",
-                        "check features.selection.include/exclude")
+        raise StepError(
+            STEP,
+            "no feature columns are left after selection",
+            "check features.selection.include/exclude",
+        )
     steps: list[tuple[str, Any]] = [
         ("derive", DerivedFeatures(derived)),
-        ("columns", ColumnTransformer(entries, remainder="drop",
-                                      verbose_feature_names_out=False)),
+        ("columns", ColumnTransformer(entries, remainder="drop", verbose_feature_names_out=False)),
     ]
     method = selection.get("method", "none")
     if method == "variance":
@@ -144,8 +162,9 @@ def infer_task(params: dict[str, Any], y: Any) -> str:
     return "classification" if y.nunique() <= 20 else "regression"
 
 
-def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
-        ctx: StepContext) -> dict[str, Any]:
+def run(
+    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+) -> dict[str, Any]:
     """Fit the transform on `train` only and save it as the `transform` artifact."""
     train = load_frame(inputs, "train", STEP)
     x, y = split_xy(train, params["target"], STEP)
@@ -156,13 +175,15 @@ def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
     except StepError:
         raise
     except Exception as exc:  # a user transform or expression can raise anything
-        raise StepError(STEP, f"fitting the feature transform failed: "
-                        f"{type(exc).__name__}: {exc}") from exc
+        raise StepError(
+            STEP, f"fitting the feature transform failed: {type(exc).__name__}: {exc}"
+        ) from exc
     try:
         names = [str(n) for n in transform.get_feature_names_out()]
     except (AttributeError, ValueError):
         names = [f"f{i}" for i in range(matrix.shape[1])]
     bind_secrets(transform, ctx)
-    digest = artifacts.save_object(out(outputs, "transform", STEP), transform, "transform",
-                                   features=names, task=task)
+    digest = artifacts.save_object(
+        out(outputs, "transform", STEP), transform, "transform", features=names, task=task
+    )
     return {"features_in": x.shape[1], "features_out": len(names), "hash": digest}

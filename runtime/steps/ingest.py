@@ -36,19 +36,27 @@ def _read_spark(source: dict[str, Any], ctx: StepContext) -> pd.DataFrame:
         if fmt == "spark_table":
             sdf = spark.table(source["table"])
         elif fmt == "csv":
-            sdf = spark.read.csv(ctx.resolve(source["path"]), header=True, inferSchema=True,
-                                 sep=source.get("delimiter", ","))
+            sdf = spark.read.csv(
+                ctx.resolve(source["path"]),
+                header=True,
+                inferSchema=True,
+                sep=source.get("delimiter", ","),
+            )
         elif fmt == "parquet":
             sdf = spark.read.parquet(ctx.resolve(source["path"]))
         else:
-            raise StepError(STEP, f"format '{fmt}' is not read by the spark engine",
-                            "use engine: pandas for SQL sources")
+            raise StepError(
+                STEP,
+                f"format '{fmt}' is not read by the spark engine",
+                "use engine: pandas for SQL sources",
+            )
         return sdf.toPandas()
     except StepError:
         raise
     except Exception as exc:  # pyspark raises AnalysisException and py4j errors alike
-        raise StepError(STEP, f"spark could not read source '{source['name']}': "
-                        f"{str(exc).splitlines()[0]}") from exc
+        raise StepError(
+            STEP, f"spark could not read source '{source['name']}': {str(exc).splitlines()[0]}"
+        ) from exc
 
 
 def _read_pandas(source: dict[str, Any], ctx: StepContext) -> pd.DataFrame:
@@ -58,9 +66,11 @@ def _read_pandas(source: dict[str, Any], ctx: StepContext) -> pd.DataFrame:
     if fmt in ("csv", "parquet"):
         path = ctx.resolve(source["path"])
         if "://" not in path and not os.path.exists(path):
-            raise StepError(STEP, f"data file not found: {path} (source '{source['name']}')",
-                            "check data.sources[].path; relative paths are against the spec's "
-                            "folder")
+            raise StepError(
+                STEP,
+                f"data file not found: {path} (source '{source['name']}')",
+                "check data.sources[].path; relative paths are against the spec's folder",
+            )
         try:
             if fmt == "csv":
                 return pd.read_csv(path, sep=source.get("delimiter", ","))
@@ -79,14 +89,17 @@ def _read_pandas(source: dict[str, Any], ctx: StepContext) -> pd.DataFrame:
             with engine.connect() as conn:
                 return pd.read_sql_query(sqlalchemy.text(source["query"]), conn)
         except Exception as exc:  # SQLAlchemy and DBAPI errors share no base class
-            raise StepError(STEP, f"SQL source '{source['name']}' failed: "
-                            f"{str(exc).splitlines()[0]}",
-                            "check data.sources[].url and query") from exc
+            raise StepError(
+                STEP,
+                f"SQL source '{source['name']}' failed: {str(exc).splitlines()[0]}",
+                "check data.sources[].url and query",
+            ) from exc
     raise StepError(STEP, f"format '{fmt}' needs engine: spark")
 
 
-def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
-        ctx: StepContext) -> dict[str, Any]:
+def run(
+    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+) -> dict[str, Any]:
     """Read the source in `params["source"]` and save it as the `dataset` artifact.
 
     Returns:
@@ -95,6 +108,7 @@ def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
     source = params["source"]
     engine = params.get("engine", "pandas")
     df = _read_spark(source, ctx) if engine == "spark" else _read_pandas(source, ctx)
-    digest = artifacts.save_dataframe(out(outputs, "dataset", STEP), df,
-                                      source=source["name"], engine=engine)
+    digest = artifacts.save_dataframe(
+        out(outputs, "dataset", STEP), df, source=source["name"], engine=engine
+    )
     return {"rows": len(df), "columns": len(df.columns), "hash": digest}

@@ -55,13 +55,20 @@ def render_value(value: Any) -> list[str]:
     """Markdown for a report value: a table where the shape allows, else a JSON block."""
     if isinstance(value, dict) and value and all(_scalar(v) for v in value.values()):
         return _table(["name", "value"], [[k, v] for k, v in sorted(value.items())])
-    if isinstance(value, dict) and value and all(
-            isinstance(v, dict) and all(_scalar(x) for x in v.values()) for v in value.values()):
+    if (
+        isinstance(value, dict)
+        and value
+        and all(isinstance(v, dict) and all(_scalar(x) for x in v.values()) for v in value.values())
+    ):
         cols = sorted({c for v in value.values() for c in v})
-        return _table(["", *cols], [[k, *(v.get(c) for c in cols)]
-                                    for k, v in sorted(value.items())])
-    if isinstance(value, list) and value and all(
-            isinstance(r, dict) and all(_scalar(x) for x in r.values()) for r in value):
+        return _table(
+            ["", *cols], [[k, *(v.get(c) for c in cols)] for k, v in sorted(value.items())]
+        )
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(r, dict) and all(_scalar(x) for x in r.values()) for r in value)
+    ):
         cols = list(dict.fromkeys(c for r in value for c in r))
         return _table(cols, [[r.get(c) for c in cols] for r in value])
     if _scalar(value):
@@ -86,8 +93,7 @@ def _report_section(title: str, doc: Any) -> list[str]:
     return [*lines, *render_value(doc), ""]
 
 
-def build_card(params: dict[str, Any], inputs: dict[str, str],
-               ctx: StepContext) -> dict[str, Any]:
+def build_card(params: dict[str, Any], inputs: dict[str, str], ctx: StepContext) -> dict[str, Any]:
     """The card as a JSON-ready dict (also the source of the Markdown)."""
     from mlc.runtime import lineage
     from mlc.runtime.steps.register import metrics_of
@@ -97,8 +103,9 @@ def build_card(params: dict[str, Any], inputs: dict[str, str],
     verdict = _doc(inputs, "verdict") or {}
     model_hashes = sorted((ctx.extra.get("model_hashes") or {}).values())
     model_name = str(params.get("model_name") or "model")
-    registered = [r for r in lineage.query(ctx.state, model_name)
-                  if r.get("model_hash") in model_hashes]
+    registered = [
+        r for r in lineage.query(ctx.state, model_name) if r.get("model_hash") in model_hashes
+    ]
     return {
         "card_version": CARD_VERSION,
         "model": {
@@ -115,12 +122,16 @@ def build_card(params: dict[str, Any], inputs: dict[str, str],
         "out_of_scope": card.get("out_of_scope", ""),
         "limitations": card.get("limitations", ""),
         "ethical_considerations": card.get("ethical_considerations", ""),
-        "data": {"hash": ctx.extra.get("data_hash"),
-                 "datasets": ctx.extra.get("data_hashes") or {}},
+        "data": {
+            "hash": ctx.extra.get("data_hash"),
+            "datasets": ctx.extra.get("data_hashes") or {},
+        },
         "metrics": metrics_of(metrics_doc) if metrics_doc is not None else {},
         "evaluation": metrics_doc,
-        "verdict": {"passed": bool(verdict.get("passed")) if isinstance(verdict, dict) else None,
-                    "checks": verdict.get("checks", []) if isinstance(verdict, dict) else []},
+        "verdict": {
+            "passed": bool(verdict.get("passed")) if isinstance(verdict, dict) else None,
+            "checks": verdict.get("checks", []) if isinstance(verdict, dict) else [],
+        },
         "fairness": _doc(inputs, "fairness"),
         "explanations": _doc(inputs, "explain"),
         "lineage": {
@@ -129,8 +140,9 @@ def build_card(params: dict[str, Any], inputs: dict[str, str],
             "data_hash": ctx.extra.get("data_hash"),
             "code_version": ctx.extra.get("code_version"),
             "model_hashes": model_hashes,
-            "registered_versions": [{k: r.get(k) for k in ("version", "run_id", "aliases")}
-                                    for r in registered],
+            "registered_versions": [
+                {k: r.get(k) for k in ("version", "run_id", "aliases")} for r in registered
+            ],
         },
     }
 
@@ -141,13 +153,17 @@ def render_markdown(doc: dict[str, Any]) -> str:
     lines = [f"# Model card: {model['name']}", ""]
     if model.get("description"):
         lines += [model["description"], ""]
-    lines += ["## Model details", "",
-              f"- **Task**: {_fmt(model.get('task'))}",
-              f"- **Owners**: {', '.join(model['owners']) or '—'}",
-              f"- **Approvers**: {', '.join(model['approvers']) or '—'}",
-              f"- **Risk**: {_fmt(model.get('risk'))}",
-              f"- **Compliance**: {', '.join(model['compliance']) or '—'}",
-              f"- **Contact**: {model.get('contact') or '—'}", ""]
+    lines += [
+        "## Model details",
+        "",
+        f"- **Task**: {_fmt(model.get('task'))}",
+        f"- **Owners**: {', '.join(model['owners']) or '—'}",
+        f"- **Approvers**: {', '.join(model['approvers']) or '—'}",
+        f"- **Risk**: {_fmt(model.get('risk'))}",
+        f"- **Compliance**: {', '.join(model['compliance']) or '—'}",
+        f"- **Contact**: {model.get('contact') or '—'}",
+        "",
+    ]
     for title, key in (("Intended use", "intended_use"), ("Out of scope", "out_of_scope")):
         lines += [f"## {title}", "", doc.get(key) or "Not stated.", ""]
     data = doc["data"]
@@ -162,34 +178,43 @@ def render_markdown(doc: dict[str, Any]) -> str:
         lines += [*render_value(verdict["checks"]), ""]
     lines += _report_section("Fairness", doc.get("fairness"))
     lines += _report_section("Explanations", doc.get("explanations"))
-    for title, key in (("Limitations", "limitations"),
-                       ("Ethical considerations", "ethical_considerations")):
+    for title, key in (
+        ("Limitations", "limitations"),
+        ("Ethical considerations", "ethical_considerations"),
+    ):
         lines += [f"## {title}", "", doc.get(key) or "Not stated.", ""]
     lin = doc["lineage"]
-    lines += ["## Lineage", "",
-              f"- **Run**: `{lin.get('run_id')}`",
-              f"- **Spec hash**: `{lin.get('spec_hash') or '—'}`",
-              f"- **Data hash**: `{lin.get('data_hash') or '—'}`",
-              f"- **Code version**: {lin.get('code_version') or '—'}"]
+    lines += [
+        "## Lineage",
+        "",
+        f"- **Run**: `{lin.get('run_id')}`",
+        f"- **Spec hash**: `{lin.get('spec_hash') or '—'}`",
+        f"- **Data hash**: `{lin.get('data_hash') or '—'}`",
+        f"- **Code version**: {lin.get('code_version') or '—'}",
+    ]
     lines += [f"- **Model hash**: `{h}`" for h in lin.get("model_hashes", [])]
     for reg in lin.get("registered_versions", []):
-        lines.append(f"- **Registered**: version {reg['version']} "
-                     f"(aliases: {', '.join(reg.get('aliases') or []) or '—'})")
+        lines.append(
+            f"- **Registered**: version {reg['version']} "
+            f"(aliases: {', '.join(reg.get('aliases') or []) or '—'})"
+        )
     return "\n".join(lines).rstrip() + "\n"
 
 
-def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
-        ctx: StepContext) -> dict[str, Any]:
+def run(
+    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+) -> dict[str, Any]:
     """Write `card.md` and `card.json` into the `card` output."""
     if "card" not in outputs:
         raise StepError(STEP, "missing output 'card'", "pass --outputs card=LOCATION")
     if "metrics" not in inputs or not artifacts.exists(inputs["metrics"]):
-        raise StepError(STEP, "input 'metrics' is missing or incomplete",
-                        "run the evaluate step first")
+        raise StepError(
+            STEP, "input 'metrics' is missing or incomplete", "run the evaluate step first"
+        )
     doc = build_card(params, inputs, ctx)
     markdown = render_markdown(doc)
     artifacts.save_text(outputs["card"], "card.md", markdown)
-    artifacts.save_json(outputs["card"], "card", doc, "report", format="markdown",
-                        files=["card.md", "card.json"])
-    return {"card": "card.md", "passed": doc["verdict"]["passed"],
-            "metrics": len(doc["metrics"])}
+    artifacts.save_json(
+        outputs["card"], "card", doc, "report", format="markdown", files=["card.md", "card.json"]
+    )
+    return {"card": "card.md", "passed": doc["verdict"]["passed"], "metrics": len(doc["metrics"])}

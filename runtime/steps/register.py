@@ -43,11 +43,16 @@ _MLFLOW_TYPES = {
 
 def _sqlite_file(tracking_uri: str) -> Path | None:
     """The database file of a `sqlite:///` URI, else None."""
-    if not tracking_uri.startswith("sqlite:"):
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
         return None
-    parsed = urlparse(tracking_uri)
-    path = unquote(parsed.path)
-    return Path(path) if path else None
+    # sqlite:////abs/path is absolute, sqlite:///rel/path relative (SQLAlchemy's rule).
+    path = (
+        unquote(urlparse(tracking_uri).path)[1:]
+        if "?" in tracking_uri
+        else unquote(tracking_uri[len(prefix) :])
+    )
+    return Path(path).resolve() if path else None
 
 
 def champion_info(model_name: str, tracking_uri: str) -> dict[str, Any] | None:
@@ -70,21 +75,31 @@ def champion_info(model_name: str, tracking_uri: str) -> dict[str, Any] | None:
 
 
 def _champion_from_sqlite(db: Path, model_name: str) -> dict[str, Any] | None:
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as con:
+    with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=5)) as con:
         row = con.execute(
             "SELECT mv.version, mv.run_id FROM registered_model_aliases a "
             "JOIN model_versions mv ON mv.name = a.name AND mv.version = a.version "
-            "WHERE a.name = ? AND a.alias = ?", (model_name, CHAMPION)).fetchone()
+            "WHERE a.name = ? AND a.alias = ?",
+            (model_name, CHAMPION),
+        ).fetchone()
         if row is None:
             return None
         version, run_id = row
         tag = con.execute(
             "SELECT value FROM model_version_tags WHERE name = ? AND version = ? AND key = ?",
-            (model_name, version, MODEL_HASH_TAG)).fetchone()
-        metrics = dict(con.execute(
-            "SELECT key, value FROM latest_metrics WHERE run_uuid = ?", (run_id,)).fetchall())
-    return {"version": str(version), "run_id": run_id, "model_hash": tag[0] if tag else None,
-            "metrics": {k: float(v) for k, v in sorted(metrics.items())}}
+            (model_name, version, MODEL_HASH_TAG),
+        ).fetchone()
+        metrics = dict(
+            con.execute(
+                "SELECT key, value FROM latest_metrics WHERE run_uuid = ?", (run_id,)
+            ).fetchall()
+        )
+    return {
+        "version": str(version),
+        "run_id": run_id,
+        "model_hash": tag[0] if tag else None,
+        "metrics": {k: float(v) for k, v in sorted(metrics.items())},
+    }
 
 
 def _champion_from_client(model_name: str, tracking_uri: str) -> dict[str, Any] | None:
@@ -97,21 +112,28 @@ def _champion_from_client(model_name: str, tracking_uri: str) -> dict[str, Any] 
     except MlflowException:
         return None
     metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
-    return {"version": str(mv.version), "run_id": mv.run_id,
-            "model_hash": (mv.tags or {}).get(MODEL_HASH_TAG),
-            "metrics": {k: float(v) for k, v in sorted(metrics.items())}}
+    return {
+        "version": str(mv.version),
+        "run_id": mv.run_id,
+        "model_hash": (mv.tags or {}).get(MODEL_HASH_TAG),
+        "metrics": {k: float(v) for k, v in sorted(metrics.items())},
+    }
 
 
 def signature(contract: dict[str, Any], target: str, task: str) -> Any:
     """An MLflow `ModelSignature` from the data contract: every column but the target in."""
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, Schema, TensorSpec
 
     columns = contract.get("columns", {})
-    inputs = [
-        ColSpec(_MLFLOW_TYPES.get(col.get("dtype", "str"), "string"), name,
-                required=not col.get("nullable", False))
-        for name, col in sorted(columns.items()) if name != target
+    inputs: list[ColSpec | TensorSpec] = [
+        ColSpec(
+            _MLFLOW_TYPES.get(col.get("dtype", "str"), "string"),
+            name,
+            required=not col.get("nullable", False),
+        )
+        for name, col in sorted(columns.items())
+        if name != target
     ]
     out_type = "long" if task == "classification" else "double"
     return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec(out_type, target)]))
@@ -164,8 +186,16 @@ def metrics_of(doc: Any) -> dict[str, float]:
     return out
 
 
-_STORE_WORDS = ("sqlite", "database", "unable to open", "permission", "read-only",
-                "readonly", "no such file", "not a directory")
+_STORE_WORDS = (
+    "sqlite",
+    "database",
+    "unable to open",
+    "permission",
+    "read-only",
+    "readonly",
+    "no such file",
+    "not a directory",
+)
 
 
 @contextlib.contextmanager
@@ -182,19 +212,27 @@ def _store_errors(uri: str) -> Iterator[None]:
         lower = text.lower()
         first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
         if "locked" in lower:
-            raise StepError(STEP, f"the MLflow store {uri} is locked by another process: "
-                            f"{first[:300]}", "close other writers of the store, or pass "
-                            "--tracking-uri with another store") from None
+            raise StepError(
+                STEP,
+                f"the MLflow store {uri} is locked by another process: {first[:300]}",
+                "close other writers of the store, or pass --tracking-uri with another store",
+            ) from None
         if isinstance(exc, OSError) or any(w in lower for w in _STORE_WORDS):
-            raise StepError(STEP, f"the MLflow store {uri} cannot be written: {first[:300]}",
-                            "check the path and its permissions, or pass --tracking-uri"
-                            ) from None
-        raise StepError(STEP, f"MLflow failed: {first[:400]}",
-                        "see the MLflow message above") from None
+            raise StepError(
+                STEP,
+                f"the MLflow store {uri} cannot be written: {first[:300]}",
+                "check the path and its permissions, or pass --tracking-uri",
+            ) from None
+        raise StepError(
+            STEP, f"MLflow failed: {first[:400]}", "see the MLflow message above"
+        ) from None
     except Exception as exc:
         if type(exc).__module__.startswith("sqlalchemy"):
-            raise StepError(STEP, f"the MLflow store {uri} cannot be used: {exc}"[:400],
-                            "check the store, or pass --tracking-uri") from None
+            raise StepError(
+                STEP,
+                f"the MLflow store {uri} cannot be used: {exc}"[:400],
+                "check the store, or pass --tracking-uri",
+            ) from None
         raise
 
 
@@ -214,13 +252,17 @@ def _existing_version(client: Any, name: str, model_hash: str) -> Any:
     except MlflowException:
         return None
     found = client.search_model_versions(
-        f"name = '{name}' and tags.`{MODEL_HASH_TAG}` = '{model_hash}'")
+        f"name = '{name}' and tags.`{MODEL_HASH_TAG}` = '{model_hash}'"
+    )
     return min(found, key=lambda mv: int(mv.version)) if found else None
 
 
 def _flat_params(params: dict[str, Any], inputs: dict[str, str]) -> dict[str, str]:
-    out = {"model_name": str(params.get("model_name")), "task": str(params.get("task")),
-           "target": str(params.get("target"))}
+    out = {
+        "model_name": str(params.get("model_name")),
+        "task": str(params.get("task")),
+        "target": str(params.get("target")),
+    }
     if "params" in inputs and artifacts.exists(inputs["params"]):
         tuned = _read_doc(inputs["params"])
         if isinstance(tuned, dict):
@@ -230,18 +272,23 @@ def _flat_params(params: dict[str, Any], inputs: dict[str, str]) -> dict[str, st
     return out
 
 
-def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
-        ctx: StepContext) -> dict[str, Any]:
+def run(
+    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+) -> dict[str, Any]:
     """Log the run to MLflow, register the model, move aliases; write the `model_version`."""
     from mlc.runtime import audit, lineage
 
     for name in ("model", "metrics", "verdict"):
         if name not in inputs or not artifacts.exists(inputs[name]):
-            raise StepError(STEP, f"input '{name}' is missing or incomplete",
-                            "run the steps before register first")
+            raise StepError(
+                STEP,
+                f"input '{name}' is missing or incomplete",
+                "run the steps before register first",
+            )
     if "model_version" not in outputs:
-        raise StepError(STEP, "missing output 'model_version'",
-                        "pass --outputs model_version=LOCATION")
+        raise StepError(
+            STEP, "missing output 'model_version'", "pass --outputs model_version=LOCATION"
+        )
     model_name = str(params.get("model_name") or "model")
     verdict = _read_doc(inputs["verdict"])
     passed = bool(verdict.get("passed")) if isinstance(verdict, dict) else False
@@ -269,33 +316,50 @@ def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
         if new:
             mlflow.set_tracking_uri(uri)
             mlflow.set_registry_uri(uri)
-            tags = {"mlc.run_id": ctx.run_id, "mlc.spec_hash": str(spec_hash),
-                    "mlc.data_hash": str(data_hash), "mlc.code_version": str(code_version),
-                    MODEL_HASH_TAG: model_hash, "mlc.verdict": "passed" if passed else "failed"}
-            with mlflow.start_run(experiment_id=experiment_id, run_name=ctx.run_id,
-                                  tags=tags) as active:
+            tags = {
+                "mlc.run_id": ctx.run_id,
+                "mlc.spec_hash": str(spec_hash),
+                "mlc.data_hash": str(data_hash),
+                "mlc.code_version": str(code_version),
+                MODEL_HASH_TAG: model_hash,
+                "mlc.verdict": "passed" if passed else "failed",
+            }
+            with mlflow.start_run(
+                experiment_id=experiment_id, run_name=ctx.run_id, tags=tags
+            ) as active:
                 mlflow.log_params(_flat_params(params, inputs))
                 if metrics:
                     mlflow.log_metrics(metrics)
-                mlflow.log_dict(verdict if isinstance(verdict, dict) else {"verdict": verdict},
-                                "reports/verdict.json")
+                mlflow.log_dict(
+                    verdict if isinstance(verdict, dict) else {"verdict": verdict},
+                    "reports/verdict.json",
+                )
                 for report in ("fairness", "explain"):
                     if report in inputs and artifacts.exists(inputs[report]):
                         mlflow.log_dict(_read_doc(inputs[report]), f"reports/{report}.json")
                 info = mlflow.sklearn.log_model(
-                    model, name="model",
-                    signature=signature(params.get("contract") or {}, str(params.get("target")),
-                                        str(params.get("task", "classification"))),
+                    model,
+                    name="model",
+                    signature=signature(
+                        params.get("contract") or {},
+                        str(params.get("target")),
+                        str(params.get("task", "classification")),
+                    ),
                     pip_requirements=pip_requirements(),
                     serialization_format="skops",
                     skops_trusted_types=_own_types(model),
                 )
                 run_id = active.info.run_id
-            mv = mlflow.register_model(info.model_uri, model_name,
-                                       tags={MODEL_HASH_TAG: model_hash,
-                                             "mlc.spec_hash": str(spec_hash),
-                                             "mlc.data_hash": str(data_hash),
-                                             "mlc.run_id": ctx.run_id})
+            mv = mlflow.register_model(
+                info.model_uri,
+                model_name,
+                tags={
+                    MODEL_HASH_TAG: model_hash,
+                    "mlc.spec_hash": str(spec_hash),
+                    "mlc.data_hash": str(data_hash),
+                    "mlc.run_id": ctx.run_id,
+                },
+            )
         else:
             mv = existing
             run_id = mv.run_id
@@ -309,23 +373,66 @@ def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
     state = ctx.state
     commit = ctx.extra.get("git_commit")
     if new:
-        audit.append(state, "registration", spec_hash=spec_hash, commit=commit,
-                     details={"model": model_name, "version": version, "run_id": ctx.run_id,
-                              "mlflow_run_id": run_id, "model_hash": model_hash,
-                              "data_hash": data_hash, "tracking_uri": uri})
-        lineage.record_model(state, model_name=model_name, version=version, run_id=ctx.run_id,
-                             data_hash=data_hash, spec_hash=spec_hash,
-                             code_version=code_version, model_hash=model_hash,
-                             tracking_uri=uri, aliases=aliases)
-    audit.append(state, "promotion", spec_hash=spec_hash, commit=commit,
-                 details={"model": model_name, "version": version, "aliases": aliases,
-                          "policy": promotion.get("policy", "auto"), "verdict_passed": passed,
-                          "pending_approval": (passed and not promote),
-                          "approvers": list(params.get("approvers") or [])})
-    doc = {"model_name": model_name, "version": version, "aliases": aliases,
-           "new_version": new, "mlflow_run_id": run_id, "model_hash": model_hash,
-           "spec_hash": spec_hash, "data_hash": data_hash, "tracking_uri": uri,
-           "model_uri": f"models:/{model_name}/{version}"}
-    artifacts.save_json(outputs["model_version"], "model_version", doc, "model_version",
-                        version=version, aliases=aliases)
+        audit.append(
+            state,
+            "registration",
+            spec_hash=spec_hash,
+            commit=commit,
+            details={
+                "model": model_name,
+                "version": version,
+                "run_id": ctx.run_id,
+                "mlflow_run_id": run_id,
+                "model_hash": model_hash,
+                "data_hash": data_hash,
+                "tracking_uri": uri,
+            },
+        )
+        lineage.record_model(
+            state,
+            model_name=model_name,
+            version=version,
+            run_id=ctx.run_id,
+            data_hash=data_hash,
+            spec_hash=spec_hash,
+            code_version=code_version,
+            model_hash=model_hash,
+            tracking_uri=uri,
+            aliases=aliases,
+        )
+    audit.append(
+        state,
+        "promotion",
+        spec_hash=spec_hash,
+        commit=commit,
+        details={
+            "model": model_name,
+            "version": version,
+            "aliases": aliases,
+            "policy": promotion.get("policy", "auto"),
+            "verdict_passed": passed,
+            "pending_approval": (passed and not promote),
+            "approvers": list(params.get("approvers") or []),
+        },
+    )
+    doc = {
+        "model_name": model_name,
+        "version": version,
+        "aliases": aliases,
+        "new_version": new,
+        "mlflow_run_id": run_id,
+        "model_hash": model_hash,
+        "spec_hash": spec_hash,
+        "data_hash": data_hash,
+        "tracking_uri": uri,
+        "model_uri": f"models:/{model_name}/{version}",
+    }
+    artifacts.save_json(
+        outputs["model_version"],
+        "model_version",
+        doc,
+        "model_version",
+        version=version,
+        aliases=aliases,
+    )
     return {"model": model_name, "version": version, "aliases": aliases, "new": new}

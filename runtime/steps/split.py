@@ -11,8 +11,9 @@ from mlc.runtime.steps._data import load_frame, out
 STEP = "split"
 
 
-def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
-        ctx: StepContext) -> dict[str, Any]:
+def run(
+    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+) -> dict[str, Any]:
     """Split the `dataset` input into `train`, `test` and (when asked) `validation`."""
     from sklearn.model_selection import train_test_split
 
@@ -27,8 +28,8 @@ def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
         if not col or col not in df.columns:
             raise StepError(STEP, f"time column '{col}' is not in the data")
         ordered = df.sort_values(col, kind="stable").reset_index(drop=True)
-        n_train = int(round(len(ordered) * (1 - held_out)))
-        n_val = int(round(len(ordered) * val_size))
+        n_train = round(len(ordered) * (1 - held_out))
+        n_val = round(len(ordered) * val_size)
         train, rest = ordered.iloc[:n_train], ordered.iloc[n_train:]
         val, test = rest.iloc[:n_val], rest.iloc[n_val:]
     else:
@@ -40,19 +41,24 @@ def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
             stratify = df[col]
         try:
             # Integer counts: fractions would round twice (0.2 + 0.1 > 0.3 in floating point).
-            n_test = max(1, int(round(len(df) * test_size)))
-            n_val = int(round(len(df) * val_size))
-            train, rest = train_test_split(df, test_size=n_test + n_val, random_state=seed,
-                                           stratify=stratify)
+            n_test = max(1, round(len(df) * test_size))
+            n_val = round(len(df) * val_size)
+            train, rest = train_test_split(
+                df, test_size=n_test + n_val, random_state=seed, stratify=stratify
+            )
             val = rest.iloc[:0]
             test = rest
             if val_size:
                 strat_rest = rest[stratify.name] if stratify is not None else None
-                val, test = train_test_split(rest, test_size=n_test,
-                                             random_state=seed, stratify=strat_rest)
+                val, test = train_test_split(
+                    rest, test_size=n_test, random_state=seed, stratify=strat_rest
+                )
         except ValueError as exc:
-            raise StepError(STEP, f"cannot split {len(df)} rows: {exc}",
-                            "use method: random, or more data per class") from exc
+            raise StepError(
+                STEP,
+                f"cannot split {len(df)} rows: {exc}",
+                "use method: random, or more data per class",
+            ) from exc
     parts = {"train": train, "test": test}
     if val_size:
         parts["validation"] = val
@@ -60,7 +66,8 @@ def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
     for name, part in parts.items():
         if len(part) == 0:
             raise StepError(STEP, f"the {name} split is empty ({len(df)} rows in total)")
-        artifacts.save_dataframe(out(outputs, name, STEP), part.reset_index(drop=True),
-                                 split=name, seed=seed)
+        artifacts.save_dataframe(
+            out(outputs, name, STEP), part.reset_index(drop=True), split=name, seed=seed
+        )
         summary[name] = len(part)
     return summary

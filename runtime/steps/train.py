@@ -47,9 +47,13 @@ def estimator_class(name: str, step: str = STEP) -> Any:
     if name in names:
         return getattr(importlib.import_module(names[name]), name)
     close = difflib.get_close_matches(name, list(names), n=3)
-    raise StepError(step, f"unknown model '{name}'",
-                    ("did you mean " + " or ".join(f"'{c}'" for c in close) + "?") if close
-                    else "use a scikit-learn estimator name or a dotted path 'pkg.mod.Class'")
+    raise StepError(
+        step,
+        f"unknown model '{name}'",
+        ("did you mean " + " or ".join(f"'{c}'" for c in close) + "?")
+        if close
+        else "use a scikit-learn estimator name or a dotted path 'pkg.mod.Class'",
+    )
 
 
 def make_estimator(params: dict[str, Any], model_params: dict[str, Any], step: str = STEP) -> Any:
@@ -74,8 +78,11 @@ def make_estimator(params: dict[str, Any], model_params: dict[str, Any], step: s
             "seed": int(params.get("seed", 42)),
         }
         if model.get("name", "tabular_mlp") != "tabular_mlp":
-            raise StepError(step, f"unknown Lightning model '{model.get('name')}'",
-                            "the built-in Lightning module is 'tabular_mlp'")
+            raise StepError(
+                step,
+                f"unknown Lightning model '{model.get('name')}'",
+                "the built-in Lightning module is 'tabular_mlp'",
+            )
         options.update(model_params)
         if "hidden" in options:
             options["hidden"] = tuple(options["hidden"])
@@ -85,22 +92,26 @@ def make_estimator(params: dict[str, Any], model_params: dict[str, Any], step: s
             raise StepError(step, f"bad tabular_mlp params: {exc}") from exc
     cls = estimator_class(str(model.get("name")), step)
     kwargs = dict(model_params)
+    accepted: set[str] = set()
     try:
-        accepted = inspect.signature(cls).parameters
+        accepted = set(inspect.signature(cls).parameters)
     except (TypeError, ValueError):
-        accepted = {}
+        pass  # builtins and C classes have no signature: pass params through unchecked
     if "random_state" in accepted and "random_state" not in kwargs:
         kwargs["random_state"] = int(params.get("seed", 42))
     unknown = [k for k in kwargs if accepted and k not in accepted]
     if unknown:
-        raise StepError(step, f"model '{model.get('name')}' has no parameter(s) "
-                        + ", ".join(sorted(unknown)),
-                        "valid: " + ", ".join(sorted(accepted)))
+        raise StepError(
+            step,
+            f"model '{model.get('name')}' has no parameter(s) " + ", ".join(sorted(unknown)),
+            "valid: " + ", ".join(sorted(accepted)),
+        )
     return cls(**kwargs)
 
 
-def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
-        ctx: StepContext) -> dict[str, Any]:
+def run(
+    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+) -> dict[str, Any]:
     """Fit transform + estimator on `train`; save the whole `Pipeline` as the `model` artifact.
 
     Raises:
@@ -123,8 +134,11 @@ def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
     max_time = params.get("max_time")
     left = ctx.seconds_left()
     if left is not None and left <= 0:
-        raise BudgetExceeded(STEP, "the run's time budget was spent before training started",
-                             "raise budgets or training.max_time")
+        raise BudgetExceeded(
+            STEP,
+            "the run's time budget was spent before training started",
+            "raise budgets or training.max_time",
+        )
     if left is not None and framework == "lightning":
         params = {**params, "max_time": min(left, max_time or left)}
     started = time.monotonic()
@@ -134,34 +148,57 @@ def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
         try:
             estimator = fn(matrix, y.to_numpy(), model_params)
         except Exception as exc:  # the user's code may raise anything
-            raise StepError(STEP, f"custom entry point '{params.get('entry_point')}' raised "
-                            f"{type(exc).__name__}: {exc}") from exc
+            raise StepError(
+                STEP,
+                f"custom entry point '{params.get('entry_point')}' raised "
+                f"{type(exc).__name__}: {exc}",
+            ) from exc
         if not hasattr(estimator, "predict"):
-            raise StepError(STEP, f"custom entry point '{params.get('entry_point')}' returned "
-                            f"{type(estimator).__name__}, which has no predict()")
+            raise StepError(
+                STEP,
+                f"custom entry point '{params.get('entry_point')}' returned "
+                f"{type(estimator).__name__}, which has no predict()",
+            )
         pipeline = Pipeline([("transform", transform), ("model", estimator)])
     else:
-        pipeline = Pipeline([("transform", transform),
-                             ("model", make_estimator(params, model_params))])
+        pipeline = Pipeline(
+            [("transform", transform), ("model", make_estimator(params, model_params))]
+        )
         try:
             pipeline.fit(x, y)
         except StepError:
             raise
         except Exception as exc:  # estimator errors are the user's to fix: name them
-            raise StepError(STEP, f"fitting {(params.get('model') or {}).get('name')} failed: "
-                            f"{type(exc).__name__}: {exc}") from exc
+            raise StepError(
+                STEP,
+                f"fitting {(params.get('model') or {}).get('name')} failed: "
+                f"{type(exc).__name__}: {exc}",
+            ) from exc
     spent = round(time.monotonic() - started, 3)
     if framework != "lightning" and max_time is not None and spent > float(max_time):
-        raise BudgetExceeded(STEP, f"training took {spent:.1f}s, over max_time "
-                             f"{float(max_time):.0f}s", "raise training.max_time")
-    summary: dict[str, Any] = {"framework": framework, "rows": len(x), "seconds": spent,
-                               "params": model_params}
+        raise BudgetExceeded(
+            STEP,
+            f"training took {spent:.1f}s, over max_time {float(max_time):.0f}s",
+            "raise training.max_time",
+        )
+    summary: dict[str, Any] = {
+        "framework": framework,
+        "rows": len(x),
+        "seconds": spent,
+        "params": model_params,
+    }
     est = pipeline.steps[-1][1]
     if framework == "lightning":
         summary.update(epochs=est.epochs_, stopped=est.stopped_, loss=est.final_loss_)
-    digest = artifacts.save_object(out(outputs, "model", STEP), pipeline, "model",
-                                   framework=framework, task=params.get("task"),
-                                   target=params["target"], seconds=spent,
-                                   params=model_params)
+    digest = artifacts.save_object(
+        out(outputs, "model", STEP),
+        pipeline,
+        "model",
+        framework=framework,
+        task=params.get("task"),
+        target=params["target"],
+        seconds=spent,
+        params=model_params,
+    )
     summary["hash"] = digest
     return summary

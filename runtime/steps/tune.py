@@ -28,8 +28,9 @@ def _suggest(trial: Any, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
         if p["type"] == "float":
             values[name] = trial.suggest_float(name, p["low"], p["high"], log=p.get("log", False))
         elif p["type"] == "int":
-            values[name] = trial.suggest_int(name, p["low"], p["high"], step=p.get("step", 1),
-                                             log=p.get("log", False))
+            values[name] = trial.suggest_int(
+                name, p["low"], p["high"], step=p.get("step", 1), log=p.get("log", False)
+            )
         else:
             values[name] = trial.suggest_categorical(name, list(p["choices"]))
     return values
@@ -38,21 +39,28 @@ def _suggest(trial: Any, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def _sampler(name: str, seed: int) -> Any:
     import optuna
 
-    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
-                "cmaes": optuna.samplers.CmaEsSampler}
+    samplers = {
+        "tpe": optuna.samplers.TPESampler,
+        "random": optuna.samplers.RandomSampler,
+        "cmaes": optuna.samplers.CmaEsSampler,
+    }
     return samplers[name](seed=seed)
 
 
 def _pruner(name: str) -> Any:
     import optuna
 
-    return {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
-            "hyperband": optuna.pruners.HyperbandPruner,
-            "successive_halving": optuna.pruners.SuccessiveHalvingPruner}[name]()
+    return {
+        "none": optuna.pruners.NopPruner,
+        "median": optuna.pruners.MedianPruner,
+        "hyperband": optuna.pruners.HyperbandPruner,
+        "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+    }[name]()
 
 
-def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
-        ctx: StepContext) -> dict[str, Any]:
+def run(
+    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+) -> dict[str, Any]:
     """Search `params["search_space"]`; write `best_params` and the `study` report."""
     import optuna
     from sklearn.base import clone
@@ -70,26 +78,42 @@ def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
     objective = params["objective"]
     metric, direction = objective["metric"], objective.get("direction", "maximize")
     if (metric in LOWER_IS_BETTER) != (direction == "minimize"):
-        ctx.logger.warning("step 'tune': objective %s is optimised in direction %s", metric,
-                           direction)
+        ctx.logger.warning(
+            "step 'tune': objective %s is optimised in direction %s", metric, direction
+        )
     seed = int(params.get("seed", 42))
     folds = int(params.get("cv_folds", 3))
-    splitter = (StratifiedKFold(folds, shuffle=True, random_state=seed)
-                if task == "classification" else KFold(folds, shuffle=True, random_state=seed))
+    splitter = (
+        StratifiedKFold(folds, shuffle=True, random_state=seed)
+        if task == "classification"
+        else KFold(folds, shuffle=True, random_state=seed)
+    )
     base_params = (params.get("model") or {}).get("params") or {}
     space = params["search_space"]
     train_hash = artifacts.read_meta(inputs["train"]).get("hash", "")
-    identity = json.dumps({k: params.get(k) for k in ("search_space", "model", "objective",
-                                                      "framework", "cv_folds", "seed")},
-                          sort_keys=True) + train_hash
-    study_name = params.get("study_name") or "tune-" + hashlib.sha256(
-        identity.encode()).hexdigest()[:16]
+    identity = (
+        json.dumps(
+            {
+                k: params.get(k)
+                for k in ("search_space", "model", "objective", "framework", "cv_folds", "seed")
+            },
+            sort_keys=True,
+        )
+        + train_hash
+    )
+    study_name = (
+        params.get("study_name") or "tune-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
+    )
     storage = params.get("storage") or f"sqlite:///{(ctx.state / 'optuna.db').resolve()}"
     try:
-        study = optuna.create_study(study_name=study_name, storage=storage,
-                                    direction=direction, load_if_exists=True,
-                                    sampler=_sampler(params.get("sampler", "tpe"), seed),
-                                    pruner=_pruner(params.get("pruner", "median")))
+        study = optuna.create_study(
+            study_name=study_name,
+            storage=storage,
+            direction=direction,
+            load_if_exists=True,
+            sampler=_sampler(params.get("sampler", "tpe"), seed),
+            pruner=_pruner(params.get("pruner", "median")),
+        )
     except Exception as exc:  # storage errors come from SQLAlchemy and optuna alike
         raise StepError(STEP, f"cannot open the Optuna study in {storage}: {exc}") from exc
     states = optuna.trial.TrialState
@@ -103,15 +127,19 @@ def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
         model_params = {**base_params, **_suggest(trial, space)}
         values = []
         for fold, (tr, va) in enumerate(splitter.split(x, y)):
-            pipe = Pipeline([("transform", clone(transform)),
-                             ("model", make_estimator(params, model_params, STEP))])
+            pipe = Pipeline(
+                [
+                    ("transform", clone(transform)),
+                    ("model", make_estimator(params, model_params, STEP)),
+                ]
+            )
             bind_secrets(pipe, ctx)
             pipe.fit(x.iloc[tr], y.iloc[tr])
             values.append(score(metric, task, pipe, x.iloc[va], y.iloc[va]))
             trial.report(sum(values) / len(values), fold)
             if trial.should_prune():
                 raise optuna.TrialPruned()
-        return sum(values) / len(values)
+        return float(sum(values) / len(values))
 
     wanted = max(0, int(params.get("trials", 20)) - before)
     timeout = params.get("timeout")
@@ -124,30 +152,53 @@ def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
         stopped = "deadline"
     elif wanted:
         try:
-            study.optimize(objective_fn, n_trials=wanted, timeout=budget,
-                           n_jobs=int(params.get("parallelism", 1)), catch=())
+            study.optimize(
+                objective_fn,
+                n_trials=wanted,
+                timeout=budget,
+                n_jobs=int(params.get("parallelism", 1)),
+                catch=(),
+            )
         except StepError:
             raise
         except Exception as exc:  # a failing trial means the model or space is wrong
-            raise StepError(STEP, f"a tuning trial failed: {type(exc).__name__}: {exc}",
-                            "check tuning.search_space against the model's parameters") from exc
+            raise StepError(
+                STEP,
+                f"a tuning trial failed: {type(exc).__name__}: {exc}",
+                "check tuning.search_space against the model's parameters",
+            ) from exc
         if finished() - before < wanted:
-            stopped = "timeout" if timeout is not None and (
-                left is None or float(timeout) <= left) else "deadline"
+            stopped = (
+                "timeout"
+                if timeout is not None and (left is None or float(timeout) <= left)
+                else "deadline"
+            )
     spent = round(time.monotonic() - started, 3)
     complete = [t for t in study.trials if t.state == states.COMPLETE]
     best = study.best_trial if complete else None
     best_params = dict(best.params) if best else {}
-    doc = {"study": study_name, "metric": metric, "direction": direction,
-           "best_params": best_params, "best_value": best.value if best else None,
-           "trials_total": len(study.trials), "trials_complete": len(complete),
-           "trials_pruned": sum(t.state == states.PRUNED for t in study.trials),
-           "trials_this_run": finished() - before, "stopped": stopped, "seconds": spent}
-    artifacts.save_json(out(outputs, "best_params", STEP), "params",
-                        {"best_params": best_params, "best_value": doc["best_value"],
-                         "metric": metric}, "params")
+    doc = {
+        "study": study_name,
+        "metric": metric,
+        "direction": direction,
+        "best_params": best_params,
+        "best_value": best.value if best else None,
+        "trials_total": len(study.trials),
+        "trials_complete": len(complete),
+        "trials_pruned": sum(t.state == states.PRUNED for t in study.trials),
+        "trials_this_run": finished() - before,
+        "stopped": stopped,
+        "seconds": spent,
+    }
+    artifacts.save_json(
+        out(outputs, "best_params", STEP),
+        "params",
+        {"best_params": best_params, "best_value": doc["best_value"], "metric": metric},
+        "params",
+    )
     artifacts.save_json(out(outputs, "study", STEP), "study", doc, "report")
     if stopped != "trials":
-        ctx.logger.warning("step 'tune': stopped at the %s after %d trials", stopped,
-                           doc["trials_this_run"])
+        ctx.logger.warning(
+            "step 'tune': stopped at the %s after %d trials", stopped, doc["trials_this_run"]
+        )
     return doc

@@ -43,20 +43,29 @@ def build_schema(columns: dict[str, dict[str, Any]]) -> Any:
             dtype = "float64" if col["dtype"] == "float" or col.get("nullable") else "int64"
         elif col["dtype"] == "datetime":
             dtype = "datetime64[ns]"
-        cols[name] = pa.Column(dtype, checks=checks, nullable=bool(col.get("nullable")),
-                               unique=bool(col.get("unique")), required=True)
+        cols[name] = pa.Column(
+            dtype,
+            checks=checks,
+            nullable=bool(col.get("nullable")),
+            unique=bool(col.get("unique")),
+            required=True,
+        )
     return pa.DataFrameSchema(cols, strict=False, coerce=False)
 
 
-def _join(frames: dict[str, pd.DataFrame], order: list[str],
-          join_on: dict[str, list[str]]) -> pd.DataFrame:
+def _join(
+    frames: dict[str, pd.DataFrame], order: list[str], join_on: dict[str, list[str]]
+) -> pd.DataFrame:
     base = frames[order[0]]
     for name in order[1:]:
         keys = join_on.get(name) or []
         missing = [k for k in keys if k not in base.columns or k not in frames[name].columns]
         if not keys or missing:
-            raise StepError(STEP, f"cannot join source '{name}': key columns {missing or keys} "
-                            "are missing", "set data.sources[].join_on to shared columns")
+            raise StepError(
+                STEP,
+                f"cannot join source '{name}': key columns {missing or keys} are missing",
+                "set data.sources[].join_on to shared columns",
+            )
         base = base.merge(frames[name], on=keys, how="left", suffixes=("", f"_{name}"))
     return base
 
@@ -74,8 +83,14 @@ def _coerce_numeric(df: pd.DataFrame, columns: dict[str, dict[str, Any]]) -> lis
         coerced = pd.to_numeric(df[name], errors="coerce")
         bad = coerced.isna() & df[name].notna()
         for idx in df.index[bad]:
-            failures.append({"column": name, "check": f"dtype('{col['dtype']}')",
-                             "failure_case": str(df.at[idx, name]), "index": idx})
+            failures.append(
+                {
+                    "column": name,
+                    "check": f"dtype('{col['dtype']}')",
+                    "failure_case": str(df.at[idx, name]),
+                    "index": idx,
+                }
+            )
         df[name] = coerced
     return failures
 
@@ -90,15 +105,21 @@ def _pandera_failures(df: pd.DataFrame, schema: Any) -> list[dict[str, Any]]:
         result = []
         for row in cases.itertuples(index=False):
             index = row.index if row.index is not None and row.index == row.index else None
-            result.append({"column": row.column if row.column is not None else "<table>",
-                           "check": str(row.check), "failure_case": str(row.failure_case),
-                           "index": index})
+            result.append(
+                {
+                    "column": row.column if row.column is not None else "<table>",
+                    "check": str(row.check),
+                    "failure_case": str(row.failure_case),
+                    "index": index,
+                }
+            )
         return result
     return []
 
 
-def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
-        ctx: StepContext) -> dict[str, Any]:
+def run(
+    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+) -> dict[str, Any]:
     """Join, cast and validate; write the `dataset` and the `report` artifacts.
 
     Raises:
@@ -129,8 +150,13 @@ def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
         for (col, check), cases in sorted(by_check.items())
     ]
     named = ", ".join(f"{c['column']}: {c['check']} ({c['count']})" for c in summary_checks)
-    report = {"passed": not failures, "on_failure": policy, "rows_in": len(df),
-              "failing_rows": len(bad_rows), "checks": summary_checks}
+    report = {
+        "passed": not failures,
+        "on_failure": policy,
+        "rows_in": len(df),
+        "failing_rows": len(bad_rows),
+        "checks": summary_checks,
+    }
     report_loc = out(outputs, "report", STEP)
     if bad_rows:
         quarantined = df.loc[sorted(bad_rows)]
@@ -140,23 +166,32 @@ def run(params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str],
         if table_level:
             report["rows_out"] = 0
             artifacts.save_json(report_loc, "report", report, "report", passed=False)
-            raise StepError(STEP, f"data contract failures that no row can be quarantined for: "
-                            + ", ".join(sorted({f"{f['column']}: {f['check']}"
-                                                for f in table_level})),
-                            "fix the data or the contract (data.contract.columns)")
+            raise StepError(
+                STEP,
+                "data contract failures that no row can be quarantined for: "
+                + ", ".join(sorted({f"{f['column']}: {f['check']}" for f in table_level})),
+                "fix the data or the contract (data.contract.columns)",
+            )
         clean = df.drop(index=sorted(bad_rows)).reset_index(drop=True)
     report["rows_out"] = len(clean)
-    artifacts.save_json(report_loc, "report", report, "report", passed=not failures,
-                        failing_rows=len(bad_rows))
+    artifacts.save_json(
+        report_loc, "report", report, "report", passed=not failures, failing_rows=len(bad_rows)
+    )
     if failures and policy == "stop":
-        raise StepError(STEP, f"data contract failed on {len(bad_rows)} rows: {named}",
-                        "fix the data, or set data.contract.on_failure: quarantine")
+        raise StepError(
+            STEP,
+            f"data contract failed on {len(bad_rows)} rows: {named}",
+            "fix the data, or set data.contract.on_failure: quarantine",
+        )
     if failures and policy == "warn":
-        ctx.logger.warning("step 'validate': data contract failures (on_failure: warn): %s",
-                           named)
+        ctx.logger.warning("step 'validate': data contract failures (on_failure: warn): %s", named)
     if failures and policy == "quarantine" and len(clean) == 0:
         raise StepError(STEP, f"every row failed the data contract: {named}")
     digest = artifacts.save_dataframe(out(outputs, "dataset", STEP), clean)
-    return {"rows_in": len(df), "rows_out": len(clean), "quarantined":
-            len(bad_rows) if policy == "quarantine" else 0, "failures": named or "none",
-            "hash": digest}
+    return {
+        "rows_in": len(df),
+        "rows_out": len(clean),
+        "quarantined": len(bad_rows) if policy == "quarantine" else 0,
+        "failures": named or "none",
+        "hash": digest,
+    }

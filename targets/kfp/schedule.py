@@ -40,7 +40,7 @@ def recurring_runs(
     parameters: dict[str, Any],
 ) -> dict[str, Any] | None:
     """The recurring-run definition beside the package, or None when nothing is scheduled."""
-    schedules = []
+    schedules: list[dict[str, Any]] = []
     for step in ir.steps_of(StepKind.RETRAIN_TRIGGER):
         for i, trigger in enumerate(step.params.get("triggers", [])):
             if trigger.get("kind") != "schedule":

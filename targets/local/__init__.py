@@ -83,8 +83,16 @@ class LocalOptions(TargetOptions):
 
 
 def _memory_bytes(text: str) -> int | None:
-    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "K": 10**3, "M": 10**6,
-             "G": 10**9, "T": 10**12}
+    units = {
+        "Ki": 2**10,
+        "Mi": 2**20,
+        "Gi": 2**30,
+        "Ti": 2**40,
+        "K": 10**3,
+        "M": 10**6,
+        "G": 10**9,
+        "T": 10**12,
+    }
     for suffix, factor in sorted(units.items(), key=lambda kv: -len(kv[0])):
         if text.endswith(suffix):
             try:
@@ -110,19 +118,25 @@ def run_plan(ir: IRGraph) -> dict[str, Any]:
     for step in ir.steps:
         if step.kind not in PIPELINE_KINDS:
             continue
-        steps.append({
-            "id": step.id,
-            "kind": step.kind.value,
-            "inputs": dict(sorted(step.inputs.items())),
-            "outputs": dict(sorted(step.outputs.items())),
-            "after": sorted(s.id for s in ir.upstream(step.id)),
-            "when": step.when,
-            "cache": step.cache,
-            "retries": step.retries,
-            "timeout_s": step.timeout_s,
-        })
-    return {"plan_version": PLAN_VERSION, "name": ir.name,
-            "spec_hash": ir.metadata.get("spec_hash"), "steps": steps}
+        steps.append(
+            {
+                "id": step.id,
+                "kind": step.kind.value,
+                "inputs": dict(sorted(step.inputs.items())),
+                "outputs": dict(sorted(step.outputs.items())),
+                "after": sorted(s.id for s in ir.upstream(step.id)),
+                "when": step.when,
+                "cache": step.cache,
+                "retries": step.retries,
+                "timeout_s": step.timeout_s,
+            }
+        )
+    return {
+        "plan_version": PLAN_VERSION,
+        "name": ir.name,
+        "spec_hash": ir.metadata.get("spec_hash"),
+        "steps": steps,
+    }
 
 
 class LocalTarget(Target):
@@ -145,16 +159,27 @@ class LocalTarget(Target):
             res = step.resources
             want_cpu = _cpu_count(res.cpu) if res.cpu else None
             if want_cpu is not None and want_cpu > cpus:
-                diags.append(Diagnostic(
-                    "MLC430", f"step '{step.id}' asks for {res.cpu} CPUs; this machine has "
-                    f"{cpus}", hint="it runs slower here; lower the request for local runs "
-                    "in an overlay", severity=Severity.WARNING, path=f"{step.origin}.resources.cpu"))
+                diags.append(
+                    Diagnostic(
+                        "MLC430",
+                        f"step '{step.id}' asks for {res.cpu} CPUs; this machine has {cpus}",
+                        hint="it runs slower here; lower the request for local runs in an overlay",
+                        severity=Severity.WARNING,
+                        path=f"{step.origin}.resources.cpu",
+                    )
+                )
             want_mem = _memory_bytes(res.memory) if res.memory else None
             if want_mem is not None and memory is not None and want_mem > memory:
-                diags.append(Diagnostic(
-                    "MLC430", f"step '{step.id}' asks for {res.memory} of memory; this machine "
-                    f"has {memory / 2**30:.1f}Gi", hint="lower the request in an overlay",
-                    severity=Severity.WARNING, path=f"{step.origin}.resources.memory"))
+                diags.append(
+                    Diagnostic(
+                        "MLC430",
+                        f"step '{step.id}' asks for {res.memory} of memory; this machine "
+                        f"has {memory / 2**30:.1f}Gi",
+                        hint="lower the request in an overlay",
+                        severity=Severity.WARNING,
+                        path=f"{step.origin}.resources.memory",
+                    )
+                )
         return diags
 
     def emit(self, ir: IRGraph, ctx: EmitContext) -> Mapping[str, str | bytes]:

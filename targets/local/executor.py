@@ -27,13 +27,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
-import inspect
 import json
 import os
 import secrets as pysecrets
 import shutil
-import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -43,12 +40,21 @@ from typing import IO, Any
 
 from mlc.compiler.ir import PIPELINE_KINDS, ArtifactType, IRGraph, Step, StepKind
 from mlc.compiler.output import write_file
+from mlc.targets.local.cache import (
+    CACHE_LAYOUT,
+    IMPL_BY_KIND,
+    STEP_FILE,
+    digest,
+    entry_ok,
+    files_of,
+    implementation_version,
+    module_version,
+    replace_dir,
+    source_fingerprint,
+)
+from mlc.targets.local.progress import RUNS_DIR, Progress, list_runs
 
-CACHE_LAYOUT = "1"
-"""Bumped when the cache entry layout or key recipe changes (old entries then miss)."""
-STEP_FILE = "_step.json"
 CACHE_DIR = "cache"
-RUNS_DIR = "runs"
 
 StepFunction = Callable[[dict[str, Any], dict[str, str], dict[str, str], Any], Any]
 
@@ -121,154 +127,7 @@ class RunResult:
         return sum(1 for s in self.steps if s.status in ("ran", "recomputed"))
 
 
-# -- hashing -------------------------------------------------------------------------------------
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _files_of(folder: Path) -> dict[str, str]:
-    """Relative POSIX path -> sha256 of every file below `folder` (sorted)."""
-    out: dict[str, str] = {}
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        for name in sorted(files):
-            path = Path(root) / name
-            out[path.relative_to(folder).as_posix()] = _sha256_file(path)
-    return out
-
-
-def _digest(obj: Any) -> str:
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-_IMPL_VERSIONS: dict[int, str] = {}
-
-
-def implementation_version(fn: Callable[..., Any]) -> str:
-    """`VERSION` of the step's module when it declares one, else a hash of its source file.
-
-    A source hash means editing a step invalidates exactly the entries it produced.
-    """
-    cached = _IMPL_VERSIONS.get(id(fn))
-    if cached is not None:
-        return cached
-    module = sys.modules.get(getattr(fn, "__module__", "") or "")
-    declared = getattr(fn, "VERSION", None) or getattr(module, "VERSION", None)
-    if declared is not None:
-        version = f"v:{declared}"
-    else:
-        try:
-            source = inspect.getsourcefile(fn)
-            version = "src:" + _sha256_file(Path(source)) if source else f"name:{fn.__qualname__}"
-        except (TypeError, OSError):
-            version = f"name:{getattr(fn, '__qualname__', repr(fn))}"
-    _IMPL_VERSIONS[id(fn)] = version
-    return version
-
-
-_IMPL_BY_KIND: dict[str, str] = {}
-
-
-def module_version(module: str) -> str:
-    """Hash of a step module's source plus the private helpers (`_*.py`) beside it.
-
-    Found through the import system's spec, so nothing is imported: a cached rerun never pays
-    for importing scikit-learn, torch or MLflow.
-    """
-    import importlib.util
-
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        return f"module:{module}"
-    origin = Path(spec.origin)
-    files = [origin, *sorted(p for p in origin.parent.glob("_*.py") if p != origin)]
-    return "src:" + _digest({p.name: _sha256_file(p) for p in files})
-
-
-# -- cache entries -------------------------------------------------------------------------------
-
-
-def _entry_ok(entry: Path, outputs: Mapping[str, Any]) -> str | None:
-    """None when the entry is complete and intact, else what is wrong with it."""
-    try:
-        record = json.loads((entry / STEP_FILE).read_text())
-    except FileNotFoundError:
-        return f"{STEP_FILE} is missing"
-    except ValueError:
-        return f"{STEP_FILE} is not valid JSON"
-    files = record.get("files")
-    if not isinstance(files, dict) or set(record.get("outputs", {})) != set(outputs):
-        return f"{STEP_FILE} does not describe the step's outputs"
-    for rel, expected in files.items():
-        path = entry / rel
-        if not path.is_file():
-            return f"'{rel}' is missing"
-        if _sha256_file(path) != expected:
-            return f"'{rel}' does not match its recorded hash"
-    return None
-
-
-def _replace_dir(tmp: Path, final: Path) -> None:
-    """Move a finished temp folder into place, replacing an older entry without a gap."""
-    if final.exists():
-        old = final.with_name(f".old-{final.name}-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-
-
 # -- the run -------------------------------------------------------------------------------------
-
-
-class _Progress:
-    """One line per step; rich colours on a terminal, plain text elsewhere (logs, pipes)."""
-
-    def __init__(self, options: RunOptions) -> None:
-        self.quiet = options.quiet
-        self.stream = options.out or sys.stderr
-        self.console: Any = None
-        if not self.quiet and self.stream.isatty():
-            from rich.console import Console
-
-            self.console = Console(file=self.stream, highlight=False)
-
-    def step(self, outcome: StepOutcome, index: int, total: int) -> None:
-        if self.quiet:
-            return
-        marks = {"ran": "✓", "cached": "=", "recomputed": "✓", "skipped": "-", "failed": "✗"}
-        note = {"cached": "cache hit", "recomputed": "recomputed (corrupt cache entry)",
-                "skipped": outcome.message, "failed": "failed"}.get(outcome.status, "ran")
-        line = (f"[{index:>{len(str(total))}}/{total}] {marks.get(outcome.status, '?')} "
-                f"{outcome.step_id:<22} {outcome.kind:<12} {outcome.seconds:8.2f}s  {note}")
-        if self.console is not None:
-            style = {"ran": "green", "recomputed": "yellow", "cached": "cyan",
-                     "skipped": "dim", "failed": "bold red"}.get(outcome.status, "")
-            self.console.print(line, style=style, markup=False)
-        else:
-            self.stream.write(line + "\n")
-            self.stream.flush()
-
-    @contextlib.contextmanager
-    def running(self, step: Step) -> Iterator[None]:
-        if self.console is None:
-            yield
-            return
-        with self.console.status(f"running {step.id} ({step.kind.value}) …"):
-            yield
-
-    def note(self, text: str) -> None:
-        if not self.quiet:
-            self.stream.write(text + "\n")
-            self.stream.flush()
 
 
 def _new_run_id() -> str:
@@ -289,26 +148,10 @@ def _run_lock(state: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def _source_fingerprint(step: Step, project_dir: Path) -> Any:
-    """What an ingest step reads from outside the cache: a file's hash, else "volatile"."""
-    if step.kind is not StepKind.INGEST:
-        return None
-    source = step.params.get("source") or {}
-    path = source.get("path")
-    if not isinstance(path, str) or "://" in path:
-        return "volatile"
-    full = Path(path) if Path(path).is_absolute() else project_dir / path
-    if full.is_file():
-        return _sha256_file(full)
-    if full.is_dir():
-        return _digest(_files_of(full))
-    return "missing"
-
-
 def _read_verdict(location: str) -> dict[str, Any]:
     """The verdict document of a gate output: `{"passed": bool, "checks": [...]}`."""
     folder = Path(location)
-    candidates = [folder / "verdict.json"] + sorted(folder.glob("*.json"))
+    candidates = [folder / "verdict.json", *sorted(folder.glob("*.json"))]
     for path in candidates:
         if path.name == "_meta.json" or not path.is_file():
             continue
@@ -333,8 +176,9 @@ def _parse_when(when: str) -> tuple[str, str]:
 class Executor:
     """One run of an IR's pipeline layer. Use `execute()`; this class holds the run's state."""
 
-    def __init__(self, ir: IRGraph, options: RunOptions,
-                 steps: Mapping[str, StepFunction] | None = None) -> None:
+    def __init__(
+        self, ir: IRGraph, options: RunOptions, steps: Mapping[str, StepFunction] | None = None
+    ) -> None:
         self.ir = ir
         self.options = options
         self.state: Path = options.state_dir  # type: ignore[assignment]
@@ -346,13 +190,14 @@ class Executor:
         self.locations: dict[str, str] = {}
         self.hashes: dict[str, str] = {}
         self.verdicts: dict[str, dict[str, Any]] = {}
-        self.progress = _Progress(options)
+        self.progress = Progress(options)
         self.spec_hash = str(ir.metadata.get("spec_hash", ""))
         secret_names = (ir.settings.get("security") or {}).get("secrets") or {}
         self.secrets = {n: os.environ[n] for n in sorted(secret_names) if n in os.environ}
-        self.secrets_digest = _digest(self.secrets) if self.secrets else ""
-        self.tracking_uri = options.tracking_uri or \
-            f"sqlite:///{(self.state / 'mlflow.db').resolve()}"
+        self.secrets_digest = digest(self.secrets) if self.secrets else ""
+        self.tracking_uri = (
+            options.tracking_uri or f"sqlite:///{(self.state / 'mlflow.db').resolve()}"
+        )
         self.commit: str | None = None
         self.started = time.time()
         self._forced = self._select()
@@ -384,13 +229,14 @@ class Executor:
 
     def _function(self, kind: StepKind) -> StepFunction:
         if self.steps_impl is not None:
-            fn = self.steps_impl.get(kind.value) or self.steps_impl.get(kind)  # type: ignore[call-overload]
+            fn = self.steps_impl.get(kind.value)
             if fn is None:
                 raise RunError(f"no implementation for step kind '{kind.value}'")
-            return fn  # type: ignore[no-any-return]
+            return fn
         from mlc.runtime.steps import get
 
-        return get(kind.value)
+        found: StepFunction = get(kind.value)
+        return found
 
     def _context(self, step: Step) -> Any:
         from mlc.runtime.context import StepContext
@@ -408,11 +254,21 @@ class Executor:
             "tracking_uri": self.tracking_uri,
         }
         hashes = extra["data_hashes"]
-        extra["data_hash"] = next(iter(hashes.values())) if len(hashes) == 1 else (
-            _digest(hashes) if hashes else None)
-        return StepContext(project_dir=self.options.project_dir, state_dir=self.state,
-                           tracking_uri=self.tracking_uri, run_id=self.run_id, step_id=step.id,
-                           deadline=deadline, secrets=dict(self.secrets), extra=extra)
+        extra["data_hash"] = (
+            next(iter(hashes.values()))
+            if len(hashes) == 1
+            else (digest(hashes) if hashes else None)
+        )
+        return StepContext(
+            project_dir=self.options.project_dir,
+            state_dir=self.state,
+            tracking_uri=self.tracking_uri,
+            run_id=self.run_id,
+            step_id=step.id,
+            deadline=deadline,
+            secrets=dict(self.secrets),
+            extra=extra,
+        )
 
     def _code_version(self) -> str:
         from importlib.metadata import PackageNotFoundError, version
@@ -424,8 +280,11 @@ class Executor:
         return f"mlc {mlc_version}" + (f" @ {self.commit}" if self.commit else "")
 
     def _hashes_of(self, atype: ArtifactType) -> dict[str, str]:
-        return {a.id: self._content_hash(a.id) for a in self.ir.artifacts_of(atype)
-                if a.id in self.locations}
+        return {
+            a.id: self._content_hash(a.id)
+            for a in self.ir.artifacts_of(atype)
+            if a.id in self.locations
+        }
 
     def _content_hash(self, art: str) -> str:
         """The hash the producing step wrote in `_meta.json`, else the folder's digest."""
@@ -437,9 +296,13 @@ class Executor:
 
     def _data_hashes(self) -> dict[str, str]:
         """Content hashes of the ingested datasets."""
-        return {art: self._content_hash(art) for step in self.pipeline
-                if step.kind is StepKind.INGEST
-                for art in step.outputs.values() if art in self.locations}
+        return {
+            art: self._content_hash(art)
+            for step in self.pipeline
+            if step.kind is StepKind.INGEST
+            for art in step.outputs.values()
+            if art in self.locations
+        }
 
     def _champion(self, step: Step) -> dict[str, Any] | None:
         """The registry's champion, unless it is the model this run just trained."""
@@ -447,11 +310,10 @@ class Executor:
             return None
         from mlc.runtime.steps.register import champion_info
 
-        info = champion_info(str(step.params.get("model_name") or self.ir.name),
-                             self.tracking_uri)
+        info = champion_info(str(step.params.get("model_name") or self.ir.name), self.tracking_uri)
         if info is None or info.get("model_hash") in self._hashes_of(ArtifactType.MODEL).values():
             return None
-        return info
+        return dict(info)
 
     # -- one step --------------------------------------------------------------------------
 
@@ -459,12 +321,12 @@ class Executor:
         """Implementation version without importing the step (imports cost seconds)."""
         if self.steps_impl is not None:
             return implementation_version(self._function(kind))
-        cached = _IMPL_BY_KIND.get(kind.value)
+        cached = IMPL_BY_KIND.get(kind.value)
         if cached is None:
             from mlc.runtime.steps import STEPS
 
             cached = module_version(STEPS.module(kind.value))
-            _IMPL_BY_KIND[kind.value] = cached
+            IMPL_BY_KIND[kind.value] = cached
         return cached
 
     def _key(self, step: Step, champion: dict[str, Any] | None) -> str:
@@ -476,7 +338,7 @@ class Executor:
             "inputs": {n: self.hashes[a] for n, a in sorted(step.inputs.items())},
             "outputs": sorted(step.outputs),
         }
-        fingerprint = _source_fingerprint(step, self.options.project_dir)
+        fingerprint = source_fingerprint(step, self.options.project_dir)
         if fingerprint is not None:
             body["source"] = fingerprint
         if self.secrets_digest:
@@ -485,7 +347,7 @@ class Executor:
             body["champion"] = champion.get("metrics")
         if not step.cache:
             body["tracking_uri"] = self.tracking_uri
-        return _digest(body)
+        return digest(body)
 
     def _skip_reason(self, step: Step) -> str | None:
         if step.when:
@@ -510,24 +372,35 @@ class Executor:
         forced = step.id in self._forced
         status = "ran"
         if entry.exists():
-            problem = _entry_ok(entry, step.outputs)
+            problem = entry_ok(entry, step.outputs)
             if problem is None and not forced:
                 record = json.loads((entry / STEP_FILE).read_text())
-                return StepOutcome(step.id, step.kind.value, "cached", key=key,
-                                   outputs={n: str(entry / n) for n in step.outputs},
-                                   hashes=dict(record["outputs"]), summary=record.get("summary"))
+                return StepOutcome(
+                    step.id,
+                    step.kind.value,
+                    "cached",
+                    key=key,
+                    outputs={n: str(entry / n) for n in step.outputs},
+                    hashes=dict(record["outputs"]),
+                    summary=record.get("summary"),
+                )
             if problem is not None:
-                self.progress.note(f"warning: cache entry of step '{step.id}' is corrupt "
-                                   f"({problem}); recomputing it")
+                self.progress.note(
+                    f"warning: cache entry of step '{step.id}' is corrupt "
+                    f"({problem}); recomputing it"
+                )
                 shutil.rmtree(entry, ignore_errors=True)
                 status = "recomputed"
         elif self.options.only and not forced:
-            raise RunError(f"step '{step.id}' has no cached result for --only "
-                           f"{self.options.only}; run the pipeline once without --only")
+            raise RunError(
+                f"step '{step.id}' has no cached result for --only "
+                f"{self.options.only}; run the pipeline once without --only"
+            )
         return self._execute(step, self._function(step.kind), key, champion, status)
 
-    def _execute(self, step: Step, fn: StepFunction, key: str,
-                 champion: dict[str, Any] | None, status: str) -> StepOutcome:
+    def _execute(
+        self, step: Step, fn: StepFunction, key: str, champion: dict[str, Any] | None, status: str
+    ) -> StepOutcome:
         from mlc.runtime import lineage
         from mlc.runtime.context import StepError
 
@@ -539,9 +412,18 @@ class Executor:
             Path(loc).mkdir(parents=True)
         inputs = {name: self.locations[art] for name, art in step.inputs.items()}
         in_hashes = {art: self.hashes.get(art) for art in step.inputs.values()}
-        lineage.emit_event(self.state, lineage.run_event(
-            "START", pipeline=self.ir.name, run_id=self.run_id, step_id=step.id,
-            inputs=in_hashes, outputs={a: None for a in step.outputs.values()}), self.run_id)
+        lineage.emit_event(
+            self.state,
+            lineage.run_event(
+                "START",
+                pipeline=self.ir.name,
+                run_id=self.run_id,
+                step_id=step.id,
+                inputs=in_hashes,
+                outputs={a: None for a in step.outputs.values()},
+            ),
+            self.run_id,
+        )
         ctx = self._context(step)
         if champion is not None:
             ctx.extra["champion"] = champion
@@ -561,40 +443,79 @@ class Executor:
                 except Exception:
                     if attempt + 1 >= attempts:
                         raise
-                    self.progress.note(f"step '{step.id}' failed (attempt {attempt + 1} of "
-                                       f"{attempts}); retrying")
+                    self.progress.note(
+                        f"step '{step.id}' failed (attempt {attempt + 1} of {attempts}); retrying"
+                    )
                     shutil.rmtree(tmp, ignore_errors=True)
                     for loc in outputs.values():
                         Path(loc).mkdir(parents=True)
-            files = _files_of(tmp)
-            hashes = {name: _digest({p: h for p, h in files.items()
-                                     if p.startswith(name + "/")}) for name in step.outputs}
+            files = files_of(tmp)
+            hashes = {
+                name: digest({p: h for p, h in files.items() if p.startswith(name + "/")})
+                for name in step.outputs
+            }
             seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-            record = {"key": key, "step_id": step.id, "kind": step.kind.value,
-                      "outputs": hashes, "files": files, "summary": summary,
-                      "seconds": round(seconds, 4)}
+            record = {
+                "key": key,
+                "step_id": step.id,
+                "kind": step.kind.value,
+                "outputs": hashes,
+                "files": files,
+                "summary": summary,
+                "seconds": round(seconds, 4),
+            }
             (tmp / STEP_FILE).write_text(json.dumps(record, sort_keys=True, default=str))
-            _replace_dir(tmp, self.cache / key)
+            replace_dir(tmp, self.cache / key)
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            lineage.emit_event(self.state, lineage.run_event(
-                "FAIL", pipeline=self.ir.name, run_id=self.run_id, step_id=step.id,
-                inputs=in_hashes, outputs={}), self.run_id)
+            lineage.emit_event(
+                self.state,
+                lineage.run_event(
+                    "FAIL",
+                    pipeline=self.ir.name,
+                    run_id=self.run_id,
+                    step_id=step.id,
+                    inputs=in_hashes,
+                    outputs={},
+                ),
+                self.run_id,
+            )
             if isinstance(exc, Exception):
-                outcome = StepOutcome(step.id, step.kind.value, "failed", key=key,
-                                      seconds=time.perf_counter() - t0,
-                                      cpu_seconds=time.process_time() - c0,
-                                      message=_describe_failure(step, exc))
+                outcome = StepOutcome(
+                    step.id,
+                    step.kind.value,
+                    "failed",
+                    key=key,
+                    seconds=time.perf_counter() - t0,
+                    cpu_seconds=time.process_time() - c0,
+                    message=_describe_failure(step, exc),
+                )
                 return outcome
             raise
-        lineage.emit_event(self.state, lineage.run_event(
-            "COMPLETE", pipeline=self.ir.name, run_id=self.run_id, step_id=step.id,
-            inputs=in_hashes, outputs={step.outputs[n]: h for n, h in hashes.items()}),
-            self.run_id)
+        lineage.emit_event(
+            self.state,
+            lineage.run_event(
+                "COMPLETE",
+                pipeline=self.ir.name,
+                run_id=self.run_id,
+                step_id=step.id,
+                inputs=in_hashes,
+                outputs={step.outputs[n]: h for n, h in hashes.items()},
+            ),
+            self.run_id,
+        )
         entry = self.cache / key
-        return StepOutcome(step.id, step.kind.value, status, seconds=seconds, cpu_seconds=cpu,
-                           key=key, outputs={n: str(entry / n) for n in step.outputs},
-                           hashes=hashes, summary=summary)
+        return StepOutcome(
+            step.id,
+            step.kind.value,
+            status,
+            seconds=seconds,
+            cpu_seconds=cpu,
+            key=key,
+            outputs={n: str(entry / n) for n in step.outputs},
+            hashes=hashes,
+            summary=summary,
+        )
 
     # -- the whole run ---------------------------------------------------------------------
 
@@ -607,10 +528,19 @@ class Executor:
             for stale in self.cache.glob(".old-*") if self.cache.exists() else []:
                 shutil.rmtree(stale, ignore_errors=True)
             self.commit = audit.git_commit(self.options.project_dir)
-            audit.append(self.state, "run.start", spec_hash=self.spec_hash, commit=self.commit,
-                         details={"run_id": self.run_id, "pipeline": self.ir.name,
-                                  "no_cache": not self.options.use_cache,
-                                  "from": self.options.from_step, "only": self.options.only})
+            audit.append(
+                self.state,
+                "run.start",
+                spec_hash=self.spec_hash,
+                commit=self.commit,
+                details={
+                    "run_id": self.run_id,
+                    "pipeline": self.ir.name,
+                    "no_cache": not self.options.use_cache,
+                    "from": self.options.from_step,
+                    "only": self.options.only,
+                },
+            )
             result = RunResult(self.run_id, self.ir.name, "running", [])
             self._write_record(result)
             try:
@@ -635,8 +565,9 @@ class Executor:
         failed = False
         for index, step in enumerate(self.pipeline, start=1):
             if failed:
-                outcome = StepOutcome(step.id, step.kind.value, "not_run",
-                                      message="an earlier step failed")
+                outcome = StepOutcome(
+                    step.id, step.kind.value, "not_run", message="an earlier step failed"
+                )
             else:
                 outcome = self._run_step(step, index, total)
             self.outcomes[step.id] = outcome
@@ -655,12 +586,19 @@ class Executor:
             if step.kind is StepKind.GATE and "verdict" in outcome.outputs:
                 verdict = _read_verdict(outcome.outputs["verdict"])
                 self.verdicts[step.id] = verdict
-                audit.append(self.state, "gate.verdict", spec_hash=self.spec_hash,
-                             commit=self.commit,
-                             details={"run_id": self.run_id, "step": step.id,
-                                      "passed": bool(verdict.get("passed")),
-                                      "cached": outcome.status == "cached",
-                                      "checks": verdict.get("checks", [])})
+                audit.append(
+                    self.state,
+                    "gate.verdict",
+                    spec_hash=self.spec_hash,
+                    commit=self.commit,
+                    details={
+                        "run_id": self.run_id,
+                        "step": step.id,
+                        "passed": bool(verdict.get("passed")),
+                        "cached": outcome.status == "cached",
+                        "checks": verdict.get("checks", []),
+                    },
+                )
         if failed:
             result.status = "failed"
         elif any(not v.get("passed") for v in self.verdicts.values()):
@@ -696,13 +634,18 @@ class Executor:
             "spec_hash": self.spec_hash,
             "git_commit": self.commit,
             "tracking_uri": self.tracking_uri,
-            "options": {"use_cache": self.options.use_cache, "from": self.options.from_step,
-                        "only": self.options.only},
+            "options": {
+                "use_cache": self.options.use_cache,
+                "from": self.options.from_step,
+                "only": self.options.only,
+            },
             "steps": [asdict(s) for s in result.steps],
             "verdicts": result.verdicts,
             "error": result.error,
-            "budgets": {"caps": self.ir.settings.get("budgets") or {},
-                        "spent": self._spent(result)},
+            "budgets": {
+                "caps": self.ir.settings.get("budgets") or {},
+                "spent": self._spent(result),
+            },
         }
         write_file(path, json.dumps(body, indent=2, sort_keys=True, default=str) + "\n")
         result.record_path = path
@@ -711,10 +654,19 @@ class Executor:
         from mlc.runtime import audit
 
         self._write_record(result)
-        audit.append(self.state, "run.end", spec_hash=self.spec_hash, commit=self.commit,
-                     details={"run_id": self.run_id, "status": result.status,
-                              "executed": result.executed, "cached": result.cache_hits,
-                              "seconds": round(result.seconds, 3)})
+        audit.append(
+            self.state,
+            "run.end",
+            spec_hash=self.spec_hash,
+            commit=self.commit,
+            details={
+                "run_id": self.run_id,
+                "status": result.status,
+                "executed": result.executed,
+                "cached": result.cache_hits,
+                "seconds": round(result.seconds, 3),
+            },
+        )
 
 
 def _describe_failure(step: Step, exc: Exception) -> str:
@@ -726,12 +678,15 @@ def _describe_failure(step: Step, exc: Exception) -> str:
         return str(exc)
     if os.environ.get("MLC_DEBUG"):
         traceback.print_exception(exc)
-    return (f"step '{step.id}' ({step.kind.value}) raised {type(exc).__name__}: {exc}"
-            "\n  hint: set MLC_DEBUG=1 to see where it happened")
+    return (
+        f"step '{step.id}' ({step.kind.value}) raised {type(exc).__name__}: {exc}"
+        "\n  hint: set MLC_DEBUG=1 to see where it happened"
+    )
 
 
-def execute(ir: IRGraph, options: RunOptions,
-            steps: Mapping[str, StepFunction] | None = None) -> RunResult:
+def execute(
+    ir: IRGraph, options: RunOptions, steps: Mapping[str, StepFunction] | None = None
+) -> RunResult:
     """Run the pipeline steps of `ir` in dependency order (see the module docstring).
 
     Args:
@@ -749,27 +704,4 @@ def execute(ir: IRGraph, options: RunOptions,
     return Executor(ir, options, steps).run()
 
 
-def list_runs(state_dir: str | Path) -> list[dict[str, Any]]:
-    """Run records under `.mlc/runs/`, newest first; a killed run shows as `interrupted`."""
-    out = []
-    for path in sorted((Path(state_dir) / RUNS_DIR).glob("*.json"), reverse=True):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if record.get("status") == "running" and not _alive(int(record.get("pid", 0))):
-            record["status"] = "interrupted"
-        out.append(record)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+__all__ = ["RunError", "RunOptions", "RunResult", "StepOutcome", "execute", "list_runs"]
