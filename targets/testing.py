@@ -121,7 +121,8 @@ class TargetConformance:
     spec_path: ClassVar[str | Path | None] = None
     """Spec to compile (relative to the working directory); None: a project `mlc init` writes."""
     options: ClassVar[Mapping[str, Any]] = {}
-    """Valid options for the target (what a spec would put under `targets.<name>`)."""
+    """Valid options for the target (what a spec would put under `targets.<name>`), used by the
+    checks that call `emit` directly; the compile check reads them from the spec itself."""
 
     # -- fixtures --------------------------------------------------------------------------------
 

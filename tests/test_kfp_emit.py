@@ -298,3 +298,11 @@ def test_validate_stays_light() -> None:
         [sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True
     ).stdout
     assert json.loads(out) == []
+
+
+def test_overridable_that_reaches_no_step_is_a_warning() -> None:
+    data = _credit_ir().to_dict()
+    data["settings"]["overridable"] = ["monitoring.slos.error_rate", "data.split.seed"]
+    diags = _target_diags(IRGraph.from_dict(data))
+    (diag,) = [d for d in diags if d.code == "MLC434"]
+    assert "monitoring.slos.error_rate" in diag.message and diag.severity.value == "warning"

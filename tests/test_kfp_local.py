@@ -99,13 +99,9 @@ def test_kfp_local_matches_mlc_run(tmp_path: Path) -> None:
         timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    found = [
-        p
-        for p in local_project.joinpath(".mlc").rglob("_meta.json")
-        if p.parent.name == "metrics" and "evaluate" in str(p)
-    ]
-    assert found, "mlc run wrote no evaluate metrics"
-    local_metrics = _meta(found[0].parent)["metrics"]
+    (record,) = list((local_project / ".mlc" / "runs").glob("*.json"))
+    steps = {s["step_id"]: s for s in json.loads(record.read_text())["steps"]}
+    local_metrics = _meta(Path(steps["evaluate"]["outputs"]["metrics"]))["metrics"]
     assert kfp_metrics.keys() == local_metrics.keys()
     for name, value in kfp_metrics.items():
         assert value == pytest.approx(local_metrics[name], rel=1e-9, abs=1e-12), name

@@ -186,3 +186,85 @@ def test_lightning_trains_on_cpu_and_pickles(tmp_path: Path) -> None:
     proba = model.predict_proba(x)
     assert proba.shape == (300, 2) and abs(float(proba.sum(axis=1).mean()) - 1) < 1e-5
     assert set(model.predict(x)) <= {0, 1}
+
+
+def test_missing_value_robustness_fails_the_gate_with_a_reason(tmp_path: Path) -> None:
+    inputs = _train_inputs(tmp_path)
+    params = {
+        "framework": "sklearn",
+        "task": "classification",
+        "target": "default",
+        "model": {"name": "LogisticRegression", "params": {"max_iter": 300}},
+    }
+    get("train")(params, inputs, {"model": str(tmp_path / "m")}, StepContext())
+    robustness = [
+        {"kind": "missing", "features": ["age"], "magnitude": 0.2, "max_drop": 0.05},
+        {"kind": "noise", "features": ["income"], "magnitude": 0.1, "max_drop": 0.5},
+    ]
+    summary = get("evaluate")(
+        {
+            "metrics": ["accuracy", "f1"],
+            "task": "classification",
+            "target": "default",
+            "robustness": robustness,
+        },
+        {"model": str(tmp_path / "m"), "test": inputs["train"]},
+        {"metrics": str(tmp_path / "met"), "predictions": str(tmp_path / "pred")},
+        StepContext(),
+    )
+    assert summary["robustness"][0]["drop"] is None
+    assert summary["robustness"][1]["drop"] is not None
+    verdict = get("gate")(
+        {"gates": [], "robustness": robustness},
+        {"metrics": str(tmp_path / "met")},
+        {"verdict": str(tmp_path / "v")},
+        StepContext(),
+    )
+    assert verdict["failed"] == ["robustness missing drop"]
+    checks = artifacts.load_json(str(tmp_path / "v"), "verdict")["checks"]
+    assert "add an impute transform" in checks[0]["reason"]
+
+
+@pytest.mark.slow
+def test_every_credit_step_through_the_shell_entry(tmp_path: Path) -> None:
+    import os
+
+    from _runtime_helpers import SKIP, ir_of
+
+    from mlc.compiler.ir.model import Layer
+
+    small = {"name": "HistGradientBoostingClassifier", "params": {"max_iter": 20}}
+    patch = {"tune": {"trials": 2, "parallelism": 1, "model": small}, "train": {"model": small}}
+    env = {**os.environ, "MLC_PSEUDONYM_KEY": "shell-key"}
+    seen = []
+    for step in ir_of(CREDIT).steps:
+        if step.layer != Layer.PIPELINE or step.kind.value in SKIP:
+            continue
+        params_file = tmp_path / f"{step.id}.params.json"
+        params_file.write_text(json.dumps({**step.params, **patch.get(step.id, {})}))
+        args = [
+            "step",
+            step.kind.value,
+            "--params",
+            f"@{params_file}",
+            "--project-dir",
+            str(CREDIT.parent),
+            "--state-dir",
+            str(tmp_path / "state"),
+        ]
+        if step.inputs:
+            args += ["--inputs", *[f"{n}={tmp_path / a}" for n, a in step.inputs.items()]]
+        args += ["--outputs", *[f"{n}={tmp_path / a}" for n, a in step.outputs.items()]]
+        done = subprocess.run(
+            [sys.executable, "-m", "mlc.runtime", *args],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
+        assert done.returncode == 0, f"{step.id}: {done.stderr}"
+        json.loads(done.stdout)
+        seen.append(step.kind.value)
+    assert seen[-1] == "gate" and len(seen) == 10
+    verdict = artifacts.load_json(str(tmp_path / "gate.verdict"), "verdict")
+    assert verdict["passed"] is True

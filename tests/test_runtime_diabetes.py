@@ -19,7 +19,7 @@ def test_diabetes_lightning_pipeline(tmp_path: Path) -> None:
     ir = ir_of(DIABETES, ("training.lightning.max_epochs=15", "training.lightning.accelerator=cpu"))
     ctx = StepContext(project_dir=DIABETES.parent, state_dir=tmp_path / "state")
     s = run_pipeline(ir, tmp_path, ctx)
-    assert s["split"] == {"method": "random", "train": 309, "validation": 44, "test": 89}
+    assert s["split"] == {"method": "random", "train": 310, "validation": 44, "test": 88}
     assert s["train"]["framework"] == "lightning" and s["train"]["epochs"] == 15
     metrics = artifacts.load_json(str(tmp_path / "evaluate.metrics"), "metrics")["metrics"]
     assert metrics["r2"] > 0.2 and metrics["rmse"] < 80

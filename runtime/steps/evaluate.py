@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlc.runtime import artifacts
-from mlc.runtime.context import StepContext
+from mlc.runtime.context import StepContext, StepError
 from mlc.runtime.steps._data import load_frame, load_model, out, split_xy
 from mlc.runtime.steps._metrics import LOWER_IS_BETTER, evaluate
 
@@ -55,8 +55,17 @@ def run(
     for i, r in enumerate(params.get("robustness") or ()):
         first = names[0]
         shaken = perturb(x, r["kind"], list(r.get("features") or ()), float(r["magnitude"]), seed=i)
-        after = evaluate([first], task, model, shaken, y, STEP)[first]
-        drop = (after - values[first]) if first in LOWER_IS_BETTER else (values[first] - after)
+        after: float | None = None
+        drop: float | None = None
+        error = ""
+        try:
+            after = evaluate([first], task, model, shaken, y, STEP)[first]
+            drop = (after - values[first]) if first in LOWER_IS_BETTER else (values[first] - after)
+        except StepError as exc:
+            # A model that cannot score perturbed data fails the check; the gate says why.
+            error = f"the model cannot score {r['kind']}-perturbed data: {exc}"
+            if r["kind"] == "missing":
+                error += " (add an impute transform for these columns)"
         robustness.append(
             {
                 "kind": r["kind"],
@@ -67,6 +76,7 @@ def run(
                 "perturbed": after,
                 "drop": drop,
                 "max_drop": r.get("max_drop"),
+                "error": error,
             }
         )
     preds = pd.DataFrame({"y_true": y.to_numpy(), "y_pred": model.predict(x)})

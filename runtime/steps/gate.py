@@ -108,7 +108,7 @@ def run(
                 found["drop"] if found else None,
                 "<=",
                 float(r["max_drop"]),
-                "" if found else "robustness was not measured by evaluate",
+                (found.get("error") or "") if found else "robustness was not measured by evaluate",
             )
         )
     champion = params.get("champion")

@@ -8,6 +8,7 @@ Tuned best params (input `params`) override the spec's params.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import inspect
@@ -93,10 +94,9 @@ def make_estimator(params: dict[str, Any], model_params: dict[str, Any], step: s
     cls = estimator_class(str(model.get("name")), step)
     kwargs = dict(model_params)
     accepted: set[str] = set()
-    try:
+    # Builtins and C classes have no signature: their params pass through unchecked.
+    with contextlib.suppress(TypeError, ValueError):
         accepted = set(inspect.signature(cls).parameters)
-    except (TypeError, ValueError):
-        pass  # builtins and C classes have no signature: pass params through unchecked
     if "random_state" in accepted and "random_state" not in kwargs:
         kwargs["random_state"] = int(params.get("seed", 42))
     unknown = [k for k in kwargs if accepted and k not in accepted]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from mlc.compiler.diagnostics import Diagnostic
+from mlc.compiler.diagnostics import Diagnostic, Severity
 from mlc.compiler.ir import IRGraph, Step
 from mlc.targets.kfp import KfpOptions
 
@@ -132,10 +132,21 @@ def check_step(step: Step) -> list[Diagnostic]:
 
 def check_ir(ir: IRGraph, options: KfpOptions) -> list[Diagnostic]:
     """Every problem kfp would raise later, as diagnostics located by spec key path."""
-    from mlc.targets.kfp.pipeline import pipeline_steps
+    from mlc.targets.kfp.pipeline import overrides, pipeline_steps
 
     out = check_options(options)
     steps = pipeline_steps(ir)
+    for dotted in overrides(ir, steps)[1]:
+        out.append(
+            Diagnostic(
+                "MLC434",
+                f"overridable '{dotted}' reaches no step the kfp pipeline runs, so it is "
+                "not a pipeline parameter",
+                hint=f"override it at compile time instead (mlc compile … {dotted}=VALUE)",
+                severity=Severity.WARNING,
+                path="overridable",
+            )
+        )
     conditional = {s.id for s in steps if s.when}
     for step in steps:
         out.extend(check_step(step))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import secrets as pysecrets
@@ -190,6 +191,8 @@ class Executor:
         self.locations: dict[str, str] = {}
         self.hashes: dict[str, str] = {}
         self.verdicts: dict[str, dict[str, Any]] = {}
+        self._content_hashes: dict[str, str] = {}
+        self._events: IO[str] | None = None
         self.progress = Progress(options)
         self.spec_hash = str(ir.metadata.get("spec_hash", ""))
         secret_names = (ir.settings.get("security") or {}).get("secrets") or {}
@@ -246,7 +249,7 @@ class Executor:
             "run_id": self.run_id,
             "pipeline": self.ir.name,
             "spec_hash": self.spec_hash,
-            "code_version": self._code_version(),
+            "code_version": self._code_version_text,
             "git_commit": self.commit,
             "data_hashes": self._data_hashes(),
             "model_hashes": self._hashes_of(ArtifactType.MODEL),
@@ -270,7 +273,8 @@ class Executor:
             extra=extra,
         )
 
-    def _code_version(self) -> str:
+    @functools.cached_property
+    def _code_version_text(self) -> str:
         from importlib.metadata import PackageNotFoundError, version
 
         try:
@@ -288,6 +292,12 @@ class Executor:
 
     def _content_hash(self, art: str) -> str:
         """The hash the producing step wrote in `_meta.json`, else the folder's digest."""
+        known = self._content_hashes.get(art)
+        if known is None:
+            known = self._content_hashes[art] = self._read_content_hash(art)
+        return known
+
+    def _read_content_hash(self, art: str) -> str:
         try:
             meta = json.loads((Path(self.locations[art]) / "_meta.json").read_text())
             return str(meta["hash"])
@@ -314,6 +324,17 @@ class Executor:
         if info is None or info.get("model_hash") in self._hashes_of(ArtifactType.MODEL).values():
             return None
         return dict(info)
+
+    def _event(self, event: dict[str, Any]) -> None:
+        """Append an OpenLineage event through one handle held for the whole run."""
+        if self._events is None:
+            from mlc.runtime.lineage import events_path
+
+            path = events_path(self.state, self.run_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._events = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in run)
+        self._events.write(json.dumps(event, sort_keys=True, separators=(",", ":")) + "\n")
+        self._events.flush()
 
     # -- one step --------------------------------------------------------------------------
 
@@ -405,15 +426,14 @@ class Executor:
         from mlc.runtime.context import StepError
 
         self.cache.mkdir(parents=True, exist_ok=True)
+        # Unique to this key and process; leftovers of killed runs are cleared at run start.
         tmp = self.cache / f".tmp-{key[:16]}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
         outputs = {name: str(tmp / name) for name in step.outputs}
         for loc in outputs.values():
             Path(loc).mkdir(parents=True)
         inputs = {name: self.locations[art] for name, art in step.inputs.items()}
         in_hashes = {art: self.hashes.get(art) for art in step.inputs.values()}
-        lineage.emit_event(
-            self.state,
+        self._event(
             lineage.run_event(
                 "START",
                 pipeline=self.ir.name,
@@ -422,7 +442,6 @@ class Executor:
                 inputs=in_hashes,
                 outputs={a: None for a in step.outputs.values()},
             ),
-            self.run_id,
         )
         ctx = self._context(step)
         if champion is not None:
@@ -468,8 +487,7 @@ class Executor:
             replace_dir(tmp, self.cache / key)
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            lineage.emit_event(
-                self.state,
+            self._event(
                 lineage.run_event(
                     "FAIL",
                     pipeline=self.ir.name,
@@ -478,7 +496,6 @@ class Executor:
                     inputs=in_hashes,
                     outputs={},
                 ),
-                self.run_id,
             )
             if isinstance(exc, Exception):
                 outcome = StepOutcome(
@@ -492,8 +509,7 @@ class Executor:
                 )
                 return outcome
             raise
-        lineage.emit_event(
-            self.state,
+        self._event(
             lineage.run_event(
                 "COMPLETE",
                 pipeline=self.ir.name,
@@ -502,7 +518,6 @@ class Executor:
                 inputs=in_hashes,
                 outputs={step.outputs[n]: h for n, h in hashes.items()},
             ),
-            self.run_id,
         )
         entry = self.cache / key
         return StepOutcome(
@@ -555,6 +570,8 @@ class Executor:
                 result.seconds = time.time() - self.started
                 if result.status == "running":
                     result.status = "interrupted"
+                if self._events is not None:
+                    self._events.close()
                 self._finish(result)
         return result
 
