@@ -165,6 +165,7 @@ def fit_mlp(
     strategy: str = "auto",
     max_time: float | None = None,
     seed: int = 0,
+    callbacks: Sequence[L.Callback] = (),
 ) -> tuple[TabularMLP, L.Trainer]:
     """Train a `TabularMLP` on a float matrix `x` and labels `y` (class indices or targets).
 
@@ -190,6 +191,7 @@ def fit_mlp(
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        callbacks=list(callbacks),
         deterministic=False,
     )
     trainer.fit(module)

@@ -36,6 +36,9 @@ class StrictModel(BaseModel):
         # (mlc.specs.schema.attribute_docstrings), so descriptions are unchanged.
         use_attribute_docstrings=False,
         populate_by_name=False,
+        # Sections are validated through the root `Spec`, whose schema inlines them: building
+        # a validator per nested model at import time is start-up cost with no use.
+        defer_build=True,
     )
 
     def violations(self) -> Iterator[Violation]:

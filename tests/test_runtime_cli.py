@@ -268,3 +268,28 @@ def test_every_credit_step_through_the_shell_entry(tmp_path: Path) -> None:
     assert seen[-1] == "gate" and len(seen) == 10
     verdict = artifacts.load_json(str(tmp_path / "gate.verdict"), "verdict")
     assert verdict["passed"] is True
+
+
+def test_budgets_stop_training_cleanly(tmp_path: Path) -> None:
+    import time
+
+    from mlc.runtime.context import BudgetExceeded
+
+    inputs = _train_inputs(tmp_path)
+    params = {
+        "framework": "lightning",
+        "task": "classification",
+        "target": "default",
+        "model": {"name": "tabular_mlp", "params": {"hidden": [8]}},
+        "lightning": {"max_epochs": 100000, "batch_size": 16, "accelerator": "cpu"},
+        "distributed": {"strategy": "none", "devices": 1},
+        "seed": 1,
+        "max_time": 2,
+    }
+    summary = get("train")(params, inputs, {"model": str(tmp_path / "m")}, StepContext())
+    assert summary["stopped"] == "max_time" and summary["epochs"] < 100000
+    assert summary["seconds"] < 60
+    late = StepContext(deadline=time.monotonic() - 1)
+    with pytest.raises(BudgetExceeded, match="time budget was spent"):
+        get("train")(params, inputs, {"model": str(tmp_path / "m2")}, late)
+    assert not (tmp_path / "m2" / "_meta.json").exists()

@@ -2,15 +2,10 @@
 
 Exit codes of `mlc run`: 0 success, 2 spec errors or bad usage, 3 a gate failed (nothing
 promoted), 4 a step failed (its message names the step and the cause).
-
-`mlc compile` also appends a `compile` record to the project's audit log: the hook below wraps
-the compile command registered by `mlc.compiler.cli.core`, so this module must come after it in
-`COMMAND_MODULES`.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -230,48 +225,3 @@ def lineage(
             f"spec {str(rec.get('spec_hash'))[:12]}  code {rec.get('code_version')}  "
             f"run {rec.get('run_id')}"
         )
-
-
-def _audit_compile(callback: Any) -> Any:
-    """Wrap `mlc compile`: after a successful compile, append a `compile` audit record."""
-
-    @functools.wraps(callback)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        result = callback(*args, **kwargs)
-        spec, out = kwargs.get("spec"), kwargs.get("out")
-        if isinstance(spec, Path) and isinstance(out, Path):
-            _record_compile(spec, out, list(kwargs.get("target") or []))
-        return result
-
-    return wrapper
-
-
-def _record_compile(spec: Path, out: Path, targets: list[str]) -> None:
-    from mlc.compiler.output import MANIFEST_NAME
-    from mlc.runtime import audit
-
-    facts = {
-        t: json.loads((out / t / MANIFEST_NAME).read_text())
-        for t in targets
-        if (out / t / MANIFEST_NAME).is_file()
-    }
-    spec_hash = next((f.get("spec_hash") for f in facts.values() if f.get("spec_hash")), None)
-    try:
-        audit.append(
-            _state_dir(spec),
-            "compile",
-            spec_hash=spec_hash,
-            project_dir=spec.parent,
-            details={
-                "targets": sorted(targets),
-                "spec": spec.name,
-                "files": {t: f.get("files", {}) for t, f in sorted(facts.items())},
-            },
-        )
-    except OSError as exc:
-        print(f"warning: could not append to the audit log: {exc}", file=sys.stderr)
-
-
-for _info in app.registered_commands:
-    if _info.name == "compile" and _info.callback is not None:
-        _info.callback = _audit_compile(_info.callback)

@@ -7,7 +7,6 @@ built-in ones, in name order.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from importlib.metadata import entry_points
 
 from mlc.compiler.diagnostics import Diagnostic, DiagnosticError
 from mlc.compiler.ir import IRGraph
@@ -18,6 +17,7 @@ from mlc.compiler.passes.consistency import check_consistency
 from mlc.compiler.passes.graph_checks import check_graph
 from mlc.compiler.passes.policies import check_policies
 from mlc.compiler.passes.references import check_references
+from mlc.compiler.registry import group_entry_points
 
 PASS_ENTRY_POINT_GROUP = "mlc.passes"
 
@@ -28,19 +28,26 @@ DEFAULT_PASSES += (check_consistency,)
 
 def plugin_passes() -> tuple[Pass, ...]:
     found = []
-    for ep in sorted(entry_points(group=PASS_ENTRY_POINT_GROUP), key=lambda e: e.name):
+    for ep in sorted(group_entry_points(PASS_ENTRY_POINT_GROUP), key=lambda e: e.name):
         dist = ep.dist.name if ep.dist is not None else "an unknown distribution"
         try:
             found.append(ep.load())
         except Exception as exc:  # a broken plugin must be loud, whatever it raised
-            raise DiagnosticError([Diagnostic(
-                "MLC403", f"pass plugin '{ep.name}' from '{dist}' failed to import: "
-                f"{type(exc).__name__}: {exc}")]) from None
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        "MLC403",
+                        f"pass plugin '{ep.name}' from '{dist}' failed to import: "
+                        f"{type(exc).__name__}: {exc}",
+                    )
+                ]
+            ) from None
     return tuple(found)
 
 
-def run_passes(ir: IRGraph, ctx: PassContext,
-               passes: Iterable[Pass] | None = None) -> list[Diagnostic]:
+def run_passes(
+    ir: IRGraph, ctx: PassContext, passes: Iterable[Pass] | None = None
+) -> list[Diagnostic]:
     """Run every pass; a pass that raises becomes an error naming it, not a traceback."""
     out: list[Diagnostic] = []
     for p in passes if passes is not None else (*DEFAULT_PASSES, *plugin_passes()):

@@ -15,7 +15,6 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import yaml
 from mlc.compiler.diagnostics import Diagnostic, DiagnosticError, Severity
 from mlc.compiler.ir import IRGraph, StepKind
 from mlc.compiler.passes.base import PassContext, parse_path
+from mlc.compiler.registry import group_entry_points
 from mlc.compiler.sourcemap import dotted
 from mlc.specs._base import is_secret_ref
 
@@ -199,7 +199,13 @@ def load_policy_file(path: str | Path) -> PolicyFile:
     """
     shown = str(path)
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        raw = (
+            yaml.load(
+                Path(path).read_text(encoding="utf-8"),
+                Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader),
+            )
+            or {}
+        )
         if not isinstance(raw, dict) or set(raw) - {"policies", "risk_rules"}:
             raise ValueError("the top level holds 'policies' and/or 'risk_rules'")
         out = PolicyFile(shown)
@@ -448,7 +454,7 @@ PYTHON_RULES = (check_pii_features, check_gdpr_regions, check_secrets)
 
 
 def _plugin_diags(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
-    for ep in sorted(entry_points(group=POLICY_ENTRY_POINT_GROUP), key=lambda e: e.name):
+    for ep in sorted(group_entry_points(POLICY_ENTRY_POINT_GROUP), key=lambda e: e.name):
         dist = ep.dist.name if ep.dist is not None else "an unknown distribution"
         try:
             plugin = ep.load()
