@@ -144,6 +144,15 @@ def test_quarantine_drops_failing_rows_and_stop_raises(tmp_path: Path) -> None:
     report = artifacts.load_json(str(tmp_path / "rep2"), "report")
     assert report["passed"] is False and report["failing_rows"] == 3
 
+    warn = {**params, "contract": {**params["contract"], "on_failure": "warn"}}
+    summary = get("validate")(
+        warn,
+        {"applications": str(tmp_path / "raw")},
+        {"dataset": str(tmp_path / "ok3"), "report": str(tmp_path / "rep3")},
+        ctx,
+    )
+    assert summary["rows_out"] == 200 and "region: isin" in summary["failures"]
+
 
 def test_validate_joins_sources_and_reads_sql_and_parquet(tmp_path: Path) -> None:
     import sqlite3
