@@ -319,3 +319,21 @@ def test_gate_failure_is_a_verdict_not_an_exception(tmp_path: Path) -> None:
         "champion rmse": False,
     }
     assert artifacts.read_meta(str(tmp_path / "v"))["passed"] is False
+
+
+@pytest.mark.slow
+def test_exponentiated_gradient_mitigation(tmp_path: Path, credit_run: dict[str, Any]) -> None:
+    root, ctx = credit_run["root"], credit_run["ctx"]
+    params = {**credit_run["ir"].step("fairness").params, "mitigation": "exponentiated_gradient"}
+    inputs = {name: str(root / f"split.{name}") for name in ("train", "test")}
+    inputs["model"] = str(root / "train.model")
+    outs = {name: str(tmp_path / name) for name in ("metrics", "report", "model")}
+    summary = get("fairness")(params, inputs, outs, ctx)
+    assert summary["mitigated_value"] is not None
+    mitigated = artifacts.load_object(outs["model"])
+    test = artifacts.load_dataframe(inputs["test"]).drop(columns=["default"])
+    from mlc.runtime.steps._data import bind_secrets
+
+    bind_secrets(mitigated, ctx)
+    first, second = mitigated.predict(test), mitigated.predict(test)
+    assert list(first) == list(second) and set(first) <= {0, 1}

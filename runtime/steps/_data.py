@@ -125,10 +125,14 @@ def _walk(obj: Any) -> Iterable[Any]:
         for item in getattr(obj, attr, None) or ():
             if isinstance(item, tuple) and len(item) >= 2:
                 yield from _walk(item[1])
-    for attr in ("estimator", "estimator_", "model"):
+    for attr in ("estimator", "estimator_", "model", "mitigator", "pipeline"):
         inner = getattr(obj, attr, None)
         if inner is not None and inner is not obj and not isinstance(inner, str):
             yield from _walk(inner)
+    # Fairness reductions keep one fitted estimator per iteration.
+    predictors = getattr(obj, "predictors_", None)
+    for inner in list(predictors) if predictors is not None else []:
+        yield from _walk(inner)
 
 
 def bind_secrets(model: Any, ctx: StepContext) -> None:

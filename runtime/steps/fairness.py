@@ -28,11 +28,11 @@ class MitigatedModel:
         self.randomized = randomized
 
     def predict(self, X: Any) -> Any:
+        # Both mitigators predict at random near their decision boundary; a fixed seed keeps
+        # predictions reproducible. `randomized` marks the one that needs the sensitive column.
         if self.randomized:
-            # Threshold optimisation may randomise near the threshold; a fixed seed keeps
-            # predictions reproducible.
             return self.mitigator.predict(X, sensitive_features=X[self.sensitive], random_state=0)
-        return self.mitigator.predict(X)
+        return self.mitigator.predict(X, random_state=0)
 
 
 class _WeightedPipeline:
