@@ -1,13 +1,16 @@
 """Diagnostics: every problem mlc finds, located at `file:line:col`, with a code and a hint.
 
 Codes by family:
-    MLC0xx  loading: files, YAML syntax, overlays, overrides, interpolation
+    MLC0xx  loading: files, YAML syntax, overlays, overrides, interpolation (MLC05x: graph
+            pictures)
     MLC1xx  schema: unknown keys, wrong types, missing or invalid values
     MLC2xx  references between sections (columns, metrics, keys)
     MLC3xx  cross-field rules inside a section
-    MLC4xx  targets: unknown targets, their options, capabilities
+    MLC4xx  targets: MLC40x registry and plugins, MLC410/420 capabilities, MLC43x terraform,
+            MLC44x kfp, MLC45x local
     MLC5xx  graph: cycles, dangling artifacts
-    MLC6xx+ policies, budgets and other passes
+    MLC6xx  policies (MLC60x-62x), budgets and cost (MLC63x), diff and plan (MLC64x-65x)
+    MLC7xx  consistency across targets (MLC70x) and serving/monitoring targets (MLC71x)
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def render_image(ir: IRGraph, fmt: str) -> bytes:
         raise DiagnosticError(
             [
                 Diagnostic(
-                    "MLC031",
+                    "MLC050",
                     f"rendering {fmt.upper()} needs Graphviz's 'dot', which is not installed",
                     hint="apt-get install graphviz, or use --as mermaid or dot",
                 )
@@ -71,7 +71,7 @@ def render_image(ir: IRGraph, fmt: str) -> bytes:
         raise DiagnosticError(
             [
                 Diagnostic(
-                    "MLC031", f"Graphviz failed: {proc.stderr.decode(errors='replace').strip()}"
+                    "MLC051", f"Graphviz failed: {proc.stderr.decode(errors='replace').strip()}"
                 )
             ]
         )

@@ -151,7 +151,7 @@ def test_every_spec_rule_has_a_case() -> None:
     for path in sources:
         codes |= set(re.findall(r'"(MLC[0-3]\d\d)"', path.read_text(encoding="utf-8")))
     # MLC004 (too large) and MLC003 (binary, not UTF-8) are generated in tmp_path below;
-    # MLC031 needs a missing Graphviz, not a spec.
+    # MLC050 needs a missing Graphviz, not a spec.
     covered = {c.code for c in CASES} | {"MLC003", "MLC004"}
     assert codes - covered == set()
 

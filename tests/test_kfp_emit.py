@@ -194,9 +194,9 @@ def test_bad_resources_and_gpu_are_located() -> None:
         _credit_ir(), "train", cpu="2 cores", memory="1.5Gi", gpu_type="nvidia-a100", gpu_count=0
     )
     diags = {(d.code, d.path) for d in _target_diags(ir)}
-    assert ("MLC431", "training.resources.cpu") in diags
-    assert ("MLC431", "training.resources.memory") in diags
-    assert ("MLC432", "training.resources.gpu") in diags
+    assert ("MLC441", "training.resources.cpu") in diags
+    assert ("MLC441", "training.resources.memory") in diags
+    assert ("MLC442", "training.resources.gpu") in diags
 
 
 def test_gpu_step_gets_accelerator_selector_and_toleration(tmp_path: Path) -> None:
@@ -225,7 +225,7 @@ def test_bad_image_is_a_located_diagnostic(tmp_path: Path) -> None:
         (tmp_path / sub).symlink_to(REPO / "examples/credit" / sub)
     with pytest.raises(DiagnosticError) as err:
         compile_spec(spec, ["kfp"], tmp_path / "out")
-    (diag,) = [d for d in err.value.diagnostics if d.code == "MLC430"]
+    (diag,) = [d for d in err.value.diagnostics if d.code == "MLC440"]
     assert diag.location is not None and diag.location.file.endswith("mlc.yaml")
     assert diag.path == "targets.kfp.image"
     assert not (tmp_path / "out" / "kfp").exists()
@@ -243,7 +243,7 @@ def test_bad_image_is_a_located_diagnostic(tmp_path: Path) -> None:
         text=True,
     )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr + proc.stdout
-    assert "error[MLC430]" in proc.stderr + proc.stdout
+    assert "error[MLC440]" in proc.stderr + proc.stdout
 
 
 def test_unknown_option_is_located(tmp_path: Path) -> None:
@@ -304,5 +304,5 @@ def test_overridable_that_reaches_no_step_is_a_warning() -> None:
     data = _credit_ir().to_dict()
     data["settings"]["overridable"] = ["monitoring.slos.error_rate", "data.split.seed"]
     diags = _target_diags(IRGraph.from_dict(data))
-    (diag,) = [d for d in diags if d.code == "MLC434"]
+    (diag,) = [d for d in diags if d.code == "MLC444"]
     assert "monitoring.slos.error_rate" in diag.message and diag.severity.value == "warning"

@@ -337,3 +337,27 @@ def test_exponentiated_gradient_mitigation(tmp_path: Path, credit_run: dict[str,
     bind_secrets(mitigated, ctx)
     first, second = mitigated.predict(test), mitigated.predict(test)
     assert list(first) == list(second) and set(first) <= {0, 1}
+
+
+def test_parallel_tuning_is_reproducible(tmp_path: Path, credit_run: dict[str, Any]) -> None:
+    """parallelism > 1 must not make the study depend on thread timing (local == Kubeflow)."""
+    root = credit_run["root"]
+    params = {
+        **credit_run["ir"].step("tune").params,
+        "trials": 4,
+        "parallelism": 2,
+        "model": _SMALL_MODEL,
+    }
+    inputs = {"train": str(root / "split.train"), "transform": str(root / "features.transform")}
+    results = []
+    for i in range(2):
+        ctx = StepContext(
+            project_dir=CREDIT.parent,
+            state_dir=tmp_path / f"state{i}",
+            secrets={"MLC_PSEUDONYM_KEY": KEY},
+        )
+        outs = {"best_params": str(tmp_path / f"bp{i}"), "study": str(tmp_path / f"st{i}")}
+        results.append(get("tune")(params, inputs, outs, ctx))
+    assert results[0]["trials_this_run"] == 4
+    assert results[0]["best_params"] == results[1]["best_params"]
+    assert results[0]["best_value"] == results[1]["best_value"]

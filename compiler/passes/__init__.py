@@ -36,7 +36,7 @@ def plugin_passes() -> tuple[Pass, ...]:
             raise DiagnosticError(
                 [
                     Diagnostic(
-                        "MLC403",
+                        "MLC405",
                         f"pass plugin '{ep.name}' from '{dist}' failed to import: "
                         f"{type(exc).__name__}: {exc}",
                     )

@@ -36,6 +36,28 @@ def _suggest(trial: Any, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return values
 
 
+def _distributions(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The search space as Optuna distributions, so `study.ask` samples every value at once."""
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    out: dict[str, Any] = {}
+    for name, p in sorted(space.items()):
+        if p["type"] == "float":
+            out[name] = FloatDistribution(p["low"], p["high"], log=p.get("log", False))
+        elif p["type"] == "int":
+            log = p.get("log", False)
+            out[name] = IntDistribution(
+                p["low"], p["high"], log=log, step=1 if log else p.get("step", 1)
+            )
+        else:
+            out[name] = CategoricalDistribution(list(p["choices"]))
+    return out
+
+
 def _sampler(name: str, seed: int) -> Any:
     import optuna
 
@@ -56,6 +78,48 @@ def _pruner(name: str) -> Any:
         "hyperband": optuna.pruners.HyperbandPruner,
         "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
     }[name]()
+
+
+def _optimize(
+    study: Any,
+    objective: Any,
+    n_trials: int,
+    budget: float | None,
+    parallelism: int,
+    distributions: dict[str, Any],
+) -> None:
+    """Run `n_trials` in batches of `parallelism`, asked and told in a fixed order.
+
+    Optuna's own `n_jobs` lets threads race for the seeded sampler, so the same seed gives
+    different studies; asking a whole batch first (every value sampled in `ask`, in this
+    thread) and telling results in ask order keeps a parallel study reproducible (a local run
+    and a Kubeflow run of one spec agree).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import optuna
+
+    started = time.monotonic()
+    done = 0
+    with ThreadPoolExecutor(max_workers=parallelism) as pool:
+        while done < n_trials:
+            if budget is not None and time.monotonic() - started >= budget:
+                return
+            batch = [study.ask(distributions) for _ in range(min(parallelism, n_trials - done))]
+            futures = [pool.submit(objective, trial) for trial in batch]
+            for trial, future in zip(batch, futures, strict=True):
+                try:
+                    value = future.result()
+                except optuna.TrialPruned:
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                    continue
+                except BaseException:
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    for other in futures:
+                        other.cancel()
+                    raise
+                study.tell(trial, value)
+            done += len(batch)
 
 
 def run(
@@ -152,12 +216,13 @@ def run(
         stopped = "deadline"
     elif wanted:
         try:
-            study.optimize(
+            _optimize(
+                study,
                 objective_fn,
-                n_trials=wanted,
-                timeout=budget,
-                n_jobs=int(params.get("parallelism", 1)),
-                catch=(),
+                wanted,
+                budget,
+                max(1, int(params.get("parallelism", 1))),
+                _distributions(space),
             )
         except StepError:
             raise

@@ -48,7 +48,7 @@ def check_options(options: KfpOptions) -> list[Diagnostic]:
     if not is_image_reference(options.image):
         out.append(
             _option(
-                "MLC430",
+                "MLC440",
                 f"'{options.image}' is not a valid image reference",
                 "image",
                 "write e.g. 'ghcr.io/acme/mlc-runtime:0.1.0' (lower-case "
@@ -60,7 +60,7 @@ def check_options(options: KfpOptions) -> list[Diagnostic]:
         if not _LABEL_KEY.match(value):
             out.append(
                 _option(
-                    "MLC430",
+                    "MLC440",
                     f"'{value}' is not a valid Kubernetes label key",
                     key,
                     "write e.g. 'nvidia.com/gpu.product'",
@@ -69,7 +69,7 @@ def check_options(options: KfpOptions) -> list[Diagnostic]:
     if options.gpu_resource.count("/") != 1 or not _LABEL_KEY.match(options.gpu_resource):
         out.append(
             _option(
-                "MLC430",
+                "MLC440",
                 f"'{options.gpu_resource}' is not an extended resource name",
                 "gpu_resource",
                 "write e.g. 'nvidia.com/gpu'",
@@ -93,7 +93,7 @@ def check_step(step: Step) -> list[Diagnostic]:
     if res.cpu is not None and not _CPU.match(res.cpu):
         out.append(
             Diagnostic(
-                "MLC431",
+                "MLC441",
                 f"CPU '{res.cpu}' of step '{step.id}' is not a quantity kfp accepts",
                 hint="write cores (2, 0.5) or millicores ('500m')",
                 path=f"{where}.cpu",
@@ -102,7 +102,7 @@ def check_step(step: Step) -> list[Diagnostic]:
     if res.memory is not None and not _MEMORY.match(res.memory):
         out.append(
             Diagnostic(
-                "MLC431",
+                "MLC441",
                 f"memory '{res.memory}' of step '{step.id}' is not a quantity kfp accepts",
                 hint="write a whole number with a unit, "
                 "e.g. '512Mi' or '4Gi' (kfp takes no decimals)",
@@ -112,7 +112,7 @@ def check_step(step: Step) -> list[Diagnostic]:
     if res.gpu_type is not None and res.gpu_count < 1:
         out.append(
             Diagnostic(
-                "MLC432",
+                "MLC442",
                 f"step '{step.id}' names GPU type '{res.gpu_type}' but no GPU count",
                 hint="set resources.gpu.count (1 or more)",
                 path=f"{where}.gpu",
@@ -121,7 +121,7 @@ def check_step(step: Step) -> list[Diagnostic]:
     if res.gpu_count < 0:
         out.append(
             Diagnostic(
-                "MLC432",
+                "MLC442",
                 f"step '{step.id}' asks for {res.gpu_count} GPUs",
                 hint="set a count of 1 or more",
                 path=f"{where}.gpu.count",
@@ -139,7 +139,7 @@ def check_ir(ir: IRGraph, options: KfpOptions) -> list[Diagnostic]:
     for dotted in overrides(ir, steps)[1]:
         out.append(
             Diagnostic(
-                "MLC434",
+                "MLC444",
                 f"overridable '{dotted}' reaches no step the kfp pipeline runs, so it is "
                 "not a pipeline parameter",
                 hint=f"override it at compile time instead (mlc compile … {dotted}=VALUE)",
@@ -155,7 +155,7 @@ def check_ir(ir: IRGraph, options: KfpOptions) -> list[Diagnostic]:
                 if producer.id in conditional:
                     out.append(
                         Diagnostic(
-                            "MLC433",
+                            "MLC443",
                             f"step '{step.id}' runs on every branch but reads "
                             f"'{producer.id}', which runs only when '{producer.when}'",
                             hint=f"make '{step.id}' conditional too",
@@ -165,7 +165,7 @@ def check_ir(ir: IRGraph, options: KfpOptions) -> list[Diagnostic]:
         if step.when and step.when.split(".")[0] not in {s.id for s in steps}:
             out.append(
                 Diagnostic(
-                    "MLC433",
+                    "MLC443",
                     f"step '{step.id}' is conditional on "
                     f"'{step.when}', which no pipeline step produces",
                     path=step.origin,

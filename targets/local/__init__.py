@@ -161,7 +161,7 @@ class LocalTarget(Target):
             if want_cpu is not None and want_cpu > cpus:
                 diags.append(
                     Diagnostic(
-                        "MLC430",
+                        "MLC450",
                         f"step '{step.id}' asks for {res.cpu} CPUs; this machine has {cpus}",
                         hint="it runs slower here; lower the request for local runs in an overlay",
                         severity=Severity.WARNING,
@@ -172,7 +172,7 @@ class LocalTarget(Target):
             if want_mem is not None and memory is not None and want_mem > memory:
                 diags.append(
                     Diagnostic(
-                        "MLC430",
+                        "MLC450",
                         f"step '{step.id}' asks for {res.memory} of memory; this machine "
                         f"has {memory / 2**30:.1f}Gi",
                         hint="lower the request in an overlay",

@@ -256,7 +256,7 @@ class Executor:
             "verdicts": dict(self.verdicts),
             "tracking_uri": self.tracking_uri,
         }
-        hashes = extra["data_hashes"]
+        hashes = self._data_hashes()
         extra["data_hash"] = (
             next(iter(hashes.values()))
             if len(hashes) == 1
@@ -432,7 +432,9 @@ class Executor:
         for loc in outputs.values():
             Path(loc).mkdir(parents=True)
         inputs = {name: self.locations[art] for name, art in step.inputs.items()}
-        in_hashes = {art: self.hashes.get(art) for art in step.inputs.values()}
+        in_hashes: dict[str, str | None] = {
+            str(art): self.hashes.get(art) for art in step.inputs.values()
+        }
         self._event(
             lineage.run_event(
                 "START",
