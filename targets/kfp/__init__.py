@@ -13,59 +13,25 @@ from pydantic import Field
 from mlc.compiler.diagnostics import Diagnostic
 from mlc.compiler.ir import IRGraph
 from mlc.compiler.ir.model import PIPELINE_KINDS
+from mlc.runtime.capabilities import RUNTIME_FEATURES
 from mlc.targets.base import Capabilities, EmitContext, Target, TargetOptions
 
 # What the kfp target honours. Data formats, transforms, frameworks and the like are carried out
 # by the runtime inside the component, exactly as under `mlc run`, so the kfp target supports
 # what the runtime supports; the settings below that need the orchestrator (resources, retries,
 # timeouts, parallel tuning) are realised in the pipeline or its Kubernetes platform config.
-_SUPPORTS = frozenset(
+_SUPPORTS = RUNTIME_FEATURES | frozenset(
     {
-        "source.csv",
-        "source.parquet",
-        "source.sql",
-        "source.spark_table",
-        "engine.spark",
-        "contract.stop",
-        "contract.quarantine",
-        "contract.warn",
-        "split.random",
-        "split.stratified",
-        "split.time",
-        "transform.scale",
-        "transform.one_hot",
-        "transform.bucketize",
-        "transform.log",
-        "transform.impute",
-        "transform.pseudonymise",
-        "transform.custom",
-        "framework.sklearn",
-        "framework.lightning",
-        "framework.custom",
         "resources.cpu",
         "resources.memory",
         "resources.gpu",
         "distributed.ddp",
         "distributed.fsdp",
         "distributed.deepspeed",
-        "max_time",
         "retries",
-        "tuning.optuna",
+        "max_time",
         "tuning.parallel",
         "tuning.shared_storage",
-        "tuning.pruner.none",
-        "tuning.pruner.median",
-        "tuning.pruner.hyperband",
-        "tuning.pruner.successive_halving",
-        "evaluation.champion",
-        "robustness.noise",
-        "robustness.missing",
-        "robustness.shift",
-        "fairness.none",
-        "fairness.threshold_optimizer",
-        "fairness.exponentiated_gradient",
-        "explain.permutation",
-        "explain.shap",
     }
 )
 """Not supported, on purpose: `resources.nodes` (multi-node training needs a training operator

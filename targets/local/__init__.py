@@ -15,58 +15,19 @@ from typing import Any
 
 from mlc.compiler.diagnostics import Diagnostic, Severity
 from mlc.compiler.ir import PIPELINE_KINDS, IRGraph, StepKind
+from mlc.runtime.capabilities import RUNTIME_FEATURES
 from mlc.targets.base import Capabilities, EmitContext, Target, TargetOptions
 
 PLAN_VERSION = "1"
 
-_SUPPORTS = frozenset(
+_SUPPORTS = RUNTIME_FEATURES | frozenset(
     {
-        # data: what runtime/steps/ingest and validate read here
-        "source.csv",
-        "source.parquet",
-        "source.sql",
-        "source.spark_table",
-        "engine.spark",
-        "contract.stop",
-        "contract.quarantine",
-        "contract.warn",
-        "split.random",
-        "split.stratified",
-        "split.time",
-        # features
-        "transform.scale",
-        "transform.one_hot",
-        "transform.bucketize",
-        "transform.log",
-        "transform.impute",
-        "transform.pseudonymise",
-        "transform.custom",
-        # training and tuning
-        "framework.sklearn",
-        "framework.lightning",
-        "framework.custom",
-        "tuning.optuna",
-        "tuning.pruner.none",
-        "tuning.pruner.median",
-        "tuning.pruner.hyperband",
-        "tuning.pruner.successive_halving",
-        "tuning.parallel",
-        "tuning.shared_storage",
-        "max_time",
-        "retries",
-        # resources are minimums: `check` verifies this machine has them
         "resources.cpu",
         "resources.memory",
-        # evaluation and governance
-        "evaluation.champion",
-        "robustness.noise",
-        "robustness.missing",
-        "robustness.shift",
-        "fairness.none",
-        "fairness.threshold_optimizer",
-        "fairness.exponentiated_gradient",
-        "explain.permutation",
-        "explain.shap",
+        "retries",
+        "max_time",
+        "tuning.parallel",
+        "tuning.shared_storage",
     }
 )
 """What the runtime does on this machine. Not here: GPUs (`resources.gpu`), several nodes
