@@ -50,9 +50,12 @@ def _print_verdicts(verdicts: dict[str, dict[str, Any]], stream: Any) -> None:
                 continue
             name = str(check.get("name") or check.get("metric") or check.get("kind") or "?")
             value = check.get("value", check.get("actual"))
-            rule = " ".join(str(check[k]) for k in ("op", "threshold") if k in check) or str(
-                check.get("rule", "")
-            )
+            if check.get("threshold") is None and check.get("reason"):
+                rule = str(check["reason"])
+            else:
+                rule = " ".join(
+                    str(check[k]) for k in ("op", "threshold") if check.get(k) is not None
+                ) or str(check.get("rule", ""))
             ok = check.get("passed")
             table.add_row(
                 name,

@@ -18,11 +18,15 @@ def check_capabilities(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
     selected = [t for t in ctx.targets if not t.inspection]
     if not selected:
         return
-    unrealised: dict[StepKind, list[str]] = {}
+    # section -> (first origin, kinds): one warning per spec section, not per step kind
+    unrealised: dict[str, tuple[str, list[StepKind]]] = {}
     for step in ir.steps:
         realisers = [t for t in selected if step.kind in t.capabilities.realises]
         if not realisers:
-            unrealised.setdefault(step.kind, []).append(step.origin)
+            section = step.origin.split(".")[0].split("[")[0]
+            _, kinds = unrealised.setdefault(section, (step.origin, []))
+            if step.kind not in kinds:
+                kinds.append(step.kind)
         for target in realisers:
             for req in step.requires:
                 if req.feature not in target.capabilities.supports:
@@ -43,17 +47,20 @@ def check_capabilities(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
                         hint,
                     )
     names = ", ".join(sorted(t.name for t in selected))
-    for kind, origins in sorted(unrealised.items(), key=lambda kv: kv[0].value):
-        able = sorted(t.name for t in ctx.available if kind in t.capabilities.realises)
+    for section, (origin, kinds) in sorted(unrealised.items()):
+        able = sorted(
+            {t.name for t in ctx.available for k in kinds if k in t.capabilities.realises}
+        )
         hint = (
             f"add --target {' or --target '.join(able)}"
             if able
-            else ("no installed target realises it")
+            else "no installed target realises it yet"
         )
+        listed = ", ".join(k.value for k in kinds)
         yield ctx.diag(
             "MLC420",
-            f"'{origins[0].split('.')[0]}' ({kind.value}) is not realised by: {names}",
-            origins[0],
+            f"'{section}' ({listed}) is not realised by: {names}",
+            origin,
             hint,
             Severity.WARNING,
         )
