@@ -19,6 +19,30 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        from mlc.compiler.ir import IR_VERSION
+
+        print(f"mlc {version('mlc')} (IR {IR_VERSION}, spec mlc/v1)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(
+        False,
+        "--version",
+        help="Show the version and exit.",
+        is_eager=True,
+        callback=_print_version,
+    ),
+) -> None:
+    """mlc: compile one YAML spec of an ML system into pipelines, infrastructure and configs."""
+
+
 COMMAND_MODULES = ("mlc.compiler.cli.core", "mlc.compiler.cli.run", "mlc.compiler.cli.review")
 
 for _module in COMMAND_MODULES:
