@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
 
-def _missing(what: str) -> None:
+def missing(what: str) -> None:
+    """Skip because `what` is absent here, or fail when MLC_REQUIRE_TOOLS=1 demands it."""
     message = f"{what} is not available here"
     if os.environ.get("MLC_REQUIRE_TOOLS") == "1":
         pytest.fail(f"{message}, and MLC_REQUIRE_TOOLS=1 requires it")
@@ -26,7 +27,7 @@ def require_tool(name: str) -> str:
         venv_bin = REPO / ".venv" / "bin" / name
         if venv_bin.exists():
             return str(venv_bin)
-        _missing(f"the tool '{name}'")
+        missing(f"the tool '{name}'")
     assert path is not None
     return path
 
@@ -34,5 +35,5 @@ def require_tool(name: str) -> str:
 def require_path(path: Path, what: str) -> Path:
     """An external folder or file (e.g. ../shared/schemas); skip or fail like a tool."""
     if not path.exists():
-        _missing(f"{what} ({path})")
+        missing(f"{what} ({path})")
     return path

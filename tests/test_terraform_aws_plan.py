@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from _tools import REPO, require_tool
+from _tools import REPO, missing, require_tool
 from python_terraform import IsFlagged
 
 from mlc.compiler.api import check
@@ -36,12 +35,8 @@ VARS = {
 def _mirror() -> Path:
     mirror = tool.find_mirror()
     if mirror is None:
-        if os.environ.get("MLC_REQUIRE_TOOLS") == "1":
-            pytest.fail(
-                "no offline terraform provider mirror with hashicorp/aws "
-                "(set MLC_TF_PLUGIN_MIRROR), and MLC_REQUIRE_TOOLS=1 requires it"
-            )
-        pytest.skip("no offline terraform provider mirror with hashicorp/aws")
+        missing("an offline terraform provider mirror with hashicorp/aws (MLC_TF_PLUGIN_MIRROR)")
+    assert mirror is not None
     return mirror
 
 
