@@ -1,12 +1,23 @@
-"""Orchestration overhead of `mlc run`'s executor per step vs a plain script (whole process).
+"""Orchestration overhead per step: mlc's local executor and Kedro vs plain scripts (whole process).
 
-A chain of N steps, each loading a 1,000 x 10 DataFrame from Parquet, adding 1 and saving it,
-is run (a) by the local executor on a generated IR (cache, atomic entries, run record, lineage
-events, audit records included) and (b) by a plain Python loop writing the same artifacts.
-Each is a fresh process, run several times; medians are reported, and the overhead per step is
-(median executor - median script) / N.
+A chain of N steps, each loading a 1,000 x 10 DataFrame, adding 1 and saving it, run as:
 
-Usage: .venv/bin/python benchmarks/bench_orchestration.py [--steps 100 500] [--runs 5]
+- `plain-parquet`: a plain Python loop writing the artifacts mlc's steps write (Parquet through
+  `mlc.runtime.artifacts`, the project's venv);
+- `mlc`: the local executor on a generated IR with the same step code (cache keys, atomic cache
+  entries with per-file hashes, run record, OpenLineage events and audit records included);
+- `plain-pickle`: a plain loop pickling each DataFrame (Kedro's venv);
+- `kedro`: Kedro's `SequentialRunner` on the same chain with a `PickleDataset` per artifact
+  (Kedro's venv, `--kedro-python`; skipped when not given or missing);
+- `mlc-before` (with `--before DIR`): the executor modules found in DIR (an older
+  `targets/local/`, e.g. `git archive HEAD targets/local | tar -x -C /tmp/old`), same harness.
+
+Every run is a fresh process; the variants run interleaved, `--runs` times each, and medians are
+reported. Overhead per step is (median variant - median of its plain script) / N.
+
+Usage:
+    .venv/bin/python benchmarks/bench_orchestration.py [--steps 100 500] [--runs 5] \
+        [--kedro-python /tmp/kedro-venv/bin/python] [--before /tmp/old/targets/local]
 """
 
 from __future__ import annotations
@@ -21,17 +32,20 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 
-EXECUTOR = """
+MLC = """
 import sys
 sys.path.insert(0, {tests!r})
+import mlc.targets.local as local
+if {local!r}:
+    local.__path__[:] = [{local!r}]
 from pathlib import Path
 from local_chain import STEPS, chain_ir
 from mlc.targets.local.executor import RunOptions, execute
 r = execute(chain_ir({n}), RunOptions(project_dir=Path({project!r}), quiet=True), STEPS)
-assert r.status == "succeeded", r.error
+assert r.status == "succeeded" and r.executed == {n} + 1, r.error
 """
 
-SCRIPT = """
+PLAIN_PARQUET = """
 from pathlib import Path
 import pandas as pd
 from mlc.runtime import artifacts
@@ -46,34 +60,107 @@ for i in range({n}):
     prev = loc
 """
 
+PLAIN_PICKLE = """
+import pickle
+from pathlib import Path
+import pandas as pd
+root = Path({project!r}) / "plain"
+root.mkdir()
+df = pd.read_csv(Path({project!r}) / "data.csv")
+(root / "ingest.pkl").write_bytes(pickle.dumps(df))
+prev = root / "ingest.pkl"
+for i in range({n}):
+    df = pickle.loads(prev.read_bytes()) + 1.0
+    loc = root / f"s{{i:04d}}.pkl"
+    loc.write_bytes(pickle.dumps(df))
+    prev = loc
+"""
 
-def _time(code: str) -> float:
+KEDRO = """
+import logging
+from pathlib import Path
+import pandas as pd
+from kedro.io import DataCatalog
+from kedro.pipeline import Pipeline, node
+from kedro.runner import SequentialRunner
+from kedro_datasets.pickle import PickleDataset
+
+root = Path({project!r}) / "kedro"
+
+def ingest(path):
+    return pd.read_csv(path)
+
+def add(df):
+    return df + 1.0
+
+names = ["ingest"] + [f"s{{i:04d}}" for i in range({n})]
+nodes = [node(lambda: ingest(Path({project!r}) / "data.csv"), None, "ingest", name="ingest")]
+nodes += [node(add, names[i], names[i + 1], name=names[i + 1]) for i in range({n})]
+catalog = DataCatalog({{n: PickleDataset(filepath=str(root / f"{{n}}.pkl")) for n in names}})
+SequentialRunner().run(Pipeline(nodes), catalog)
+assert (root / f"{{names[-1]}}.pkl").exists()
+"""
+
+
+def _time(python: str, code: str) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True)
-    return time.perf_counter() - t0
+    done = subprocess.run(
+        [python, "-c", code], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"{python} failed ({done.returncode}):\n{done.stderr.decode()[-3000:]}")
+    return seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, nargs="+", default=[100, 500])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--kedro-python", default="", help="python of a venv with kedro")
+    parser.add_argument("--before", default="", help="an older targets/local/ to compare")
     args = parser.parse_args()
     sys.path.insert(0, str(TESTS))
     from local_chain import make_frame
 
-    print("| steps | plain script (s) | mlc executor (s) | overhead/step (ms) |")
-    print("|---|---|---|---|")
+    variants = [
+        ("plain-parquet", sys.executable, PLAIN_PARQUET),
+        ("mlc", sys.executable, MLC.replace("{local!r}", "''")),
+    ]
+    if args.before:
+        variants.append(("mlc-before", sys.executable, MLC.replace("{local!r}", repr(args.before))))
+    if args.kedro_python and Path(args.kedro_python).exists():
+        variants += [
+            ("plain-pickle", args.kedro_python, PLAIN_PICKLE),
+            ("kedro", args.kedro_python, KEDRO),
+        ]
+    print(
+        "| steps | plain parquet (s) | mlc (s) | mlc overhead/step (ms) "
+        "| plain pickle (s) | Kedro (s) | Kedro overhead/step (ms) | Kedro / mlc overhead |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for n in args.steps:
-        plain, mlc = [], []
+        times: dict[str, list[float]] = {name: [] for name, _, _ in variants}
         for _ in range(args.runs):
-            with tempfile.TemporaryDirectory() as d:
-                make_frame(1000, 10).to_csv(Path(d) / "data.csv", index=False)
-                plain.append(_time(SCRIPT.format(project=d, n=n)))
-            with tempfile.TemporaryDirectory() as d:
-                make_frame(1000, 10).to_csv(Path(d) / "data.csv", index=False)
-                mlc.append(_time(EXECUTOR.format(tests=str(TESTS), project=d, n=n)))
-        p, m = statistics.median(plain), statistics.median(mlc)
-        print(f"| {n} | {p:.2f} | {m:.2f} | {(m - p) / n * 1000:.2f} |", flush=True)
+            for name, python, code in variants:
+                with tempfile.TemporaryDirectory() as d:
+                    make_frame(1000, 10).to_csv(Path(d) / "data.csv", index=False)
+                    times[name].append(_time(python, code.format(tests=str(TESTS), project=d, n=n)))
+        med = {name: statistics.median(v) for name, v in times.items()}
+        mlc_ms = (med["mlc"] - med["plain-parquet"]) / n * 1000
+        if "mlc-before" in med:
+            before_ms = (med["mlc-before"] - med["plain-parquet"]) / n * 1000
+            print(f"<!-- n={n} mlc-before {med['mlc-before']:.2f}s: {before_ms:.2f} ms/step -->")
+        row = f"| {n} | {med['plain-parquet']:.2f} | {med['mlc']:.2f} | {mlc_ms:.2f} "
+        if "kedro" in med:
+            kedro_ms = (med["kedro"] - med["plain-pickle"]) / n * 1000
+            ratio = f"{kedro_ms / mlc_ms:.1f}x" if mlc_ms > 0 else "n/a"
+            row += f"| {med['plain-pickle']:.2f} | {med['kedro']:.2f} | {kedro_ms:.2f} | {ratio} |"
+        else:
+            row += "| - | - | - | - |"
+        print(row, flush=True)
+        spread = {k: f"{min(v):.2f}-{max(v):.2f}" for k, v in times.items()}
+        print(f"<!-- n={n} min-max: {spread} -->", flush=True)
 
 
 if __name__ == "__main__":

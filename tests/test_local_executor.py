@@ -202,3 +202,53 @@ def test_kill_9_mid_run_then_rerun_resumes(tmp_path: Path) -> None:
     killed = [r for r in list_runs(tmp_path / ".mlc") if r["status"] == "interrupted"]
     assert len(killed) == 1
     assert audit.verify(tmp_path / ".mlc").ok
+
+
+def test_recorded_file_hashes_match_the_bytes_on_disk(tmp_path: Path) -> None:
+    # Fresh entries take the payload hash from `_meta.json` instead of reading the payload
+    # back: every recorded hash must still be the sha256 of the file as written.
+    import hashlib
+
+    write_csv(tmp_path)
+    result = execute(chain_ir(2, threshold=0.0), _opts(tmp_path), STEPS)
+    assert result.status == "succeeded"
+    checked = 0
+    for outcome in result.steps:
+        entry = Path(next(iter(outcome.outputs.values()))).parent
+        record = json.loads((entry / "_step.json").read_text())
+        for rel, recorded in record["files"].items():
+            assert hashlib.sha256((entry / rel).read_bytes()).hexdigest() == recorded, rel
+            checked += 1
+        assert set(record["outputs"]) == set(outcome.outputs)
+    assert checked >= 2 * len(result.steps)
+
+
+def test_output_with_several_files_is_hashed_file_by_file(tmp_path: Path) -> None:
+    from mlc.runtime import artifacts
+
+    def report(
+        params: object, inputs: dict[str, str], outputs: dict[str, str], ctx: object
+    ) -> None:
+        artifacts.save_text(outputs["data"], "notes.md", "# notes\n")
+        artifacts.save_json(outputs["data"], "doc", {"a": 1}, "report")
+
+    write_csv(tmp_path)
+    steps = {**STEPS, "features": report}
+    first = execute(chain_ir(1), _opts(tmp_path), steps)
+    entry = Path(first.steps[1].outputs["data"]).parent
+    files = json.loads((entry / "_step.json").read_text())["files"]
+    assert sorted(files) == ["data/_meta.json", "data/doc.json", "data/notes.md"]
+    (entry / "data" / "notes.md").write_text("# edited\n")
+    again = execute(chain_ir(1), _opts(tmp_path), steps)
+    assert _status(again) == {"ingest": "cached", "s0000": "recomputed"}
+
+
+def test_entry_without_step_record_is_corrupt(tmp_path: Path) -> None:
+    write_csv(tmp_path)
+    first = execute(chain_ir(2), _opts(tmp_path), STEPS)
+    entry = Path(first.steps[1].outputs["data"]).parent
+    (entry / "_step.json").unlink()
+    again = execute(chain_ir(2), _opts(tmp_path), STEPS)
+    assert _status(again) == {"ingest": "cached", "s0000": "recomputed", "s0001": "cached"}
+    record = json.loads(again.record_path.read_text())  # type: ignore[union-attr]
+    assert [s["status"] for s in record["steps"]] == ["cached", "recomputed", "cached"]

@@ -43,7 +43,12 @@ def _root(
     """mlc: compile one YAML spec of an ML system into pipelines, infrastructure and configs."""
 
 
-COMMAND_MODULES = ("mlc.compiler.cli.core", "mlc.compiler.cli.run", "mlc.compiler.cli.review")
+COMMAND_MODULES = (
+    "mlc.compiler.cli.core",
+    "mlc.compiler.cli.run",
+    "mlc.compiler.cli.review",
+    "mlc.compiler.cli.monitor",
+)
 
 for _module in COMMAND_MODULES:
     importlib.import_module(_module)

@@ -30,6 +30,8 @@ _MODULES: dict[str, str] = {
     "gate": "mlc.runtime.steps.gate",
     "register": "mlc.runtime.steps.register",
     "model_card": "mlc.runtime.steps.model_card",
+    "monitor": "mlc.runtime.steps.monitor",
+    "retrain_trigger": "mlc.runtime.steps.retrain_trigger",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from typing import Any
 
@@ -101,12 +102,25 @@ def _optimize(
 
     started = time.monotonic()
     done = 0
+    # Each trial's estimator may start its own OpenMP pool (HistGradientBoosting does); with
+    # several trials at once, cap each so the pools do not oversubscribe the cores (seen here as
+    # multi-second stalls after tuning).
+    per_trial = max(1, (os.cpu_count() or 1) // parallelism)
+
+    def limited(trial: Any) -> float:
+        if parallelism == 1:
+            return float(objective(trial))
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=per_trial, user_api="openmp"):
+            return float(objective(trial))
+
     with ThreadPoolExecutor(max_workers=parallelism) as pool:
         while done < n_trials:
             if budget is not None and time.monotonic() - started >= budget:
                 return
             batch = [study.ask(distributions) for _ in range(min(parallelism, n_trials - done))]
-            futures = [pool.submit(objective, trial) for trial in batch]
+            futures = [pool.submit(limited, trial) for trial in batch]
             for trial, future in zip(batch, futures, strict=True):
                 try:
                     value = future.result()

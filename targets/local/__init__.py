@@ -104,7 +104,24 @@ class LocalTarget(Target):
     name = "local"
     description = "Runs the pipeline on this machine (mlc run): cached, resumable, audited."
     options_model = LocalOptions
-    capabilities = Capabilities(realises=PIPELINE_KINDS, supports=_SUPPORTS)
+    # The feedback loop runs under `mlc monitor`, the monitor logic reached through the retrain
+    # trigger; `monitor` itself stays with the monitoring target: latency SLOs need a server.
+    capabilities = Capabilities(
+        realises=PIPELINE_KINDS | {StepKind.RETRAIN_TRIGGER},
+        supports=_SUPPORTS
+        | {
+            "drift.psi",
+            "drift.ks",
+            "drift.chi2",
+            "drift.wasserstein",
+            "performance.delayed_labels",
+            "trigger.drift",
+            "trigger.performance_drop",
+            "trigger.schedule",
+            "trigger.data_volume",
+            "active_learning",
+        },
+    )
 
     def check(self, ir: IRGraph, ctx: EmitContext) -> list[Diagnostic]:
         """Resource requests are minimums: say so when this machine is smaller."""

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from mlc.compiler.ir import Step
 
 if TYPE_CHECKING:
-    from mlc.targets.local.executor import RunOptions, StepOutcome
+    from mlc.targets.local.options import RunOptions
+    from mlc.targets.local.results import StepOutcome
 
 RUNS_DIR = "runs"
 

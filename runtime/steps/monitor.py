@@ -1,0 +1,107 @@
+"""monitor: drift of current data against the training reference, performance on labelled rows.
+
+Inputs: `reference` (the train split dataset), `current` (a dataset of production rows, with
+the label column where labels have arrived) and optionally `model` (the registered sklearn
+`Pipeline`; it supplies derived features and predictions). Params are the IR's `monitor`
+params (`drift`, `performance`, `model_name`) plus, from the caller, `target` (the label
+column), `task` and `metrics` (further metrics to compute, e.g. those of retrain triggers).
+
+Output `signal`: `report.json` `{"drift": [{feature, method, score, threshold, drifted, …}],
+"drifted": [features], "performance": {metric, value, floor, below_floor, values, rows} | null,
+"rows_reference", "rows_current", "model_name"}` and `metrics.prom`, the same numbers as a
+Prometheus textfile under the series names of `mlc.runtime.metrics_contract`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlc.runtime import artifacts
+from mlc.runtime.context import StepContext, StepError
+from mlc.runtime.steps._data import load_frame, load_model, out
+
+STEP = "monitor"
+
+
+def run(
+    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+) -> dict[str, Any]:
+    """Score drift per feature and performance against the floor; write the signal."""
+    from mlc.runtime import monitor as m
+
+    reference = load_frame(inputs, "reference", STEP)
+    current = load_frame(inputs, "current", STEP)
+    model = load_model(inputs, "model", STEP, ctx) if inputs.get("model") else None
+    target = params.get("target")
+    drift_params = params.get("drift") or {}
+    rows: list[dict[str, Any]] = []
+    if drift_params:
+        features = list(drift_params.get("features") or [])
+        if not features:
+            features = [str(c) for c in reference.columns if c != target]
+        try:
+            rows = m.feature_drift(
+                m.add_derived(reference, model),
+                m.add_derived(current, model),
+                features,
+                str(drift_params.get("method", "psi")),
+                float(drift_params.get("threshold", 0.2)),
+            )
+        except ValueError as exc:
+            raise StepError(STEP, str(exc)) from exc
+    perf_params = params.get("performance") or {}
+    perf: dict[str, Any] | None = None
+    if model is not None and target and target in current.columns:
+        names = [perf_params["metric"]] if perf_params.get("metric") else []
+        names += [n for n in params.get("metrics", []) if n not in names]
+        task = str(
+            params.get("task") or ("classification" if hasattr(model, "classes_") else "regression")
+        )
+        values = {}
+        for name in names:
+            try:
+                values[name] = m.performance(model, current, target, name, task)
+            except ValueError as exc:
+                raise StepError(STEP, f"performance '{name}': {exc}") from exc
+        metric = perf_params.get("metric")
+        floor = perf_params.get("floor")
+        value = values.get(metric) if metric else None
+        perf = {
+            "metric": metric,
+            "value": value,
+            "floor": floor,
+            "below_floor": _below(metric, value, floor),
+            "values": values,
+            "rows": int(current[target].notna().sum()),
+        }
+    model_name = str(params.get("model_name", "model"))
+    report = {
+        "model_name": model_name,
+        "drift": rows,
+        "drifted": [r["feature"] for r in rows if r["drifted"]],
+        "missing": [r["feature"] for r in rows if r.get("missing")],
+        "performance": perf,
+        "rows_reference": len(reference),
+        "rows_current": len(current),
+    }
+    loc = out(outputs, "signal", STEP)
+    artifacts.save_text(
+        loc, "metrics.prom", m.prometheus_text(model_name, rows, perf["values"] if perf else None)
+    )
+    artifacts.save_json(
+        loc, "report", report, "signal", drifted=report["drifted"], rows=len(current)
+    )
+    return {
+        "drifted": report["drifted"],
+        "features": len(rows),
+        "performance": perf["value"] if perf else None,
+        "rows": len(current),
+    }
+
+
+def _below(metric: str | None, value: float | None, floor: float | None) -> bool:
+    from mlc.runtime.steps._metrics import LOWER_IS_BETTER
+
+    if metric is None or value is None or floor is None:
+        return False
+    return value > floor if metric in LOWER_IS_BETTER else value < floor
