@@ -346,3 +346,22 @@ def check_gpu(ir: IRGraph, step: Step) -> list[Diagnostic]:
             path=f"{step.origin}.resources.gpu.type",
         )
     ]
+
+
+SERVING_FEATURES = frozenset(
+    {
+        "mode.online",
+        "cloud.aws",
+        "cloud.gcp",
+        "cloud.azure",
+        "cloud.onprem",
+        "strategy.recreate",
+        "strategy.canary",
+        "strategy.blue_green",
+        "resources.gpu",
+        "encryption.in_transit",
+        "network.policy",
+        "secrets",
+    }
+)
+"""What both Kubernetes serving targets honour; each adds its platform and extra strategies."""

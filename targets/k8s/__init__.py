@@ -21,23 +21,7 @@ from mlc.targets.base import Capabilities, EmitContext, Target
 
 ROLLOUTS_API = "argoproj.io/v1alpha1"
 
-SUPPORTS = frozenset(
-    {
-        "mode.online",
-        "platform.k8s",
-        "cloud.aws",
-        "cloud.gcp",
-        "cloud.azure",
-        "cloud.onprem",
-        "strategy.recreate",
-        "strategy.canary",
-        "strategy.blue_green",
-        "resources.gpu",
-        "encryption.in_transit",
-        "network.policy",
-        "secrets",
-    }
-)
+SUPPORTS = k.SERVING_FEATURES | frozenset({"platform.k8s"})
 """No `strategy.ab` / `strategy.shadow` (they need a mesh: use the kserve target) and no
 `autoscaling.scale_to_zero` (a HorizontalPodAutoscaler keeps at least one pod)."""
 

@@ -24,25 +24,8 @@ ISVC_API = "serving.kserve.io/v1beta1"
 GRAPH_API = "serving.kserve.io/v1alpha1"
 ISTIO_API = "networking.istio.io/v1beta1"
 
-SUPPORTS = frozenset(
-    {
-        "mode.online",
-        "platform.kserve",
-        "cloud.aws",
-        "cloud.gcp",
-        "cloud.azure",
-        "cloud.onprem",
-        "strategy.recreate",
-        "strategy.canary",
-        "strategy.ab",
-        "strategy.shadow",
-        "strategy.blue_green",
-        "autoscaling.scale_to_zero",
-        "resources.gpu",
-        "encryption.in_transit",
-        "network.policy",
-        "secrets",
-    }
+SUPPORTS = k.SERVING_FEATURES | frozenset(
+    {"platform.kserve", "strategy.ab", "strategy.shadow", "autoscaling.scale_to_zero"}
 )
 
 
