@@ -164,11 +164,18 @@ def tune(x: pd.DataFrame, y: pd.Series, trials: int, state: Path) -> dict[str, A
                 raise optuna.TrialPruned()
         return float(sum(scores) / len(scores))
 
+    def limited(trial: Any) -> float:
+        # Two trials at once: cap each one's OpenMP pool as the runtime does.
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=max(1, (os.cpu_count() or 1) // 2), user_api="openmp"):
+            return objective(trial)
+
     done = 0
     with ThreadPoolExecutor(max_workers=2) as pool:
         while done < trials:
             batch = [study.ask(space) for _ in range(min(2, trials - done))]
-            futures = [pool.submit(objective, t) for t in batch]
+            futures = [pool.submit(limited, t) for t in batch]
             for trial, future in zip(batch, futures, strict=True):
                 try:
                     study.tell(trial, future.result())
