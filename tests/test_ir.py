@@ -167,3 +167,24 @@ def test_duplicate_ids_and_cycles_are_caught() -> None:
     d.add("a", StepKind.TRAIN, "training", inputs={"data": "nowhere.out"})
     dangling = list(IRGraph("x", {}, {}, d.steps, d.artifacts).dangling_inputs())
     assert [(s.id, name, art) for s, name, art in dangling] == [("a", "data", "nowhere.out")]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d["steps"][0].update(kind="bake"), r"steps\[0\]\.kind: 'bake' is not one of"),
+        (lambda d: d["steps"][0].update(retries="3"), r"steps\[0\]\.retries: expected int"),
+        (lambda d: d["steps"][0].update(retries=True), r"steps\[0\]\.retries: expected int"),
+        (lambda d: d["steps"][0].update(colour="red"), r"steps\[0\]: unknown field\(s\) colour"),
+        (lambda d: d["steps"][0].pop("origin"), r"steps\[0\]: missing field\(s\) origin"),
+        (lambda d: d["steps"][0]["resources"].update(nodes=1.5), r"resources\.nodes: expected"),
+        (lambda d: d["steps"][0].update(inputs={"x": 1}), r"steps\[0\]\.inputs\.x: expected str"),
+        (lambda d: d["artifacts"][0].update(type="blob"), r"artifacts\[0\]\.type: 'blob'"),
+        (lambda d: d.update(steps={}), "IR field 'steps' must be a list"),
+    ],
+)
+def test_a_malformed_ir_file_names_the_field(credit_ir: IRGraph, mutate: Any, message: str) -> None:
+    data = json.loads(credit_ir.to_json())
+    mutate(data)
+    with pytest.raises(IRError, match=message):
+        IRGraph.from_dict(data)

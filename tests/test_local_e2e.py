@@ -56,7 +56,7 @@ def test_credit_runs_registers_champion_then_rerun_is_a_full_cache_hit(credit: P
     assert second.returncode == 0, second.stderr
     assert "0 executed, 12 cached" in second.stderr
 
-    cards = list((state / "cache").glob("*/card/card.md"))
+    cards = list((state / "cache").glob("*.card/card.md"))
     assert len(cards) == 1
     card = cards[0].read_text()
     assert "# Model card: credit-risk" in card and "## Fairness" in card

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,21 @@ from local_chain import STEPS, chain_ir, write_csv
 
 from mlc.runtime import audit, lineage
 from mlc.runtime.artifacts import load_dataframe
+from mlc.targets.local.cache import CacheIndex
 from mlc.targets.local.executor import RunError, RunOptions, execute, list_runs
 
 TESTS = Path(__file__).resolve().parent
+
+
+def _index(project: Path) -> CacheIndex:
+    return CacheIndex(str(project / ".mlc" / "cache"))
+
+
+def _stray_folders(project: Path) -> list[str]:
+    """Cache folders that no index line vouches for (none may outlive a run)."""
+    live = _index(project).live_folders()
+    cache = project / ".mlc" / "cache"
+    return sorted(p.name for p in cache.iterdir() if p.is_dir() and p.name not in live)
 
 
 def _opts(project: Path, **kw: object) -> RunOptions:
@@ -47,8 +60,7 @@ def test_a_change_reruns_only_what_it_affects(tmp_path: Path) -> None:
     execute(chain_ir(4), _opts(tmp_path), STEPS)
     changed = chain_ir(4)
     steps = [
-        s if s.id != "s0002" else s.model_copy(update={"params": {"add": 5, "index": 2}})
-        for s in changed.steps
+        s if s.id != "s0002" else replace(s, params={"add": 5, "index": 2}) for s in changed.steps
     ]
     from mlc.compiler.ir import IRGraph
 
@@ -122,7 +134,7 @@ def test_step_error_stops_the_run_with_its_message(tmp_path: Path) -> None:
     assert result.status == "failed"
     assert "step 's0001': asked to fail" in result.error
     assert _status(result)["s0002"] == "not_run"
-    assert not list((tmp_path / ".mlc" / "cache").glob(".tmp-*"))
+    assert _stray_folders(tmp_path) == []
 
 
 def test_missing_data_file_names_the_step(tmp_path: Path) -> None:
@@ -198,7 +210,7 @@ def test_kill_9_mid_run_then_rerun_resumes(tmp_path: Path) -> None:
     cached = [line for line in resumed.stderr.splitlines() if "cache hit" in line and " s0" in line]
     assert finished_before - 1 <= len(cached) <= finished_before
     assert len(cached) >= 2
-    assert not list((tmp_path / ".mlc" / "cache").glob(".tmp-*"))
+    assert _stray_folders(tmp_path) == []
     killed = [r for r in list_runs(tmp_path / ".mlc") if r["status"] == "interrupted"]
     assert len(killed) == 1
     assert audit.verify(tmp_path / ".mlc").ok
@@ -214,10 +226,12 @@ def test_recorded_file_hashes_match_the_bytes_on_disk(tmp_path: Path) -> None:
     assert result.status == "succeeded"
     checked = 0
     for outcome in result.steps:
-        entry = Path(next(iter(outcome.outputs.values()))).parent
-        record = json.loads((entry / "_step.json").read_text())
+        record = _index(tmp_path).get(outcome.key)
+        assert record is not None
         for rel, recorded in record["files"].items():
-            assert hashlib.sha256((entry / rel).read_bytes()).hexdigest() == recorded, rel
+            name, _, inner = rel.partition("/")
+            data = (Path(outcome.outputs[name]) / inner).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == recorded, rel
             checked += 1
         assert set(record["outputs"]) == set(outcome.outputs)
     assert checked >= 2 * len(result.steps)
@@ -235,20 +249,52 @@ def test_output_with_several_files_is_hashed_file_by_file(tmp_path: Path) -> Non
     write_csv(tmp_path)
     steps = {**STEPS, "features": report}
     first = execute(chain_ir(1), _opts(tmp_path), steps)
-    entry = Path(first.steps[1].outputs["data"]).parent
-    files = json.loads((entry / "_step.json").read_text())["files"]
-    assert sorted(files) == ["data/_meta.json", "data/doc.json", "data/notes.md"]
-    (entry / "data" / "notes.md").write_text("# edited\n")
+    record = _index(tmp_path).get(first.steps[1].key)
+    assert record is not None
+    assert sorted(record["files"]) == ["data/_meta.json", "data/doc.json", "data/notes.md"]
+    (Path(first.steps[1].outputs["data"]) / "notes.md").write_text("# edited\n")
     again = execute(chain_ir(1), _opts(tmp_path), steps)
     assert _status(again) == {"ingest": "cached", "s0000": "recomputed"}
 
 
-def test_entry_without_step_record_is_corrupt(tmp_path: Path) -> None:
+def test_output_without_an_index_line_is_a_leftover(tmp_path: Path) -> None:
+    """Folders no index line vouches for (a killed run's) are cleared and the step reruns."""
     write_csv(tmp_path)
     first = execute(chain_ir(2), _opts(tmp_path), STEPS)
-    entry = Path(first.steps[1].outputs["data"]).parent
-    (entry / "_step.json").unlink()
+    key = first.steps[1].key
+    index = tmp_path / ".mlc" / "cache" / "index.jsonl"
+    lines = index.read_text().splitlines(keepends=True)
+    index.write_text("".join(line for line in lines if json.loads(line)["key"] != key))
     again = execute(chain_ir(2), _opts(tmp_path), STEPS)
-    assert _status(again) == {"ingest": "cached", "s0000": "recomputed", "s0001": "cached"}
+    assert _status(again) == {"ingest": "cached", "s0000": "ran", "s0001": "cached"}
     record = json.loads(again.record_path.read_text())  # type: ignore[union-attr]
-    assert [s["status"] for s in record["steps"]] == ["cached", "recomputed", "cached"]
+    assert [s["status"] for s in record["steps"]] == ["cached", "ran", "cached"]
+    assert _stray_folders(tmp_path) == []
+
+
+def test_a_torn_index_line_costs_only_its_entry(tmp_path: Path) -> None:
+    """A kill mid-append leaves a line without its end: it is skipped, later lines still count."""
+    write_csv(tmp_path)
+    first = execute(chain_ir(2), _opts(tmp_path), STEPS)
+    index = tmp_path / ".mlc" / "cache" / "index.jsonl"
+    lines = index.read_text().splitlines(keepends=True)
+    torn = lines[-1][: len(lines[-1]) // 2]
+    index.write_text("".join(lines[:-1]) + torn)
+    again = execute(chain_ir(2), _opts(tmp_path), STEPS)
+    assert _status(again) == {"ingest": "cached", "s0000": "cached", "s0001": "ran"}
+    assert [s.hashes for s in again.steps] == [s.hashes for s in first.steps]
+    third = execute(chain_ir(2), _opts(tmp_path), STEPS)
+    assert set(_status(third).values()) == {"cached"}
+
+
+def test_the_index_is_compacted_when_dead_lines_pile_up(tmp_path: Path) -> None:
+    write_csv(tmp_path)
+    for _ in range(4):
+        execute(chain_ir(30), _opts(tmp_path, use_cache=False), STEPS)
+    index = tmp_path / ".mlc" / "cache" / "index.jsonl"
+    before = len(index.read_text().splitlines())
+    assert before > 2 * 31 + 100  # every forced run appends a tombstone and a line per step
+    again = execute(chain_ir(30), _opts(tmp_path), STEPS)
+    assert set(_status(again).values()) == {"cached"}
+    assert len(index.read_text().splitlines()) == 31
+    assert _stray_folders(tmp_path) == []

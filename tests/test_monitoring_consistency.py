@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from conftest import CREDIT
 from test_kserve_manifests import registry
 
@@ -47,12 +49,10 @@ def test_pass_checks_the_ir_it_is_given() -> None:
     monitor = ir.first(StepKind.MONITOR)
     assert monitor is not None
     drift = {**monitor.params["drift"], "features": ["income", "no_such_column"]}
-    bad_monitor = monitor.model_copy(update={"params": {**monitor.params, "drift": drift}})
+    bad_monitor = replace(monitor, params={**monitor.params, "drift": drift})
     deploy = ir.first(StepKind.DEPLOY)
     assert deploy is not None
-    bad_deploy = deploy.model_copy(
-        update={"inputs": {**deploy.inputs, "identity": "storage.artifacts"}}
-    )
+    bad_deploy = replace(deploy, inputs={**deploy.inputs, "identity": "storage.artifacts"})
     steps = [
         bad_monitor if s.id == monitor.id else bad_deploy if s.id == deploy.id else s
         for s in ir.steps

@@ -163,8 +163,8 @@ def redact(value: Any, key: str = "") -> Any:
 
 def diff_step_params(base: IRGraph, head: IRGraph) -> list[StepChange]:
     """Steps added, removed or changed between two IRs (params, resources, wiring)."""
-    a = {s.id: s.model_dump(mode="json") for s in base.steps}
-    b = {s.id: s.model_dump(mode="json") for s in head.steps}
+    a = {s.id: s.to_dict() for s in base.steps}
+    b = {s.id: s.to_dict() for s in head.steps}
     out = []
     for sid in sorted(set(a) | set(b)):
         if sid not in b:

@@ -1,13 +1,14 @@
 """The IR: a versioned, typed graph of steps joined by artifacts; the only thing targets read."""
 
 from mlc.compiler.ir.build import build_ir, spec_hash
-from mlc.compiler.ir.graph import IRError, IRGraph
+from mlc.compiler.ir.graph import IRGraph
 from mlc.compiler.ir.model import (
     IR_VERSION,
     PIPELINE_KINDS,
     Artifact,
     ArtifactId,
     ArtifactType,
+    IRError,
     Layer,
     Requirement,
     Resources,

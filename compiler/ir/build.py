@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlc.compiler.ir.graph import IRGraph
 from mlc.compiler.ir.model import (
@@ -18,8 +18,12 @@ from mlc.compiler.ir.model import (
     StepId,
     StepKind,
 )
-from mlc.specs import Spec
-from mlc.specs._base import Resources as SpecResources
+
+if TYPE_CHECKING:
+    # Only for annotations: generated IRs (tests, benchmarks, the local executor's callers) and
+    # IR files read back must not pay for importing the spec models.
+    from mlc.specs import Spec
+    from mlc.specs._base import Resources as SpecResources
 
 IDENTITY_ROLES = ("pipeline", "training", "serving", "monitoring")
 

@@ -16,6 +16,7 @@ from mlc.compiler.ir.model import (
     Artifact,
     ArtifactId,
     ArtifactType,
+    IRError,
     Layer,
     Step,
     StepId,
@@ -24,10 +25,6 @@ from mlc.compiler.ir.model import (
 
 if TYPE_CHECKING:
     import networkx as nx
-
-
-class IRError(Exception):
-    """The IR is malformed (a programming error in a builder, or a bad IR file)."""
 
 
 class IRGraph:
@@ -208,8 +205,8 @@ class IRGraph:
             "name": self.name,
             "metadata": self.metadata,
             "settings": self.settings,
-            "steps": [s.model_dump(mode="json", exclude_defaults=False) for s in self.steps],
-            "artifacts": [a.model_dump(mode="json") for a in self.artifacts],
+            "steps": [s.to_dict() for s in self.steps],
+            "artifacts": [a.to_dict() for a in self.artifacts],
         }
 
     def to_json(self) -> str:
@@ -218,17 +215,24 @@ class IRGraph:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IRGraph:
+        if not isinstance(data, dict):
+            raise IRError(f"an IR document is a JSON object, not {type(data).__name__}")
         version = str(data.get("ir_version", ""))
         if version.split(".")[0] != IR_VERSION.split(".")[0]:
             raise IRError(
                 f"IR version {version or '(none)'} is not supported; this mlc reads {IR_VERSION}"
             )
+        for key, kind in (("name", str), ("steps", list), ("artifacts", list)):
+            if not isinstance(data.get(key), kind):
+                raise IRError(f"IR field '{key}' must be a {kind.__name__}")
         return cls(
             name=data["name"],
             metadata=data.get("metadata", {}),
             settings=data.get("settings", {}),
-            steps=[Step.model_validate(s) for s in data["steps"]],
-            artifacts=[Artifact.model_validate(a) for a in data["artifacts"]],
+            steps=[Step.from_dict(s, f"steps[{i}]") for i, s in enumerate(data["steps"])],
+            artifacts=[
+                Artifact.from_dict(a, f"artifacts[{i}]") for i, a in enumerate(data["artifacts"])
+            ],
         )
 
     @classmethod

@@ -77,7 +77,7 @@ class _Builder:
         self.port = k.TLS_PORT if self.tls else k.SERVING_PORT
 
     def pod_template(self, alias: str) -> dict[str, Any]:
-        res = self.step.resources.model_dump()
+        res = self.step.resources.to_dict()
         env: list[dict[str, Any]] = [
             {"name": "MODEL_NAME", "value": self.model},
             {"name": "MODEL_URI", "value": k.model_uri(self.ir, self.model, alias)},

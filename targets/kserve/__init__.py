@@ -75,7 +75,7 @@ class _Builder:
 
     def isvc(self, name: str, alias: str, canary_percent: int | None = None) -> dict[str, Any]:
         auto = self.p["autoscaling"]
-        res = self.step.resources.model_dump()
+        res = self.step.resources.to_dict()
         model: dict[str, Any] = {
             "modelFormat": {"name": self.opts.model_format},
             "protocolVersion": "v2",

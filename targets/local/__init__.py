@@ -1,168 +1,24 @@
 """`--target local`: the pipeline run on this machine, in-process, by `mlc run`.
 
-`emit` writes the run plan (`plan.json`: the pipeline steps in execution order with their
-inputs, outputs, conditions and cache settings); `mlc run` executes the same plan through
-`mlc.targets.local.executor`. Cheap to import: the executor and the runtime load only when a
-run starts.
+The target itself (`LocalTarget`, its options and the run plan it emits) lives in
+`mlc.targets.local.target`; the executor in `mlc.targets.local.executor`. This package
+initialiser imports neither, so a caller that drives the executor directly (a generated IR, a
+benchmark) does not pay for the target machinery's pydantic models.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlc.compiler.diagnostics import Diagnostic, Severity
-from mlc.compiler.ir import PIPELINE_KINDS, IRGraph, StepKind
-from mlc.runtime.capabilities import RUNTIME_FEATURES
-from mlc.targets.base import Capabilities, EmitContext, Target, TargetOptions
-
-PLAN_VERSION = "1"
-
-_SUPPORTS = RUNTIME_FEATURES | frozenset(
-    {
-        "resources.cpu",
-        "resources.memory",
-        "retries",
-        "max_time",
-        "tuning.parallel",
-        "tuning.shared_storage",
-    }
-)
-"""What the runtime does on this machine. Not here: GPUs (`resources.gpu`), several nodes
-(`resources.nodes`) and distributed strategies — a laptop run cannot promise them."""
-
-
-class LocalOptions(TargetOptions):
-    """Options under `targets.local` in a spec."""
-
-    state_dir: str = ".mlc"
-    """Folder (relative to the spec) for the cache, runs, MLflow store, audit and lineage."""
-    tracking_uri: str | None = None
-    """MLflow tracking URI; default a sqlite store in `state_dir`."""
-
-
-def _memory_bytes(text: str) -> int | None:
-    units = {
-        "Ki": 2**10,
-        "Mi": 2**20,
-        "Gi": 2**30,
-        "Ti": 2**40,
-        "K": 10**3,
-        "M": 10**6,
-        "G": 10**9,
-        "T": 10**12,
-    }
-    for suffix, factor in sorted(units.items(), key=lambda kv: -len(kv[0])):
-        if text.endswith(suffix):
-            try:
-                return int(float(text[: -len(suffix)]) * factor)
-            except ValueError:
-                return None
-    try:
-        return int(float(text))
-    except ValueError:
-        return None
-
-
-def _cpu_count(text: str) -> float | None:
-    try:
-        return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
-    except ValueError:
-        return None
-
-
-def run_plan(ir: IRGraph) -> dict[str, Any]:
-    """The pipeline steps in execution order, as `mlc run` will execute them."""
-    steps = []
-    for step in ir.steps:
-        if step.kind not in PIPELINE_KINDS:
-            continue
-        steps.append(
-            {
-                "id": step.id,
-                "kind": step.kind.value,
-                "inputs": dict(sorted(step.inputs.items())),
-                "outputs": dict(sorted(step.outputs.items())),
-                "after": sorted(s.id for s in ir.upstream(step.id)),
-                "when": step.when,
-                "cache": step.cache,
-                "retries": step.retries,
-                "timeout_s": step.timeout_s,
-            }
-        )
-    return {
-        "plan_version": PLAN_VERSION,
-        "name": ir.name,
-        "spec_hash": ir.metadata.get("spec_hash"),
-        "steps": steps,
-    }
-
-
-class LocalTarget(Target):
-    name = "local"
-    description = "Runs the pipeline on this machine (mlc run): cached, resumable, audited."
-    options_model = LocalOptions
-    # The feedback loop runs under `mlc monitor`, the monitor logic reached through the retrain
-    # trigger; `monitor` itself stays with the monitoring target: latency SLOs need a server.
-    capabilities = Capabilities(
-        realises=PIPELINE_KINDS | {StepKind.RETRAIN_TRIGGER},
-        supports=_SUPPORTS
-        | {
-            "drift.psi",
-            "drift.ks",
-            "drift.chi2",
-            "drift.wasserstein",
-            "performance.delayed_labels",
-            "trigger.drift",
-            "trigger.performance_drop",
-            "trigger.schedule",
-            "trigger.data_volume",
-            "active_learning",
-        },
-    )
-
-    def check(self, ir: IRGraph, ctx: EmitContext) -> list[Diagnostic]:
-        """Resource requests are minimums: say so when this machine is smaller."""
-        diags = []
-        cpus = os.cpu_count() or 1
-        try:
-            memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError):
-            memory = None
-        for step in ir.steps:
-            if step.kind not in PIPELINE_KINDS or step.kind is StepKind.TUNE:
-                continue
-            res = step.resources
-            want_cpu = _cpu_count(res.cpu) if res.cpu else None
-            if want_cpu is not None and want_cpu > cpus:
-                diags.append(
-                    Diagnostic(
-                        "MLC450",
-                        f"step '{step.id}' asks for {res.cpu} CPUs; this machine has {cpus}",
-                        hint="it runs slower here; lower the request for local runs in an overlay",
-                        severity=Severity.WARNING,
-                        path=f"{step.origin}.resources.cpu",
-                    )
-                )
-            want_mem = _memory_bytes(res.memory) if res.memory else None
-            if want_mem is not None and memory is not None and want_mem > memory:
-                diags.append(
-                    Diagnostic(
-                        "MLC450",
-                        f"step '{step.id}' asks for {res.memory} of memory; this machine "
-                        f"has {memory / 2**30:.1f}Gi",
-                        hint="lower the request in an overlay",
-                        severity=Severity.WARNING,
-                        path=f"{step.origin}.resources.memory",
-                    )
-                )
-        return diags
-
-    def emit(self, ir: IRGraph, ctx: EmitContext) -> Mapping[str, str | bytes]:
-        plan = run_plan(ir)
-        return {"plan.json": json.dumps(plan, indent=2, sort_keys=True) + "\n"}
-
+if TYPE_CHECKING:
+    from mlc.targets.local.target import LocalOptions, LocalTarget, run_plan
 
 __all__ = ["LocalOptions", "LocalTarget", "run_plan"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from mlc.targets.local import target
+
+        return getattr(target, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,15 +1,28 @@
-"""The local step cache: content hashes, implementation versions, entry checks, atomic moves.
+"""The local step cache: content hashes, implementation versions, the entry index.
 
-An entry is a folder `.mlc/cache/<key>/` holding one sub-folder per step output and
-`_step.json` (written last, inside the temp folder before the rename) listing the sha256 of
-every file; an entry whose files do not match is corrupt and gets recomputed.
+Layout (`CACHE_LAYOUT` 2), under `.mlc/cache/`:
 
-Hashing a fresh entry does not read back what the step just wrote when the step already hashed
+- `<key>.<output>/`: one folder per step output, written by the step itself;
+- `index.jsonl`: one line per finished step, appended once its outputs are hashed: the key,
+  the sha256 of every output file (`<output>/<file>`), the output digests and the summary.
+
+An output folder counts only when the index has a line for its key and every file still
+matches: the line goes in after the step's files are complete, so a run killed at any moment
+(`kill -9`) leaves either no line (the folders are leftovers, cleared by the next run) or a
+complete entry. A line cut by a kill is skipped, and the next append starts on a fresh line.
+Dropping an entry (forced re-run, corrupt files) appends a tombstone before removing folders.
+The index is rewritten (temp file, then rename) when dead lines outnumber live ones.
+
+Why not a folder per entry renamed into place: on the disks measured here a `mkdir` or a file
+create costs ~0.5 ms (a journal write) while the step itself may take less; one appended line
+per step keeps the cost of caching to a write into an already open file.
+
+Hashing a fresh output does not read back what the step just wrote when the step already hashed
 it: an artifact folder written through `mlc.runtime.artifacts` holds one payload file and a
 `_meta.json` carrying that payload's sha256 (written last, from the same bytes). Only
-`_meta.json` itself is read; any other layout is hashed file by file. Reuse still re-hashes
-every file against `_step.json`, so a payload whose bytes differ from the recorded hash, for
-whatever reason, is reported as corrupt and recomputed, never reused.
+`_meta.json` itself is read; any other layout is hashed file by file. Reuse re-hashes every
+file against the index, so a payload whose bytes differ from the recorded hash, for whatever
+reason, is reported as corrupt and recomputed, never reused.
 """
 
 from __future__ import annotations
@@ -26,9 +39,9 @@ from typing import Any
 
 from mlc.compiler.ir import Step, StepKind
 
-CACHE_LAYOUT = "1"
+CACHE_LAYOUT = "2"
 """Bumped when the cache entry layout or key recipe changes (old entries then miss)."""
-STEP_FILE = "_step.json"
+INDEX_FILE = "index.jsonl"
 META_FILE = "_meta.json"
 """The artifact metadata file `mlc.runtime.artifacts` writes last into every artifact."""
 
@@ -88,19 +101,17 @@ def _hash_artifact(folder: str, prefix: str) -> dict[str, str]:
 _HEX = "0123456789abcdef"
 
 
-def hash_outputs(tmp: str, outputs: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
-    """Hash a finished temp entry: (every file -> sha256, output name -> digest of its files).
+def hash_outputs(folders: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Hash finished outputs (name -> folder): (every file -> sha256, name -> digest of its files).
 
-    File paths are relative to the entry (`<output>/<file>`), as `_step.json` records them.
+    File paths are `<output>/<file>`, as the index records them.
     """
     files: dict[str, str] = {}
     hashes: dict[str, str] = {}
-    names = set(outputs)
-    for name in sorted(names):
-        found = _hash_artifact(os.path.join(tmp, name), name + "/")
+    for name in sorted(folders):
+        found = _hash_artifact(folders[name], name + "/")
         files.update(found)
         hashes[name] = digest(found)
-    # Steps are handed their output folders only, so nothing else in the entry is theirs.
     return dict(sorted(files.items())), hashes
 
 
@@ -158,56 +169,109 @@ def module_version(module: str) -> str:
 # -- cache entries -------------------------------------------------------------------------------
 
 
-def read_entry(entry: str, outputs: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
-    """`(record, "")` for a complete, intact entry; `(None, problem)` for a corrupt one;
-    `(None, "")` when there is no entry.
+def output_dir(cache: str, key: str, name: str) -> str:
+    """Where output `name` of the entry `key` lives."""
+    return os.path.join(cache, f"{key}.{name}")
 
-    Every file is re-hashed against `_step.json`: this is what catches a flipped byte.
+
+def check_files(cache: str, key: str, record: Mapping[str, Any], outputs: Iterable[str]) -> str:
+    """ "" when every file of the entry matches the index, else what is wrong.
+
+    Every file is re-hashed: this is what catches a flipped byte.
     """
-    try:
-        with open(os.path.join(entry, STEP_FILE), "rb") as fh:
-            record = json.loads(fh.read())
-    except FileNotFoundError:
-        return None, (f"{STEP_FILE} is missing" if os.path.exists(entry) else "")
-    except NotADirectoryError:
-        return None, "the entry is not a folder"
-    except ValueError:
-        return None, f"{STEP_FILE} is not valid JSON"
-    files = record.get("files") if isinstance(record, dict) else None
-    if not isinstance(files, dict) or set(record.get("outputs", {})) != set(outputs):
-        return None, f"{STEP_FILE} does not describe the step's outputs"
+    files = record.get("files")
+    if not isinstance(files, dict) or set(record.get("outputs") or {}) != set(outputs):
+        return "its index line does not describe the step's outputs"
     for rel, expected in files.items():
+        name, _, inner = str(rel).partition("/")
         try:
-            actual = sha256_file(os.path.join(entry, rel))
+            actual = sha256_file(os.path.join(output_dir(cache, key, name), inner))
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            return None, f"'{rel}' is missing"
+            return f"'{rel}' is missing"
         if actual != expected:
-            return None, f"'{rel}' does not match its recorded hash"
-    return record, ""
+            return f"'{rel}' does not match its recorded hash"
+    return ""
 
 
-def entry_ok(entry: str | Path, outputs: Mapping[str, Any]) -> str | None:
-    """None when the entry is complete and intact, else what is wrong with it."""
-    record, problem = read_entry(os.fspath(entry), outputs)
-    if record is not None:
-        return None
-    return problem or f"{STEP_FILE} is missing"
+class CacheIndex:
+    """The append-only `index.jsonl` of one cache folder (one writer: the run lock holder)."""
 
+    def __init__(self, cache: str) -> None:
+        self.cache = cache
+        self.path = os.path.join(cache, INDEX_FILE)
+        self.entries: dict[str, dict[str, Any]] = {}
+        self._lines = 0
+        self._torn = False
+        self._fh: Any = None
+        self._load()
 
-def replace_dir(tmp: str, final: str) -> None:
-    """Move a finished temp folder into place, replacing an older entry without a gap."""
-    try:
-        os.replace(tmp, final)
-        return
-    except OSError:
-        # The entry exists (a forced or corrupt step's): swap it out, then drop it.
-        if not os.path.exists(final):
-            raise
-    head, name = os.path.split(final)
-    old = os.path.join(head, f".old-{name}-{os.getpid()}")
-    os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    def _load(self) -> None:
+        try:
+            with open(self.path, "rb") as fh:
+                raw = fh.read()
+        except FileNotFoundError:
+            return
+        self._torn = bool(raw) and not raw.endswith(b"\n")
+        for line in raw.splitlines():
+            self._lines += 1
+            try:
+                record = json.loads(line)
+                key = record["key"]
+            except (ValueError, KeyError, TypeError):
+                continue  # cut by a kill, or not ours: the entry it described is recomputed
+            if record.get("dropped"):
+                self.entries.pop(key, None)
+            else:
+                self.entries[key] = record
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.entries.get(key)
+
+    def _append(self, record: dict[str, Any]) -> None:
+        if self._fh is None:
+            self._fh = open(self.path, "ab")  # noqa: SIM115 (closed in close())
+            if self._torn:
+                self._fh.write(b"\n")
+                self._torn = False
+        self._fh.write(json.dumps(record, sort_keys=True, default=str).encode() + b"\n")
+        # No fsync: the page cache outlives a killed process, which is the failure guarded here.
+        self._fh.flush()
+        self._lines += 1
+
+    def add(self, record: dict[str, Any]) -> None:
+        self._append(record)
+        self.entries[record["key"]] = record
+
+    def drop(self, key: str, outputs: Iterable[str]) -> None:
+        """Forget an entry, then remove its folders (the tombstone goes first)."""
+        if key in self.entries:
+            self._append({"key": key, "dropped": True})
+            del self.entries[key]
+        for name in outputs:
+            shutil.rmtree(output_dir(self.cache, key, name), ignore_errors=True)
+
+    def compact(self) -> None:
+        """Rewrite the index without dead lines when they outnumber the live ones."""
+        if self._lines <= 2 * len(self.entries) + 100:
+            return
+        self.close()
+        tmp = self.path + f".tmp-{os.getpid()}"
+        with open(tmp, "wb") as fh:
+            for record in self.entries.values():
+                fh.write(json.dumps(record, sort_keys=True, default=str).encode() + b"\n")
+        os.replace(tmp, self.path)
+        self._lines = len(self.entries)
+        self._torn = False
+
+    def live_folders(self) -> set[str]:
+        return {
+            f"{key}.{name}" for key, record in self.entries.items() for name in record["outputs"]
+        }
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
 
 
 def source_fingerprint(step: Step, project_dir: Path) -> Any:

@@ -8,11 +8,12 @@ How a run proceeds (`execute`):
    step kind, implementation version (the step module's `VERSION`, else a hash of its source),
    params, the content hashes of its inputs, the fingerprint of files it reads from outside (an
    ingest source) and, for the gate, the current champion's metrics.
-3. A key with a complete, intact entry under `.mlc/cache/<key>/` is a hit. Otherwise the step
-   writes into a temp folder that is renamed to the entry once the step returned and every
-   output file was hashed into `_step.json`; a kill at any moment leaves either no entry or a
-   complete one. An entry whose files no longer match `_step.json` is corrupt: it is reported,
-   removed and recomputed.
+3. A key with a complete, intact entry is a hit (see `mlc.targets.local.cache` for the
+   layout: one folder per output, `.mlc/cache/<key>.<output>/`, and an append-only
+   `index.jsonl` whose line for the key is written once the step returned and every output
+   file was hashed). A kill at any moment leaves either no index line (the folders are
+   leftovers, cleared by the next run) or a complete entry. An entry whose files no longer
+   match its index line is corrupt: it is reported, dropped and recomputed.
 4. Steps with `when: <gate>.passed` are skipped when that gate's verdict failed; the run then
    ends with status `gate_failed` (exit 3 in the CLI).
 5. A run record (`.mlc/runs/<run id>.json`), OpenLineage events (`.mlc/lineage/events/`) and
@@ -22,15 +23,14 @@ How a run proceeds (`execute`):
 inputs; here their key also covers the tracking URI, and the register step itself refuses to
 create a second version of a model it already registered, so a rerun never duplicates one.
 
-The per-step path is kept to the file operations that atomicity needs: two `mkdir`s (temp entry
-and its output folder), the step's own writes, reading each output's `_meta.json`, writing
-`_step.json`, one rename, and two lineage event lines (see `mlc.targets.local.cache` for why
-a fresh payload is not read back).
+The per-step path is kept to the file operations a plain script writing the same artifacts
+makes, plus two appended lines: one `mkdir` per output folder, the step's own writes, reading
+each output's `_meta.json`, one index line and one flush of the step's lineage events (see
+`mlc.targets.local.cache` for why a fresh payload is not read back).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -45,13 +45,13 @@ from mlc.runtime.lineage import run_event
 from mlc.targets.local.cache import (
     CACHE_LAYOUT,
     IMPL_BY_KIND,
-    STEP_FILE,
+    CacheIndex,
+    check_files,
     digest,
     hash_outputs,
     implementation_version,
     module_version,
-    read_entry,
-    replace_dir,
+    output_dir,
     source_fingerprint,
 )
 from mlc.targets.local.facts import RunFacts
@@ -76,6 +76,7 @@ class Executor:
         self.cache = self.state / CACHE_DIR
         # Plain strings on the per-step path: pathlib's parsing costs more than the syscalls.
         self._cache = str(self.cache)
+        self.index: CacheIndex | None = None
         self.steps_impl = steps
         self.run_id = options.run_id or new_run_id()
         self.pipeline = [s for s in ir.steps if s.kind in PIPELINE_KINDS]
@@ -227,17 +228,18 @@ class Executor:
             return StepOutcome(step.id, step.kind.value, "skipped", message=reason)
         champion = self._champion(step)
         key = self._key(step, champion)
-        entry = os.path.join(self._cache, key)
         forced = step.id in self._forced
         status = "ran"
-        record, problem = read_entry(entry, step.outputs)
-        if record is not None and not forced:
+        assert self.index is not None
+        record = self.index.get(key)
+        problem = check_files(self._cache, key, record, step.outputs) if record else ""
+        if record is not None and not problem and not forced:
             return StepOutcome(
                 step.id,
                 step.kind.value,
                 "cached",
                 key=key,
-                outputs={n: os.path.join(entry, n) for n in step.outputs},
+                outputs={n: output_dir(self._cache, key, n) for n in step.outputs},
                 hashes=dict(record["outputs"]),
                 summary=record.get("summary"),
             )
@@ -245,29 +247,36 @@ class Executor:
             self.progress.note(
                 f"warning: cache entry of step '{step.id}' is corrupt ({problem}); recomputing it"
             )
-            shutil.rmtree(entry, ignore_errors=True)
+            self.index.drop(key, step.outputs)
+            record = None
             status = "recomputed"
-        elif record is None and self.options.only and not forced:
+        elif record is not None:
+            self.index.drop(key, step.outputs)
+            record = None
+        elif self.options.only and not forced:
             raise RunError(
                 f"step '{step.id}' has no cached result for --only "
                 f"{self.options.only}; run the pipeline once without --only"
             )
         return self._execute(step, self._function(step.kind), key, champion, status)
 
-    def _fresh_temp(self, tmp: str, outputs: Mapping[str, str]) -> None:
-        """An empty temp entry with one folder per output (the step writes into them)."""
-        os.mkdir(tmp)
+    @staticmethod
+    def _fresh_outputs(outputs: Mapping[str, str]) -> None:
+        """One empty folder per output (the step writes into them); leftovers are cleared."""
         for loc in outputs.values():
-            os.mkdir(loc)
+            try:
+                os.mkdir(loc)
+            except FileExistsError:
+                # Left by a killed run or a failed attempt: no index line vouches for it.
+                shutil.rmtree(loc)
+                os.mkdir(loc)
 
     def _execute(
         self, step: Step, fn: StepFunction, key: str, champion: dict[str, Any] | None, status: str
     ) -> StepOutcome:
-        # Unique to this key and process; leftovers of killed runs are cleared at run start.
-        tmp = os.path.join(self._cache, f".tmp-{key[:16]}-{os.getpid()}")
-        entry = os.path.join(self._cache, key)
-        outputs = {name: os.path.join(tmp, name) for name in step.outputs}
-        self._fresh_temp(tmp, outputs)
+        assert self.index is not None
+        outputs = {name: output_dir(self._cache, key, name) for name in step.outputs}
+        self._fresh_outputs(outputs)
         locations, known = self.facts.locations, self.facts.hashes
         inputs = {name: locations[art] for name, art in step.inputs.items()}
         in_hashes: dict[str, str | None] = {
@@ -291,9 +300,8 @@ class Executor:
                     self.progress.note(
                         f"step '{step.id}' failed (attempt {attempt + 1} of {attempts}); retrying"
                     )
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    self._fresh_temp(tmp, outputs)
-            files, hashes = hash_outputs(tmp, step.outputs)
+                    self._fresh_outputs(outputs)
+            files, hashes = hash_outputs(outputs)
             seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
             record = {
                 "key": key,
@@ -304,11 +312,11 @@ class Executor:
                 "summary": summary,
                 "seconds": round(seconds, 4),
             }
-            # `_step.json` goes in last: an entry without it is incomplete, whatever else it has.
-            _write_new(os.path.join(tmp, STEP_FILE), _dumps(record))
-            replace_dir(tmp, entry)
+            # The index line goes in last: folders without one are leftovers, whatever they hold.
+            self.index.add(record)
         except BaseException as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
+            for loc in outputs.values():
+                shutil.rmtree(loc, ignore_errors=True)
             self._lineage("FAIL", step, in_hashes, {})
             if isinstance(exc, Exception):
                 return StepOutcome(
@@ -329,20 +337,24 @@ class Executor:
             seconds=seconds,
             cpu_seconds=cpu,
             key=key,
-            outputs={n: os.path.join(entry, n) for n in step.outputs},
+            outputs=dict(outputs),
             hashes=hashes,
             summary=summary,
         )
 
     # -- the whole run ---------------------------------------------------------------------
 
-    def _clear_leftovers(self) -> None:
-        """Remove temp and swapped-out entries of killed runs (one directory listing)."""
-        try:
-            with os.scandir(self.cache) as it:
-                stale = [e.path for e in it if e.name.startswith((".tmp-", ".old-"))]
-        except FileNotFoundError:
-            stale = []
+    def _clear_leftovers(self, index: CacheIndex) -> None:
+        """Remove output folders no index line vouches for (killed runs), one listing."""
+        live = index.live_folders()
+        with os.scandir(self.cache) as it:
+            stale = [
+                e.path
+                for e in it
+                if e.is_dir(follow_symlinks=False)
+                and (e.name.startswith((".tmp-", ".old-")) or _is_output(e.name))
+                and e.name not in live
+            ]
         for path in stale:
             shutil.rmtree(path, ignore_errors=True)
 
@@ -351,7 +363,9 @@ class Executor:
 
         with run_lock(self.state):
             self.cache.mkdir(parents=True, exist_ok=True)
-            self._clear_leftovers()
+            self.index = index = CacheIndex(self._cache)
+            index.compact()
+            self._clear_leftovers(index)
             self.facts.commit = audit.git_commit(self.options.project_dir)
             self._audit(
                 "run.start",
@@ -378,6 +392,7 @@ class Executor:
                 if result.status == "running":
                     result.status = "interrupted"
                 self.events.close()
+                index.close()
                 self._finish(result)
         return result
 
@@ -459,19 +474,10 @@ class Executor:
         )
 
 
-def _dumps(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, sort_keys=True, default=str).encode()
-
-
-def _write_new(path: str, data: bytes) -> None:
-    """Create `path` with `data` (one open, one write: it sits in a fresh temp folder)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
+def _is_output(name: str) -> bool:
+    """`<64 hex>.<output>`: an output folder of the cache layout."""
+    key, dot, output = name.partition(".")
+    return bool(dot and output) and len(key) == 64 and not key.strip("0123456789abcdef")
 
 
 def _describe_failure(step: Step, exc: Exception) -> str:
