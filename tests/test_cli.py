@@ -260,3 +260,24 @@ def test_validate_does_not_import_heavy_libraries() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_exit_without_teardown_keeps_code_output_and_exit_handlers(tmp_path: Path) -> None:
+    """With the ML stack loaded, `main` ends through `os._exit`: nothing else may change."""
+    code = (
+        "import atexit, sys\n"
+        "import sklearn\n"
+        "atexit.register(lambda: print('handler ran', flush=True))\n"
+        "from mlc.compiler.cli import main\n"
+        f"sys.argv = ['mlc', 'validate', {str(tmp_path / 'missing.yaml')!r}]\n"
+        "print('buffered', end='')\n"
+        "main()\n"
+        "print('not reached')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "missing.yaml" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout.startswith("buffered") and "handler ran" in proc.stdout
+    assert "not reached" not in proc.stdout
