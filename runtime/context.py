@@ -43,10 +43,13 @@ class StepContext:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("mlc.runtime"))
 
     def __post_init__(self) -> None:
-        self.project_dir = Path(self.project_dir)
-        self.state_dir = (
-            self.project_dir / ".mlc" if self.state_dir is None else Path(self.state_dir)
-        )
+        # Built once per step by the executor, which already passes Paths: skip re-parsing them.
+        if not isinstance(self.project_dir, Path):
+            self.project_dir = Path(self.project_dir)
+        if self.state_dir is None:
+            self.state_dir = self.project_dir / ".mlc"
+        elif not isinstance(self.state_dir, Path):
+            self.state_dir = Path(self.state_dir)
 
     @property
     def state(self) -> Path:

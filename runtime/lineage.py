@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import functools
 import json
 import os
 import uuid
@@ -60,6 +61,7 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+@functools.lru_cache(maxsize=4096)
 def run_uuid(run_id: str, step_id: str = "") -> str:
     """OpenLineage wants UUID run ids: a stable one per (mlc run, step)."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mlc:{run_id}:{step_id}"))

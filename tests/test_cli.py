@@ -281,3 +281,13 @@ def test_exit_without_teardown_keeps_code_output_and_exit_handlers(tmp_path: Pat
     assert "missing.yaml" in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stdout.startswith("buffered") and "handler ran" in proc.stdout
     assert "not reached" not in proc.stdout
+
+
+def test_command_table_matches_what_the_modules_register() -> None:
+    """`main` imports one module per command from `COMMANDS`: it must name them all."""
+    from mlc.compiler.cli import COMMANDS, load_commands
+
+    app = load_commands()
+    names = {c.name or c.callback.__name__ for c in app.registered_commands if c.callback}
+    names |= {g.name for g in app.registered_groups if g.name}
+    assert names == set(COMMANDS)

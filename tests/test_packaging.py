@@ -131,3 +131,12 @@ def test_wheel_holds_only_the_mlc_namespace(tmp_path: Path) -> None:
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "[mlc.targets]" in text and "ir = mlc.targets.ir:IRTarget" in text
     assert "mlc = mlc.compiler.cli:main" in text
+
+
+def test_version_constant_matches_the_distribution() -> None:
+    from importlib.metadata import version
+
+    from mlc.compiler import __version__
+
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert __version__ == declared == version("mlc")

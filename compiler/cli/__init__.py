@@ -1,57 +1,55 @@
 """The `mlc` command line: thin commands over the library (typer).
 
-Each command module registers its commands on `app`; add a module to `COMMAND_MODULES` to add
-commands. Heavy libraries are imported inside the commands that need them, never here.
+Each command module registers its commands on the application in `mlc.compiler.cli._app`; add
+a command to `COMMANDS` with the module that defines it. `main` imports only the module of the
+command being run (typer builds every registered command's parameters on each call, and the
+help listing and did-you-mean need them all only when no known command is named); `app` here
+is the application with every command loaded. Heavy libraries are imported inside the commands
+that need them, never here.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING, Any
 
-import typer
+if TYPE_CHECKING:
+    import typer
 
-app = typer.Typer(
-    name="mlc",
-    help="mlc: compile one YAML spec of an ML system into pipelines, infrastructure and configs.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+COMMANDS = {
+    "init": "mlc.compiler.cli.core",
+    "validate": "mlc.compiler.cli.core",
+    "compile": "mlc.compiler.cli.core",
+    "graph": "mlc.compiler.cli.core",
+    "schema": "mlc.compiler.cli.core",
+    "targets": "mlc.compiler.cli.core",
+    "run": "mlc.compiler.cli.run",
+    "runs": "mlc.compiler.cli.run",
+    "audit": "mlc.compiler.cli.run",
+    "lineage": "mlc.compiler.cli.run",
+    "diff": "mlc.compiler.cli.review",
+    "plan": "mlc.compiler.cli.review",
+    "cost": "mlc.compiler.cli.review",
+    "monitor": "mlc.compiler.cli.monitor",
+}
+"""Command name -> the module that registers it (a test checks this against the modules)."""
 
-
-def _print_version(value: bool) -> None:
-    if value:
-        from importlib.metadata import version
-
-        from mlc.compiler.ir import IR_VERSION
-
-        print(f"mlc {version('mlc')} (IR {IR_VERSION}, spec mlc/v1)")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    show_version: bool = typer.Option(
-        False,
-        "--version",
-        help="Show the version and exit.",
-        is_eager=True,
-        callback=_print_version,
-    ),
-) -> None:
-    """mlc: compile one YAML spec of an ML system into pipelines, infrastructure and configs."""
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
-COMMAND_MODULES = (
-    "mlc.compiler.cli.core",
-    "mlc.compiler.cli.run",
-    "mlc.compiler.cli.review",
-    "mlc.compiler.cli.monitor",
-)
+def load_commands(modules: tuple[str, ...] = COMMAND_MODULES) -> typer.Typer:
+    """The application with the commands of `modules` registered."""
+    from mlc.compiler.cli._app import app
 
-for _module in COMMAND_MODULES:
-    importlib.import_module(_module)
+    for module in modules:
+        importlib.import_module(module)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return load_commands()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 HEAVY_MODULES = ("sklearn", "mlflow", "torch", "pyspark", "optuna", "lightning")
@@ -64,6 +62,9 @@ def main() -> None:
     import os
     import sys
 
+    argv = sys.argv[1:]
+    module = COMMANDS.get(argv[0]) if argv else None
+    app = load_commands((module,) if module else COMMAND_MODULES)
     try:
         app()
     except BrokenPipeError:
@@ -99,4 +100,4 @@ def _exit_now(code: object) -> None:
     os._exit(status)
 
 
-__all__ = ["app", "main"]
+__all__ = ["COMMANDS", "app", "load_commands", "main"]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mlc.compiler.cli import app
+from mlc.compiler.cli._app import app
 from mlc.compiler.cli._common import (
     EXIT_SPEC,
     Format,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mlc.compiler.cli import app
+from mlc.compiler.cli._app import app
 from mlc.compiler.cli._common import EXIT_SPEC, Format, emit_diagnostics, handle_errors
 from mlc.compiler.cli.run import OverridesArg, SpecArg
 

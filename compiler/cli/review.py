@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from mlc.compiler.cli import app
+from mlc.compiler.cli._app import app
 from mlc.compiler.cli._common import EXIT_SPEC, handle_errors
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlc.compiler.cli import app
+from mlc.compiler.cli._app import app
 from mlc.compiler.cli._common import EXIT_SPEC, Format, emit_diagnostics, handle_errors
 
 EXIT_GATE = 3

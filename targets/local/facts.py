@@ -79,13 +79,9 @@ class RunFacts:
 
     @functools.cached_property
     def code_version(self) -> str:
-        from importlib.metadata import PackageNotFoundError, version
+        from mlc.compiler import __version__
 
-        try:
-            mlc_version = version("mlc")
-        except PackageNotFoundError:
-            mlc_version = "unknown"
-        return f"mlc {mlc_version}" + (f" @ {self.commit}" if self.commit else "")
+        return f"mlc {__version__}" + (f" @ {self.commit}" if self.commit else "")
 
     def context(self, step: Step, champion: dict[str, Any] | None) -> StepContext:
         """The `StepContext` of one step execution (deadline from the step's timeout)."""
