@@ -25,6 +25,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
+SPEC_MODELS_ONLY = """
+import yaml
+from mlc.specs import Spec
+with open({spec!r}) as fh:
+    data = yaml.load(fh, Loader=yaml.CSafeLoader)
+data.pop("defaults", None)
+Spec.model_validate(data)
+"""
+
 
 def _env(pythonpath: str | None) -> dict[str, str]:
     # Users run with cached bytecode; any value of PYTHONDONTWRITEBYTECODE (even "0") turns the
@@ -59,6 +68,13 @@ def main() -> None:
     commands: dict[str, tuple[list[str], dict[str, str]]] = {
         "python -c pass": ([python, "-c", "pass"], _env(None)),
         'python -c "import pydantic"': ([python, "-c", "import pydantic"], _env(None)),
+        'python -c "import typer"': ([python, "-c", "import typer"], _env(None)),
+        # The floor of the stack the spec language is built on: read the YAML and validate it
+        # with the pydantic spec models, nothing else (no CLI, overlays, IR, passes, targets).
+        "spec models only (yaml + Spec.model_validate)": (
+            [python, "-c", SPEC_MODELS_ONLY.format(spec=args.spec)],
+            _env(None),
+        ),
         f"mlc validate {args.spec}": ([mlc, "validate", args.spec], _env(None)),
     }
     for variant in args.variant:

@@ -125,6 +125,68 @@ def run_event(
     }
 
 
+class RunEventLines:
+    """Serialises the step events of one mlc run as JSON lines, fast.
+
+    Equal, byte for byte, to `json.dumps(run_event(...), sort_keys=True, separators=(",", ":"))`
+    (a test holds them together); the parts every event of the run shares are serialised once,
+    which matters when a pipeline has hundreds of small steps.
+    """
+
+    def __init__(self, pipeline: str, run_id: str) -> None:
+        namespace = f"mlc/{pipeline}"
+        self.pipeline = pipeline
+        self.run_id = run_id
+        dumps = _compact
+        parent = run_event(
+            "START", pipeline=pipeline, run_id=run_id, step_id="", inputs={}, outputs={}
+        )["run"]["facets"]["parent"]
+        self._tail = (
+            f',"producer":{dumps(PRODUCER)},"run":{{"facets":{{"parent":{dumps(parent)}}},"runId":'
+        )
+        self._schema = f',"schemaURL":{dumps(RUN_EVENT_SCHEMA)}}}'
+        self._ns = f',"namespace":{dumps(namespace)}}}'
+        self._version = (
+            f'{{"facets":{{"version":{{"_producer":{dumps(PRODUCER)},'
+            f'"_schemaURL":{dumps(VERSION_FACET_SCHEMA)},"datasetVersion":'
+        )
+
+    def _datasets(self, items: dict[str, str | None]) -> str:
+        parts = []
+        for name, content_hash in sorted(items.items()):
+            if content_hash:
+                head = f"{self._version}{_compact(content_hash)}}}}},"
+            else:
+                head = '{"facets":{},'
+            parts.append(f'{head}"name":{_compact(name)}{self._ns}')
+        return "[" + ",".join(parts) + "]"
+
+    def line(
+        self,
+        event_type: str,
+        step_id: str,
+        inputs: dict[str, str | None],
+        outputs: dict[str, str | None],
+        when: dt.datetime | None = None,
+    ) -> str:
+        """One event as a JSON line (with its newline)."""
+        if event_type not in EVENT_TYPES:
+            raise ValueError(f"unknown OpenLineage event type {event_type!r}")
+        stamp = (when or dt.datetime.now(dt.UTC)).isoformat(timespec="milliseconds")
+        job = _compact(f"{self.pipeline}.{step_id}")
+        return (
+            f'{{"eventTime":"{stamp}","eventType":"{event_type}",'
+            f'"inputs":{self._datasets(inputs)},'
+            f'"job":{{"facets":{{}},"name":{job}{self._ns},'
+            f'"outputs":{self._datasets(outputs)}'
+            f'{self._tail}"{run_uuid(self.run_id, step_id)}"}}{self._schema}\n'
+        )
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def events_path(state_dir: str | Path, run_id: str) -> Path:
     return Path(state_dir) / LINEAGE_DIR / "events" / f"{run_id}.jsonl"
 

@@ -82,3 +82,34 @@ def test_run_event_has_the_openlineage_shape(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="unknown OpenLineage event type"):
         lineage.run_event("DONE", pipeline="p", run_id="r", step_id="s", inputs={}, outputs={})
+
+
+@pytest.mark.parametrize(
+    ("event_type", "inputs", "outputs"),
+    [
+        ("START", {}, {}),
+        ("START", {"split.train": "ab" * 32, "tune.params": None}, {"train.model": None}),
+        ("COMPLETE", {"a.b": "1"}, {"train.model": "cd" * 32, "train.extra": "ef"}),
+        ("FAIL", {'we"ird.name': None}, {}),
+    ],
+)
+def test_fast_event_lines_equal_the_reference_events(
+    event_type: str, inputs: dict[str, str | None], outputs: dict[str, str | None]
+) -> None:
+    import json
+
+    when = dt.datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=dt.UTC)
+    for pipeline, run_id, step in [("credit-risk", "20261126-1", "train"), ("p", "r", 'ü"x')]:
+        reference = lineage.run_event(
+            event_type,
+            pipeline=pipeline,
+            run_id=run_id,
+            step_id=step,
+            inputs=inputs,
+            outputs=outputs,
+            when=when,
+        )
+        fast = lineage.RunEventLines(pipeline, run_id).line(
+            event_type, step, inputs, outputs, when=when
+        )
+        assert fast == json.dumps(reference, sort_keys=True, separators=(",", ":")) + "\n"

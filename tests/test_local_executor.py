@@ -265,7 +265,12 @@ def test_output_without_an_index_line_is_a_leftover(tmp_path: Path) -> None:
     index = tmp_path / ".mlc" / "cache" / "index.jsonl"
     lines = index.read_text().splitlines(keepends=True)
     index.write_text("".join(line for line in lines if json.loads(line)["key"] != key))
+    cache = tmp_path / ".mlc" / "cache"
+    (cache / ("a" * 64 + ".data")).mkdir()  # a killed step's output folder
+    (cache / "index.jsonl.tmp-12345").write_text("{")  # a killed index rewrite
     again = execute(chain_ir(2), _opts(tmp_path), STEPS)
+    assert not (cache / ("a" * 64 + ".data")).exists()
+    assert not (cache / "index.jsonl.tmp-12345").exists()
     assert _status(again) == {"ingest": "cached", "s0000": "ran", "s0001": "cached"}
     record = json.loads(again.record_path.read_text())  # type: ignore[union-attr]
     assert [s["status"] for s in record["steps"]] == ["cached", "ran", "cached"]

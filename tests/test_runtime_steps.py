@@ -361,3 +361,24 @@ def test_parallel_tuning_is_reproducible(tmp_path: Path, credit_run: dict[str, A
     assert results[0]["trials_this_run"] == 4
     assert results[0]["best_params"] == results[1]["best_params"]
     assert results[0]["best_value"] == results[1]["best_value"]
+
+
+def test_explain_with_shap_ranks_columns_by_mean_abs_shap(
+    credit_run: dict[str, Any], tmp_path: Path
+) -> None:
+    """`method: shap` runs SHAP (in the `ml` extra) beside permutation importance."""
+    root, ir, ctx = credit_run["root"], credit_run["ir"], credit_run["ctx"]
+    step = ir.step("explain")
+    params = {**step.params, "method": "shap", "top_k": 5}
+    inputs = {name: str(root / art) for name, art in step.inputs.items()}
+    outputs = {"report": str(tmp_path / "report")}
+    summary = get("explain")(params, inputs, outputs, ctx)
+    report = artifacts.load_json(outputs["report"], "explain")
+    assert report["method"] == "shap" and summary["top"]
+    shap_rows = report["shap"]
+    assert len(shap_rows) == 5
+    values = [row["mean_abs_shap"] for row in shap_rows]
+    assert values == sorted(values, reverse=True) and values[0] > 0
+    test = artifacts.load_dataframe(str(root / "split.test"))
+    assert {row["feature"] for row in shap_rows} <= set(test.columns) - {"default"}
+    assert len(report["features"]) == 5  # permutation importance is still reported

@@ -2,8 +2,8 @@
 
 How a run proceeds (`execute`):
 
-1. Take the project's run lock (`.mlc/run.lock`, released by the kernel even on `kill -9`) and
-   clear temp folders a killed run left behind.
+1. Take the project's run lock (`.mlc/run.lock`, released by the kernel even on `kill -9`),
+   read the cache index and clear the output folders a killed run left without an index line.
 2. Walk the pipeline steps in the IR's topological order. Each step gets a cache key: sha256 of
    step kind, implementation version (the step module's `VERSION`, else a hash of its source),
    params, the content hashes of its inputs, the fingerprint of files it reads from outside (an
@@ -31,6 +31,7 @@ each output's `_meta.json`, one index line and one flush of the step's lineage e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -41,10 +42,11 @@ from typing import Any
 
 from mlc.compiler.ir import PIPELINE_KINDS, IRGraph, Step, StepKind
 from mlc.runtime.context import BudgetExceeded, StepError
-from mlc.runtime.lineage import run_event
+from mlc.runtime.lineage import RunEventLines
 from mlc.targets.local.cache import (
     CACHE_LAYOUT,
     IMPL_BY_KIND,
+    INDEX_FILE,
     CacheIndex,
     check_files,
     digest,
@@ -83,6 +85,7 @@ class Executor:
         self.outcomes: dict[str, StepOutcome] = {}
         self.progress = Progress(options)
         self.events = EventLog(self.state, self.run_id)
+        self._event_lines = RunEventLines(ir.name, self.run_id)
         self.spec_hash = str(ir.metadata.get("spec_hash", ""))
         secret_names = (ir.settings.get("security") or {}).get("secrets") or {}
         secrets = {n: os.environ[n] for n in sorted(secret_names) if n in os.environ}
@@ -207,15 +210,8 @@ class Executor:
         inputs: dict[str, str | None],
         outputs: dict[str, str | None],
     ) -> None:
-        self.events.emit(
-            run_event(
-                event_type,
-                pipeline=self.ir.name,
-                run_id=self.run_id,
-                step_id=step.id,
-                inputs=inputs,
-                outputs=outputs,
-            ),
+        self.events.write(
+            self._event_lines.line(event_type, step.id, inputs, outputs),
             # START goes out with the step's COMPLETE or FAIL: one write per step.
             flush=event_type != "START",
         )
@@ -345,18 +341,20 @@ class Executor:
     # -- the whole run ---------------------------------------------------------------------
 
     def _clear_leftovers(self, index: CacheIndex) -> None:
-        """Remove output folders no index line vouches for (killed runs), one listing."""
+        """Remove what killed runs left (one listing): output folders no index line vouches
+        for, layout-1 temp folders and an index rewrite cut short."""
         live = index.live_folders()
         with os.scandir(self.cache) as it:
-            stale = [
-                e.path
-                for e in it
-                if e.is_dir(follow_symlinks=False)
-                and (e.name.startswith((".tmp-", ".old-")) or _is_output(e.name))
-                and e.name not in live
-            ]
-        for path in stale:
-            shutil.rmtree(path, ignore_errors=True)
+            entries = list(it)
+        for e in entries:
+            if e.is_dir(follow_symlinks=False):
+                if e.name not in live and (
+                    e.name.startswith((".tmp-", ".old-")) or _is_output(e.name)
+                ):
+                    shutil.rmtree(e.path, ignore_errors=True)
+            elif e.name.startswith(f"{INDEX_FILE}.tmp-"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(e.path)
 
     def run(self) -> RunResult:
         from mlc.runtime import audit

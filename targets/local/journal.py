@@ -57,13 +57,17 @@ class EventLog:
 
     def emit(self, event: dict[str, Any], flush: bool = True) -> None:
         """Append one event; `flush=False` leaves it buffered until the next flushed one."""
+        self.write(json.dumps(event, sort_keys=True, separators=(",", ":")) + "\n", flush)
+
+    def write(self, line: str, flush: bool = True) -> None:
+        """Append one serialised event line (see `mlc.runtime.lineage.RunEventLines`)."""
         if self._fh is None:
             from mlc.runtime.lineage import events_path
 
             path = events_path(self.state, self.run_id)
             path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
-        self._fh.write(json.dumps(event, sort_keys=True, separators=(",", ":")) + "\n")
+        self._fh.write(line)
         if flush:
             # No fsync: the page cache survives a killed process, which is what matters here.
             self._fh.flush()
