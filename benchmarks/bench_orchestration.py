@@ -13,16 +13,22 @@ A chain of N steps, each loading a 1,000 x 10 DataFrame, adding 1 and saving it,
   `targets/local/`, e.g. `git archive HEAD targets/local | tar -x -C /tmp/old`), same harness.
 
 Every run is a fresh process; the variants run interleaved, `--runs` times each, and medians are
-reported. Overhead per step is (median variant - median of its plain script) / N.
+reported. Overhead per step is (median variant - median of its plain script) / N; the median
+of the per-round differences (each round runs the variants back to back) is printed beside it.
+
+`--in-process` adds the executor's own time per step measured inside one process: `execute()`
+minus the time spent in the step functions (no start-up, no plain-script baseline).
 
 Usage:
     .venv/bin/python benchmarks/bench_orchestration.py [--steps 100 500] [--runs 5] \
-        [--kedro-python /tmp/kedro-venv/bin/python] [--before /tmp/old/targets/local]
+        [--kedro-python /tmp/kedro-venv/bin/python] [--before /tmp/old/targets/local] \
+        [--in-process]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -102,6 +108,53 @@ assert (root / f"{{names[-1]}}.pkl").exists()
 """
 
 
+INPROCESS = """
+import json, sys, time
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from local_chain import STEPS, chain_ir
+from mlc.targets.local.executor import RunOptions, execute
+inside = [0.0]
+def timed(fn):
+    def run(*args):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            inside[0] += time.perf_counter() - t0
+    return run
+steps = {{kind: timed(fn) for kind, fn in STEPS.items()}}
+ir = chain_ir({n})
+t0 = time.perf_counter()
+r = execute(ir, RunOptions(project_dir=Path({project!r}), quiet=True), steps)
+total = time.perf_counter() - t0
+assert r.status == "succeeded", r.error
+print(json.dumps({{"total": total, "inside": inside[0]}}))
+"""
+
+
+def _inprocess(n: int, runs: int) -> None:
+    """The executor's own time per step: `execute()` minus the time inside step functions."""
+    from local_chain import make_frame
+
+    per_step = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as d:
+            make_frame(1000, 10).to_csv(Path(d) / "data.csv", index=False)
+            code = INPROCESS.format(tests=str(TESTS), project=d, n=n)
+            out = subprocess.run(
+                [sys.executable, "-c", code], check=True, capture_output=True, text=True
+            )
+            doc = json.loads(out.stdout.strip().splitlines()[-1])
+            per_step.append((doc["total"] - doc["inside"]) / (n + 1) * 1000)
+    print(
+        f"<!-- n={n} in-process executor time outside the steps: "
+        f"{statistics.median(per_step):.3f} ms/step (median of {runs}; "
+        f"min {min(per_step):.3f}, max {max(per_step):.3f}) -->",
+        flush=True,
+    )
+
+
 def _time(python: str, code: str) -> float:
     t0 = time.perf_counter()
     done = subprocess.run(
@@ -119,6 +172,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--kedro-python", default="", help="python of a venv with kedro")
     parser.add_argument("--before", default="", help="an older targets/local/ to compare")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="also time the executor inside one process (execute() minus the steps' own time)",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(TESTS))
     from local_chain import make_frame
@@ -161,6 +219,24 @@ def main() -> None:
         print(row, flush=True)
         spread = {k: f"{min(v):.2f}-{max(v):.2f}" for k, v in times.items()}
         print(f"<!-- n={n} min-max: {spread} -->", flush=True)
+        # Each round runs the variants back to back, so a slow spell of the disk or a busy
+        # neighbour hits a round's pair alike: the median of per-round differences is steadier
+        # than the difference of medians when the spread is wider than the effect.
+        paired = {
+            variant: statistics.median(
+                (a - b) / n * 1000 for a, b in zip(times[variant], times[base], strict=True)
+            )
+            for variant, base in (
+                ("mlc", "plain-parquet"),
+                ("mlc-before", "plain-parquet"),
+                ("kedro", "plain-pickle"),
+            )
+            if variant in times
+        }
+        text = ", ".join(f"{k} {v:.2f} ms/step" for k, v in paired.items())
+        print(f"<!-- n={n} median of per-round differences: {text} -->", flush=True)
+        if args.in_process:
+            _inprocess(n, args.runs)
 
 
 if __name__ == "__main__":

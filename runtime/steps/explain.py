@@ -13,13 +13,48 @@ STEP = "explain"
 
 
 def _shap(model: Any, x: Any, top_k: int) -> list[dict[str, Any]]:
+    """Mean |SHAP value| per input column, for any model (the fitted pipeline as a black box).
+
+    SHAP's maskers need numbers, while the pipeline takes the raw columns (strings included):
+    non-numeric columns are masked as category codes and decoded back before each prediction,
+    so attributions stay per input column rather than per one-hot output.
+    """
     import numpy as np
+    import pandas as pd
     import shap
 
-    sample = x.iloc[: min(len(x), 200)]
+    sample = x.iloc[: min(len(x), 50)]
+    categories: dict[str, Any] = {}
+    encoded = pd.DataFrame(index=sample.index)
+    for col in x.columns:
+        if pd.api.types.is_numeric_dtype(x[col]) and not pd.api.types.is_bool_dtype(x[col]):
+            encoded[col] = sample[col].astype(float)
+        else:
+            cats = pd.Index(pd.unique(x[col].dropna()))
+            categories[col] = cats
+            encoded[col] = pd.Categorical(sample[col], categories=cats).codes.astype(float)
+    dtypes = x.dtypes
     fn = model.predict_proba if hasattr(model, "predict_proba") else model.predict
-    explainer = shap.Explainer(lambda d: fn(d.__class__(d, columns=x.columns)), sample)
-    values = explainer(sample).values
+
+    def predict(values: Any) -> Any:
+        frame = pd.DataFrame(values, columns=x.columns)
+        for col in x.columns:
+            if col in categories:
+                cats = categories[col]
+                idx = np.clip(np.rint(frame[col].to_numpy()).astype(int), -1, len(cats) - 1)
+                decoded = np.where(idx < 0, None, cats.to_numpy(dtype=object)[np.maximum(idx, 0)])
+                frame[col] = pd.Series(decoded, index=frame.index).astype(dtypes[col])
+            elif pd.api.types.is_integer_dtype(dtypes[col]):
+                frame[col] = np.rint(frame[col]).astype(dtypes[col])
+        return fn(frame)
+
+    data = encoded.to_numpy(dtype=float)
+    # Permutation SHAP over a 50-row background: ten antithetic permutations per row keep the
+    # cost at ~(20 M + 10) x 50 x 50 predictions for M columns. shap compiles its masking code
+    # with numba on first use in a process (~10 s here), which dominates for small models.
+    masker = shap.maskers.Independent(data, max_samples=50)
+    explainer = shap.explainers.Permutation(predict, masker, feature_names=list(x.columns), seed=0)
+    values = explainer(data, max_evals=10 * (2 * len(x.columns) + 1), silent=True).values
     mean_abs = np.abs(values).mean(axis=tuple(i for i in range(values.ndim) if i != 1))
     ranked = sorted(zip(x.columns, mean_abs, strict=True), key=lambda p: -p[1])
     return [{"feature": str(f), "mean_abs_shap": float(v)} for f, v in ranked[:top_k]]
