@@ -264,3 +264,65 @@ def test_source_map_helpers() -> None:
     smap.drop_subtree(("a",))
     assert ("a", "b") not in smap and ("a",) in smap
     assert dotted(("data", "sources", 0, "path")) == "data.sources[0].path"
+
+
+_SIMPLE_VALUES = [
+    "0", "-0", "7", "-12", "200", "1.5", "-0.25", "10.0", "true", "false", "null",
+    "HistGradientBoostingClassifier", "prod", "env/prod", "eu-west-1", "a.b", "x_1", "v2-beta",
+    "s3/bucket/key.parquet", "_private",
+]  # fmt: skip
+_HYDRA_ONLY = [
+    "TRUE", "False", "NULL", "inf", "nan", "-inf", "1_000", "007", "1e3", ".5", "5.", "+3",
+    "'quoted'", "[1,2]", "{a:1}", "${x}", "a b", "1,2", "choice(1,2)", "", "a=b", "x:y",
+]  # fmt: skip
+
+
+def _hydra_value(text: str) -> object:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    (ov,) = OverridesParser.create().parse_overrides([text])
+    return ov.value()
+
+
+@pytest.mark.parametrize("raw", _SIMPLE_VALUES)
+def test_simple_overrides_read_as_hydra_reads_them(raw: str) -> None:
+    """The Hydra-free path for plain `key=value` must give exactly Hydra's value and type."""
+    from mlc.compiler.load import _simple_override
+
+    location = SourceLocation(OVERRIDE_FILE, 1, 1)
+    found = _simple_override(f"training.model.name={raw}", location)
+    assert found is not None, raw
+    expected = _hydra_value(f"training.model.name={raw}")
+    assert found.value == expected and type(found.value) is type(expected), raw
+    assert (found.kind, found.key) == ("change", "training.model.name")
+
+
+@pytest.mark.parametrize("raw", _HYDRA_ONLY)
+def test_other_override_values_go_through_hydra(raw: str) -> None:
+    from mlc.compiler.load import _simple_override
+
+    assert _simple_override(f"a.b={raw}", SourceLocation(OVERRIDE_FILE, 1, 1)) is None
+
+
+@pytest.mark.parametrize("text", ["+a.b=1", "++a.b=1", "~a.b", "a[0]=1", "a.b@pkg=1", "1a=2"])
+def test_prefixed_or_unusual_keys_go_through_hydra(text: str) -> None:
+    from mlc.compiler.load import _simple_override
+
+    assert _simple_override(text, SourceLocation(OVERRIDE_FILE, 1, 1)) is None
+
+
+def test_simple_overrides_do_not_import_hydra(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from mlc.compiler.load import parse_overrides\n"
+        "ovs = parse_overrides(['tuning.trials=3', 'env=prod', 'training.seed=-1'])\n"
+        "assert [o.value for o in ovs] == [3, 'prod', -1]\n"
+        "assert 'hydra' not in sys.modules\n"
+        "parse_overrides(['tuning.trials=3', '+tags.team=ml'])\n"
+        "assert 'hydra' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
