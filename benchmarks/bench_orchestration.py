@@ -12,7 +12,8 @@ A chain of N steps, each loading a 1,000 x 10 DataFrame, adding 1 and saving it,
 - `mlc-before` (with `--before DIR`): the executor modules found in DIR (an older
   `targets/local/`, e.g. `git archive HEAD targets/local | tar -x -C /tmp/old`), same harness.
 
-Every run is a fresh process; the variants run interleaved, `--runs` times each, and medians are
+Every run is a fresh process started after `sync` (so no run pays for flushing the previous
+one's writes); the variants run interleaved, `--runs` times each, and medians are
 reported. Overhead per step is (median variant - median of its plain script) / N; the median
 of the per-round differences (each round runs the variants back to back) is printed beside it.
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -155,12 +157,24 @@ def _inprocess(n: int, runs: int) -> None:
     )
 
 
+RETRIED: list[str] = []
+"""Runs killed by a signal and run again (reported at the end)."""
+
+
 def _time(python: str, code: str) -> float:
+    # Start every run with the disk's writeback done: otherwise a variant pays for flushing
+    # the previous variant's tens of MB of Parquet while it runs.
+    os.sync()
     t0 = time.perf_counter()
     done = subprocess.run(
         [python, "-c", code], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     seconds = time.perf_counter() - t0
+    if done.returncode < 0 and len(RETRIED) < 3:
+        # pyarrow sometimes aborts at interpreter exit on this box ("terminate called without
+        # an active exception", seen in the plain script too): run it again, and say so.
+        RETRIED.append(f"signal {-done.returncode}: {done.stderr.decode().strip()[-200:]}")
+        return _time(python, code)
     if done.returncode != 0:
         raise SystemExit(f"{python} failed ({done.returncode}):\n{done.stderr.decode()[-3000:]}")
     return seconds
@@ -203,7 +217,11 @@ def main() -> None:
             for name, python, code in variants:
                 with tempfile.TemporaryDirectory() as d:
                     make_frame(1000, 10).to_csv(Path(d) / "data.csv", index=False)
-                    times[name].append(_time(python, code.format(tests=str(TESTS), project=d, n=n)))
+                    try:
+                        seconds = _time(python, code.format(tests=str(TESTS), project=d, n=n))
+                    except SystemExit as exc:
+                        raise SystemExit(f"variant {name}, {n} steps: {exc}") from None
+                    times[name].append(seconds)
         med = {name: statistics.median(v) for name, v in times.items()}
         mlc_ms = (med["mlc"] - med["plain-parquet"]) / n * 1000
         if "mlc-before" in med:
@@ -241,3 +259,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    if RETRIED:
+        print(f"<!-- runs repeated after a signal: {RETRIED} -->")
