@@ -11,7 +11,7 @@ builds an IR, and pydantic's model machinery costs more start-up than the rest o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any, NewType
 
@@ -161,9 +161,6 @@ class Resources:
         )
 
 
-_RESOURCE_FIELDS = {"cpu", "memory", "gpu_count", "gpu_type", "nodes"}
-
-
 @dataclass(frozen=True, slots=True)
 class Requirement:
     """A setting a step needs its target to honour (checked by the capabilities pass)."""
@@ -215,9 +212,6 @@ class Artifact:
             name=_typed(d["name"], str, f"{where}.name"),
             meta=dict(_typed(d.get("meta", {}), dict, f"{where}.meta")),
         )
-
-
-_ARTIFACT_FIELDS = {"id", "type", "producer", "name", "meta"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,18 +280,10 @@ class Step:
         )
 
 
-_STEP_FIELDS = {
-    "id",
-    "kind",
-    "layer",
-    "origin",
-    "params",
-    "inputs",
-    "outputs",
-    "resources",
-    "retries",
-    "cache",
-    "timeout_s",
-    "requires",
-    "when",
-}
+def _field_names(cls: type) -> set[str]:
+    return {f.name for f in fields(cls)}
+
+
+_RESOURCE_FIELDS = _field_names(Resources)
+_ARTIFACT_FIELDS = _field_names(Artifact)
+_STEP_FIELDS = _field_names(Step)

@@ -193,6 +193,10 @@ def check_files(cache: str, key: str, record: Mapping[str, Any], outputs: Iterab
     return ""
 
 
+def _index_line(record: Mapping[str, Any]) -> bytes:
+    return json.dumps(record, sort_keys=True, default=str).encode() + b"\n"
+
+
 class CacheIndex:
     """The append-only `index.jsonl` of one cache folder (one writer: the run lock holder)."""
 
@@ -233,7 +237,7 @@ class CacheIndex:
             if self._torn:
                 self._fh.write(b"\n")
                 self._torn = False
-        self._fh.write(json.dumps(record, sort_keys=True, default=str).encode() + b"\n")
+        self._fh.write(_index_line(record))
         # No fsync: the page cache outlives a killed process, which is the failure guarded here.
         self._fh.flush()
         self._lines += 1
@@ -258,7 +262,7 @@ class CacheIndex:
         tmp = self.path + f".tmp-{os.getpid()}"
         with open(tmp, "wb") as fh:
             for record in self.entries.values():
-                fh.write(json.dumps(record, sort_keys=True, default=str).encode() + b"\n")
+                fh.write(_index_line(record))
         os.replace(tmp, self.path)
         self._lines = len(self.entries)
         self._torn = False

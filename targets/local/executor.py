@@ -239,16 +239,14 @@ class Executor:
                 hashes=dict(record["outputs"]),
                 summary=record.get("summary"),
             )
-        if problem:
-            self.progress.note(
-                f"warning: cache entry of step '{step.id}' is corrupt ({problem}); recomputing it"
-            )
+        if record is not None:  # corrupt, or forced to run again
+            if problem:
+                self.progress.note(
+                    f"warning: cache entry of step '{step.id}' is corrupt ({problem}); "
+                    "recomputing it"
+                )
+                status = "recomputed"
             self.index.drop(key, step.outputs)
-            record = None
-            status = "recomputed"
-        elif record is not None:
-            self.index.drop(key, step.outputs)
-            record = None
         elif self.options.only and not forced:
             raise RunError(
                 f"step '{step.id}' has no cached result for --only "

@@ -55,12 +55,9 @@ class EventLog:
         self.run_id = run_id
         self._fh: IO[str] | None = None
 
-    def emit(self, event: dict[str, Any], flush: bool = True) -> None:
-        """Append one event; `flush=False` leaves it buffered until the next flushed one."""
-        self.write(json.dumps(event, sort_keys=True, separators=(",", ":")) + "\n", flush)
-
     def write(self, line: str, flush: bool = True) -> None:
-        """Append one serialised event line (see `mlc.runtime.lineage.RunEventLines`)."""
+        """Append one serialised event line (`mlc.runtime.lineage.RunEventLines`); `flush=False`
+        leaves it buffered until the next flushed one."""
         if self._fh is None:
             from mlc.runtime.lineage import events_path
 
