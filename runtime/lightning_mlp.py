@@ -51,7 +51,8 @@ class DeviceBatches:
     """Shuffled mini-batches cut by index slicing from tensors held on one device.
 
     Moves `x`/`y` to `device` once (no copy when they are already there); each epoch draws a
-    permutation on that device. Under DDP each rank takes every `world_size`-th index.
+    permutation on that device. Under DDP each rank takes every `world_size`-th index of it,
+    padded so that all ranks get the same number of rows.
     """
 
     def __init__(
@@ -85,7 +86,14 @@ class DeviceBatches:
             order = torch.randperm(n, device=self.x.device, generator=self.generator)
         else:
             order = torch.arange(n, device=self.x.device)
-        order = order[self.rank :: self.world_size]
+        if self.world_size > 1:
+            # Every rank must make the same number of steps, or DDP's gradient all-reduce
+            # waits forever on the rank with one batch fewer: pad with the first indices to a
+            # multiple of the world size, as `DistributedSampler` does.
+            total = math.ceil(n / self.world_size) * self.world_size
+            if total > n:
+                order = torch.cat([order, order[: total - n]])
+            order = order[self.rank :: self.world_size]
         for start in range(0, order.shape[0], self.batch_size):
             idx = order[start : start + self.batch_size]
             yield self.x[idx], self.y[idx]

@@ -29,15 +29,18 @@ def test_device_batches_cover_every_row_once_per_epoch() -> None:
     assert all(torch.equal(xb[:, 0].long(), yb) for xb, yb in batches)
 
 
-def test_device_batches_split_rows_between_ranks() -> None:
+def test_device_batches_give_every_rank_the_same_number_of_batches() -> None:
+    # 50 rows over 3 ranks, batch 8: unpadded, rank 0 would get 17 rows (3 batches) and the
+    # others 16 (2 batches), and DDP's all-reduce would wait on rank 0's third step forever.
     x = torch.arange(50, dtype=torch.float32).unsqueeze(1)
     y = torch.arange(50)
-    per_rank = [
-        torch.cat([yb for _, yb in DeviceBatches(x, y, 8, seed=1, rank=r, world_size=3)])
-        for r in range(3)
-    ]
-    assert [len(DeviceBatches(x, y, 8, rank=r, world_size=3)) for r in range(3)] == [3, 3, 3]
-    assert sorted(torch.cat(per_rank).tolist()) == list(range(50))
+    ranks = [DeviceBatches(x, y, 8, seed=1, rank=r, world_size=3) for r in range(3)]
+    per_rank = [torch.cat([yb for _, yb in batches]) for batches in ranks]
+    assert [len(b) for b in ranks] == [3, 3, 3]
+    assert [len(list(b)) for b in ranks] == [3, 3, 3]
+    assert [len(rows) for rows in per_rank] == [17, 17, 17]
+    seen = torch.cat(per_rank).tolist()
+    assert set(seen) == set(range(50)) and len(seen) == 51  # one row repeated as padding
 
 
 @pytest.mark.parametrize("steps_per_call", [1, 3, 8])
