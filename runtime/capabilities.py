@@ -32,6 +32,9 @@ RUNTIME_FEATURES = frozenset(
         "framework.sklearn",
         "framework.lightning",
         "framework.custom",
+        # DDP runs in spawned workers (`lightning_mlp.launch_plan`); FSDP and DeepSpeed would
+        # re-run the step's command in every rank, so no target claims them
+        "distributed.ddp",
         "tuning.optuna",
         "tuning.pruner.none",
         "tuning.pruner.median",

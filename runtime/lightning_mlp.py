@@ -13,8 +13,8 @@ batches), uses the fused Adam kernel on CUDA, and sets Lightning's per-hook book
 attribute without `nn.Module.__setattr__`'s parameter checks.
 
 `MLPEstimator` wraps it in the scikit-learn estimator protocol (`fit`, `predict`,
-`predict_proba`, `get_params`) so that it sits at the end of an sklearn `Pipeline`, and it
-pickles with its weights on the CPU.
+`predict_proba`, `get_params`) so that it sits at the end of an sklearn `Pipeline`; its state
+is plain data (weights as numpy arrays), so pickle and skops both save it.
 """
 
 from __future__ import annotations
@@ -98,6 +98,13 @@ class DeviceBatches:
             idx = order[start : start + self.batch_size]
             yield self.x[idx], self.y[idx]
 
+
+# Lightning warns on every fit that the `dataloader_iter` step signature is experimental and
+# that `batch_idx` in hooks lags when a step takes several batches (no hook of ours reads it).
+# Set at import rather than around `fit` so that spawned DDP workers, which import this module
+# to unpickle the module, are quiet too.
+warnings.filterwarnings("ignore", message="Found `dataloader_iter` argument")
+warnings.filterwarnings("ignore", message="You are using the `dataloader_iter` step flavor")
 
 # Optimizer steps per Lightning `training_step` call (see `TabularMLP.training_step`).
 STEPS_PER_CALL = 8
@@ -197,12 +204,51 @@ class TabularMLP(L.LightningModule):
         if self._loss_sum is not None:
             self.epoch_loss = float(self._loss_sum) / max(1, self.trainer.num_training_batches)
             self._loss_sum = None
+        # Logged (not only kept on the module) because spawned DDP workers send the trainer's
+        # callback metrics back to the calling process, and nothing else of theirs.
+        # `batch_size` only weights batch averages, which these epoch values are not.
+        self.log("epoch_loss", self.epoch_loss, sync_dist=True, batch_size=1)
+        self.log("epochs_done", float(self.current_epoch + 1), sync_dist=True, batch_size=1)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # Lightning has moved the module to its device by now. The fused kernel updates all
         # parameters in one launch where the default (foreach) Adam takes about a dozen.
         fused = self.device.type == "cuda"
         return torch.optim.Adam(self.parameters(), lr=self.learning_rate, fused=fused or None)
+
+
+def _device_count(accelerator: str) -> int:
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return torch.cuda.device_count()
+    return 1
+
+
+def launch_plan(strategy: str, devices: int | str, accelerator: str = "auto") -> tuple[str, Any]:
+    """The Lightning strategy and devices for the spec's `distributed` settings.
+
+    mlc trains inside a step process (`mlc run`, or one container's `python -m mlc.runtime
+    step`), so workers must not be started the way Lightning's plain `ddp` does it: that
+    re-runs the process's command line once per extra device, which here would re-run the
+    whole `mlc run` (or the step, writing its outputs twice). DDP therefore runs as
+    `ddp_spawn`: the workers are spawned, train, and hand rank 0's weights and logged metrics
+    back to the step process, the only one that writes outputs. `none` means one device,
+    whatever the machine has; FSDP and DeepSpeed, which have no spawned form in Lightning,
+    are refused on more than one device.
+    """
+    count = _device_count(accelerator) if devices == "auto" else int(devices)
+    if strategy in ("none", "auto"):
+        if devices == "auto":
+            return "auto", 1
+        return ("ddp_spawn" if count > 1 else "auto"), devices
+    if strategy == "ddp":
+        return ("ddp_spawn" if count > 1 else "auto"), devices
+    if strategy in ("fsdp", "deepspeed") and count > 1:
+        raise ValueError(
+            f"strategy '{strategy}' on {count} devices would re-run this process's command in "
+            "every rank; mlc trains inside one step process: use strategy 'ddp' (spawned "
+            "workers) or devices: 1"
+        )
+    return strategy, devices
 
 
 def fit_mlp(
@@ -236,11 +282,12 @@ def fit_mlp(
         out_features = int(yt.max().item()) + 1 if task == "classification" else 1
     module = TabularMLP(xt.shape[1], out_features, task, hidden, learning_rate, steps_per_call)
     module.set_data(xt, yt, batch_size, seed)
+    strategy, devices = launch_plan(strategy, devices, accelerator)
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=devices,
         precision=precision,  # type: ignore[arg-type]
-        strategy="auto" if strategy in ("none", "auto") else strategy,
+        strategy=strategy,
         max_epochs=max_epochs,
         max_time=datetime.timedelta(seconds=max_time) if max_time else None,
         logger=False,
@@ -251,15 +298,12 @@ def fit_mlp(
         callbacks=list(callbacks),
         deterministic=False,
     )
-    with warnings.catch_warnings():
-        # Lightning marks the `dataloader_iter` step signature experimental on every fit.
-        warnings.filterwarnings("ignore", message="Found `dataloader_iter` argument")
-        trainer.fit(module)
+    trainer.fit(module)
     return module, trainer
 
 
 class MLPEstimator(_Base):  # type: ignore[misc]
-    """scikit-learn style wrapper around `fit_mlp`; pickles with CPU weights.
+    """scikit-learn style wrapper around `fit_mlp`; its state is plain data (see `__getstate__`).
 
     Args mirror `fit_mlp`. After `fit`: `classes_` (classification), `epochs_`, `stopped_`.
     """
@@ -345,12 +389,40 @@ class MLPEstimator(_Base):  # type: ignore[misc]
             max_time=self.max_time,
             seed=self.seed,
         )
-        self.epochs_ = int(trainer.current_epoch)
+        metrics = trainer.callback_metrics
+        if math.isnan(module.epoch_loss) and "epoch_loss" in metrics:
+            # Spawned DDP workers trained: only their logged metrics came back.
+            self.epochs_ = int(metrics["epochs_done"])
+            self.final_loss_ = float(metrics["epoch_loss"])
+        else:
+            self.epochs_ = int(trainer.current_epoch)
+            self.final_loss_ = module.epoch_loss
         self.stopped_ = "max_time" if self.epochs_ < self.max_epochs else "max_epochs"
-        self.final_loss_ = module.epoch_loss
-        module.data = None
-        self.module_ = module.cpu().eval()
+        # Only the network is kept: the LightningModule would carry its trainer along.
+        self.module_ = module.net.cpu().eval()
+        self.out_features_ = out
         return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Plain data only: the weights as numpy arrays, no torch objects.
+
+        The registry saves pipelines with skops, which refuses torch tensors, and a pickle of
+        plain arrays loads without torch's unpickler.
+        """
+        state = dict(self.__dict__)
+        net = state.pop("module_", None)
+        if net is not None:
+            state["weights_"] = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        weights = state.pop("weights_", None)
+        self.__dict__.update(state)
+        if weights is not None:
+            net = make_net(self.n_features_in_, self.out_features_, tuple(self.hidden))
+            net.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()})
+            self.module_ = net.eval()
 
     def _forward(self, X: Any) -> np.ndarray:
         x = torch.as_tensor(np.asarray(X, dtype=np.float32))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlc.runtime.lightning_mlp import DeviceBatches, MLPEstimator, fit_mlp
+from mlc.runtime.lightning_mlp import DeviceBatches, MLPEstimator, fit_mlp, launch_plan
 
 
 def _separable(rows: int = 600, features: int = 6) -> tuple[np.ndarray, np.ndarray]:
@@ -93,6 +93,19 @@ def test_estimator_learns_and_pickles_with_cpu_weights() -> None:
     assert all(p.device.type == "cpu" for p in again.module_.parameters())
 
 
+def test_estimator_saves_with_skops_as_the_registry_does() -> None:
+    # skops refuses torch tensors; the registry saves pipelines with it.
+    import skops.io
+
+    x, y = _separable(rows=300)
+    est = MLPEstimator(batch_size=64, max_epochs=3, accelerator="cpu").fit(x, y)
+    data = skops.io.dumps(est)
+    untrusted = skops.io.get_untrusted_types(data=data)
+    assert untrusted == ["mlc.runtime.lightning_mlp.MLPEstimator"]
+    again = skops.io.loads(data, trusted=untrusted)
+    assert np.array_equal(again.predict_proba(x), est.predict_proba(x))
+
+
 def test_mixed_precision_goes_through_lightnings_plugin() -> None:
     x, y = _separable(rows=400)
     module, trainer = fit_mlp(
@@ -111,3 +124,52 @@ def test_regression_task_fits() -> None:
     est.fit(x, y)
     residual = est.predict(x) - y
     assert float(np.mean(residual**2)) < 0.1 * float(np.var(y))
+
+
+@pytest.mark.parametrize(
+    ("strategy", "devices", "plan"),
+    [
+        ("none", "auto", ("auto", 1)),  # one device, however many the machine has
+        ("none", 1, ("auto", 1)),
+        ("none", 2, ("ddp_spawn", 2)),
+        ("ddp", 2, ("ddp_spawn", 2)),
+        ("ddp", 1, ("auto", 1)),
+        ("ddp", "auto", ("auto", "auto")),  # no GPU here: one CPU device
+        ("fsdp", 1, ("fsdp", 1)),
+    ],
+)
+def test_launch_plan_never_relaunches_the_command(
+    strategy: str, devices: int | str, plan: tuple[str, int | str]
+) -> None:
+    assert launch_plan(strategy, devices, "cpu") == plan
+
+
+def test_launch_plan_refuses_multi_device_strategies_without_a_spawned_form() -> None:
+    with pytest.raises(ValueError, match=r"strategy 'fsdp' on 2 devices .* use strategy 'ddp'"):
+        launch_plan("fsdp", 2, "cpu")
+
+
+def test_ddp_trains_in_spawned_workers_and_hands_back_rank_zero() -> None:
+    # Two CPU workers over gloo. The step process itself trains nothing: the weights, the
+    # epoch count and the all-reduced loss come back from the workers.
+    x, y = _separable(rows=640)
+    est = MLPEstimator(batch_size=64, max_epochs=3, accelerator="cpu", devices=2, strategy="ddp")
+    est.fit(x, y)
+    assert est.epochs_ == 3 and est.stopped_ == "max_epochs"
+    assert np.isfinite(est.final_loss_) and est.final_loss_ < 0.69  # below chance level
+    assert (est.predict(x) == y).mean() > 0.9
+
+
+def test_train_step_names_the_distributed_setting_it_cannot_run() -> None:
+    from mlc.runtime.context import StepError
+    from mlc.runtime.steps.train import make_estimator
+
+    params = {
+        "framework": "lightning",
+        "lightning": {"accelerator": "cpu"},
+        "distributed": {"strategy": "fsdp", "devices": 2},
+    }
+    with pytest.raises(StepError) as err:
+        make_estimator(params, {})
+    assert "strategy 'fsdp' on 2 devices" in str(err.value)
+    assert "training.distributed" in err.value.hint

@@ -92,3 +92,39 @@ def test_failing_gate_exits_3_and_promotes_nothing(credit: Path) -> None:
     assert not [r for r in audit.read(state) if r["event"] == "registration"]
     record = json.loads(sorted((state / "runs").glob("*.json"))[-1].read_text())
     assert {s["step_id"]: s["status"] for s in record["steps"]}["register"] == "skipped"
+
+
+def test_lightning_example_trains_with_ddp_and_registers_a_loadable_model(tmp_path: Path) -> None:
+    # Two spawned DDP workers on CPU (gloo): `mlc run` itself must not be re-run per rank, and
+    # the registered pipeline (skops-saved, torch weights inside) must load and predict.
+    project = tmp_path / "diabetes"
+    shutil.copytree(
+        REPO / "examples" / "diabetes", project, ignore=shutil.ignore_patterns(".mlc", "out")
+    )
+    run = _mlc(
+        project,
+        "run",
+        "mlc.yaml",
+        "training.lightning.accelerator=cpu",
+        "training.lightning.max_epochs=30",
+        "+training.distributed.strategy=ddp",
+        "+training.distributed.devices=2",
+    )
+    assert run.returncode == 0, run.stderr
+    assert "Starting with 2 processes" in run.stderr + run.stdout
+    assert len(list((project / ".mlc" / "runs").glob("*.json"))) == 1
+
+    import mlflow
+    import pandas as pd
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{(project / '.mlc' / 'mlflow.db').resolve()}")
+    try:
+        model = mlflow.pyfunc.load_model("models:/diabetes-progression@challenger")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    rows = pd.read_csv(project / "data" / "diabetes.csv").head(20)
+    predicted = model.predict(rows.drop(columns=["progression"]))
+    assert len(predicted) == 20
+    error = float(((predicted - rows["progression"]) ** 2).mean() ** 0.5)
+    assert error < 80  # the gate held rmse <= 65 on the test split

@@ -62,7 +62,7 @@ def make_estimator(params: dict[str, Any], model_params: dict[str, Any], step: s
     framework = params.get("framework", "sklearn")
     model = params.get("model") or {}
     if framework == "lightning":
-        from mlc.runtime.lightning_mlp import MLPEstimator
+        from mlc.runtime.lightning_mlp import MLPEstimator, launch_plan
 
         light = params.get("lightning") or {}
         dist = params.get("distributed") or {}
@@ -87,6 +87,10 @@ def make_estimator(params: dict[str, Any], model_params: dict[str, Any], step: s
         options.update(model_params)
         if "hidden" in options:
             options["hidden"] = tuple(options["hidden"])
+        try:
+            launch_plan(str(options["strategy"]), options["devices"], str(options["accelerator"]))
+        except ValueError as exc:
+            raise StepError(step, str(exc), "set training.distributed") from exc
         try:
             return MLPEstimator(**options)
         except TypeError as exc:

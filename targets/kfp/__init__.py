@@ -25,9 +25,6 @@ _SUPPORTS = RUNTIME_FEATURES | frozenset(
         "resources.cpu",
         "resources.memory",
         "resources.gpu",
-        "distributed.ddp",
-        "distributed.fsdp",
-        "distributed.deepspeed",
         "retries",
         "max_time",
         "tuning.parallel",
@@ -35,7 +32,9 @@ _SUPPORTS = RUNTIME_FEATURES | frozenset(
     }
 )
 """Not supported, on purpose: `resources.nodes` (multi-node training needs a training operator
-that a KFP v2 component cannot request)."""
+that a KFP v2 component cannot request); `distributed.fsdp` / `distributed.deepspeed` (Lightning
+starts their ranks by re-running the component's command, and every rank would then write the
+step's outputs; DDP, in `RUNTIME_FEATURES`, runs in spawned workers instead)."""
 
 
 class KfpOptions(TargetOptions):
