@@ -9,6 +9,8 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from mlc.runtime import audit
 
 REPO = Path(__file__).resolve().parent.parent
@@ -110,3 +112,20 @@ def test_cli_audit_verify_passes_then_detects_a_flipped_byte(tmp_path: Path) -> 
     assert bad.returncode == 1
     assert f"{path}:3: broken link" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_git_is_not_started_outside_a_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[object] = []
+
+    def run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        started.append(args)
+        return subprocess.CompletedProcess(args, 128, "", "fatal: not a git repository")
+
+    monkeypatch.delenv("GIT_DIR", raising=False)
+    monkeypatch.setattr(audit.subprocess, "run", run)
+    assert audit.git_commit(tmp_path) is None and started == []
+    # A worktree or submodule has a `.git` file, not a folder: that is a repository too.
+    (tmp_path / ".git").write_text("gitdir: /nowhere\n")
+    assert audit.git_commit(tmp_path) is None and len(started) == 1
