@@ -291,3 +291,25 @@ def test_command_table_matches_what_the_modules_register() -> None:
     names = {c.name or c.callback.__name__ for c in app.registered_commands if c.callback}
     names |= {g.name for g in app.registered_groups if g.name}
     assert names == set(COMMANDS)
+
+
+@pytest.mark.parametrize("args", [["targets", "--json"], ["targets"], ["schema"]])
+def test_a_reader_that_went_away_is_not_an_error(args: list[str]) -> None:
+    # `mlc targets | head -c 1`: stdout's reader is gone before mlc writes. click (plain
+    # output) and rich (tables) each catch the EPIPE and exit 1 on their own.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", "from mlc.compiler.cli import main; main()", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+            cwd=REPO,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -59,6 +59,7 @@ the run's own bookkeeping. Exit handlers still run and every file of ours is clo
 
 
 def main() -> None:
+    import errno
     import os
     import sys
 
@@ -78,9 +79,15 @@ def main() -> None:
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(0)
     except SystemExit as exc:
+        code = exc.code
+        cause = exc.__context__
+        if code == 1 and isinstance(cause, OSError) and cause.errno == errno.EPIPE:
+            # click and rich catch the EPIPE themselves and exit 1; as above, a reader that
+            # went away is not an error of ours.
+            code = 0
         if any(name in sys.modules for name in HEAVY_MODULES):
-            _exit_now(exc.code)
-        raise
+            _exit_now(code)
+        raise SystemExit(code) from None
 
 
 def _exit_now(code: object) -> None:
