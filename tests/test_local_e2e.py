@@ -121,6 +121,9 @@ def test_lightning_example_trains_with_ddp_and_registers_a_loadable_model(tmp_pa
     mlflow.set_tracking_uri(f"sqlite:///{(project / '.mlc' / 'mlflow.db').resolve()}")
     try:
         model = mlflow.pyfunc.load_model("models:/diabetes-progression@challenger")
+        requirements = Path(
+            mlflow.pyfunc.get_model_dependencies("models:/diabetes-progression@challenger")
+        ).read_text()
     finally:
         mlflow.set_tracking_uri(previous)
     rows = pd.read_csv(project / "data" / "diabetes.csv").head(20)
@@ -128,3 +131,4 @@ def test_lightning_example_trains_with_ddp_and_registers_a_loadable_model(tmp_pa
     assert len(predicted) == 20
     error = float(((predicted - rows["progression"]) ** 2).mean() ** 0.5)
     assert error < 80  # the gate held rmse <= 65 on the test split
+    assert "torch==" in requirements and "lightning==" in requirements

@@ -156,3 +156,17 @@ def test_locked_store_is_a_step_error_and_keeps_versions(tmp_path: Path) -> None
     uri = StepContext(project_dir=tmp_path).effective_tracking_uri()
     info = register.champion_info("toy", uri)
     assert info is not None and info["version"] == "1"
+
+
+def test_requirements_name_what_loading_the_model_needs() -> None:
+    from importlib.metadata import version
+
+    plain = register.pip_requirements()
+    names = {r.split("==")[0] for r in plain}
+    assert {"scikit-learn", "mlflow-skinny", "skops"} <= names
+    assert not names & {"torch", "lightning"}
+    lightning = register.pip_requirements(["mlc.runtime.lightning_mlp.MLPEstimator"])
+    pins = dict(r.split("==") for r in lightning)
+    # The local build label (+cpu) names no build an index has.
+    assert pins["torch"] == version("torch").split("+")[0] and "+" not in pins["torch"]
+    assert pins["lightning"] == version("lightning")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -139,14 +139,23 @@ def signature(contract: dict[str, Any], target: str, task: str) -> Any:
     return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec(out_type, target)]))
 
 
-def pip_requirements() -> list[str]:
-    """Pinned requirements of a logged sklearn model, stated rather than inferred (fast)."""
+def pip_requirements(own_types: Sequence[str] = ()) -> list[str]:
+    """Pinned requirements of a logged model, stated rather than inferred (fast).
+
+    skops loads the saved pipeline; a Lightning model (`own_types` names `MLPEstimator`) also
+    needs torch and Lightning. Local version labels (`2.13.0+cpu`) are dropped: an index has
+    no such build, and the weights are plain arrays that any build loads. mlc itself is not
+    listed (not on an index): the serving image installs it.
+    """
     from importlib.metadata import PackageNotFoundError, version
 
+    dists = ["scikit-learn", "pandas", "numpy", "scipy", "cloudpickle", "mlflow-skinny", "skops"]
+    if any(t.startswith("mlc.runtime.lightning_mlp.") for t in own_types):
+        dists += ["torch", "lightning"]
     reqs = []
-    for dist in ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle", "mlflow-skinny"):
+    for dist in dists:
         try:
-            reqs.append(f"{dist}=={version(dist)}")
+            reqs.append(f"{dist}=={version(dist).split('+')[0]}")
         except PackageNotFoundError:
             continue
     return reqs
@@ -337,6 +346,7 @@ def run(
                 for report in ("fairness", "explain"):
                     if report in inputs and artifacts.exists(inputs[report]):
                         mlflow.log_dict(_read_doc(inputs[report]), f"reports/{report}.json")
+                own = _own_types(model)
                 info = mlflow.sklearn.log_model(
                     model,
                     name="model",
@@ -345,9 +355,9 @@ def run(
                         str(params.get("target")),
                         str(params.get("task", "classification")),
                     ),
-                    pip_requirements=pip_requirements(),
+                    pip_requirements=pip_requirements(own),
                     serialization_format="skops",
-                    skops_trusted_types=_own_types(model),
+                    skops_trusted_types=own,
                 )
                 run_id = active.info.run_id
             mv = mlflow.register_model(
