@@ -22,12 +22,13 @@ from __future__ import annotations
 import datetime
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import EarlyStopping
 from torch import nn
 
 try:  # sklearn's base classes give Pipeline/clone the tags they expect; optional on GPU boxes
@@ -132,6 +133,10 @@ class TabularMLP(L.LightningModule):
         self.task = task
         self.learning_rate = learning_rate
         self.data: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.validation: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.keep_best = False
+        self.best_val_loss = math.inf
+        self._best_state: dict[str, torch.Tensor] | None = None
         self.batch_size = 256
         self.seed = 0
         self.epoch_loss = float("nan")
@@ -172,6 +177,27 @@ class TabularMLP(L.LightningModule):
         self.batch_size = batch_size
         self.seed = seed
 
+    def set_validation(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.validation = (x, y)
+
+    def val_dataloader(self) -> DeviceBatches | list[Any]:
+        if self.validation is None:
+            return []
+        return DeviceBatches(
+            self.validation[0],
+            self.validation[1],
+            max(self.batch_size, 4096),  # no gradients: larger batches, fewer launches
+            device=self.device,
+            shuffle=False,
+            rank=self.global_rank,
+            world_size=self.trainer.world_size if self._trainer else 1,
+        )
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        # Averaged over the epoch's batches (weighted by rows) and across DDP ranks.
+        self.log("val_loss", self.loss(self(x), y), sync_dist=True, batch_size=len(y))
+
     def training_step(self, dataloader_iter: Iterator[Any]) -> None:
         """Up to `steps_per_call` optimizer steps, one per batch drawn from the iterator.
 
@@ -209,6 +235,21 @@ class TabularMLP(L.LightningModule):
         # `batch_size` only weights batch averages, which these epoch values are not.
         self.log("epoch_loss", self.epoch_loss, sync_dist=True, batch_size=1)
         self.log("epochs_done", float(self.current_epoch + 1), sync_dist=True, batch_size=1)
+        # The validation loop of this epoch has run (val_loss is in, averaged over ranks);
+        # early stopping reads it after this hook.
+        val_loss = self.trainer.callback_metrics.get("val_loss")
+        if self.keep_best and val_loss is not None and float(val_loss) < self.best_val_loss:
+            self.best_val_loss = float(val_loss)
+            self._best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+        if self.keep_best and math.isfinite(self.best_val_loss):
+            self.log("best_val_loss", self.best_val_loss, sync_dist=True, batch_size=1)
+
+    def on_train_end(self) -> None:
+        # With early stopping the weights kept are the best epoch's, not the last one's
+        # (`patience` epochs later). In spawned DDP workers this runs before rank 0's weights
+        # are sent back, so the step process gets the best ones too.
+        if self._best_state is not None:
+            self.net.load_state_dict(self._best_state)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # Lightning has moved the module to its device by now. The fused kernel updates all
@@ -269,12 +310,18 @@ def fit_mlp(
     seed: int = 0,
     callbacks: Sequence[L.Callback] = (),
     steps_per_call: int = STEPS_PER_CALL,
+    validation: tuple[Any, Any] | None = None,
+    early_stopping: Mapping[str, Any] | None = None,
 ) -> tuple[TabularMLP, L.Trainer]:
     """Train a `TabularMLP` on a float matrix `x` and labels `y` (class indices or targets).
 
     `x`/`y` may be numpy arrays or tensors already on the GPU; either way the data crosses to
-    the device once. Returns the module (still on its device) and the trainer.
+    the device once. `validation` (features, labels) is scored after every epoch (`val_loss`);
+    `early_stopping` (`patience`, `min_delta`) stops on it and needs `validation`. Returns the
+    module (still on its device) and the trainer.
     """
+    if early_stopping is not None and validation is None:
+        raise ValueError("early stopping needs validation rows to watch")
     torch.manual_seed(seed)
     xt = torch.as_tensor(x, dtype=torch.float32)
     yt = torch.as_tensor(y, dtype=torch.long if task == "classification" else torch.float32)
@@ -282,6 +329,21 @@ def fit_mlp(
         out_features = int(yt.max().item()) + 1 if task == "classification" else 1
     module = TabularMLP(xt.shape[1], out_features, task, hidden, learning_rate, steps_per_call)
     module.set_data(xt, yt, batch_size, seed)
+    extra: list[L.Callback] = []
+    if validation is not None:
+        xv = torch.as_tensor(validation[0], dtype=torch.float32)
+        yv = torch.as_tensor(validation[1], dtype=yt.dtype)
+        module.set_validation(xv, yv)
+        if early_stopping is not None:
+            module.keep_best = True
+            extra.append(
+                EarlyStopping(
+                    monitor="val_loss",
+                    mode="min",
+                    patience=int(early_stopping.get("patience", 5)),
+                    min_delta=float(early_stopping.get("min_delta", 0.0)),
+                )
+            )
     strategy, devices = launch_plan(strategy, devices, accelerator)
     trainer = L.Trainer(
         accelerator=accelerator,
@@ -295,7 +357,8 @@ def fit_mlp(
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        callbacks=list(callbacks),
+        limit_val_batches=1.0 if validation is not None else 0,
+        callbacks=[*callbacks, *extra],
         deterministic=False,
     )
     trainer.fit(module)
@@ -321,6 +384,8 @@ class MLPEstimator(_Base):  # type: ignore[misc]
         strategy: str = "auto",
         max_time: float | None = None,
         seed: int = 0,
+        early_stopping_patience: int | None = None,
+        early_stopping_min_delta: float = 0.0,
     ) -> None:
         self.task = task
         self.hidden = hidden
@@ -333,6 +398,8 @@ class MLPEstimator(_Base):  # type: ignore[misc]
         self.strategy = strategy
         self.max_time = max_time
         self.seed = seed
+        self.early_stopping_patience = early_stopping_patience
+        self.early_stopping_min_delta = early_stopping_min_delta
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         keys = (
@@ -347,6 +414,8 @@ class MLPEstimator(_Base):  # type: ignore[misc]
             "strategy",
             "max_time",
             "seed",
+            "early_stopping_patience",
+            "early_stopping_min_delta",
         )
         return {k: getattr(self, k) for k in keys}
 
@@ -364,7 +433,10 @@ class MLPEstimator(_Base):  # type: ignore[misc]
         tags.estimator_type = self._estimator_type
         return tags
 
-    def fit(self, X: Any, y: Any) -> MLPEstimator:
+    def fit(self, X: Any, y: Any, validation: tuple[Any, Any] | None = None) -> MLPEstimator:
+        """Train; `validation` (features, labels) is scored every epoch and, with
+        `early_stopping_patience`, stops training. Without it the patience is not used (as in
+        tuning's cross-validation folds)."""
         x = np.asarray(X, dtype=np.float32)
         y_arr = np.asarray(y)
         if self.task == "classification":
@@ -373,6 +445,13 @@ class MLPEstimator(_Base):  # type: ignore[misc]
         else:
             target, out = y_arr.astype(np.float32), 1
         self.n_features_in_ = x.shape[1]
+        val = None if validation is None else self._encode_validation(*validation)
+        early = None
+        if self.early_stopping_patience is not None and val is not None:
+            early = {
+                "patience": self.early_stopping_patience,
+                "min_delta": self.early_stopping_min_delta,
+            }
         module, trainer = fit_mlp(
             x,
             target,
@@ -388,6 +467,8 @@ class MLPEstimator(_Base):  # type: ignore[misc]
             strategy=self.strategy,
             max_time=self.max_time,
             seed=self.seed,
+            validation=val,
+            early_stopping=early,
         )
         metrics = trainer.callback_metrics
         if math.isnan(module.epoch_loss) and "epoch_loss" in metrics:
@@ -397,11 +478,33 @@ class MLPEstimator(_Base):  # type: ignore[misc]
         else:
             self.epochs_ = int(trainer.current_epoch)
             self.final_loss_ = module.epoch_loss
-        self.stopped_ = "max_time" if self.epochs_ < self.max_epochs else "max_epochs"
+        stopper = trainer.early_stopping_callback
+        if self.epochs_ >= self.max_epochs:
+            self.stopped_ = "max_epochs"
+        elif stopper is not None and (stopper.stopped_epoch > 0 or self.max_time is None):
+            # In spawned workers the callback's state stays there: without a time cap, early
+            # stopping is the only way to end before max_epochs.
+            self.stopped_ = "early_stopping"
+        else:
+            self.stopped_ = "max_time"
+        # The validation loss of the weights kept: the best epoch's under early stopping.
+        key = "best_val_loss" if "best_val_loss" in metrics else "val_loss"
+        self.val_loss_ = float(metrics[key]) if key in metrics else None
         # Only the network is kept: the LightningModule would carry its trainer along.
         self.module_ = module.net.cpu().eval()
         self.out_features_ = out
         return self
+
+    def _encode_validation(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        x = np.asarray(X, dtype=np.float32)
+        y_arr = np.asarray(y)
+        if self.task == "classification":
+            # Labels the training rows never showed cannot be scored by this head: dropped.
+            known = np.isin(y_arr, self.classes_)
+            x, y_enc = x[known], np.searchsorted(self.classes_, y_arr[known])
+        else:
+            y_enc = y_arr.astype(np.float32)
+        return (x, y_enc) if len(x) else None
 
     def __getstate__(self) -> dict[str, Any]:
         """Plain data only: the weights as numpy arrays, no torch objects.

@@ -73,6 +73,7 @@ class Spec(StrictModel):
                 for v in model.violations():
                     yield v.under(section)
         yield from self._feature_rules()
+        yield from self._training_rules()
         yield from self._metric_rules()
         yield from self._governance_rules()
         yield from self._overridable_rules()
@@ -141,6 +142,16 @@ class Spec(StrictModel):
                         f"drift feature '{col}' is not in the data contract",
                         hint,
                     )
+
+    def _training_rules(self) -> Iterator[Violation]:
+        lightning = self.training.lightning
+        if lightning.early_stopping is not None and self.data.split.validation_size == 0:
+            yield Violation(
+                ("training", "lightning", "early_stopping"),
+                "MLC207",
+                "early stopping needs a validation split, and data.split.validation_size is 0",
+                "set data.split.validation_size (e.g. 0.1), or drop early_stopping",
+            )
 
     def _metric_rules(self) -> Iterator[Violation]:
         computed = set(self.evaluation.metrics)

@@ -26,12 +26,23 @@ class Distributed(StrictModel):
     """Devices per node."""
 
 
+class EarlyStopping(StrictModel):
+    """Stop when the loss on the validation split has stopped improving."""
+
+    patience: int = Field(5, ge=1)
+    """Epochs without an improvement of at least `min_delta` before training stops."""
+    min_delta: float = Field(0.0, ge=0)
+
+
 class LightningOptions(StrictModel):
     max_epochs: int = Field(20, ge=1)
     batch_size: int = Field(256, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     precision: Literal["32-true", "16-mixed", "bf16-mixed", "64-true"] = "32-true"
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    early_stopping: EarlyStopping | None = None
+    """Needs a validation split (`data.split.validation_size` > 0); the weights kept are those
+    of the epoch with the lowest validation loss."""
 
 
 class Training(StrictModel):

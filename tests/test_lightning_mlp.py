@@ -173,3 +173,44 @@ def test_train_step_names_the_distributed_setting_it_cannot_run() -> None:
         make_estimator(params, {})
     assert "strategy 'fsdp' on 2 devices" in str(err.value)
     assert "training.distributed" in err.value.hint
+
+
+def _noisy(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 6)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * rng.normal(size=rows) > 0).astype(np.int64)
+    return x, y
+
+
+def test_early_stopping_stops_on_validation_loss_and_keeps_the_best_weights() -> None:
+    x, y = _noisy(600, 0)
+    xv, yv = _noisy(300, 1)
+    est = MLPEstimator(
+        batch_size=32, max_epochs=300, learning_rate=0.02, accelerator="cpu",
+        early_stopping_patience=3,
+    )  # fmt: skip
+    est.fit(x, y, validation=(xv, yv))
+    assert est.stopped_ == "early_stopping" and est.epochs_ < 300
+    # The weights kept score the reported (best) validation loss, not the last epoch's.
+    logits = torch.as_tensor(est._forward(xv))
+    kept = torch.nn.functional.cross_entropy(logits, torch.as_tensor(yv)).item()
+    assert kept == pytest.approx(est.val_loss_, rel=1e-4)
+
+
+def test_patience_without_validation_rows_trains_every_epoch() -> None:
+    # Tuning's cross-validation folds fit without validation rows: the patience is not used.
+    x, y = _noisy(300, 2)
+    est = MLPEstimator(batch_size=64, max_epochs=4, accelerator="cpu", early_stopping_patience=1)
+    est.fit(x, y)
+    assert est.epochs_ == 4 and est.stopped_ == "max_epochs" and est.val_loss_ is None
+    with pytest.raises(ValueError, match="needs validation rows"):
+        fit_mlp(x, y, max_epochs=1, accelerator="cpu", early_stopping={"patience": 1})
+
+
+def test_validation_labels_unseen_in_training_are_dropped() -> None:
+    x, y = _noisy(200, 3)
+    est = MLPEstimator(batch_size=64, max_epochs=2, accelerator="cpu")
+    xv, yv = _noisy(50, 4)
+    yv[:10] = 7  # a class the head has no output for
+    est.fit(x, y, validation=(xv, yv))
+    assert est.val_loss_ is not None and np.isfinite(est.val_loss_)

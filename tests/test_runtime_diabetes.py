@@ -27,3 +27,20 @@ def test_diabetes_lightning_pipeline(tmp_path: Path) -> None:
     assert {c["kind"] for c in verdict["checks"]} == {"gate", "robustness", "champion"}
     report = artifacts.load_json(str(tmp_path / "explain.report"), "explain")
     assert report["scoring"] == "r2" and len(report["features"]) == 5
+
+
+@pytest.mark.slow
+def test_diabetes_early_stopping_on_the_validation_split(tmp_path: Path) -> None:
+    ir = ir_of(
+        DIABETES,
+        (
+            "training.lightning.max_epochs=400",
+            "training.lightning.accelerator=cpu",
+            "+training.lightning.early_stopping={patience:4}",
+        ),
+    )
+    ctx = StepContext(project_dir=DIABETES.parent, state_dir=tmp_path / "state")
+    s = run_pipeline(ir, tmp_path, ctx, until="train")
+    train = s["train"]
+    assert train["stopped"] == "early_stopping" and train["epochs"] < 400
+    assert train["val_loss"] > 0

@@ -78,6 +78,10 @@ def make_estimator(params: dict[str, Any], model_params: dict[str, Any], step: s
             "max_time": params.get("max_time"),
             "seed": int(params.get("seed", 42)),
         }
+        early = light.get("early_stopping")
+        if early:
+            options["early_stopping_patience"] = int(early.get("patience", 5))
+            options["early_stopping_min_delta"] = float(early.get("min_delta", 0.0))
         if model.get("name", "tabular_mlp") != "tabular_mlp":
             raise StepError(
                 step,
@@ -111,6 +115,23 @@ def make_estimator(params: dict[str, Any], model_params: dict[str, Any], step: s
             "valid: " + ", ".join(sorted(accepted)),
         )
     return cls(**kwargs)
+
+
+def _validation_rows(params: dict[str, Any], inputs: dict[str, str]) -> tuple[Any, Any] | None:
+    """The validation split's features and labels when Lightning early-stops on them."""
+    light = params.get("lightning") or {}
+    if params.get("framework") != "lightning" or not light.get("early_stopping"):
+        return None
+    if "validation" not in inputs:
+        raise StepError(STEP, "early stopping needs the validation split as an input")
+    frame = load_frame(inputs, "validation", STEP)
+    if len(frame) == 0:
+        raise StepError(
+            STEP,
+            "early stopping needs validation rows, and the validation split is empty",
+            "raise data.split.validation_size",
+        )
+    return split_xy(frame, params["target"], STEP)
 
 
 def run(
@@ -165,11 +186,20 @@ def run(
             )
         pipeline = Pipeline([("transform", transform), ("model", estimator)])
     else:
-        pipeline = Pipeline(
-            [("transform", transform), ("model", make_estimator(params, model_params))]
-        )
+        estimator = make_estimator(params, model_params)
+        validation = _validation_rows(params, inputs)
         try:
-            pipeline.fit(x, y)
+            if validation is None:
+                pipeline = Pipeline([("transform", transform), ("model", estimator)])
+                pipeline.fit(x, y)
+            else:
+                # The transform is fitted on the training rows only, then applied to the
+                # validation rows the estimator scores each epoch (what Pipeline.fit would do,
+                # with the validation rows passed through the fitted transform).
+                x_val, y_val = validation
+                matrix = transform.fit_transform(x, y)
+                estimator.fit(matrix, y, validation=(transform.transform(x_val), y_val))
+                pipeline = Pipeline([("transform", transform), ("model", estimator)])
         except StepError:
             raise
         except Exception as exc:  # estimator errors are the user's to fix: name them
@@ -194,6 +224,8 @@ def run(
     est = pipeline.steps[-1][1]
     if framework == "lightning":
         summary.update(epochs=est.epochs_, stopped=est.stopped_, loss=est.final_loss_)
+        if est.val_loss_ is not None:
+            summary["val_loss"] = est.val_loss_
     digest = artifacts.save_object(
         out(outputs, "model", STEP),
         pipeline,
