@@ -26,6 +26,7 @@ COMMANDS = {
     "run": "mlc.compiler.cli.run",
     "runs": "mlc.compiler.cli.run",
     "audit": "mlc.compiler.cli.run",
+    "cache": "mlc.compiler.cli.run",
     "lineage": "mlc.compiler.cli.run",
     "diff": "mlc.compiler.cli.review",
     "plan": "mlc.compiler.cli.review",

@@ -1,4 +1,5 @@
-"""Run commands: `mlc run`, `mlc runs`, `mlc audit verify|show`, `mlc lineage`.
+"""Run commands: `mlc run`, `mlc runs`, `mlc audit verify|show`, `mlc cache info|gc`,
+`mlc lineage`.
 
 Exit codes of `mlc run`: 0 success, 2 spec errors or bad usage, 3 a gate failed (nothing
 promoted), 4 a step failed (its message names the step and the cause).
@@ -198,6 +199,71 @@ def audit_show(
             f"{rec.get('when')} {rec.get('who')} {rec.get('event')} "
             f"spec={str(rec.get('spec_hash') or '')[:12]} {details[:160]}"
         )
+
+
+cache_app = typer.Typer(help="The local step cache under .mlc/cache/.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+@cache_app.command("info")
+@handle_errors
+def cache_info_(
+    project: Annotated[Path, typer.Argument(help="Spec file or project folder.")] = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """How many entries the cache holds, their size, and what no entry vouches for."""
+    from mlc.targets.local.gc import cache_info
+
+    report = cache_info(_state_dir(project))
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+        return
+    print(
+        f"{report.cache}: {report.entries} entries, {_mib(report.kept_bytes)}; "
+        f"{len(report.removed_folders)} folders no entry vouches for, {_mib(report.freed_bytes)}"
+    )
+
+
+@cache_app.command("gc")
+@handle_errors
+def cache_gc(
+    project: Annotated[Path, typer.Argument(help="Spec file or project folder.")] = Path("."),
+    keep_runs: Annotated[
+        int,
+        typer.Option(
+            "--keep-runs",
+            min=0,
+            help="Keep the entries used by the newest N runs (0: empty the cache).",
+        ),
+    ] = 3,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would go; remove nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Drop cache entries no recent run used (registered models are never touched)."""
+    from mlc.targets.local.gc import collect_garbage
+    from mlc.targets.local.options import RunError
+
+    try:
+        report = collect_garbage(_state_dir(project), keep_runs=keep_runs, dry_run=dry_run)
+    except RunError as exc:
+        print(f"mlc cache gc: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_SPEC) from None
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+        return
+    verb = "would drop" if dry_run else "dropped"
+    print(
+        f"{report.cache}: {verb} {report.dropped_entries} of {report.entries} entries and "
+        f"{len(report.removed_folders)} folders ({_mib(report.freed_bytes)}); kept "
+        f"{report.kept_entries} entries ({_mib(report.kept_bytes)}) used by the newest "
+        f"{len(report.kept_runs)} runs"
+    )
 
 
 @app.command()

@@ -28,8 +28,14 @@ from mlc.targets.local.results import RunResult
 
 
 def new_run_id() -> str:
-    """A sortable run id: UTC time plus a random suffix."""
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+    """A run id that sorts by start time: UTC time to the millisecond, then a random suffix.
+
+    Milliseconds, because "the newest runs" (`mlc runs`, `mlc cache gc --keep-runs`) are found
+    by sorting ids, and runs of a small pipeline start within the same second.
+    """
+    now = time.time()
+    millis = int(now * 1000) % 1000
+    return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}-{millis:03d}{secrets.token_hex(2)}"
 
 
 @contextlib.contextmanager
