@@ -102,3 +102,9 @@ def test_run_ids_sort_by_start_time_within_a_second() -> None:
         ids.append(new_run_id())
         time.sleep(0.002)
     assert ids == sorted(ids) and len(set(ids)) == 5
+
+
+def test_gc_where_nothing_ran_changes_nothing(tmp_path: Path) -> None:
+    report = collect_garbage(tmp_path / ".mlc")
+    assert report.entries == 0 and report.dropped_entries == 0
+    assert not (tmp_path / ".mlc").exists()

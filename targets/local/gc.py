@@ -99,6 +99,8 @@ def collect_garbage(state: Path, keep_runs: int = 3, dry_run: bool = False) -> C
     if keep_runs < 0:
         raise ValueError("keep_runs must be 0 or more")
     cache = str(state / CACHE_DIR)
+    if not state.is_dir():  # nothing ran here: no lock file is made either
+        return CacheReport(cache=cache, dry_run=dry_run)
     with run_lock(state):
         index = CacheIndex(cache)
         runs = list_runs(state)[:keep_runs]
