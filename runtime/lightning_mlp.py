@@ -19,8 +19,11 @@ is plain data (weights as numpy arrays), so pickle and skops both save it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import logging
 import math
+import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -106,6 +109,28 @@ class DeviceBatches:
 # to unpickle the module, are quiet too.
 warnings.filterwarnings("ignore", message="Found `dataloader_iter` argument")
 warnings.filterwarnings("ignore", message="You are using the `dataloader_iter` step flavor")
+# Lightning 2.6 calls a torch pytree check that torch 2.11+ deprecates, once per fit: not ours
+# to act on, and it would show in every `mlc run` of a Lightning spec.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+
+# Lightning's info lines ("GPU available: …", a tip to install a logging service, "`Trainer.fit`
+# stopped: …") would cut into `mlc run`'s one-line-per-step display, several times per step
+# when tuning fits once per fold. Warnings still show.
+_INFO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+
+
+@contextlib.contextmanager
+def _lightning_info_muted() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in _INFO_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
 
 # Optimizer steps per Lightning `training_step` call (see `TabularMLP.training_step`).
 STEPS_PER_CALL = 8
@@ -143,12 +168,18 @@ class TabularMLP(L.LightningModule):
         self._loss_sum: torch.Tensor | None = None
         self.automatic_optimization = False
         self.steps_per_call = steps_per_call
+        self._parent_pid = os.getpid()
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _PLAIN_ATTRS:
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
+
+    def setup(self, stage: str) -> None:
+        if os.getpid() != self._parent_pid:  # a spawned DDP worker: it only trains, then ends
+            for name in _INFO_LOGGERS:
+                logging.getLogger(name).setLevel(logging.WARNING)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.net(x)
@@ -345,7 +376,26 @@ def fit_mlp(
                 )
             )
     strategy, devices = launch_plan(strategy, devices, accelerator)
-    trainer = L.Trainer(
+    with _lightning_info_muted():
+        trainer = _trainer(
+            accelerator, devices, precision, strategy, max_epochs, max_time, validation,
+            [*callbacks, *extra],
+        )  # fmt: skip
+        trainer.fit(module)
+    return module, trainer
+
+
+def _trainer(
+    accelerator: str,
+    devices: Any,
+    precision: str,
+    strategy: str,
+    max_epochs: int,
+    max_time: float | None,
+    validation: Any,
+    callbacks: list[L.Callback],
+) -> L.Trainer:
+    return L.Trainer(
         accelerator=accelerator,
         devices=devices,
         precision=precision,  # type: ignore[arg-type]
@@ -358,11 +408,9 @@ def fit_mlp(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=1.0 if validation is not None else 0,
-        callbacks=[*callbacks, *extra],
+        callbacks=callbacks,
         deterministic=False,
     )
-    trainer.fit(module)
-    return module, trainer
 
 
 class MLPEstimator(_Base):  # type: ignore[misc]
