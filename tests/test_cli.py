@@ -283,6 +283,34 @@ def test_exit_without_teardown_keeps_code_output_and_exit_handlers(tmp_path: Pat
     assert "not reached" not in proc.stdout
 
 
+def test_full_exit_runs_finalisers_when_asked() -> None:
+    code = (
+        "import sys\n"
+        "import sklearn\n"
+        "class Finalised:\n"
+        "    def __del__(self):\n"
+        "        print('finalised', flush=True)\n"
+        "keep = Finalised()\n"
+        "from mlc.compiler.cli import main\n"
+        "sys.argv = ['mlc', 'validate', 'missing.yaml']\n"
+        "main()\n"
+    )
+    runs = {
+        flag: subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "MLC_FULL_EXIT": flag},
+        )
+        for flag in ("0", "1")
+    }
+    assert [p.returncode for p in runs.values()] == [2, 2]
+    assert "finalised" not in runs["0"].stdout  # the fast exit skips module teardown
+    assert "finalised" in runs["1"].stdout
+
+
 def test_command_table_matches_what_the_modules_register() -> None:
     """`main` imports one module per command from `COMMANDS`: it must name them all."""
     from mlc.compiler.cli import COMMANDS, load_commands

@@ -56,7 +56,9 @@ def __getattr__(name: str) -> Any:
 HEAVY_MODULES = ("sklearn", "mlflow", "torch", "pyspark", "optuna", "lightning")
 """When one of these is loaded (`mlc run`, `mlc monitor`), the process ends without the
 interpreter's teardown: freeing their objects took ~2.3 s after a credit run here, longer than
-the run's own bookkeeping. Exit handlers still run and every file of ours is closed by then."""
+the run's own bookkeeping. Exit handlers still run and every file of ours is closed by then;
+`MLC_FULL_EXIT=1` restores the normal exit (for code that relies on finalisers, or coverage of a
+subprocess)."""
 
 
 def main() -> None:
@@ -86,7 +88,8 @@ def main() -> None:
             # click and rich catch the EPIPE themselves and exit 1; as above, a reader that
             # went away is not an error of ours.
             code = 0
-        if any(name in sys.modules for name in HEAVY_MODULES):
+        full_exit = os.environ.get("MLC_FULL_EXIT", "") not in ("", "0")
+        if not full_exit and any(name in sys.modules for name in HEAVY_MODULES):
             _exit_now(code)
         raise SystemExit(code) from None
 
