@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,3 +215,22 @@ def test_validation_labels_unseen_in_training_are_dropped() -> None:
     yv[:10] = 7  # a class the head has no output for
     est.fit(x, y, validation=(xv, yv))
     assert est.val_loss_ is not None and np.isfinite(est.val_loss_)
+
+
+def test_train_step_refuses_early_stopping_on_an_empty_validation_split(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from mlc.runtime import artifacts
+    from mlc.runtime.context import StepError
+    from mlc.runtime.steps.train import _validation_rows
+
+    folder = str(tmp_path / "validation")
+    artifacts.save_dataframe(folder, pd.DataFrame({"a": [], "y": []}))
+    params = {
+        "framework": "lightning",
+        "target": "y",
+        "lightning": {"early_stopping": {"patience": 2}},
+    }
+    with pytest.raises(StepError, match="validation split is empty"):
+        _validation_rows(params, {"validation": folder})
+    assert _validation_rows({**params, "framework": "sklearn"}, {"validation": folder}) is None
