@@ -86,6 +86,21 @@ class Training(StrictModel):
                 "MLC323",
                 f"distributed strategy '{self.distributed.strategy}' needs framework 'lightning'",
             )
+        gpu = self.resources.gpu
+        devices = self.distributed.devices
+        if (
+            self.lightning.accelerator == "gpu"
+            and gpu is not None
+            and isinstance(devices, int)
+            and devices > gpu.count
+        ):
+            yield Violation(
+                ("distributed", "devices"),
+                "MLC325",
+                f"distributed.devices ({devices}) is more than the GPUs requested per node "
+                f"(resources.gpu.count: {gpu.count}); the extra workers would share a GPU",
+                f"set resources.gpu.count: {devices}, or distributed.devices: {gpu.count}",
+            )
         if self.resources.nodes > 1 and self.distributed.strategy == "none":
             yield Violation(
                 ("resources", "nodes"),
