@@ -208,6 +208,35 @@ _STORE_WORDS = (
 
 
 @contextlib.contextmanager
+def _mlflow_chatter_muted() -> Iterator[None]:
+    """Keep MLflow's progress lines out of `mlc run`'s one-line-per-step display.
+
+    `register_model` prints "Successfully registered model …" / "Created version …" to stderr
+    itself (not through logging), and a new sqlite store logs its table set-up at INFO. Those
+    lines are dropped; anything else written meanwhile (warnings) is passed on.
+    """
+    import io
+    import logging
+    import sys
+
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            yield
+    finally:
+        logger.setLevel(level)
+        for line in captured.getvalue().splitlines(keepends=True):
+            if not line.startswith(_MLFLOW_CHATTER):
+                sys.stderr.write(line)
+
+
+_MLFLOW_CHATTER = ("Successfully registered model", "Created version", "Registered model '")
+
+
+@contextlib.contextmanager
 def _store_errors(uri: str) -> Iterator[None]:
     """Turn a locked or unwritable store into a `StepError` that names it."""
     from mlflow.exceptions import MlflowException
@@ -313,7 +342,7 @@ def run(
     from mlc.runtime.steps._data import load_model
 
     model = load_model(inputs, "model", STEP, ctx)
-    with _store_errors(uri):
+    with _store_errors(uri), _mlflow_chatter_muted():
         import mlflow
         import mlflow.sklearn
         from mlflow import MlflowClient
