@@ -170,3 +170,15 @@ def test_requirements_name_what_loading_the_model_needs() -> None:
     # The local build label (+cpu) names no build an index has.
     assert pins["torch"] == version("torch").split("+")[0] and "+" not in pins["torch"]
     assert pins["lightning"] == version("lightning")
+
+
+def test_mlflow_progress_lines_are_dropped_and_the_rest_passed_on(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import sys
+
+    with register._mlflow_chatter_muted():
+        sys.stderr.write("Successfully registered model 'credit-risk'.\n")
+        sys.stderr.write("Created version '3' of model 'credit-risk'.\n")
+        sys.stderr.write("UserWarning: something the user should see\n")
+    assert capsys.readouterr().err == "UserWarning: something the user should see\n"
