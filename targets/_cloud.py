@@ -99,15 +99,20 @@ REGIONS: dict[str, frozenset[str]] = {
             "australiacentral",
             "australiaeast",
             "australiasoutheast",
+            "austriaeast",
+            "belgiumcentral",
             "brazilsouth",
             "canadacentral",
             "canadaeast",
             "centralindia",
             "centralus",
+            "denmarkeast",
             "eastasia",
             "eastus",
             "eastus2",
             "francecentral",
+            "francesouth",
+            "germanynorth",
             "germanywestcentral",
             "italynorth",
             "japaneast",
@@ -125,6 +130,7 @@ REGIONS: dict[str, frozenset[str]] = {
             "southindia",
             "spaincentral",
             "swedencentral",
+            "swedensouth",
             "switzerlandnorth",
             "uaenorth",
             "uksouth",
@@ -170,7 +176,12 @@ EU_REGIONS: dict[str, frozenset[str]] = {
     ),
     "azure": frozenset(
         {
+            "austriaeast",
+            "belgiumcentral",
+            "denmarkeast",
             "francecentral",
+            "francesouth",
+            "germanynorth",
             "germanywestcentral",
             "italynorth",
             "northeurope",
@@ -178,6 +189,7 @@ EU_REGIONS: dict[str, frozenset[str]] = {
             "polandcentral",
             "spaincentral",
             "swedencentral",
+            "swedensouth",
             "switzerlandnorth",
             "uksouth",
             "ukwest",
@@ -186,6 +198,13 @@ EU_REGIONS: dict[str, frozenset[str]] = {
     ),
 }
 """Regions in Europe (EU/EEA plus the UK and Switzerland, which GDPR adequacy covers)."""
+
+OUTSIDE_EEA: frozenset[str] = frozenset(
+    {"eu-west-2", "eu-central-2", "europe-west2", "europe-west6", "uksouth", "ukwest"}
+    | {"switzerlandnorth"}
+)
+"""Regions of `EU_REGIONS` in the UK or Switzerland: adequate for GDPR transfers, but outside
+the EU/EEA that an "EU regions only" policy asks for."""
 
 GPU_TYPES: dict[str, dict[str, str]] = {
     "aws": {
@@ -279,8 +298,13 @@ def is_region(cloud: str, region: str) -> bool:
 
 
 def is_eu_region(cloud: str, region: str) -> bool:
-    """True when `region` of `cloud` lies in Europe."""
+    """True when `region` of `cloud` lies in Europe (UK and Switzerland included)."""
     return region in EU_REGIONS.get(cloud, frozenset())
+
+
+def is_eea_region(cloud: str, region: str) -> bool:
+    """True when `region` of `cloud` lies in the EU/EEA (UK and Switzerland excluded)."""
+    return is_eu_region(cloud, region) and region not in OUTSIDE_EEA
 
 
 def offers_gpu(cloud: str, gpu_type: str) -> bool:

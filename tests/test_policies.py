@@ -65,6 +65,13 @@ def test_gdpr_region(tmp_path: Path) -> None:
     }
     assert codes(spec_with(tmp_path, ("region: eu-west-1", "region: eu-central-1"))) == {}
     assert is_eu_region("westeurope") and not is_eu_region("uksouth")
+    # One notion of "EU" for every cloud: London and Zurich are outside the EU/EEA on aws and
+    # gcp as on azure (before, their `eu-`/`europe-` names let them pass); Norway is EEA.
+    london = codes(spec_with(tmp_path, ("region: eu-west-1", "region: eu-west-2")))
+    assert london["MLC602"] == ["deployment.region"]
+    assert not is_eu_region("europe-west6", "gcp") and not is_eu_region("eu-central-2", "aws")
+    assert is_eu_region("norwayeast", "azure") and is_eu_region("eu-north-1", "aws")
+    assert is_eu_region("eu-south-3", "onprem") and not is_eu_region("eu-west-2", "onprem")
 
 
 def test_gdpr_retention(tmp_path: Path) -> None:

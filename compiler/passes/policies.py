@@ -264,33 +264,27 @@ def policy_files(ctx: PassContext) -> list[Path]:
 # -- built-in rules in Python -------------------------------------------------------------------
 
 EU_REGION_PREFIXES = ("eu-", "europe-")
-EU_AZURE_REGIONS = frozenset(
-    {
-        "northeurope",
-        "westeurope",
-        "francecentral",
-        "francesouth",
-        "germanywestcentral",
-        "germanynorth",
-        "swedencentral",
-        "swedensouth",
-        "italynorth",
-        "polandcentral",
-        "spaincentral",
-        "austriaeast",
-        "belgiumcentral",
-        "denmarkeast",
-    }
-)
 
 
-def is_eu_region(region: str) -> bool:
-    """Whether a cloud region lies in the EU.
+def is_eu_region(region: str, cloud: str | None = None) -> bool:
+    """Whether a cloud region lies in the EU/EEA (the gdpr policy's "EU regions").
+
+    For aws, gcp and azure the region lists of `mlc.targets._cloud` decide (the same lists the
+    consistency pass and the Terraform target use); the UK and Switzerland are outside the
+    EU/EEA there. For other clouds, a region named like an EU one (`eu-…`, `europe-…`) counts.
 
     >>> is_eu_region("eu-west-1"), is_eu_region("europe-west4"), is_eu_region("us-east-1")
     (True, True, False)
+    >>> is_eu_region("eu-west-2", "aws"), is_eu_region("norwayeast", "azure")
+    (False, True)
     """
-    return region.startswith(EU_REGION_PREFIXES) or region in EU_AZURE_REGIONS
+    from mlc.targets import _cloud
+
+    if cloud in _cloud.EU_REGIONS:
+        return _cloud.is_eea_region(cloud, region)
+    if any(_cloud.is_eea_region(c, region) for c in _cloud.EU_REGIONS):
+        return True
+    return region.startswith(EU_REGION_PREFIXES) and region not in _cloud.OUTSIDE_EEA
 
 
 def check_pii_features(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
@@ -344,7 +338,7 @@ def check_gdpr_regions(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
             "governance.compliance",
             "add deployment with an EU region, e.g. 'region: eu-west-1'",
         )
-    elif not is_eu_region(str(region)):
+    elif not is_eu_region(str(region), storage.params.get("cloud") if storage else None):
         yield ctx.diag(
             "MLC602",
             f"gdpr requires data and serving regions in the EU, not '{region}'",
