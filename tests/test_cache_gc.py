@@ -90,6 +90,11 @@ def test_cache_commands(two_configs: Path) -> None:
     assert "dropped 4 of 8 entries" in gc.stdout
     bad = mlc("cache", "gc", "--keep-runs", "-1")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    # `mlc runs` into a pipe: whole run ids (the table is not squeezed to 80 columns).
+    table = mlc("runs")
+    assert table.returncode == 0, table.stderr
+    ids = [p.stem for p in (two_configs / ".mlc" / "runs").glob("*.json")]
+    assert len(ids) == 2 and all(run_id in table.stdout for run_id in ids)
 
 
 def test_run_ids_sort_by_start_time_within_a_second() -> None:

@@ -150,7 +150,8 @@ def runs(
 
     table = Table(title=f"runs in {_state_dir(project)}")
     for col in ("run", "started", "status", "executed", "cached", "seconds", "spec"):
-        table.add_column(col)
+        # Run ids and times are what one copies from this table: never cut them.
+        table.add_column(col, no_wrap=col in ("run", "started"))
     for rec in records:
         steps = rec.get("steps", [])
         table.add_row(
@@ -162,7 +163,8 @@ def runs(
             f"{rec.get('budgets', {}).get('spent', {}).get('wall_seconds', 0):.2f}",
             str(rec.get("spec_hash", ""))[:12],
         )
-    Console().print(table)
+    # Off a terminal (a pipe, a CI log) rich would squeeze the table into 80 columns.
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 audit_app = typer.Typer(help="The project's hash-chained audit log.", no_args_is_help=True)
