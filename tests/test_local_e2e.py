@@ -117,15 +117,20 @@ def test_lightning_example_trains_with_ddp_and_registers_a_loadable_model(tmp_pa
     import mlflow
     import pandas as pd
 
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{(project / '.mlc' / 'mlflow.db').resolve()}")
+    # Both URIs: `models:/` resolves through the registry URI, which an in-process register
+    # step of another test in this worker may have pointed elsewhere.
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    store = f"sqlite:///{(project / '.mlc' / 'mlflow.db').resolve()}"
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)
     try:
         model = mlflow.pyfunc.load_model("models:/diabetes-progression@challenger")
         requirements = Path(
             mlflow.pyfunc.get_model_dependencies("models:/diabetes-progression@challenger")
         ).read_text()
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
     rows = pd.read_csv(project / "data" / "diabetes.csv").head(20)
     predicted = model.predict(rows.drop(columns=["progression"]))
     assert len(predicted) == 20
