@@ -103,7 +103,10 @@ def test_register_logs_run_sets_aliases_and_never_loses_versions(tmp_path: Path)
     import mlflow.pyfunc
     import pandas as pd
 
-    loaded = mlflow.pyfunc.load_model("models:/toy@champion")
+    with register._mlflow_uris_restored():  # the step itself leaves them as they were
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        loaded = mlflow.pyfunc.load_model("models:/toy@champion")
     assert loaded.metadata.get_input_schema().input_names() == ["a", "b"]
     preds = loaded.predict(pd.DataFrame({"a": [1.0, -1.0], "b": [1, 2]}))
     assert list(preds) == [1, 0]
@@ -182,3 +185,13 @@ def test_mlflow_progress_lines_are_dropped_and_the_rest_passed_on(
         sys.stderr.write("Created version '3' of model 'credit-risk'.\n")
         sys.stderr.write("UserWarning: something the user should see\n")
     assert capsys.readouterr().err == "UserWarning: something the user should see\n"
+
+
+def test_register_leaves_the_process_wide_mlflow_uris_as_they_were(tmp_path: Path) -> None:
+    import mlflow
+
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    with register._mlflow_uris_restored():
+        mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")
+        mlflow.set_registry_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == before

@@ -233,6 +233,21 @@ def _mlflow_chatter_muted() -> Iterator[None]:
                 sys.stderr.write(line)
 
 
+@contextlib.contextmanager
+def _mlflow_uris_restored() -> Iterator[None]:
+    """The step points MLflow's process-wide tracking and registry URIs at its store (the
+    fluent `start_run`/`log_model`/`register_model` read them); put back what was there, so
+    that code run after it in the same process (another step, a notebook) is not redirected."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+
+
 _MLFLOW_CHATTER = ("Successfully registered model", "Created version", "Registered model '")
 
 
@@ -342,7 +357,7 @@ def run(
     from mlc.runtime.steps._data import load_model
 
     model = load_model(inputs, "model", STEP, ctx)
-    with _store_errors(uri), _mlflow_chatter_muted():
+    with _store_errors(uri), _mlflow_chatter_muted(), _mlflow_uris_restored():
         import mlflow
         import mlflow.sklearn
         from mlflow import MlflowClient
