@@ -258,7 +258,13 @@ class CacheIndex:
         """Rewrite the index without dead lines when they outnumber the live ones."""
         if self._lines <= 2 * len(self.entries) + 100:
             return
+        self.rewrite(self.entries.keys())
+
+    def rewrite(self, keep: Iterable[str]) -> None:
+        """Replace the index (temp file, then rename) by the live lines of the keys in `keep`;
+        entries not kept are forgotten (their folders are the caller's to remove)."""
         self.close()
+        self.entries = {k: self.entries[k] for k in keep if k in self.entries}
         tmp = self.path + f".tmp-{os.getpid()}"
         with open(tmp, "wb") as fh:
             for record in self.entries.values():

@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlc.targets.local.cache import INDEX_FILE, CacheIndex, _index_line
+from mlc.targets.local.cache import CacheIndex
 from mlc.targets.local.journal import run_lock
 from mlc.targets.local.progress import list_runs
 
@@ -42,18 +42,7 @@ class CacheReport:
     dry_run: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "cache": self.cache,
-            "entries": self.entries,
-            "bytes": self.bytes,
-            "kept_entries": self.kept_entries,
-            "kept_bytes": self.kept_bytes,
-            "dropped_entries": self.dropped_entries,
-            "freed_bytes": self.freed_bytes,
-            "removed_folders": sorted(self.removed_folders),
-            "kept_runs": self.kept_runs,
-            "dry_run": self.dry_run,
-        }
+        return {**asdict(self), "removed_folders": sorted(self.removed_folders)}
 
 
 def _size(path: str) -> int:
@@ -65,29 +54,37 @@ def _size(path: str) -> int:
     return total
 
 
-def _folders(cache: str) -> dict[str, int]:
-    """Every folder directly under the cache, with its size in bytes."""
+def _report(index: CacheIndex, keep: set[str], runs: list[str], dry_run: bool) -> CacheReport:
+    """Sizes of the folders under the cache, split into those the kept entries own and the
+    rest (entries not kept, and folders no index line vouches for)."""
     try:
-        with os.scandir(cache) as it:
-            return {e.name: _size(e.path) for e in it if e.is_dir(follow_symlinks=False)}
+        with os.scandir(index.cache) as it:
+            folders = {e.name: _size(e.path) for e in it if e.is_dir(follow_symlinks=False)}
     except FileNotFoundError:
-        return {}
+        folders = {}
+    live = {
+        f"{k}.{name}" for k, rec in index.entries.items() if k in keep for name in rec["outputs"]
+    }
+    doomed = [name for name in folders if name not in live]
+    kept = sum(1 for k in index.entries if k in keep)
+    return CacheReport(
+        cache=index.cache,
+        entries=len(index.entries),
+        bytes=sum(folders.values()),
+        kept_entries=kept,
+        kept_bytes=sum(size for name, size in folders.items() if name in live),
+        dropped_entries=len(index.entries) - kept,
+        freed_bytes=sum(folders[name] for name in doomed),
+        removed_folders=doomed,
+        kept_runs=runs,
+        dry_run=dry_run,
+    )
 
 
 def cache_info(state: Path) -> CacheReport:
     """Entries the index vouches for and their size; unvouched folders count as removable."""
-    cache = str(state / CACHE_DIR)
-    index = CacheIndex(cache)
-    folders = _folders(cache)
-    live = index.live_folders()
-    report = CacheReport(cache=cache, entries=len(index.entries))
-    report.bytes = sum(folders.values())
-    report.kept_entries = report.entries
-    report.kept_bytes = sum(size for name, size in folders.items() if name in live)
-    report.removed_folders = [name for name in folders if name not in live]
-    report.freed_bytes = report.bytes - report.kept_bytes
-    report.dry_run = True
-    return report
+    index = CacheIndex(str(state / CACHE_DIR))
+    return _report(index, set(index.entries), [], dry_run=True)
 
 
 def collect_garbage(state: Path, keep_runs: int = 3, dry_run: bool = False) -> CacheReport:
@@ -105,31 +102,10 @@ def collect_garbage(state: Path, keep_runs: int = 3, dry_run: bool = False) -> C
         index = CacheIndex(cache)
         runs = list_runs(state)[:keep_runs]
         used = {s["key"] for r in runs for s in r.get("steps", []) if s.get("key")}
-        kept = {k: rec for k, rec in index.entries.items() if k in used}
-        folders = _folders(cache)
-        live = {f"{k}.{name}" for k, rec in kept.items() for name in rec["outputs"]}
-        doomed = [name for name in folders if name not in live]
-        report = CacheReport(
-            cache=cache,
-            entries=len(index.entries),
-            bytes=sum(folders.values()),
-            kept_entries=len(kept),
-            kept_bytes=sum(size for name, size in folders.items() if name in live),
-            dropped_entries=len(index.entries) - len(kept),
-            freed_bytes=sum(folders[name] for name in doomed),
-            removed_folders=doomed,
-            kept_runs=[str(r.get("run_id", "")) for r in runs],
-            dry_run=dry_run,
-        )
+        report = _report(index, used, [str(r.get("run_id", "")) for r in runs], dry_run)
         if dry_run or not os.path.isdir(cache):
             return report
-        index.close()
-        path = os.path.join(cache, INDEX_FILE)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as fh:
-            for record in kept.values():
-                fh.write(_index_line(record))
-        os.replace(tmp, path)
-        for name in doomed:
+        index.rewrite(k for k in index.entries if k in used)
+        for name in report.removed_folders:
             shutil.rmtree(os.path.join(cache, name), ignore_errors=True)
         return report
