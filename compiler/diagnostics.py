@@ -130,8 +130,8 @@ def render(diagnostics: Sequence[Diagnostic], fmt: str = "text") -> str:
     return "\n".join(d.render() for d in ordered)
 
 
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """A hint naming the closest candidate, or listing the valid ones.
+def did_you_mean(word: str, candidates: Iterable[str], what: str = "keys") -> str:
+    """A hint naming the closest candidate, or listing the valid ones (`what`: keys, values).
 
     >>> did_you_mean("trainig", ["training", "tuning"])
     "did you mean 'training'?"
@@ -143,5 +143,5 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     if close:
         return f"did you mean '{close[0]}'?"
     if options and len(options) <= 25:
-        return "valid keys: " + ", ".join(options)
+        return f"valid {what}: " + ", ".join(options)
     return ""

@@ -498,7 +498,7 @@ def _compose(
                         "MLC011",
                         f"no option '{option}' in overlay group '{group}'",
                         where,
-                        did_you_mean(option, available)
+                        did_you_mean(option, available, "options")
                         if available
                         else f"create {display_path(candidate)}",
                     )
@@ -553,14 +553,18 @@ def _apply_override(
             if ov.kind in ("add", "force") and isinstance(node, dict):
                 node[part] = {}
                 nxt = node[part]
+                # the mapping exists because of this override: problems in it point here,
+                # not at the nearest ancestor the file wrote
+                smap.set(tuple(parts[: depth + 1]), Span(ov.location, ov.location))
             else:
                 prefix = ".".join(str(p) for p in parts[: depth + 1])
+                hint = _misspelt_hint(parts[: depth + 1], node)
                 errors.append(
                     Diagnostic(
                         "MLC022",
                         f"cannot override '{ov.key}': '{prefix}' is not in the spec",
                         ov.location,
-                        f"use +{ov.key}=… to add a new key",
+                        hint or f"use +{ov.key}=… to add a new key",
                     )
                 )
                 return
@@ -570,26 +574,29 @@ def _apply_override(
     path = tuple(parts)
     if ov.kind == "delete":
         if not exists:
+            present = [str(k) for k in node] if isinstance(node, dict) else []
+            close = did_you_mean(str(last), present)
             errors.append(
                 Diagnostic(
-                    "MLC022", f"cannot delete '{ov.key}': it is not in the spec", ov.location
+                    "MLC022",
+                    f"cannot delete '{ov.key}': it is not in the spec",
+                    ov.location,
+                    close if close.startswith("did you mean") else "",
                 )
             )
             return
         del node[last]
-        smap.drop_subtree(path)
+        smap.drop(path)
         return
     if ov.kind == "change" and not exists and not isinstance(node, dict):
         # under a mapping, a key the file leaves at its default may be set (as in Hydra with a
         # schema); the spec models then report keys they do not know, with a did-you-mean
-        hint = f"use +{ov.key}=… to add it"
-        if isinstance(node, dict) and isinstance(last, str):
-            close = did_you_mean(last, [str(k) for k in node])
-            if close.startswith("did you mean"):
-                hint = close
         errors.append(
             Diagnostic(
-                "MLC022", f"cannot override '{ov.key}': key not in the spec", ov.location, hint
+                "MLC022",
+                f"cannot override '{ov.key}': key not in the spec",
+                ov.location,
+                f"use +{ov.key}=… to add it",
             )
         )
         return
@@ -622,6 +629,23 @@ def _apply_override(
     smap.drop_subtree(path)
     smap.set(path, Span(ov.location, ov.location))
     _mark(smap, path, ov.value, ov.location)
+
+
+def _misspelt_hint(path: list[str | int], node: Any) -> str:
+    """'did you mean' for a path part that is neither in the spec nor a key the models know."""
+    word = path[-1]
+    if not isinstance(word, str):
+        return ""
+    # imported here: validation imports this module, and only a failed override needs it
+    from mlc.compiler.validate import spec_keys_at
+
+    known = spec_keys_at(tuple(path[:-1]))
+    if isinstance(node, dict):
+        known = [*known, *(str(k) for k in node)]
+    if word in known:
+        return ""  # a valid key the file leaves out: adding it is the answer
+    hint = did_you_mean(word, known)
+    return hint if hint.startswith("did you mean") else ""
 
 
 def _mark(smap: SourceMap, path: KeyPath, value: Any, location: SourceLocation) -> None:

@@ -2,7 +2,9 @@
 
 Compares each target's in-memory output with the last compiled manifest
 (`OUT/<target>/mlc-manifest.json`): files to create, change or remove; the runs that would be
-triggered; the estimated cost; and a verdict per policy rule.
+triggered; the estimated cost; and a verdict per policy rule. Runs and cost count only what the
+selected targets emit, as `mlc compile` with the same targets would (inspection targets such as
+`ir` alone: what every installed target would emit).
 """
 
 from __future__ import annotations
@@ -14,13 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlc.compiler.cost import CostEstimate
+from mlc.compiler.cost import CostEstimate, Emission, estimate_cost
 from mlc.compiler.cost.estimate import cron_runs_per_month
 from mlc.compiler.diagnostics import Diagnostic, DiagnosticError, Severity
-from mlc.compiler.ir import IRGraph, Layer, StepKind
+from mlc.compiler.ir import PIPELINE_KINDS, IRGraph, Layer, StepKind
 from mlc.compiler.output import MANIFEST_NAME
 from mlc.compiler.passes import PassContext
-from mlc.compiler.passes.budget import estimate_for
 from mlc.compiler.passes.policies import (
     BUILTIN_RULES,
     check_policy_files,
@@ -43,7 +44,7 @@ class FilePlan:
 class Verdict:
     rule: str
     verdict: str
-    """`pass`, `fail`, `warn` or `n/a`."""
+    """`pass`, `fail`, `warn`, `unknown` (could not be checked) or `n/a`."""
     detail: str = ""
 
 
@@ -81,7 +82,7 @@ class PlanReport:
             "exit_code": self.exit_code,
         }
 
-    def render_text(self) -> str:
+    def render_text(self, verbose: bool = False) -> str:
         lines = [f"mlc plan: {self.spec} -> {', '.join(self.targets)}", ""]
         sign = {"create": "+", "change": "~", "remove": "-"}
         for f in self.files:
@@ -94,18 +95,18 @@ class PlanReport:
         lines += ["", "Runs that would be triggered:"]
         lines += [f"  - {r}" for r in self.runs] or ["  (none)"]
         if self.cost is not None:
-            lines += [
-                "",
-                f"Estimated cost: ${self.cost.monthly_usd:,.2f}/month, "
-                f"${self.cost.per_run_usd:,.2f} per pipeline run ({self.cost.pricing})",
-            ]
+            lines += ["", f"Estimated cost: {self.cost.total_text()} ({self.cost.pricing})"]
+            lines += [f"  not priced: {part}" for part in self.cost.left_out]
         lines += ["", "Policy verdicts:"]
         lines += [
-            f"  {v.verdict:<5} {v.rule}" + (f"  ({v.detail})" if v.detail else "")
+            f"  {v.verdict:<7} {v.rule}" + (f"  ({v.detail})" if v.detail else "")
             for v in self.verdicts
         ]
-        if self.diagnostics:
-            lines += ["", *[d.render() for d in self.diagnostics]]
+        from mlc.compiler.passes.capabilities import condense
+
+        shown = condense(self.diagnostics, verbose)
+        if shown:
+            lines += ["", *[d.render() for d in shown]]
         return "\n".join(lines) + "\n"
 
 
@@ -135,23 +136,37 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
     return data
 
 
-def _runs(ir: IRGraph, changed: bool) -> list[str]:
+def _runs(ir: IRGraph, changed: bool, emits: Emission | None = None) -> list[str]:
+    """The runs applying the plan would start: only those some selected target emits (`emits`
+    None: every one the spec describes)."""
+    kinds = emits.kinds if emits is not None else frozenset(StepKind)
     out = []
+    pipeline_emitted = bool(kinds & PIPELINE_KINDS)
     if changed:
-        pipeline = [s.id for s in ir.layer(Layer.PIPELINE)]
-        out.append(f"pipeline run: {len(pipeline)} steps ({pipeline[0]} … {pipeline[-1]})")
-        ops = [s.id for s in ir.steps_of(StepKind.DEPLOY, StepKind.BATCH_PREDICT, StepKind.EXPORT)]
+        if pipeline_emitted:
+            pipeline = [s.id for s in ir.layer(Layer.PIPELINE)]
+            out.append(f"pipeline run: {len(pipeline)} steps ({pipeline[0]} … {pipeline[-1]})")
+        ops = [
+            s.id
+            for s in ir.steps_of(StepKind.DEPLOY, StepKind.BATCH_PREDICT, StepKind.EXPORT)
+            if s.kind in kinds
+        ]
         out += [f"rollout: {sid}" for sid in ops]
     mon = ir.first(StepKind.MONITOR)
     for key in ("drift", "performance"):
         part = (mon.params.get(key) or {}) if mon else {}
+        if emits is not None and f"monitoring.{key}.schedule" not in emits.settings:
+            continue
         if part:
             sched = str(part.get("schedule"))
             out.append(
                 f"scheduled {key} job '{sched}' (~{cron_runs_per_month(sched):.0f} runs/month)"
             )
     trig = ir.first(StepKind.RETRAIN_TRIGGER)
-    for t in (trig.params.get("triggers") or []) if trig else []:
+    # a scheduled retraining reruns the pipeline: a target that emits the pipeline (kfp's
+    # recurring runs) or the trigger (local) starts it
+    retrains = pipeline_emitted or StepKind.RETRAIN_TRIGGER in kinds
+    for t in (trig.params.get("triggers") or []) if trig and retrains else []:
         if t.get("kind") == "schedule":
             out.append(
                 f"scheduled retraining '{t['cron']}' "
@@ -191,6 +206,8 @@ def policy_verdicts(
                 )
             )
     budget = codes.get("MLC630", [])
+    # a cap the estimate could not price is not kept, whatever the priced lines say
+    unchecked = codes.get("MLC634", [])
     out.append(
         Verdict(
             "budgets",
@@ -200,8 +217,10 @@ def policy_verdicts(
             if any(d.severity is Severity.ERROR for d in budget)
             else "warn"
             if budget
+            else "unknown"
+            if unchecked
             else "pass",
-            "; ".join(d.path for d in budget),
+            "; ".join([d.path for d in budget] + [f"not checked: {d.path}" for d in unchecked]),
         )
     )
     return out
@@ -221,13 +240,17 @@ def plan_spec(
     """
     from mlc.compiler.api import check
     from mlc.compiler.diff.outputs import emit_in_memory
+    from mlc.compiler.registry import default_registry
 
     result = check(spec_path, overrides, targets)
     report = PlanReport(str(spec_path), list(targets), diagnostics=list(result.diagnostics))
     ctx = PassContext(source_map=result.loaded.source_map)
     if policy_files:
         report.diagnostics.extend(check_policy_files(result.ir, ctx, policy_files))
-    report.cost = estimate_for(result.ir, ctx)
+    # The cost of what these targets emit (inspection targets alone, such as `ir`, emit nothing
+    # of the system: then what every installed target would, as `mlc cost` without -t)
+    emits = Emission.of(result.targets) or Emission.of(default_registry().all())
+    report.cost = estimate_cost(result.ir, emits=emits)
     changed = False
     for name in targets:
         manifest = read_manifest(Path(out_dir) / name / MANIFEST_NAME)
@@ -250,6 +273,6 @@ def plan_spec(
                 same = hashlib.sha256(files[path]).hexdigest() == old[path]
                 action = "keep" if same else "change"
             report.files.append(FilePlan(name, path, action))
-    report.runs = _runs(result.ir, changed)
+    report.runs = _runs(result.ir, changed, emits)
     report.verdicts = policy_verdicts(result.ir, report.diagnostics, policy_files)
     return report

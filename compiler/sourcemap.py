@@ -44,10 +44,15 @@ class SourceMap:
         return self._spans.get(path)
 
     def drop_subtree(self, path: KeyPath) -> None:
-        """Forget `path` and everything below it (a value replaced whole by a later layer)."""
+        """Forget everything below `path` but keep `path` (its value was replaced whole)."""
         n = len(path)
         for key in [k for k in self._spans if k[:n] == path and len(k) > n]:
             del self._spans[key]
+
+    def drop(self, path: KeyPath) -> None:
+        """Forget `path` itself and everything below it (a deleted key)."""
+        self._spans.pop(tuple(path), None)
+        self.drop_subtree(path)
 
     def locate(self, path: KeyPath, *, at_key: bool = False) -> SourceLocation | None:
         """Location of `path`, or of its nearest ancestor that has one."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Iterable
-from typing import Any, Literal, Union
+from collections.abc import Collection, Iterable
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from mlc.compiler.diagnostics import Diagnostic, DiagnosticError, did_you_mean
+from mlc.compiler.estimators import Problem, check_params, lookup
 from mlc.compiler.load import LoadedSpec
 from mlc.compiler.sourcemap import KeyPath, SourceMap, dotted
 from mlc.specs import Spec
@@ -35,20 +36,116 @@ def _code(error_type: str) -> str:
 
 
 def validate_spec(loaded: LoadedSpec) -> Spec:
-    """Build the typed spec; raise `DiagnosticError` listing every problem, located."""
+    """Build the typed spec; raise `DiagnosticError` listing every problem, located.
+
+    Schema errors in one section do not hide the rest: the sections that parsed still go
+    through the cross-field rules that read only them.
+    """
     try:
         spec = Spec.model_validate(loaded.data)
     except ValidationError as exc:
-        raise DiagnosticError(
-            pydantic_diagnostics(exc, loaded.data, loaded.source_map, Spec)
-        ) from None
-    errors = [
-        Diagnostic(v.code, v.message, loaded.source_map.locate(v.loc), v.hint, path=dotted(v.loc))
-        for v in spec.violations()
-    ]
+        errors = pydantic_diagnostics(exc, loaded.data, loaded.source_map, Spec)
+        partial, parsed = _parsed_fields(loaded.data)
+        errors.extend(_rule_diagnostics(partial, loaded, parsed))
+        if "training" in parsed:
+            errors.extend(_param_diagnostics(partial, loaded, "tuning" in parsed))
+        raise DiagnosticError(errors) from None
+    errors = [*_rule_diagnostics(spec, loaded), *_param_diagnostics(spec, loaded)]
     if errors:
         raise DiagnosticError(errors)
     return spec
+
+
+def _rule_diagnostics(
+    spec: Spec, loaded: LoadedSpec, parsed: Collection[str] | None = None
+) -> list[Diagnostic]:
+    smap = loaded.source_map
+    found = []
+    try:
+        for v in spec.violations(parsed):
+            found.append(
+                Diagnostic(v.code, v.message, smap.locate(v.loc), v.hint, path=dotted(v.loc))
+            )
+    except (AttributeError, TypeError, KeyError):
+        if parsed is None:
+            raise
+        # a rule not yet told which sections it reads met a section that failed its schema:
+        # the schema errors stand, and what the rules found so far comes with them
+    return found
+
+
+def _param_diagnostics(
+    spec: Spec, loaded: LoadedSpec, with_tuning: bool = True
+) -> list[Diagnostic]:
+    """`training.model` (name, params, and the tuned names) against the estimator's signature.
+
+    Done here rather than in a step, so that `mlc run` refuses before anything runs.
+    """
+    model = spec.training.model
+    if model is None:
+        return []
+    signature, wrong = lookup(spec.training.framework, model.name)
+    problems: list[tuple[KeyPath, Problem]] = []
+    if wrong is not None:
+        problems.append((("training", "model", "name"), wrong))
+    if signature is not None:
+        problems += [
+            (("training", "model", "params", p.name), p)
+            for p in check_params(signature, dict(model.params))
+        ]
+        if with_tuning and spec.tuning is not None:
+            # the search picks the values; only the names can be wrong here
+            names = dict.fromkeys(spec.tuning.search_space)
+            problems += [
+                (("tuning", "search_space", p.name), p)
+                for p in check_params(signature, names)
+                if p.kind == "unknown"
+            ]
+    codes = {"model": "MLC328", "unknown": "MLC326", "type": "MLC327"}
+    return [
+        Diagnostic(
+            codes[p.kind],
+            p.message,
+            # a name that is wrong points at the key, a value that is wrong at the value
+            loaded.source_map.locate(loc, at_key=p.kind == "unknown"),
+            p.hint,
+            path=dotted(loc),
+        )
+        for loc, p in problems
+    ]
+
+
+def _parsed_fields(data: Any) -> tuple[Spec, set[str]]:
+    """A `Spec` holding the fields that pass their schema alone, and the names of those fields.
+
+    Fields that failed are left out (defaults or absent): `Spec.violations(parsed)` runs only
+    the rules that read parsed fields, so nothing judges a placeholder.
+    """
+    values: dict[str, Any] = {}
+    parsed: set[str] = set()
+    source = data if isinstance(data, dict) else {}
+    for name, info in Spec.model_fields.items():
+        key = info.alias or name
+        if key not in source:
+            if not info.is_required():
+                parsed.add(name)
+            continue
+        # the field's constraints without its alias/default, which only mean something on a model
+        shape: Any = info.annotation
+        if info.metadata:
+            shape = Annotated[(shape, *info.metadata)]
+        adapter: TypeAdapter[Any] = TypeAdapter(shape)
+        try:
+            values[name] = adapter.validate_python(source[key])
+        except ValidationError:
+            continue
+        parsed.add(name)
+    return Spec.model_construct(**values), parsed
+
+
+def spec_keys_at(path: KeyPath) -> list[str]:
+    """Keys the spec models accept under `path` of spec data (for 'did you mean')."""
+    return _fields_at(Spec, path)
 
 
 def pydantic_diagnostics(
@@ -123,7 +220,7 @@ def pydantic_diagnostics(
                 options = [
                     o.strip().strip("'") for o in str(expected).replace(" or ", ", ").split(",")
                 ]
-                hint = did_you_mean(found, options)
+                hint = did_you_mean(found, options, "values")
         out.append(
             Diagnostic(code, "; or ".join(messages), smap.locate(full), hint, path=dotted(full))
         )
@@ -193,10 +290,13 @@ def _fields_at(model: type[BaseModel], loc: KeyPath) -> list[str]:
         tp = _descend(tp, part)
         if tp is None:
             return []
-    tp = _unwrap(tp)
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return [f.alias or name for name, f in tp.model_fields.items()]
-    return []
+    # `X | None` and untagged unions: every member's keys are valid here
+    return [
+        f.alias or name
+        for member in _members(tp)
+        if isinstance(member, type) and issubclass(member, BaseModel)
+        for name, f in member.model_fields.items()
+    ]
 
 
 def _unwrap(tp: Any) -> Any:

@@ -7,6 +7,7 @@ documents are `<name>.json`, text reports are files named by the step.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -82,12 +83,67 @@ def load_dataframe(location: str) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(_read_bytes(location, "data.parquet")))
 
 
-def save_object(location: str, obj: Any, artifact_type: str, **fields: Any) -> str:
-    import joblib
+def dump_object(obj: Any) -> bytes:
+    """The joblib bytes of `obj`, the same for equal objects (see `_canonical_pickler`).
 
+    A plain pickle writes an object met twice as a back-reference, so two equal fitted models
+    whose strings happen to be shared differently (a column name read from Parquet against the
+    same name from the spec, an interned sklearn default) pickle to different bytes, and the
+    same seed and inputs gave a different model hash on every fit.
+    """
     buf = io.BytesIO()
-    joblib.dump(obj, buf)
-    data = buf.getvalue()
+    _canonical_pickler()(buf).dump(obj)
+    return buf.getvalue()
+
+
+@functools.cache
+def _canonical_pickler() -> type:
+    """joblib's pickler, sharing strings by value and writing set members in sorted order.
+
+    Strings are immutable, so sharing every equal string (instead of every identical one)
+    loses nothing and makes the bytes depend on values alone; a set's iteration order follows
+    string hashes, which change per process (`PYTHONHASHSEED`). Containers and arrays keep
+    pickle's sharing by identity: that is the model's structure, which the same fit rebuilds.
+    """
+    from joblib.numpy_pickle import NumpyPickler
+
+    class CanonicalPickler(NumpyPickler):  # type: ignore[misc]
+        dispatch = NumpyPickler.dispatch.copy()
+        _plain_str = dispatch[str]
+
+        def __init__(self, fp: Any) -> None:
+            # A fixed protocol: the bytes must not change with the interpreter's default.
+            super().__init__(fp, protocol=PICKLE_PROTOCOL)
+            self._strings: dict[str, int] = {}
+
+        def save_str(self, obj: str) -> None:
+            index = self._strings.get(obj)
+            if index is not None:
+                self.write(self.get(index))
+                return
+            self._plain_str(obj)
+            self._strings[obj] = self.memo[id(obj)][0]
+
+        def save_set(self, obj: set[Any] | frozenset[Any]) -> None:
+            try:
+                members = sorted(obj)
+            except TypeError:  # mixed or unorderable members: order by their pickled bytes
+                members = sorted(obj, key=dump_object)
+            self.save_reduce(type(obj), (members,), obj=obj)
+
+        dispatch[str] = save_str
+        dispatch[set] = save_set
+        dispatch[frozenset] = save_set
+
+    return CanonicalPickler
+
+
+PICKLE_PROTOCOL = 4
+
+
+def save_object(location: str, obj: Any, artifact_type: str, **fields: Any) -> str:
+    """Save `obj` with joblib (canonical bytes, see `dump_object`); return its content hash."""
+    data = dump_object(obj)
     digest = sha256(data)
     _write_bytes(location, "object.joblib", data)
     write_meta(location, artifact_type, digest, **fields)

@@ -175,22 +175,32 @@ class Verification:
     records: int
     broken_line: int | None = None
     reason: str = ""
+    missing: bool = False
+    """No log at all: nothing vouches for anything, so this is no pass."""
 
     @property
     def ok(self) -> bool:
-        return self.broken_line is None
+        return self.broken_line is None and not self.missing
 
     def describe(self, path: str | Path) -> str:
+        if self.missing:
+            return (
+                f"{path}: no audit log here (expected the one `mlc run` and `mlc compile` "
+                "append to)"
+            )
         if self.ok:
             return f"{path}: ok, {self.records} records, chain intact"
         return f"{path}:{self.broken_line}: broken link: {self.reason}"
 
 
 def verify(state_dir: str | Path) -> Verification:
-    """Check every record's hash and its link to the record before; report the first break."""
+    """Check every record's hash and its link to the record before; report the first break.
+
+    A missing log is not `ok` (`missing` is set): an absent file proves nothing.
+    """
     path = audit_path(state_dir)
-    if not path.exists():
-        return Verification(0)
+    if not path.is_file():
+        return Verification(0, missing=True)
     prev = GENESIS
     count = 0
     with open(path, "rb") as fh:

@@ -409,7 +409,12 @@ def _trainer(
         num_sanity_val_steps=0,
         limit_val_batches=1.0 if validation is not None else 0,
         callbacks=callbacks,
-        deterministic=False,
+        # The same seed and data must give the same weights, so the same model bytes and hash
+        # (a rerun must not register a "new" model). The CPU kernels this net uses are
+        # deterministic for a given thread count; this makes CUDA pick deterministic kernels
+        # (and cuBLAS a fixed workspace). "warn": an op without a deterministic kernel says
+        # so instead of failing the fit.
+        deterministic="warn",
     )
 
 
@@ -481,10 +486,19 @@ class MLPEstimator(_Base):  # type: ignore[misc]
         tags.estimator_type = self._estimator_type
         return tags
 
-    def fit(self, X: Any, y: Any, validation: tuple[Any, Any] | None = None) -> MLPEstimator:
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        validation: tuple[Any, Any] | None = None,
+        time_limit: float | None = None,
+    ) -> MLPEstimator:
         """Train; `validation` (features, labels) is scored every epoch and, with
         `early_stopping_patience`, stops training. Without it the patience is not used (as in
-        tuning's cross-validation folds)."""
+        tuning's cross-validation folds). `time_limit` (seconds) caps this fit below
+        `max_time` without being a parameter: the caller's deadline is not part of the model."""
+        limits = [t for t in (self.max_time, time_limit) if t is not None]
+        max_time = min(limits) if limits else None
         x = np.asarray(X, dtype=np.float32)
         y_arr = np.asarray(y)
         if self.task == "classification":
@@ -513,7 +527,7 @@ class MLPEstimator(_Base):  # type: ignore[misc]
             devices=self.devices,
             precision=self.precision,
             strategy=self.strategy,
-            max_time=self.max_time,
+            max_time=max_time,
             seed=self.seed,
             validation=val,
             early_stopping=early,
@@ -529,7 +543,7 @@ class MLPEstimator(_Base):  # type: ignore[misc]
         stopper = trainer.early_stopping_callback
         if self.epochs_ >= self.max_epochs:
             self.stopped_ = "max_epochs"
-        elif stopper is not None and (stopper.stopped_epoch > 0 or self.max_time is None):
+        elif stopper is not None and (stopper.stopped_epoch > 0 or max_time is None):
             # In spawned workers the callback's state stays there: without a time cap, early
             # stopping is the only way to end before max_epochs.
             self.stopped_ = "early_stopping"

@@ -3,7 +3,7 @@
 Two files under the project's `.mlc/lineage/`:
 
 - `models.jsonl`: one record per registered model version (model name, version, data hash,
-  spec hash, code version, model hash, run id) — what `mlc lineage [MODEL]` queries.
+  spec hash, code version, model hash, run id) — what `mlc lineage [PROJECT] [MODEL]` queries.
 - `events/<run id>.jsonl`: OpenLineage run events (`START`, `COMPLETE`, `FAIL`), one per step
   transition, with the step's input and output artifacts as datasets, so any OpenLineage
   consumer (Marquez, a catalogue) can ingest a local run.

@@ -98,6 +98,32 @@ class Contract(StrictModel):
                 yield v.under("columns", name)
 
 
+class SplitMinimum(StrictModel):
+    """The least data each part of the split must hold before a model is trained and judged.
+
+    The defaults are the usual rules of thumb: about 30 observations before a mean or a rate
+    (a gate's accuracy, an RMSE) is roughly normal and its interval is narrower than the gaps
+    gates tell apart (at 30 rows an accuracy of 0.8 is still +/-0.14 at 95%); 5 per class,
+    the least expected count the chi-square rule accepts, so a per-class rate is not decided
+    by one row; 20 per sensitive group, below which one row moves a group's selection rate by
+    more than 5 points, half a typical fairness threshold of 0.1.
+    """
+
+    train_rows: int = Field(30, ge=1)
+    """Rows the train split needs."""
+    validation_rows: int = Field(20, ge=1)
+    """Rows the validation split needs (when `validation_size` > 0)."""
+    test_rows: int = Field(30, ge=1)
+    """Rows the test split needs for its metrics and gates to mean anything."""
+    per_class: int = Field(5, ge=1)
+    """Rows each class needs in train, in test and in each tuning cross-validation fold
+    (classification)."""
+    per_group: int = Field(20, ge=1)
+    """Test rows each group of each sensitive attribute needs (governance.fairness)."""
+    enforce: Literal["error", "warn"] = "error"
+    """`error` stops the run at the split on any shortfall; `warn` reports it and goes on."""
+
+
 class Split(StrictModel):
     method: Literal["random", "stratified", "time"] = "random"
     test_size: float = Field(0.2, gt=0, lt=1)
@@ -107,6 +133,8 @@ class Split(StrictModel):
     """Column to stratify on; defaults to the target column."""
     time_column: Identifier | None = None
     """Column that orders rows for a time-based split (required for `method: time`)."""
+    minimum: SplitMinimum = SplitMinimum()
+    """Minimum rows per split, per class and per sensitive group, checked before training."""
 
     def violations(self) -> Iterator[Violation]:
         if self.method == "time" and self.time_column is None:

@@ -3,24 +3,69 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field
 
 from mlc.specs._base import Identifier, StrictModel, Violation
 
-CLASSIFICATION_METRICS = (
-    "accuracy",
-    "balanced_accuracy",
-    "f1",
-    "precision",
-    "recall",
-    "roc_auc",
-    "log_loss",
-)
-REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
-KNOWN_METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
-LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape"})
+Direction = Literal["higher", "lower"]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What the rest of mlc needs to know about a metric besides how to compute it."""
+
+    direction: Direction
+    """Which way is better: gates, champion comparisons, monitoring alerts, `mlc diff` risk and
+    monitor wording all read it from here (through the IR for runtime steps and targets)."""
+    task: Literal["classification", "regression", "fairness"]
+
+
+METRICS: dict[str, MetricInfo] = {
+    "accuracy": MetricInfo("higher", "classification"),
+    "balanced_accuracy": MetricInfo("higher", "classification"),
+    "f1": MetricInfo("higher", "classification"),
+    "precision": MetricInfo("higher", "classification"),
+    "recall": MetricInfo("higher", "classification"),
+    "roc_auc": MetricInfo("higher", "classification"),
+    "log_loss": MetricInfo("lower", "classification"),
+    "rmse": MetricInfo("lower", "regression"),
+    "mae": MetricInfo("lower", "regression"),
+    "r2": MetricInfo("higher", "regression"),
+    "mape": MetricInfo("lower", "regression"),
+}
+"""Every metric `evaluation.metrics` accepts; `mlc.runtime.steps._metrics` computes each."""
+
+FAIRNESS_METRICS: dict[str, MetricInfo] = {
+    "demographic_parity_difference": MetricInfo("lower", "fairness"),
+    "demographic_parity_ratio": MetricInfo("higher", "fairness"),
+    "equalized_odds_difference": MetricInfo("lower", "fairness"),
+    "equalized_odds_ratio": MetricInfo("higher", "fairness"),
+}
+"""`governance.fairness.metric` values: a difference is 0 when groups are treated alike (its
+threshold is a ceiling), a ratio is 1 (its threshold is a floor)."""
+
+CLASSIFICATION_METRICS = tuple(n for n, m in METRICS.items() if m.task == "classification")
+REGRESSION_METRICS = tuple(n for n, m in METRICS.items() if m.task == "regression")
+KNOWN_METRICS = tuple(METRICS)
+
+
+def metric_direction(name: str) -> Direction:
+    """`"higher"` or `"lower"` (is better) for an evaluation or fairness metric.
+
+    >>> metric_direction("rmse"), metric_direction("demographic_parity_ratio")
+    ('lower', 'higher')
+
+    Raises:
+        KeyError: `name` is no metric mlc knows (validation reports those first).
+    """
+    info = METRICS.get(name) or FAIRNESS_METRICS.get(name)
+    if info is None:
+        raise KeyError(name)
+    return info.direction
+
 
 Comparison = Literal[">", ">=", "<", "<=", "==", "!="]
 

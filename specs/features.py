@@ -89,6 +89,9 @@ class Selection(StrictModel):
 
 class Features(StrictModel):
     target: Identifier
+    """The label: a contract column, or a `derived` column (`is_late: days_late > 0`), which is
+    computed before the split (stratification sees it) and is never a feature; exclude its
+    source columns (`selection.exclude`), or the model is handed its label."""
     transforms: tuple[Transform, ...] = ()
     derived: tuple[Derived, ...] = ()
     selection: Selection = Selection()

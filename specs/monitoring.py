@@ -37,7 +37,8 @@ class Drift(StrictModel):
 class Performance(StrictModel):
     metric: Identifier
     floor: float
-    """Alert when the metric on labelled production data falls below this."""
+    """Worst acceptable value of the metric on labelled production data: alert when it is worse
+    (below the floor for accuracy or roc_auc, above it for rmse or log_loss)."""
     label_delay: Duration = 86400
     """How long labels take to arrive after a prediction."""
     schedule: Cron = "@daily"

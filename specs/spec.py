@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, Literal
 
 from pydantic import Field
@@ -65,18 +65,33 @@ class Spec(StrictModel):
     feedback: Feedback = Feedback()
     targets: TargetOptions = Field(default_factory=dict)
 
-    def violations(self) -> Iterator[Violation]:
-        """Every failed cross-field rule, each with the key path it belongs to."""
+    def violations(self, parsed: Collection[str] | None = None) -> Iterator[Violation]:
+        """Every failed cross-field rule, each with the key path it belongs to.
+
+        `parsed` names the fields that passed their schema when others did not (the rest are
+        placeholders): then only the rules that read nothing but parsed sections run, so one
+        schema error does not hide the other sections' problems.
+        """
+        every = frozenset(type(self).model_fields)
+        ok = every if parsed is None else frozenset(parsed)
         for section in SECTIONS:
-            model = getattr(self, section)
+            model = getattr(self, section, None) if section in ok else None
             if isinstance(model, StrictModel):
                 for v in model.violations():
                     yield v.under(section)
-        yield from self._feature_rules()
-        yield from self._training_rules()
-        yield from self._metric_rules()
-        yield from self._governance_rules()
-        yield from self._overridable_rules()
+        # each rule with the fields it reads (`every` when in doubt: it then waits for a spec
+        # whose every field parsed)
+        rules: tuple[tuple[frozenset[str], Callable[[], Iterator[Violation]]], ...] = (
+            (frozenset({"data", "features"}), self._feature_rules),
+            (frozenset({"data", "features", "monitoring"}), self._drift_feature_rules),
+            (frozenset({"data", "training"}), self._training_rules),
+            (frozenset({"evaluation", "training"}), lambda: self._metric_rules(ok)),
+            (frozenset({"governance", "data", "training"}), self._governance_rules),
+            (every, self._overridable_rules),
+        )
+        for needs, rule in rules:
+            if needs <= ok:
+                yield from rule()
 
     def feature_columns(self) -> set[str]:
         """Contract columns plus derived features: every name a transform may use."""
@@ -86,11 +101,14 @@ class Spec(StrictModel):
         columns = set(self.data.contract.columns)
         known = self.feature_columns()
         hint = "data contract columns: " + ", ".join(sorted(columns))
-        if self.features.target not in columns:
+        derived_names = {d.name for d in self.features.derived}
+        # A derived column may be the target (`is_late: days_late > 0`): the split computes it.
+        if self.features.target not in columns and self.features.target not in derived_names:
             yield Violation(
                 ("features", "target"),
                 "MLC201",
-                f"target column '{self.features.target}' is not in the data contract",
+                f"target column '{self.features.target}' is neither in the data contract "
+                "nor a derived column",
                 hint,
             )
         for i, transform in enumerate(self.features.transforms):
@@ -133,6 +151,10 @@ class Spec(StrictModel):
                         f"selected column '{col}' is not in the data contract",
                         hint,
                     )
+
+    def _drift_feature_rules(self) -> Iterator[Violation]:
+        known = self.feature_columns()
+        hint = "data contract columns: " + ", ".join(sorted(self.data.contract.columns))
         if self.monitoring is not None and self.monitoring.drift is not None:
             for j, col in enumerate(self.monitoring.drift.features):
                 if col not in known:
@@ -153,7 +175,8 @@ class Spec(StrictModel):
                 "set data.split.validation_size (e.g. 0.1), or drop early_stopping",
             )
 
-    def _metric_rules(self) -> Iterator[Violation]:
+    def _metric_rules(self, ok: frozenset[str]) -> Iterator[Violation]:
+        """Metrics against the task, and the metrics other parsed sections (`ok`) refer to."""
         computed = set(self.evaluation.metrics)
         listed = ", ".join(self.evaluation.metrics)
         wrong = (
@@ -169,13 +192,13 @@ class Spec(StrictModel):
                     f"metric '{metric}' does not apply to a {self.training.task} task",
                 )
         refs: list[tuple[KeyPath, str]] = []
-        if self.tuning is not None:
+        if "tuning" in ok and self.tuning is not None:
             refs.append((("tuning", "objective", "metric"), self.tuning.objective.metric))
-        if self.monitoring is not None and self.monitoring.performance is not None:
-            refs.append(
-                (("monitoring", "performance", "metric"), self.monitoring.performance.metric)
-            )
-        for i, trigger in enumerate(self.feedback.triggers):
+        perf = self.monitoring.performance if "monitoring" in ok and self.monitoring else None
+        if perf is not None:
+            refs.append((("monitoring", "performance", "metric"), perf.metric))
+        triggers = self.feedback.triggers if "feedback" in ok else ()
+        for i, trigger in enumerate(triggers):
             if isinstance(trigger, PerformanceTrigger):
                 refs.append((("feedback", "triggers", i, "metric"), trigger.metric))
         for loc, metric in refs:
@@ -186,6 +209,8 @@ class Spec(StrictModel):
                     f"metric '{metric}' is not computed by evaluation",
                     f"use one of: {listed}, or add it to evaluation.metrics",
                 )
+        if not {"feedback", "monitoring"} <= ok:
+            return
         for i, trigger in enumerate(self.feedback.triggers):
             if isinstance(trigger, DriftTrigger) and (
                 self.monitoring is None or self.monitoring.drift is None

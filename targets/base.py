@@ -35,11 +35,18 @@ class Capabilities:
     """Step kinds this target turns into output. Their requirements must be in `supports`."""
     supports: frozenset[str] = frozenset()
     """Requirement features (`resources.gpu`, `strategy.canary`, …) this target honours."""
+    settings: frozenset[str] = frozenset()
+    """Spec settings that only some target's output can make real (dotted key paths, list
+    indices left out: `budgets.idle_shutdown`, `monitoring.drift.schedule`; the full list is
+    `mlc.compiler.passes.capabilities.TARGET_SETTINGS`) that this target acts on. A setting the
+    spec sets and no selected target claims is reported, and cost and plan leave out the jobs
+    it would have started."""
 
     def describe(self) -> dict[str, list[str]]:
         return {
             "realises": sorted(k.value for k in self.realises),
             "supports": sorted(self.supports),
+            "settings": sorted(self.settings),
         }
 
 

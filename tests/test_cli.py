@@ -159,7 +159,7 @@ def test_graph_mermaid_and_dot(tmp_path: Path) -> None:
     assert dot_proc.returncode == 0
     text = (tmp_path / "g.dot").read_text()
     assert text.startswith('digraph "credit-risk" {') and text.rstrip().endswith("}")
-    assert '"train" -> "evaluate" [label="model"];' in text
+    assert '"fairness" -> "evaluate" [label="model"];' in text
 
 
 def test_graph_dot_is_valid_graphviz(tmp_path: Path) -> None:

@@ -111,7 +111,14 @@ def test_credit_ir_shape(credit_ir: IRGraph) -> None:
     assert train.retries == 1 and train.timeout_s == 900
     assert credit_ir.step("register").when == "gate.passed"
     assert credit_ir.artifact("train.model").type is ArtifactType.MODEL
-    assert {c.id for c in credit_ir.consumers("train.model")} >= {"evaluate", "register"}
+    # Mitigation makes the fairness step's model the one candidate every later step judges.
+    assert {c.id for c in credit_ir.consumers("train.model")} == {"fairness"}
+    assert {c.id for c in credit_ir.consumers("fairness.model")} >= {
+        "evaluate",
+        "explain",
+        "register",
+        "model-card",
+    }
     assert all(s.layer is Layer.OPERATIONS for s in credit_ir.steps_of(StepKind.DEPLOY))
     features = {r.feature for r in credit_ir.step("deploy").requires}
     assert "strategy.canary" in features
@@ -119,7 +126,7 @@ def test_credit_ir_shape(credit_ir: IRGraph) -> None:
 
 
 def test_queries(credit_ir: IRGraph) -> None:
-    assert [s.id for s in credit_ir.upstream("evaluate")] == ["split", "train"]
+    assert [s.id for s in credit_ir.upstream("evaluate")] == ["fairness", "split"]
     assert "gate" in [s.id for s in credit_ir.downstream("evaluate")]
     assert {s.id for s in credit_ir.ancestors("train")} >= {"ingest-applications", "features"}
     assert "deploy" in {s.id for s in credit_ir.descendants("gate")}

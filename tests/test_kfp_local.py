@@ -26,7 +26,7 @@ FAST = [
     "tuning.trials=2",
     "tuning.cv_folds=2",
     "tuning.parallelism=1",
-    "training.model.params.max_iter=30",
+    "training.model.params.max_iter=60",
 ]
 
 pytestmark = pytest.mark.slow

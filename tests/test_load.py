@@ -263,6 +263,9 @@ def test_source_map_helpers() -> None:
     assert smap.locate(("a", "zz")) == SourceLocation("f", 2, 1)
     smap.drop_subtree(("a",))
     assert ("a", "b") not in smap and ("a",) in smap
+    # a deleted key leaves no place behind for a later `+key` to inherit
+    smap.drop(("a",))
+    assert ("a",) not in smap and smap.locate(("a",)) == SourceLocation("f", 1, 1)
     assert dotted(("data", "sources", 0, "path")) == "data.sources[0].path"
 
 

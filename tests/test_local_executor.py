@@ -15,7 +15,7 @@ import pytest
 from local_chain import STEPS, chain_ir, write_csv
 
 from mlc.runtime import audit, lineage
-from mlc.runtime.artifacts import load_dataframe
+from mlc.runtime.artifacts import load_dataframe, save_dataframe
 from mlc.targets.local.cache import CacheIndex
 from mlc.targets.local.executor import RunError, RunOptions, execute, list_runs
 
@@ -111,8 +111,43 @@ def test_no_cache_from_and_only(tmp_path: Path) -> None:
 
 def test_only_without_cached_inputs_is_a_clear_error(tmp_path: Path) -> None:
     write_csv(tmp_path)
-    with pytest.raises(RunError, match="no cached result"):
+    # The first step it reads from that has nothing cached is the one to run first.
+    with pytest.raises(RunError, match="step 'ingest', which has no cached result") as err:
         execute(chain_ir(3), _opts(tmp_path, only="s0002"), STEPS)
+    assert "--from ingest" in str(err.value)
+
+
+def _stamped_step(
+    params: dict[str, object], inputs: dict[str, str], outputs: dict[str, str], ctx: object
+) -> dict[str, object]:
+    """`add_step` whose output differs on every call (as a step with a clock in it would)."""
+    df = load_dataframe(inputs["data"]) + time.time_ns() % 1000 / 1000
+    save_dataframe(outputs["data"], df)
+    return {"rows": len(df)}
+
+
+def test_only_does_not_demand_results_of_the_steps_after_it(tmp_path: Path) -> None:
+    write_csv(tmp_path)
+    ir = chain_ir(3, threshold=0.0)
+    steps = {**STEPS, "features": _stamped_step}
+    execute(ir, _opts(tmp_path), steps)
+    # s0001's new output changes the keys after it: those are not run, and no error.
+    only = execute(ir, _opts(tmp_path, only="s0001"), steps)
+    assert only.status == "succeeded"
+    assert _status(only) == {
+        "ingest": "cached",
+        "s0000": "cached",
+        "s0001": "ran",
+        "s0002": "skipped",
+        "gate": "skipped",
+        "register": "skipped",
+    }
+    assert "--only s0001" in only.steps[3].message
+    # Selecting the gate or register alone takes their inputs from the cache.
+    execute(ir, _opts(tmp_path), steps)
+    assert _status(execute(ir, _opts(tmp_path, only="gate"), steps))["gate"] == "ran"
+    register = execute(ir, _opts(tmp_path, only="register"), steps)
+    assert _status(register)["register"] == "ran" and register.verdicts["gate"]["passed"]
 
 
 def test_failing_gate_skips_conditional_steps(tmp_path: Path) -> None:

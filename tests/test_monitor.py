@@ -182,18 +182,19 @@ def test_drift_trigger_uses_the_monitor_flags_or_its_own_threshold() -> None:
 
 
 def test_performance_drop_trigger_compares_with_the_value_at_promotion() -> None:
-    trig = [{"kind": "performance_drop", "metric": "roc_auc", "drop": 0.05}]
+    trig = [{"kind": "performance_drop", "metric": "roc_auc", "drop": 0.05, "direction": "higher"}]
     (fired,) = evaluate_triggers(trig, _report(), {"champion_metrics": {"roc_auc": 0.90}})
-    assert fired["fired"] and fired["fell"] == pytest.approx(0.10)
+    assert fired["fired"] and fired["worse_by"] == pytest.approx(0.10)
+    assert fired["reason"].startswith("roc_auc fell from 0.9 to 0.8 (worse by 0.1")
     (quiet,) = evaluate_triggers(trig, _report(), {"champion_metrics": {"roc_auc": 0.83}})
     assert not quiet["fired"]
     (unknown,) = evaluate_triggers(trig, _report(performance=None), {})
     assert not unknown["fired"] and "not measured" in unknown["reason"]
     # lower is better for log_loss: a rise is the drop
-    loss = [{"kind": "performance_drop", "metric": "log_loss", "drop": 0.05}]
+    loss = [{"kind": "performance_drop", "metric": "log_loss", "drop": 0.05, "direction": "lower"}]
     report = _report(performance={"values": {"log_loss": 0.40}})
     (worse,) = evaluate_triggers(loss, report, {"champion_metrics": {"log_loss": 0.30}})
-    assert worse["fired"]
+    assert worse["fired"] and worse["reason"].startswith("log_loss rose from 0.3 to 0.4 (worse")
 
 
 def test_data_volume_trigger_counts_new_rows() -> None:
@@ -246,7 +247,7 @@ def test_monitor_and_retrain_trigger_steps_write_signal_and_decision(tmp_path: P
     summary = get("monitor")(
         {
             "drift": {"method": "ks", "threshold": 0.2, "features": ["a", "b"]},
-            "performance": {"metric": "roc_auc", "floor": 0.99},
+            "performance": {"metric": "roc_auc", "floor": 0.99, "direction": "higher"},
             "model_name": "toy",
             "target": "label",
             "metrics": ["accuracy"],

@@ -183,9 +183,12 @@ def test_literal_secret_patterns(tmp_path: Path, value: str, kind: str) -> None:
 
 def test_secret_under_secret_like_key_and_in_urls(tmp_path: Path) -> None:
     token = "q8Zr2LmX9vT4kP7wN3sB"
-    spec = spec_with(tmp_path, ("max_depth: 4}", f"max_depth: 4, api_token: {token}}}"))
-    assert codes(spec) == {"MLC610": ["training.model.params.api_token"]}
-    calm = spec_with(tmp_path, ("max_depth: 4}", "max_depth: 4, api_token: short}"))
+    # Under tags: model params are checked against the estimator first (MLC326 for an unknown
+    # name stops validation before the policy passes run).
+    tags = "tags: {team: risk, domain: lending}"
+    spec = spec_with(tmp_path, (tags, f"tags: {{team: risk, domain: lending, api_token: {token}}}"))
+    assert codes(spec) == {"MLC610": ["tags.api_token"]}
+    calm = spec_with(tmp_path, (tags, "tags: {team: risk, domain: lending, api_token: short}"))
     assert codes(calm) == {}
     assert find_secret("url", "postgresql://app:hunter2@db/prod") == "password in a URL"
     assert find_secret("url", "postgresql://app@db/prod") is None

@@ -82,17 +82,23 @@ def test_register_logs_run_sets_aliases_and_never_loses_versions(tmp_path: Path)
         "version": "1",
         "aliases": ["challenger", "champion"],
         "new": True,
+        "note": "registered version 1",
     }
     second = _run(tmp_path, _inputs(tmp_path, 2, False, 0.70), "2")
     assert second["version"] == "2" and second["aliases"] == ["challenger"]
+    # The bytes of version 1 again: no new version, and no alias moves back onto it.
     again = _run(tmp_path, _inputs(tmp_path, 1, True, 0.80), "3")
     assert again["version"] == "1" and again["new"] is False
+    assert again["aliases"] == ["champion"] and "aliases unchanged" in again["note"]
+    doc = artifacts.load_json(str(tmp_path / "mv-3"), "model_version")
+    assert doc["new_version"] is False and doc["aliases"] == ["champion"]
 
     uri = StepContext(project_dir=tmp_path).effective_tracking_uri()
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     versions = sorted(int(v.version) for v in client.search_model_versions("name = 'toy'"))
     assert versions == [1, 2]
     assert str(client.get_model_version_by_alias("toy", "champion").version) == "1"
+    assert str(client.get_model_version_by_alias("toy", "challenger").version) == "2"
     champion = client.get_model_version_by_alias("toy", "champion")
     run = client.get_run(champion.run_id)
     assert run.data.metrics["roc_auc"] == pytest.approx(0.80)
@@ -122,7 +128,7 @@ def test_register_logs_run_sets_aliases_and_never_loses_versions(tmp_path: Path)
     assert register.champion_info("nothing", uri) is None
 
     events = [r["event"] for r in audit.read(tmp_path / ".mlc")]
-    assert events.count("registration") == 2 and events.count("promotion") == 3
+    assert events.count("registration") == 2 and events.count("promotion") == 2
     assert audit.verify(tmp_path / ".mlc").ok
     assert [r["version"] for r in lineage.query(tmp_path / ".mlc", "toy")] == ["1", "2"]
 

@@ -204,6 +204,7 @@ def test_missing_value_robustness_fails_the_gate_with_a_reason(tmp_path: Path) -
     summary = get("evaluate")(
         {
             "metrics": ["accuracy", "f1"],
+            "directions": {"accuracy": "higher", "f1": "higher"},
             "task": "classification",
             "target": "default",
             "robustness": robustness,

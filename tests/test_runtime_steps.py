@@ -69,17 +69,21 @@ def test_pipeline_runs_and_gate_passes(credit_run: dict[str, Any]) -> None:
     assert set(s["tune"]["best_params"]) == {"learning_rate", "max_depth", "l2_regularization"}
     assert s["train"]["params"]["max_iter"] == 40
     metrics = artifacts.load_json(str(root / "evaluate.metrics"), "metrics")
-    assert metrics["metrics"]["roc_auc"] > 0.8
+    # the candidate is the mitigated model (hard, randomized decisions): its AUC is its own,
+    # lower than the trained model's scores would give
+    assert metrics["metrics"]["roc_auc"] > 0.75
     assert metrics["robustness"][0]["kind"] == "noise"
     verdict = artifacts.load_json(str(root / "gate.verdict"), "verdict")
     kinds = {c["kind"] for c in verdict["checks"]}
     assert kinds == {"gate", "fairness", "robustness", "champion"}
     assert verdict["passed"] is True, verdict
     explain = artifacts.load_json(str(root / "explain.report"), "explain")
-    assert len(explain["features"]) == 8
+    # ten input columns, less the excluded (applicant_id, sex) and PII (email) ones
+    assert len(explain["features"]) == 7
+    assert not {r["feature"] for r in explain["features"]} & {"applicant_id", "sex", "email"}
     fair = artifacts.load_json(str(root / "fairness.report"), "fairness")
     assert set(fair["groups"]["sex"]) == {"female", "male"}
-    assert "mitigated" in fair
+    assert fair["candidate"] == "mitigated" and "before_mitigation" in fair
 
 
 def test_model_pipeline_includes_transform_and_pickles(credit_run: dict[str, Any]) -> None:
@@ -124,7 +128,12 @@ def test_quarantine_drops_failing_rows_and_stop_raises(tmp_path: Path) -> None:
     outs = {"dataset": str(tmp_path / "ok"), "report": str(tmp_path / "rep")}
     summary = get("validate")(params, {"applications": str(tmp_path / "raw")}, outs, ctx)
     assert summary["rows_in"] == 200 and summary["rows_out"] == 197
-    for token in ("age", "region", "email", "greater_than_or_equal_to", "isin", "str_matches"):
+    for token in (
+        "age: greater_than_or_equal_to(18.0) failed, e.g. value 7 (1 row)",
+        "region: value atlantis not in allowed [north, south, east, west] (1 row)",
+        "email",
+        "str_matches",
+    ):
         assert token in summary["failures"]
     quarantine = artifacts.load_text(outs["report"], "quarantine.csv")
     assert "atlantis" in quarantine and "not-an-email" in quarantine
@@ -132,7 +141,7 @@ def test_quarantine_drops_failing_rows_and_stop_raises(tmp_path: Path) -> None:
     from mlc.runtime.context import StepError
 
     stop = {**params, "contract": {**params["contract"], "on_failure": "stop"}}
-    with pytest.raises(StepError, match=r"region: isin") as err:
+    with pytest.raises(StepError, match=r"region: value atlantis not in allowed") as err:
         get("validate")(
             stop,
             {"applications": str(tmp_path / "raw")},
@@ -151,7 +160,7 @@ def test_quarantine_drops_failing_rows_and_stop_raises(tmp_path: Path) -> None:
         {"dataset": str(tmp_path / "ok3"), "report": str(tmp_path / "rep3")},
         ctx,
     )
-    assert summary["rows_out"] == 200 and "region: isin" in summary["failures"]
+    assert summary["rows_out"] == 200 and "region: value atlantis" in summary["failures"]
 
 
 def test_validate_joins_sources_and_reads_sql_and_parquet(tmp_path: Path) -> None:
@@ -299,7 +308,12 @@ def test_gate_failure_is_a_verdict_not_an_exception(tmp_path: Path) -> None:
             {"metric": "r2", "op": ">=", "threshold": 0.5},
             {"metric": "rmse", "op": "<", "threshold": 20},
         ],
-        "champion": {"metric": "rmse", "min_improvement": 0.5, "compare": True},
+        "champion": {
+            "metric": "rmse",
+            "min_improvement": 0.5,
+            "compare": True,
+            "direction": "lower",
+        },
         "robustness": [{"kind": "missing", "features": [], "max_drop": 1.0}],
         "fairness": None,
     }
@@ -329,7 +343,7 @@ def test_exponentiated_gradient_mitigation(tmp_path: Path, credit_run: dict[str,
     inputs["model"] = str(root / "train.model")
     outs = {name: str(tmp_path / name) for name in ("metrics", "report", "model")}
     summary = get("fairness")(params, inputs, outs, ctx)
-    assert summary["mitigated_value"] is not None
+    assert summary["before_mitigation"] is not None
     mitigated = artifacts.load_object(outs["model"])
     test = artifacts.load_dataframe(inputs["test"]).drop(columns=["default"])
     from mlc.runtime.steps._data import bind_secrets

@@ -130,6 +130,11 @@ def test_did_you_mean(word: str, options: list[str], hint: str) -> None:
     assert did_you_mean(word, options) == hint
 
 
+def test_did_you_mean_names_what_it_lists() -> None:
+    # a wrong value is not a wrong key: 'valid keys: custom, …' misled for framework: xx
+    assert did_you_mean("xx", ["sklearn", "custom"], "values") == "valid values: custom, sklearn"
+
+
 def test_render_formats() -> None:
     diags = [
         Diagnostic("MLC101", "unknown key 'b'", SourceLocation("s.yaml", 9, 3), "hint b", path="b"),

@@ -1,6 +1,7 @@
 """Shared CLI plumbing: error handling, diagnostics output, exit codes.
 
-Exit codes: 0 success, 1 internal error, 2 spec errors (or bad usage).
+Exit codes: 0 success, 1 internal error, 2 spec errors, bad usage or no project where one was
+expected; `mlc run` adds 3 (a gate failed) and 4 (a step failed), see `mlc.compiler.cli.run`.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from enum import Enum
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 
+from mlc.compiler.cli._project import ProjectError
 from mlc.compiler.diagnostics import Diagnostic, DiagnosticError, render
 
 EXIT_OK = 0
@@ -23,6 +26,19 @@ EXIT_SPEC = 2
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+SpecArg = Annotated[
+    Path | None,
+    typer.Argument(
+        help="Spec file or project folder (default: the project at or above the working folder).",
+        show_default=False,
+    ),
+]
+"""The spec positional of every spec command, resolved by `_project.resolve_spec`."""
+OverridesArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Overrides in Hydra's grammar: key=value, +key=value, ~key, group=option."),
+]
+
 
 class Format(str, Enum):
     text = "text"
@@ -30,7 +46,17 @@ class Format(str, Enum):
     github = "github"
 
 
-def emit_diagnostics(diags: Sequence[Diagnostic], fmt: Format) -> None:
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Every 'not realised' warning, not their summary.")
+]
+
+
+def emit_diagnostics(diags: Sequence[Diagnostic], fmt: Format, verbose: bool = False) -> None:
+    if fmt is not Format.json:
+        # one summary line stands for the per-section 'not realised' warnings; json keeps all
+        from mlc.compiler.passes.capabilities import condense
+
+        diags = condense(diags, verbose)
     if not diags and fmt is not Format.json:
         return
     text = render(diags, fmt.value)
@@ -39,7 +65,8 @@ def emit_diagnostics(diags: Sequence[Diagnostic], fmt: Format) -> None:
 
 
 def handle_errors(func: F) -> F:
-    """Turn `DiagnosticError` into exit 2 and anything unexpected into exit 1, never a traceback.
+    """Turn `DiagnosticError` and `ProjectError` into exit 2 and anything unexpected into exit
+    1, never a traceback.
 
     Set `MLC_DEBUG=1` to see the traceback of an internal error.
     """
@@ -53,6 +80,9 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except DiagnosticError as exc:
             emit_diagnostics(exc.diagnostics, fmt)
+            raise typer.Exit(EXIT_SPEC) from None
+        except ProjectError as exc:
+            print(f"mlc: error: {exc}", file=sys.stderr)
             raise typer.Exit(EXIT_SPEC) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
             raise

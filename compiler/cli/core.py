@@ -14,28 +14,30 @@ from mlc.compiler.cli._app import app
 from mlc.compiler.cli._common import (
     EXIT_SPEC,
     Format,
+    OverridesArg,
+    SpecArg,
+    VerboseOpt,
     emit_diagnostics,
     handle_errors,
 )
+from mlc.compiler.cli._project import find_project, resolve_spec
 
 if TYPE_CHECKING:
     from mlc.compiler.api import CompileResult
 
-SpecArg = Annotated[Path, typer.Argument(help="Spec file (mlc.yaml).")]
-OverridesArg = Annotated[
-    list[str] | None,
-    typer.Argument(help="Overrides in Hydra's grammar: key=value, +key=value, ~key, group=option."),
-]
 FormatOpt = Annotated[Format, typer.Option("--format", help="Diagnostics format.")]
 
 
 @app.command()
 @handle_errors
-def validate(spec: SpecArg, overrides: OverridesArg = None, fmt: FormatOpt = Format.text) -> None:
+def validate(
+    spec: SpecArg = None, overrides: OverridesArg = None, fmt: FormatOpt = Format.text
+) -> None:
     """Check a spec: syntax, schema, cross-field rules and IR passes."""
     from mlc.compiler.api import check
 
-    result = check(spec, overrides or ())
+    spec, overrides = resolve_spec(spec, overrides)
+    result = check(spec, overrides)
     emit_diagnostics(result.diagnostics, fmt)
     if not result.ok:
         raise typer.Exit(EXIT_SPEC)
@@ -46,11 +48,12 @@ def validate(spec: SpecArg, overrides: OverridesArg = None, fmt: FormatOpt = For
 @app.command(name="compile")
 @handle_errors
 def compile_(
-    spec: SpecArg,
+    spec: SpecArg = None,
     overrides: OverridesArg = None,
     target: Annotated[list[str], typer.Option("--target", "-t", help="Target(s) to emit.")] = [],  # noqa: B006
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
     fmt: FormatOpt = Format.text,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Compile a spec into each target's files under OUT/<target>/ (with a manifest)."""
     from mlc.compiler.api import compile_spec
@@ -58,16 +61,18 @@ def compile_(
     if not target:
         print("mlc compile: name at least one --target (see 'mlc targets')", file=sys.stderr)
         raise typer.Exit(EXIT_SPEC)
-    result = compile_spec(spec, target, out, overrides or ())
+    spec, overrides = resolve_spec(spec, overrides)
+    result = compile_spec(spec, target, out, overrides)
     _record_compile(spec, result)
-    emit_diagnostics(result.check.diagnostics, fmt)
+    emit_diagnostics(result.check.diagnostics, fmt, verbose)
     if fmt is Format.text:
         for name, paths in result.written.items():
             print(f"{name}: wrote {len(paths)} files to {out / name}")
 
 
 def _record_compile(spec: Path, result: CompileResult) -> None:
-    """Append a `compile` record to the project's audit log (`.mlc/audit.jsonl`)."""
+    """Append a `compile` record to the project's audit log (`.mlc/audit.jsonl`, or under the
+    spec's `targets.local.state_dir`: the log the other commands read)."""
     import hashlib
 
     from mlc.runtime import audit
@@ -84,7 +89,7 @@ def _record_compile(spec: Path, result: CompileResult) -> None:
     }
     try:
         audit.append(
-            spec.parent / ".mlc",
+            find_project(spec).state_dir,
             "compile",
             spec_hash=str(result.check.ir.metadata["spec_hash"]),
             project_dir=spec.parent,
@@ -104,7 +109,7 @@ class GraphFormat(str, Enum):
 @app.command()
 @handle_errors
 def graph(
-    spec: SpecArg,
+    spec: SpecArg = None,
     overrides: OverridesArg = None,
     as_: Annotated[GraphFormat, typer.Option("--as", help="Picture format.")] = GraphFormat.mermaid,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here, not stdout.")] = None,
@@ -114,7 +119,8 @@ def graph(
     from mlc.compiler.output import write_file
     from mlc.compiler.render_graph import dot, mermaid, render_image
 
-    result = check(spec, overrides or ())
+    spec, overrides = resolve_spec(spec, overrides)
+    result = check(spec, overrides)
     if not result.ok:
         emit_diagnostics(result.diagnostics, Format.text)
         raise typer.Exit(EXIT_SPEC)

@@ -1,13 +1,22 @@
 """`mlc monitor`: the local feedback loop — drift, performance, retrain decision, active learning.
 
-Reads the reference (the train split) and the champion model from the project's last
-`mlc run`, scores the current data against them (`monitor` step), evaluates the spec's
-`feedback.triggers` (`retrain_trigger` step) and, with `--retrain`, runs the pipeline again.
+Reads the reference (the train split) and a registered model version from the project's runs,
+scores the current data against them (`monitor` step), evaluates the spec's `feedback.triggers`
+(`retrain_trigger` step) and, with `--retrain`, runs the pipeline again.
+
+The model scored is the `champion`; without one, the newest version whose gate passed (a manual
+promotion policy leaves passed versions without the alias). A model whose gate failed (a run
+that failed it registers nothing) is scored only when asked for: `--model-version RUN_ID` (or a
+version number): monitoring a model nobody approved would report on something that is not, and
+should not be, serving. The model scored is printed first, with its version, alias and verdict.
+
+Labelled current data is scored with `monitoring.performance.metric` and the retrain triggers'
+metrics; without `monitoring.performance`, with the spec's evaluation metrics.
 
 Exit codes: 0 no retraining needed, 10 retraining recommended, 2 bad input (spec errors, a
-missing file, columns that do not match the data contract, no run to monitor). With
-`--retrain` and a recommendation, the code is that of `mlc run` (0, 3 gate failed, 4 step
-failed).
+missing file, columns that do not match the data contract, no run to monitor, no version that
+passed its gate). With `--retrain` and a recommendation, the code is that of `mlc run` (0, 3 a
+gate failed, 4 a step failed).
 """
 
 from __future__ import annotations
@@ -22,8 +31,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mlc.compiler.cli._app import app
-from mlc.compiler.cli._common import EXIT_SPEC, Format, emit_diagnostics, handle_errors
-from mlc.compiler.cli.run import OverridesArg, SpecArg
+from mlc.compiler.cli._common import EXIT_SPEC, Format, SpecArg, emit_diagnostics, handle_errors
+from mlc.compiler.cli._project import resolve_spec
+from mlc.compiler.cli.run import OverridesArg
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,18 +87,56 @@ def _contract_check(
 
 
 def _artifact_folder(ir: IRGraph, record: dict[str, Any], artifact_id: str) -> str | None:
+    """Where the run left `artifact_id`; None when the cache lost it.
+
+    Raises:
+        _BadInput: the run has no output of that name (it ran another version of the spec).
+    """
     art = ir.artifact(artifact_id)
     for step in record.get("steps", []):
-        if step.get("step_id") == art.producer:
-            folder = (step.get("outputs") or {}).get(art.name)
+        if step.get("step_id") == art.producer and art.name in (step.get("outputs") or {}):
+            folder = step["outputs"][art.name]
             return str(folder) if folder and Path(folder, "_meta.json").is_file() else None
+    raise _BadInput(
+        f"run {record.get('run_id')} has no '{artifact_id}': it ran the spec with other "
+        "settings; monitor with the overrides of that run, or run the pipeline again"
+    )
+
+
+def _registered(ir: IRGraph, rec: dict[str, Any]) -> dict[str, Any] | None:
+    """The version a run registered, with that run's verdict; None when it registered none."""
+    from mlc.compiler.ir import StepKind
+
+    for step in rec.get("steps", []):
+        summary = step.get("summary") or {}
+        if (
+            step.get("kind") == StepKind.REGISTER.value
+            and isinstance(summary, dict)
+            and summary.get("version") is not None
+        ):
+            return {
+                "name": str(summary.get("model") or ir.name),
+                "version": str(summary["version"]),
+                "passed": rec.get("status") == "succeeded",
+                "run_id": rec.get("run_id"),
+            }
     return None
 
 
 def _pick_run(
-    ir: IRGraph, state_dir: Path, model_name: str, tracking_uri: str | None
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The run that produced the champion (else the newest succeeded run), and the champion."""
+    ir: IRGraph,
+    state_dir: Path,
+    model_name: str,
+    tracking_uri: str | None,
+    wanted: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    """The run whose model is scored, that model (name, version, alias, verdict, why) and the
+    champion (for the triggers' comparison).
+
+    `wanted` is a registered version, or a run id for that run's candidate model (registered or
+    not: a failed gate registers nothing); else the champion, else the newest version whose gate
+    passed. No such version is `_BadInput`: nothing approved exists to be monitored.
+    """
     from mlc.runtime.steps.register import champion_info
     from mlc.targets.local.executor import list_runs
 
@@ -97,17 +145,64 @@ def _pick_run(
         raise _BadInput(f"no finished run under {state_dir / 'runs'}: run `mlc run SPEC` first")
     uri = tracking_uri or runs[0].get("tracking_uri")
     champion = champion_info(model_name, uri) if uri else None
-    if champion is not None:
+    versions = [(rec, got) for rec in runs if (got := _registered(ir, rec)) is not None]
+
+    def chosen(rec: dict[str, Any], got: dict[str, Any], why: str) -> tuple[Any, Any, Any]:
+        is_champion = champion is not None and champion["version"] == got["version"]
+        return rec, {**got, "alias": "champion" if is_champion else None, "why": why}, champion
+
+    if wanted is not None:
+        for rec, got in versions:
+            if got["version"] == wanted:
+                return chosen(rec, got, "asked for with --model-version")
         for rec in runs:
-            for step in rec.get("steps", []):
-                summary = step.get("summary") or {}
-                if (
-                    step.get("kind") == "register"
-                    and isinstance(summary, dict)
-                    and str(summary.get("version")) == champion["version"]
-                ):
-                    return rec, champion
-    return runs[0], champion
+            if rec.get("run_id") == wanted:
+                got = _registered(ir, rec) or {
+                    "name": model_name,
+                    "version": None,
+                    "passed": rec.get("status") == "succeeded",
+                    "run_id": wanted,
+                }
+                return chosen(rec, got, "asked for with --model-version")
+        known = sorted({got["version"] for _, got in versions}, key=_version_order)
+        raise _BadInput(
+            f"'{wanted}' is neither a version of '{model_name}' registered by a run under "
+            f"{state_dir / 'runs'} (registered: {', '.join(known) or 'none'}) nor one of its "
+            "run ids (see `mlc runs`)"
+        )
+    if champion is not None:
+        for rec, got in versions:
+            if got["version"] == champion["version"]:
+                return chosen(rec, got, "the champion")
+    lacking = (
+        f"the champion, v{champion['version']}, has no run record here"
+        if champion is not None
+        else "there is no champion"
+    )
+    for rec, got in versions:
+        if got["passed"]:
+            return chosen(rec, got, f"the newest version whose gate passed ({lacking})")
+    newest = runs[0]
+    raise _BadInput(
+        f"no version of '{model_name}' passed its gate (the newest run, {newest.get('run_id')}, "
+        f"ended {newest.get('status')}): there is no approved model to monitor; "
+        "--model-version N scores registered version N, --model-version RUN_ID the candidate "
+        "model of that run, anyway"
+    )
+
+
+def _version_order(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (0, version)
+
+
+def _describe_model(model: dict[str, Any]) -> str:
+    verdict = "gate passed" if model["passed"] else "gate FAILED"
+    if model["version"] is None:
+        what = f"{model['name']}, the candidate of run {model['run_id']} (not registered, "
+    else:
+        alias = f"alias {model['alias']}" if model.get("alias") else "no alias"
+        what = f"{model['name']} v{model['version']} ({alias}, run {model['run_id']}, "
+    return f"model: {what}{verdict}): {model['why']}"
 
 
 def _table(report: dict[str, Any], decision: dict[str, Any]) -> None:
@@ -130,12 +225,15 @@ def _table(report: dict[str, Any], decision: dict[str, Any]) -> None:
     console.print(drift)
     perf = report.get("performance")
     if perf:
-        values = ", ".join(f"{k} {v:.4g}" for k, v in sorted(perf["values"].items()))
-        floor = f" (floor {perf['floor']:g}: {'BELOW' if perf['below_floor'] else 'ok'})"
-        console.print(
-            f"performance on {perf['rows']} labelled rows: {values}"
-            + (floor if perf.get("floor") is not None else "")
+        values = ", ".join(
+            f"{k} {v:.4g}" for k, v in sorted(perf["values"].items()) if isinstance(v, int | float)
         )
+        line = f"performance on {perf['rows']} labelled rows: {values or 'no metric to score'}"
+        if perf.get("floor") is not None and perf.get("metric"):
+            worse = "ABOVE" if perf.get("direction") == "lower" else "BELOW"
+            verdict = worse if perf.get("below_floor") else "ok"
+            line += f" ({perf['metric']} floor {perf['floor']:g}: {verdict})"
+        console.print(line)
     else:
         console.print("performance: not measured (no labels in the current data)")
     checks = Table(title="retrain triggers", title_justify="left")
@@ -153,10 +251,10 @@ def _table(report: dict[str, Any], decision: dict[str, Any]) -> None:
 @app.command()
 @handle_errors
 def monitor(
-    spec: SpecArg,
     current: Annotated[
         Path, typer.Option("--current", help="Current (production) data: CSV or Parquet.")
     ],
+    spec: SpecArg = None,
     overrides: OverridesArg = None,
     labels_column: Annotated[
         str | None,
@@ -175,14 +273,29 @@ def monitor(
         Path | None,
         typer.Option("--out", help="Folder for the signal and decision (default .mlc/monitor)."),
     ] = None,
+    model_version: Annotated[
+        str | None,
+        typer.Option(
+            "--model-version",
+            help="Score this registered version, or the candidate model of this run id (default: "
+            "the champion, else the newest version whose gate passed; a model whose gate failed "
+            "only when named here).",
+        ),
+    ] = None,
 ) -> None:
-    """Check current data for drift and performance loss; decide whether to retrain."""
+    """Check current data for drift and performance loss; decide whether to retrain.
+
+    Exit codes: 0 no retraining needed; 10 retraining recommended; 2 bad input (spec errors,
+    missing file or contract columns, no run, no version that passed its gate); with --retrain,
+    those of `mlc run` (0, 3 a gate failed, 4 a step failed).
+    """
     from mlc.compiler.api import check
     from mlc.compiler.ir import StepKind
     from mlc.runtime.context import StepError
     from mlc.targets.local import LocalOptions
 
-    result = check(spec, overrides or (), targets=["local"])
+    spec, overrides = resolve_spec(spec, overrides)
+    result = check(spec, overrides, targets=["local"])
     if not result.ok:
         emit_diagnostics(result.diagnostics, Format.text)
         raise typer.Exit(EXIT_SPEC)
@@ -212,7 +325,9 @@ def monitor(
                 frame = frame.drop(columns=[target], errors="ignore")
                 frame = frame.rename(columns={labels_column: target})
         frame = _contract_check(frame, columns, target, current)
-        record, champion = _pick_run(ir, state_dir, ir.name, options.tracking_uri)
+        record, scored, champion = _pick_run(
+            ir, state_dir, ir.name, options.tracking_uri, model_version
+        )
         reference_id = mon_step.inputs["reference"] if mon_step else f"{split.id}.train"
         reference = _artifact_folder(ir, record, reference_id)
         register = ir.first(StepKind.REGISTER)
@@ -226,6 +341,7 @@ def monitor(
     except _BadInput as exc:
         print(f"mlc monitor: error: {exc}", file=sys.stderr)
         raise typer.Exit(EXIT_SPEC) from None
+    print(_describe_model(scored))
     try:
         decision, report, folder = _evaluate(
             ir,
@@ -304,9 +420,12 @@ def _evaluate(
             "features": _feature_columns(ir, target),
         }
     mon_params["target"] = target
-    mon_params["metrics"] = sorted(
-        {t["metric"] for t in trig_params["triggers"] if t["kind"] == "performance_drop"}
-    )
+    metrics = {t["metric"] for t in trig_params["triggers"] if t["kind"] == "performance_drop"}
+    evaluate = ir.first(StepKind.EVALUATE)
+    if not mon_params.get("performance") and evaluate is not None:
+        # no monitoring.performance: labelled rows are scored as the test split was
+        metrics.update(evaluate.params.get("metrics") or [])
+    mon_params["metrics"] = sorted(metrics)
     train = ir.first(StepKind.TRAIN)
     if train is not None:
         mon_params["task"] = train.params.get("task")

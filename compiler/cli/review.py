@@ -3,6 +3,9 @@
 `mlc diff` exit codes: 0 no high-risk change and no policy violated; 1 a high-risk change, or a
 policy (or other pass) error in the head spec; 2 bad input (unknown git ref, unreadable side) or
 a head spec that does not validate. `mlc plan`: 0 ok, 1 a policy fails, 2 spec errors.
+
+Like every spec command, these take overrides as positional `key=value` arguments after the
+spec(s) (`--set` still works) and a project folder in place of its spec file.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from typing import Annotated
 import typer
 
 from mlc.compiler.cli._app import app
-from mlc.compiler.cli._common import EXIT_SPEC, handle_errors
+from mlc.compiler.cli._common import EXIT_SPEC, OverridesArg, SpecArg, VerboseOpt, handle_errors
+from mlc.compiler.cli._project import looks_like_override, resolve_spec
 
 
 class ReportFormat(str, Enum):
@@ -26,7 +30,9 @@ class ReportFormat(str, Enum):
 
 TargetOpt = Annotated[list[str], typer.Option("--target", "-t", help="Target(s) to compare.")]
 PolicyOpt = Annotated[list[Path], typer.Option("--policy", help="Organisation policy file(s).")]
-OverrideOpt = Annotated[list[str], typer.Option("--set", help="Override key=value (both sides).")]
+OverrideOpt = Annotated[
+    list[str], typer.Option("--set", help="Override key=value (as a positional override does).")
+]
 
 
 def _write(text: str, out: Path | None) -> None:
@@ -44,7 +50,8 @@ def diff(
     sides: Annotated[
         list[str],
         typer.Argument(
-            help="BASE HEAD (each a spec file or git-ref:REF:PATH), or HEAD alone with --base."
+            help="BASE HEAD (each a spec file, project folder or git-ref:REF:PATH), or HEAD alone "
+            "with --base; then overrides (key=value, +key=value, ~key) applied to both sides."
         ),
     ],
     base: Annotated[
@@ -62,12 +69,24 @@ def diff(
     """Semantic diff of two specs: changes by facet and risk, output, cost and policy deltas."""
     from mlc.compiler.diff import diff_specs, render_json, render_markdown, render_text
 
-    if (base is None and len(sides) != 2) or (base is not None and len(sides) != 1):
+    specs = [side for side in sides if not looks_like_override(side)]
+    extra = [side for side in sides if looks_like_override(side)]
+    if (base is None and len(specs) != 2) or (base is not None and len(specs) != 1):
         print("mlc diff: give BASE HEAD, or --base REF HEAD", file=sys.stderr)
         raise typer.Exit(EXIT_SPEC)
-    head = sides[-1]
+    specs = [
+        str(resolve_spec(side)[0])
+        if not side.startswith("git-ref:") and Path(side).is_dir()
+        else side
+        for side in specs
+    ]
     report = diff_specs(
-        sides[0], head, base_ref=base, targets=target, policy_files=policy, overrides=overrides
+        specs[0],
+        specs[-1],
+        base_ref=base,
+        targets=target,
+        policy_files=policy,
+        overrides=[*extra, *overrides],
     )
     render = {
         ReportFormat.text: render_text,
@@ -81,8 +100,14 @@ def diff(
 @app.command()
 @handle_errors
 def plan(
-    spec: Annotated[Path, typer.Argument(help="Spec file (mlc.yaml).")],
-    target: TargetOpt = [],  # noqa: B006
+    spec: SpecArg = None,
+    positional: OverridesArg = None,
+    target: Annotated[
+        list[str],
+        typer.Option(
+            "--target", "-t", help="Target(s) to plan (default: those of the spec's 'targets:')."
+        ),
+    ] = [],  # noqa: B006
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Compiled output folder.")] = Path(
         "out"
     ),
@@ -91,68 +116,69 @@ def plan(
     ),
     policy: PolicyOpt = [],  # noqa: B006
     overrides: OverrideOpt = [],  # noqa: B006
+    verbose: VerboseOpt = False,
 ) -> None:
     """What compiling would change against OUT/<target>/mlc-manifest.json, runs, cost, policies."""
     import json
 
+    from mlc.compiler.load import load_spec
     from mlc.compiler.plan import plan_spec
 
+    spec, positional = resolve_spec(spec, positional)
+    overrides = [*positional, *overrides]
     if not target:
-        print("mlc plan: name at least one --target (see 'mlc targets')", file=sys.stderr)
+        # what the spec itself asks for; its errors are reported by `plan_spec` below
+        declared = load_spec(spec, overrides).data.get("targets")
+        target = sorted(declared) if isinstance(declared, dict) else []
+    if not target:
+        print(
+            f"mlc plan: {spec} names no targets (no 'targets:' section): name at least one "
+            "--target (see 'mlc targets')",
+            file=sys.stderr,
+        )
         raise typer.Exit(EXIT_SPEC)
     report = plan_spec(spec, target, out_dir, overrides, policy)
     if fmt is ReportFormat.json:
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:
-        sys.stdout.write(report.render_text())
+        sys.stdout.write(report.render_text(verbose))
     raise typer.Exit(report.exit_code)
 
 
 @app.command()
 @handle_errors
 def cost(
-    spec: Annotated[Path, typer.Argument(help="Spec file (mlc.yaml).")],
-    overrides: Annotated[list[str] | None, typer.Argument(help="Overrides (key=value).")] = None,
+    spec: SpecArg = None,
+    overrides: OverridesArg = None,
     fmt: Annotated[ReportFormat, typer.Option("--format", help="text or json.")] = (
         ReportFormat.text
     ),
     pricing: Annotated[Path | None, typer.Option("--pricing", help="Pricing table JSON.")] = None,
     spot: Annotated[bool, typer.Option(help="Price training and tuning at spot rates.")] = False,
+    target: Annotated[
+        list[str],
+        typer.Option(
+            "--target",
+            "-t",
+            help="Price what these targets emit (default: the spec's 'targets:', else all).",
+        ),
+    ] = [],  # noqa: B006
 ) -> None:
     """Estimated cost: training, tuning, serving, monitoring and storage, per run and month."""
     import json
 
-    from mlc.compiler.api import check
     from mlc.compiler.cli._common import Format, emit_diagnostics
-    from mlc.compiler.cost import estimate_cost, load_pricing
+    from mlc.compiler.cost.report import cost_report
 
-    result = check(spec, overrides or ())
-    if not result.ok:
-        emit_diagnostics(result.diagnostics, Format.text)
+    spec, overrides = resolve_spec(spec, overrides)
+    report = cost_report(spec, overrides, target, pricing, spot)
+    if not report.check.ok:
+        emit_diagnostics(report.check.diagnostics, Format.text)
         raise typer.Exit(EXIT_SPEC)
-    est = estimate_cost(result.ir, load_pricing(pricing), spot=spot)
-    from mlc.compiler.api import _locate
-
-    problems = _locate(est.diagnostics, result.loaded)
     if fmt is ReportFormat.json:
-        print(
-            json.dumps(
-                {**est.to_json(), "diagnostics": [d.to_json() for d in problems]},
-                indent=2,
-                sort_keys=True,
-            )
-        )
+        print(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:
-        print(f"{result.ir.name}: {est.cloud}/{est.region}, prices {est.pricing}")
-        for item in est.items:
-            print(
-                f"  {item.name:<11} {item.per_run_usd:>10,.2f} /run {item.monthly_usd:>10,.2f}"
-                f" /month  {item.instance or '-':<14} {item.detail}"
-            )
-        print(
-            f"  {'total':<11} {est.per_run_usd:>10,.2f} /run {est.monthly_usd:>10,.2f} /month"
-            f"  ({est.runs_per_month:.2f} pipeline runs/month)"
-        )
-        emit_diagnostics(problems, Format.text)
-    if any(d.severity.value == "error" for d in problems):
+        sys.stdout.write(report.estimate.render_text(report.check.ir.name))
+        emit_diagnostics(report.diagnostics, Format.text)
+    if any(d.severity.value == "error" for d in report.diagnostics):
         raise typer.Exit(EXIT_SPEC)

@@ -1,8 +1,14 @@
 """Run commands: `mlc run`, `mlc runs`, `mlc audit verify|show`, `mlc cache info|gc`,
 `mlc lineage`.
 
-Exit codes of `mlc run`: 0 success, 2 spec errors or bad usage, 3 a gate failed (nothing
-promoted), 4 a step failed (its message names the step and the cause).
+Exit codes of `mlc run`: 0 success, 2 spec errors or bad usage (or a run that cannot start: an
+unknown `--from`/`--only` step, another run holding the project), 3 a gate failed (register runs
+only when the gate passed: nothing registered or promoted), 4 a step failed (its message names
+the step and the cause; a budget reached counts as a step failure), 1 an internal error.
+
+The other commands find their project with `mlc.compiler.cli._project`: the spec file or the
+project folder as an optional positional argument, else the project around the working directory;
+no project there is exit 2.
 """
 
 from __future__ import annotations
@@ -15,24 +21,39 @@ from typing import Annotated, Any
 import typer
 
 from mlc.compiler.cli._app import app
-from mlc.compiler.cli._common import EXIT_SPEC, Format, emit_diagnostics, handle_errors
+from mlc.compiler.cli._common import (
+    EXIT_SPEC,
+    Format,
+    SpecArg,
+    VerboseOpt,
+    emit_diagnostics,
+    handle_errors,
+)
+from mlc.compiler.cli._project import find_project, resolve_spec
 
 EXIT_GATE = 3
 EXIT_STEP = 4
 
-SpecArg = Annotated[Path, typer.Argument(help="Spec file (mlc.yaml).")]
 OverridesArg = Annotated[
     list[str] | None,
     typer.Argument(help="Overrides in Hydra's grammar: key=value, +key=value, ~key."),
 ]
+ProjectArg = Annotated[
+    Path | None,
+    typer.Argument(
+        help="Spec file or project folder (default: the first folder at or above the working "
+        "folder holding mlc.yaml or .mlc/).",
+        show_default=False,
+    ),
+]
 ProjectOpt = Annotated[
-    Path, typer.Option("--project", "-p", help="Spec file or project folder (holds .mlc/).")
+    Path | None,
+    typer.Option("--project", "-p", help="Spec file or project folder (holds .mlc/)."),
 ]
 
 
-def _state_dir(project: Path) -> Path:
-    folder = project.parent if project.is_file() else project
-    return folder / ".mlc"
+def _state_dir(project: Path | None) -> Path:
+    return find_project(project).state_dir
 
 
 def _print_verdicts(verdicts: dict[str, dict[str, Any]], stream: Any) -> None:
@@ -70,7 +91,7 @@ def _print_verdicts(verdicts: dict[str, dict[str, Any]], stream: Any) -> None:
 @app.command(name="run")
 @handle_errors
 def run_(
-    spec: SpecArg,
+    spec: SpecArg = None,
     overrides: OverridesArg = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Execute every step.")] = False,
     from_step: Annotated[
@@ -87,14 +108,21 @@ def run_(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """Compile a spec and run its pipeline here: cached, resumable, gated, registered."""
+    """Compile a spec and run its pipeline here: cached, resumable, gated, registered.
+
+    Exit codes: 0 success; 2 spec errors, bad usage or a run that cannot start; 3 a gate
+    failed (nothing registered or promoted); 4 a step failed (or a budget was reached); 1
+    internal error.
+    """
     from mlc.compiler.api import check
     from mlc.targets.local import LocalOptions
     from mlc.targets.local.executor import RunError, RunOptions, execute
 
-    result = check(spec, overrides or (), targets=["local"])
-    emit_diagnostics(result.diagnostics, Format.text)
+    spec, overrides = resolve_spec(spec, overrides)
+    result = check(spec, overrides, targets=["local"])
+    emit_diagnostics(result.diagnostics, Format.text, verbose)
     if not result.ok:
         raise typer.Exit(EXIT_SPEC)
     options = result.options["local"]
@@ -132,23 +160,24 @@ def run_(
 @app.command()
 @handle_errors
 def runs(
-    project: Annotated[Path, typer.Argument(help="Spec file or project folder.")] = Path("."),
+    project: ProjectArg = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List past runs of a project, newest first."""
     from mlc.targets.local.executor import list_runs
 
-    records = list_runs(_state_dir(project))
+    state = _state_dir(project)
+    records = list_runs(state)
     if as_json:
         print(json.dumps(records, indent=2, sort_keys=True, default=str))
         return
     if not records:
-        print(f"no runs under {_state_dir(project)}")
+        print(f"no runs under {state}")
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"runs in {_state_dir(project)}")
+    table = Table(title=f"runs in {state}")
     for col in ("run", "started", "status", "executed", "cached", "seconds", "spec"):
         # Run ids and times are what one copies from this table: never cut them.
         table.add_column(col, no_wrap=col in ("run", "started"))
@@ -174,14 +203,19 @@ app.add_typer(audit_app, name="audit")
 @audit_app.command("verify")
 @handle_errors
 def audit_verify(
-    project: Annotated[Path, typer.Argument(help="Spec file or project folder.")] = Path("."),
+    project: ProjectArg = None,
 ) -> None:
-    """Check every link of the audit chain; report the first broken one (exit 1)."""
+    """Check every link of the audit chain; report the first broken one.
+
+    Exit codes: 0 the chain is intact, 1 a link is broken, 2 no project or no audit log there.
+    """
     from mlc.runtime.audit import audit_path, verify
 
     state = _state_dir(project)
     outcome = verify(state)
     print(outcome.describe(audit_path(state)), file=sys.stdout if outcome.ok else sys.stderr)
+    if outcome.missing:
+        raise typer.Exit(EXIT_SPEC)
     if not outcome.ok:
         raise typer.Exit(1)
 
@@ -189,13 +223,17 @@ def audit_verify(
 @audit_app.command("show")
 @handle_errors
 def audit_show(
-    project: Annotated[Path, typer.Argument(help="Spec file or project folder.")] = Path("."),
+    project: ProjectArg = None,
     last: Annotated[int, typer.Option(help="Show the last N records.")] = 20,
 ) -> None:
-    """Print the last audit records (one line each)."""
-    from mlc.runtime.audit import read
+    """Print the last audit records (one line each); no audit log there is exit 2."""
+    from mlc.runtime.audit import audit_path, read
 
-    for rec in read(_state_dir(project))[-last:]:
+    state = _state_dir(project)
+    if not audit_path(state).is_file():
+        print(f"mlc audit show: error: no audit log at {audit_path(state)}", file=sys.stderr)
+        raise typer.Exit(EXIT_SPEC)
+    for rec in read(state)[-last:]:
         details = json.dumps(rec.get("details", {}), sort_keys=True, default=str)
         print(
             f"{rec.get('when')} {rec.get('who')} {rec.get('event')} "
@@ -214,7 +252,7 @@ def _mib(n: int) -> str:
 @cache_app.command("info")
 @handle_errors
 def cache_info_(
-    project: Annotated[Path, typer.Argument(help="Spec file or project folder.")] = Path("."),
+    project: ProjectArg = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """How many entries the cache holds, their size, and what no entry vouches for."""
@@ -233,7 +271,7 @@ def cache_info_(
 @cache_app.command("gc")
 @handle_errors
 def cache_gc(
-    project: Annotated[Path, typer.Argument(help="Spec file or project folder.")] = Path("."),
+    project: ProjectArg = None,
     keep_runs: Annotated[
         int,
         typer.Option(
@@ -271,8 +309,16 @@ def cache_gc(
 @app.command()
 @handle_errors
 def lineage(
-    model: Annotated[str | None, typer.Argument(help="Model name (default: all).")] = None,
-    project: ProjectOpt = Path("."),
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="[SPEC|FOLDER] [MODEL]: the project (spec file or folder; default: the project "
+            "at or above the working folder) and the model name (default: all). One argument "
+            "is the project when such a file or folder exists, else the model.",
+            show_default=False,
+        ),
+    ] = None,
+    project: ProjectOpt = None,
     version: Annotated[str | None, typer.Option(help="Only this version.")] = None,
     data_hash: Annotated[str | None, typer.Option(help="Data hash (prefix).")] = None,
     spec_hash: Annotated[str | None, typer.Option(help="Spec hash (prefix).")] = None,
@@ -281,6 +327,17 @@ def lineage(
     """Which data, spec and code produced which model version."""
     from mlc.runtime.lineage import query
 
+    args = list(names or ())
+    if len(args) > 2 or (project is not None and len(args) > 1):
+        print("mlc lineage: give at most [SPEC|FOLDER] [MODEL]", file=sys.stderr)
+        raise typer.Exit(EXIT_SPEC)
+    model: str | None = None
+    if len(args) == 2:
+        project, model = Path(args[0]), args[1]
+    elif args and project is None and Path(args[0]).exists():
+        project = Path(args[0])
+    elif args:
+        model = args[0]
     records = query(
         _state_dir(project), model, version=version, data_hash=data_hash, spec_hash=spec_hash
     )

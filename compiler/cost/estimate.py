@@ -9,16 +9,25 @@ Model (each number's origin is in its line item's `detail`):
 - batch jobs and scheduled monitoring jobs: runs per month (from cron) x job hours x $/h;
 - storage: the table's GB assumption x $/GB-month.
 Instances are the cheapest type in the region that fits the requested CPU, memory and GPUs.
+
+Only what the selected targets emit is priced (`Emission`; none selected: everything the spec
+describes). A line the table has no price for (a region or instance type missing, a cloud such
+as `onprem` that has no prices) is kept with its cost unknown, never as $0: totals are then
+lower bounds, and the budget pass does not call a cap kept that it could not check.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlc.compiler.cost.pricing import Instance, PricingTable, cpu_cores, load_pricing, memory_gib
-from mlc.compiler.diagnostics import Diagnostic, Severity
+from mlc.compiler.diagnostics import Diagnostic, Severity, did_you_mean
 from mlc.compiler.ir import IRGraph, Resources, StepKind
+
+if TYPE_CHECKING:
+    from mlc.targets.base import Target
 
 DAYS_PER_MONTH = 365.25 / 12
 WEEKS_PER_MONTH = DAYS_PER_MONTH / 7
@@ -38,17 +47,43 @@ class LineItem:
     detail: str
     instance: str | None = None
     gpu_hours_per_month: float = 0.0
+    priced: bool = True
+    """False when the pricing table has no price for it: its USD figures are then 0 here and
+    `null` in JSON, and every total that includes it is a lower bound."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "per_run_usd": round(self.per_run_usd, 2),
-            "monthly_usd": round(self.monthly_usd, 2),
+            "per_run_usd": round(self.per_run_usd, 2) if self.priced else None,
+            "monthly_usd": round(self.monthly_usd, 2) if self.priced else None,
+            "priced": self.priced,
             "path": self.path,
             "detail": self.detail,
             "instance": self.instance,
             "gpu_hours_per_month": round(self.gpu_hours_per_month, 2),
         }
+
+
+@dataclass(frozen=True)
+class Emission:
+    """What the selected targets turn into output: step kinds, and the `TARGET_SETTINGS` they
+    act on (`mlc.compiler.passes.capabilities`). Cost and plan count nothing else."""
+
+    targets: tuple[str, ...]
+    kinds: frozenset[StepKind]
+    settings: frozenset[str]
+
+    @classmethod
+    def of(cls, targets: Sequence[Target]) -> Emission | None:
+        """The emission of `targets`; None (everything) when none of them realises anything."""
+        real = [t for t in targets if not t.inspection]
+        if not real:
+            return None
+        return cls(
+            tuple(sorted(t.name for t in real)),
+            frozenset(k for t in real for k in t.capabilities.realises),
+            frozenset(s for t in real for s in t.capabilities.settings),
+        )
 
 
 @dataclass
@@ -61,6 +96,20 @@ class CostEstimate:
     items: list[LineItem] = field(default_factory=list)
     runs_per_month: float = 0.0
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    targets: tuple[str, ...] | None = None
+    """The selected targets whose output is priced (None: everything the spec describes)."""
+    left_out: list[str] = field(default_factory=list)
+    """Parts of the spec not priced because no selected target emits them, with the reason."""
+
+    @property
+    def unknown(self) -> list[LineItem]:
+        """Lines the pricing table has no price for."""
+        return [i for i in self.items if not i.priced]
+
+    @property
+    def estimated(self) -> bool:
+        """False when nothing could be priced (e.g. `onprem`): there is no estimate at all."""
+        return any(i.priced for i in self.items)
 
     @property
     def monthly_usd(self) -> float:
@@ -83,11 +132,60 @@ class CostEstimate:
             "region": self.region,
             "pricing": self.pricing,
             "runs_per_month": round(self.runs_per_month, 3),
-            "per_run_usd": round(self.per_run_usd, 2),
-            "monthly_usd": round(self.monthly_usd, 2),
+            "per_run_usd": round(self.per_run_usd, 2) if self.estimated else None,
+            "monthly_usd": round(self.monthly_usd, 2) if self.estimated else None,
+            "complete": not self.unknown,
+            "unknown_items": [i.name for i in self.unknown],
             "gpu_hours_per_month": round(self.gpu_hours_per_month, 2),
             "items": [i.to_json() for i in self.items],
+            "targets": list(self.targets) if self.targets is not None else None,
+            "left_out": list(self.left_out),
         }
+
+    def total_text(self) -> str:
+        """`$19.64/month, $0.03 per pipeline run`, `at least …` with unknown lines, or `not
+        estimated`."""
+        if not self.estimated:
+            return "not estimated (" + self.unknown_reason() + ")"
+        text = f"${self.monthly_usd:,.2f}/month, ${self.per_run_usd:,.2f} per pipeline run"
+        if self.unknown:
+            n = len(self.unknown)
+            text = f"at least {text} ({n} line{'s' if n > 1 else ''} unknown: " + (
+                ", ".join(i.name for i in self.unknown) + ")"
+            )
+        return text
+
+    def unknown_reason(self) -> str:
+        """Why lines are unknown: the cloud, the region or an instance type lacks prices."""
+        paths = {d.path for d in self.diagnostics}
+        if "deployment.cloud" in paths:
+            return f"no prices for '{self.cloud}'"
+        if "deployment.region" in paths:
+            return f"no prices for {self.cloud}/{self.region}"
+        return f"no instance type priced for {self.cloud}/{self.region} fits them"
+
+    def render_text(self, name: str) -> str:
+        """The table `mlc cost` prints."""
+        scope = ", ".join(self.targets) if self.targets is not None else "the whole spec"
+        lines = [f"{name}: {self.cloud}/{self.region}, prices {self.pricing}; priced for {scope}"]
+
+        def usd(value: float, priced: bool) -> str:
+            return f"{value:>10,.2f}" if priced else f"{'unknown':>10}"
+
+        for item in self.items:
+            lines.append(
+                f"  {item.name:<11} {usd(item.per_run_usd, item.priced)} /run "
+                f"{usd(item.monthly_usd, item.priced)} /month  {item.instance or '-':<14} "
+                f"{item.detail}"
+            )
+        lines.append(
+            f"  {'total':<11} {usd(self.per_run_usd, self.estimated)} /run "
+            f"{usd(self.monthly_usd, self.estimated)} /month  "
+            f"({self.runs_per_month:.2f} pipeline runs/month)"
+        )
+        lines.append(f"  estimate: {self.total_text()}")
+        lines += [f"  not priced: {part}" for part in self.left_out]
+        return "\n".join(lines) + "\n"
 
 
 def cron_runs_per_month(cron: str) -> float:
@@ -144,6 +242,15 @@ def _count(spec: str, lo: int, hi: int) -> float:
     return total
 
 
+def _region_hint(region: str, priced: list[str]) -> str:
+    close = did_you_mean(region, priced)
+    return (
+        (f"{close} " if close.startswith("did you mean") else "")
+        + f"Priced regions: {', '.join(priced)}. To price this one, add it to a copy of the "
+        "table and pass that with --pricing FILE"
+    )
+
+
 class _Pricer:
     def __init__(
         self, table: PricingTable, cloud: str, region: str | None, spot: bool, out: list[Diagnostic]
@@ -152,6 +259,7 @@ class _Pricer:
         self.priced = region is not None and table.region(cloud, region) is not None
 
     def pick(self, res: Resources, path: str) -> Instance | None:
+        """The cheapest instance that fits, or None (cost unknown: the table has a hole)."""
         if not self.priced or self.region is None:
             return None
         cpu = cpu_cores(res.cpu) or self.table.assume("default_cpu")
@@ -172,17 +280,18 @@ class _Pricer:
             types = sorted(
                 {i.gpu_type for i in self.table.instances(self.cloud, self.region) if i.gpu_type}
             )
+            # A hole in the table, not in the spec: the line is priced as unknown
             self.out.append(
                 Diagnostic(
                     "MLC631",
                     f"pricing table {self.table.name} has no instance type in "
-                    f"{self.cloud}/{self.region} with {need}",
+                    f"{self.cloud}/{self.region} with {need}; its cost is unknown",
                     None,
                     "GPU types priced there: "
                     + (", ".join(types) or "none")
                     + "; add the instance type to the table (--pricing FILE) or change "
                     "the resources",
-                    Severity.ERROR,
+                    Severity.WARNING,
                     path,
                 )
             )
@@ -192,9 +301,15 @@ class _Pricer:
     def hourly(self, inst: Instance | None) -> float:
         return inst.price(self.spot) if inst is not None else 0.0
 
+    def rate(self, inst: Instance | None) -> str:
+        return f"${inst.price(self.spot):g}/h" if inst is not None else "$?/h (no price)"
+
 
 def estimate_cost(
-    ir: IRGraph, pricing: PricingTable | None = None, spot: bool = False
+    ir: IRGraph,
+    pricing: PricingTable | None = None,
+    spot: bool = False,
+    emits: Emission | None = None,
 ) -> CostEstimate:
     """Price the system described by `ir`; problems are returned as located-by-path diagnostics.
 
@@ -202,13 +317,19 @@ def estimate_cost(
         ir: the IR of a validated spec.
         pricing: the pricing table (the shipped one by default).
         spot: price training, tuning and batch jobs at spot rates.
+        emits: what the selected targets emit (`Emission.of(targets)`); None prices everything.
     """
     table = pricing or load_pricing()
     storage_step = ir.first(StepKind.STORAGE)
     cloud = str(storage_step.params.get("cloud")) if storage_step else "onprem"
     region_raw = storage_step.params.get("region") if storage_step else None
     region = str(region_raw) if region_raw is not None else None
-    est = CostEstimate(cloud, region, f"{table.name} ({table.date})")
+    est = CostEstimate(
+        cloud,
+        region,
+        f"{table.name} ({table.date})",
+        targets=emits.targets if emits is not None else None,
+    )
     if cloud not in table.clouds:
         est.diagnostics.append(
             Diagnostic(
@@ -216,7 +337,8 @@ def estimate_cost(
                 f"no prices for cloud '{cloud}' in pricing table {table.name}; costs are "
                 "not estimated",
                 None,
-                "budgets cannot be checked without prices",
+                "budgets cannot be checked without prices; pass a table that prices it "
+                "(--pricing FILE)",
                 Severity.WARNING,
                 "deployment.cloud",
             )
@@ -225,16 +347,25 @@ def estimate_cost(
         est.diagnostics.append(
             Diagnostic(
                 "MLC631",
-                f"pricing table {table.name} has no region '{region}' for cloud '{cloud}'",
+                f"pricing table {table.name} has no region '{region}' for cloud '{cloud}'; "
+                "the lines priced there are unknown",
                 None,
-                "priced regions: " + ", ".join(table.regions(cloud)),
-                Severity.ERROR,
+                _region_hint(str(region), table.regions(cloud)),
+                Severity.WARNING,
                 "deployment.region",
             )
         )
     heavy = _Pricer(table, cloud, region, spot, est.diagnostics)
     standing = _Pricer(table, cloud, region, False, est.diagnostics)
     hours_month = table.assume("hours_per_month")
+
+    def emitted(kind: StepKind, line: str) -> bool:
+        if emits is None or kind in emits.kinds:
+            return True
+        est.left_out.append(
+            f"{line} ('{kind.value}' is emitted by none of: {', '.join(emits.targets)})"
+        )
+        return False
 
     runs = 0.0
     trigger = ir.first(StepKind.RETRAIN_TRIGGER)
@@ -245,9 +376,9 @@ def estimate_cost(
 
     train = ir.first(StepKind.TRAIN)
     trial_hours = table.assume("default_training_hours")
-    if train is not None:
-        if train.timeout_s:
-            trial_hours = train.timeout_s / 3600
+    if train is not None and train.timeout_s:
+        trial_hours = train.timeout_s / 3600
+    if train is not None and emitted(StepKind.TRAIN, "training"):
         inst = heavy.pick(train.resources, "training.resources")
         nodes = train.resources.nodes
         per_run = trial_hours * heavy.hourly(inst) * nodes
@@ -258,14 +389,15 @@ def estimate_cost(
                 per_run,
                 per_run * est.runs_per_month,
                 "training.resources",
-                f"{trial_hours:g} h x {nodes} node(s) x ${heavy.hourly(inst):g}/h, "
+                f"{trial_hours:g} h x {nodes} node(s) x {heavy.rate(inst)}, "
                 f"{est.runs_per_month:.2f} run(s)/month",
                 inst.name if inst else None,
                 gpu_h,
+                priced=inst is not None,
             )
         )
     tune = ir.first(StepKind.TUNE)
-    if tune is not None:
+    if tune is not None and emitted(StepKind.TUNE, "tuning"):
         inst = heavy.pick(tune.resources, "training.resources")
         trials = int(tune.params.get("trials", 1))
         parallel = int(tune.params.get("parallelism", 1))
@@ -287,13 +419,14 @@ def estimate_cost(
                     if timeout and wall < trials * trial_hours / parallel
                     else ""
                 )
-                + f" x {parallel} worker(s) x ${heavy.hourly(inst):g}/h",
+                + f" x {parallel} worker(s) x {heavy.rate(inst)}",
                 inst.name if inst else None,
                 machine_hours * tune.resources.gpu_count * est.runs_per_month,
+                priced=inst is not None,
             )
         )
     deploy = ir.first(StepKind.DEPLOY)
-    if deploy is not None:
+    if deploy is not None and emitted(StepKind.DEPLOY, "serving"):
         inst = standing.pick(deploy.resources, "deployment.resources")
         auto = deploy.params.get("autoscaling") or {}
         replicas = float(auto.get("min_replicas", 1))
@@ -311,13 +444,14 @@ def estimate_cost(
                 0.0,
                 monthly,
                 "deployment.autoscaling.min_replicas",
-                f"{note} x ${standing.hourly(inst):g}/h",
+                f"{note} x {standing.rate(inst)}",
                 inst.name if inst else None,
                 replicas * hours_month * deploy.resources.gpu_count,
+                priced=inst is not None,
             )
         )
     batch = ir.first(StepKind.BATCH_PREDICT)
-    if batch is not None:
+    if batch is not None and emitted(StepKind.BATCH_PREDICT, "batch"):
         inst = heavy.pick(batch.resources, "deployment.resources")
         sched = str((batch.params.get("batch") or {}).get("schedule", "@daily"))
         n = cron_runs_per_month(sched)
@@ -328,36 +462,52 @@ def estimate_cost(
                 0.0,
                 n * hours * heavy.hourly(inst),
                 "deployment.batch.schedule",
-                f"{n:.2f} job(s)/month x {hours:g} h x ${heavy.hourly(inst):g}/h",
+                f"{n:.2f} job(s)/month x {hours:g} h x {heavy.rate(inst)}",
                 inst.name if inst else None,
                 n * hours * batch.resources.gpu_count,
+                priced=inst is not None,
             )
         )
     monitor = ir.first(StepKind.MONITOR)
     if monitor is not None:
-        inst = standing.pick(Resources(), "monitoring")
         jobs = 0.0
         for key in ("drift", "performance"):
             part = monitor.params.get(key)
-            if part:
-                jobs += cron_runs_per_month(str(part.get("schedule", "@daily")))
-        hours = table.assume("monitoring_job_hours")
-        est.items.append(
-            LineItem(
-                "monitoring",
-                0.0,
-                jobs * hours * standing.hourly(inst),
-                "monitoring",
-                f"{jobs:.1f} scheduled job(s)/month x {hours:g} h x ${standing.hourly(inst):g}/h",
-                inst.name if inst else None,
+            setting = f"monitoring.{key}.schedule"
+            if not part:
+                continue
+            if emits is not None and setting not in emits.settings:
+                est.left_out.append(
+                    f"scheduled {key} jobs ('{setting}' is acted on by none of: "
+                    f"{', '.join(emits.targets)})"
+                )
+                continue
+            jobs += cron_runs_per_month(str(part.get("schedule", "@daily")))
+        if jobs:
+            inst = standing.pick(Resources(), "monitoring")
+            hours = table.assume("monitoring_job_hours")
+            est.items.append(
+                LineItem(
+                    "monitoring",
+                    0.0,
+                    jobs * hours * standing.hourly(inst),
+                    "monitoring",
+                    f"{jobs:.1f} scheduled job(s)/month x {hours:g} h x {standing.rate(inst)}",
+                    inst.name if inst else None,
+                    priced=inst is not None,
+                )
             )
-        )
-    if storage_step is not None and standing.priced and region is not None:
+    if storage_step is not None and emitted(StepKind.STORAGE, "storage"):
         gb = table.assume("storage_gb")
-        price = table.storage_price(cloud, region)
+        price = table.storage_price(cloud, region) if standing.priced and region else 0.0
         est.items.append(
             LineItem(
-                "storage", 0.0, gb * price, "data.versioning", f"{gb:g} GB x ${price:g}/GB-month"
+                "storage",
+                0.0,
+                gb * price,
+                "data.versioning",
+                f"{gb:g} GB x " + (f"${price:g}/GB-month" if standing.priced else "$?/GB-month"),
+                priced=standing.priced,
             )
         )
     return est

@@ -31,6 +31,9 @@ class RawChange:
     head_path: KeyPath | None
     old: Any
     new: Any
+    context: Any = None
+    """The mapping that holds the changed key (head side, else base): a gate's `metric` and
+    `op` beside its `threshold`, so a rule can tell which way the bound moved."""
 
 
 def _identity(items: list[Any]) -> list[str] | None:
@@ -54,6 +57,7 @@ def diff_trees(
     display: tuple[str, ...] = (),
     base_path: KeyPath = (),
     head_path: KeyPath = (),
+    context: Any = None,
 ) -> Iterator[RawChange]:
     """Every leaf difference between `base` and `head`."""
     if isinstance(base, dict) and isinstance(head, dict):
@@ -62,12 +66,12 @@ def diff_trees(
                 continue
             seg = (*display, str(key))
             if key not in head:
-                yield RawChange("removed", seg, (*base_path, key), None, base[key], None)
+                yield RawChange("removed", seg, (*base_path, key), None, base[key], None, base)
             elif key not in base:
-                yield RawChange("added", seg, None, (*head_path, key), None, head[key])
+                yield RawChange("added", seg, None, (*head_path, key), None, head[key], head)
             else:
                 yield from diff_trees(
-                    base[key], head[key], seg, (*base_path, key), (*head_path, key)
+                    base[key], head[key], seg, (*base_path, key), (*head_path, key), head
                 )
         return
     if isinstance(base, list) and isinstance(head, list):
@@ -99,7 +103,7 @@ def diff_trees(
         base == head and isinstance(base, bool) == isinstance(head, bool)
     ):
         return
-    yield RawChange("changed", display, base_path, head_path, base, head)
+    yield RawChange("changed", display, base_path, head_path, base, head, context)
 
 
 def _same_number(a: Any, b: Any) -> bool:

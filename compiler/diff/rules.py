@@ -28,6 +28,7 @@ CONDITIONS = frozenset(
         "decreased",
         "multiplied",
         "loosened",
+        "tightened",
         "true_to_false",
         "false_to_true",
         "to_null",
@@ -94,6 +95,32 @@ def _pairs(old: Any, new: Any) -> list[tuple[float, float]]:
     return [(ma, mb)] if ma is not None and mb is not None else []
 
 
+def threshold_bound(change: RawChange) -> str | None:
+    """Whether the changed threshold is an `upper` or a `lower` bound, or None when unknown.
+
+    A comparison beside it decides (`rmse <= 4.5`: upper); without one, the direction of the
+    metric beside it: a floor on a higher-is-better metric (accuracy, a fairness ratio) is a
+    lower bound, on a lower-is-better one (rmse, a fairness difference) an upper bound.
+    """
+    from mlc.specs.evaluation import metric_direction
+
+    ctx = change.context if isinstance(change.context, dict) else {}
+    op = ctx.get("op")
+    if op is None:
+        gate = next((s for s in reversed(change.display) if s.startswith("[")), "")
+        op = next((o for o in ("<=", ">=", "<", ">") if gate.rstrip("]").endswith(o)), None)
+    if op in ("<", "<="):
+        return "upper"
+    if op in (">", ">="):
+        return "lower"
+    if op is not None or not isinstance(ctx.get("metric"), str):
+        return None  # == and != have no looser side
+    try:
+        return "upper" if metric_direction(ctx["metric"]) == "lower" else "lower"
+    except KeyError:
+        return None
+
+
 def condition_holds(name: str, arg: Any, change: RawChange) -> bool:
     """Whether one rule condition holds for a change."""
     old, new = change.old, change.new
@@ -103,11 +130,14 @@ def condition_holds(name: str, arg: Any, change: RawChange) -> bool:
         return any(b < a for a, b in _pairs(old, new)) is bool(arg)
     if name == "multiplied":
         return any(a > 0 and b / a >= float(arg) for a, b in _pairs(old, new))
-    if name == "loosened":
-        gate = next((s for s in reversed(change.display) if s.startswith("[")), "")
-        upper = gate.rstrip("]").endswith(("<", "<="))
-        moved = [(b > a) if upper else (b < a) for a, b in _pairs(old, new)]
-        return any(moved) is bool(arg)
+    if name in ("loosened", "tightened"):
+        bound = threshold_bound(change)
+        if bound is None:
+            return not bool(arg)
+        upper = bound == "upper"
+        looser = [(b > a) if upper else (b < a) for a, b in _pairs(old, new)]
+        stricter = [(b < a) if upper else (b > a) for a, b in _pairs(old, new)]
+        return any(looser if name == "loosened" else stricter) is bool(arg)
     if name == "true_to_false":
         return (old is True and new is False) is bool(arg)
     if name == "false_to_true":

@@ -153,6 +153,22 @@ class IRBuilder:
         return dict(out_ids)
 
 
+def _direction(metric: str) -> str:
+    """`higher` or `lower` (is better), from the spec's one metric table: runtime steps and
+    targets compare with the direction the IR carries, never with a list of their own."""
+    from mlc.specs.evaluation import metric_direction
+
+    return metric_direction(metric)
+
+
+def _directed(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A metric entry of the params (gate, champion, fairness, monitor, trigger) plus its
+    metric's `direction`."""
+    if entry is None:
+        return None
+    return {**entry, "direction": _direction(str(entry["metric"]))}
+
+
 def build_ir(spec: Spec) -> IRGraph:
     """Build the IR of a validated spec."""
     b = IRBuilder()
@@ -201,11 +217,29 @@ def build_ir(spec: Spec) -> IRGraph:
         },
         requires=validate_reqs,
     )
+    # The split checks sample sizes against what later steps do with each part (gates on test,
+    # folds of the train part, groups of the sensitive attributes), and computes a derived
+    # target before splitting so that stratification sees it.
+    derived_target = next((d for d in feats.derived if d.name == feats.target), None)
+    split_params: dict[str, Any] = {
+        **_dump(data.split),
+        "target": feats.target,
+        "task": training.task,
+        "gates": len(spec.evaluation.gates),
+        "cv_folds": spec.tuning.cv_folds if spec.tuning is not None else None,
+        "sensitive_attributes": (
+            list(spec.governance.fairness.sensitive_attributes)
+            if spec.governance.fairness is not None
+            else []
+        ),
+    }
+    if derived_target is not None:
+        split_params["derived_target"] = _dump(derived_target)
     split = b.add(
         "split",
         StepKind.SPLIT,
         "data.split",
-        params={**_dump(data.split), "target": feats.target},
+        params=split_params,
         inputs={"dataset": validated["dataset"]},
         outputs={
             name: (ArtifactType.DATASET, {"columns": contract_columns})
@@ -226,7 +260,7 @@ def build_ir(spec: Spec) -> IRGraph:
         params={
             "target": feats.target,
             "transforms": [_dump(t) for t in feats.transforms],
-            "derived": [_dump(d) for d in feats.derived],
+            "derived": [_dump(d) for d in feats.derived if d.name != feats.target],
             "selection": _dump(feats.selection),
             "dtypes": {c: col.dtype for c, col in sorted(data.contract.columns.items())},
             "pii": sorted(c for c, col in data.contract.columns.items() if col.pii),
@@ -285,6 +319,7 @@ def build_ir(spec: Spec) -> IRGraph:
             params={
                 **_dump(tuning),
                 **{k: train_params[k] for k in ("framework", "task", "target", "model", "seed")},
+                "metric_direction": _direction(tuning.objective.metric),
             },
             inputs={"train": split["train"], "transform": features["transform"]},
             outputs={
@@ -315,7 +350,43 @@ def build_ir(spec: Spec) -> IRGraph:
     )
 
     # -- evaluation and governance ---------------------------------------------------------------
+    # One candidate model flows through evaluate, fairness, explain, gate, register and the card,
+    # so that every verdict is about the bytes that get registered: with mitigation the fairness
+    # step runs right after training and its mitigated `model` is the candidate; without, the
+    # candidate is the trained model.
     ev = spec.evaluation
+    gov = spec.governance
+    candidate = trained["model"]
+    reports: dict[str, str] = {}
+    fairness_metrics: str | None = None
+    if gov.fairness is not None:
+        mitigated = gov.fairness.mitigation != "none"
+        fair_outputs: dict[str, tuple[ArtifactType, dict[str, Any]]] = {
+            "metrics": (ArtifactType.METRICS, {"metrics": [gov.fairness.metric]}),
+            "report": (ArtifactType.REPORT, {"format": "json"}),
+        }
+        if mitigated:
+            fair_outputs["model"] = (
+                ArtifactType.MODEL,
+                {
+                    "framework": training.framework,
+                    "task": training.task,
+                    "mitigated": gov.fairness.mitigation,
+                },
+            )
+        fair = b.add(
+            "fairness",
+            StepKind.FAIRNESS,
+            "governance.fairness",
+            params={**_dump(gov.fairness), "target": feats.target},
+            inputs={"model": trained["model"], "test": split["test"], "train": split["train"]},
+            outputs=fair_outputs,
+            requires=[(f"fairness.{gov.fairness.mitigation}", "governance.fairness.mitigation")],
+        )
+        if mitigated:
+            candidate = fair["model"]
+        fairness_metrics = fair["metrics"]
+        reports["fairness"] = fair["report"]
     eval_reqs = []
     if ev.champion is not None:
         eval_reqs.append(("evaluation.champion", "evaluation.champion"))
@@ -327,11 +398,12 @@ def build_ir(spec: Spec) -> IRGraph:
         "evaluation",
         params={
             "metrics": list(ev.metrics),
+            "directions": {m: _direction(m) for m in ev.metrics},
             "task": training.task,
             "target": feats.target,
             "robustness": [_dump(r) for r in ev.robustness],
         },
-        inputs={"model": trained["model"], "test": split["test"]},
+        inputs={"model": candidate, "test": split["test"]},
         outputs={
             "metrics": (ArtifactType.METRICS, {"metrics": sorted(ev.metrics)}),
             "predictions": (ArtifactType.PREDICTIONS, {}),
@@ -339,31 +411,28 @@ def build_ir(spec: Spec) -> IRGraph:
         requires=eval_reqs,
     )
     gate_inputs = {"metrics": evaluated["metrics"]}
-    reports: dict[str, str] = {}
-    gov = spec.governance
-    if gov.fairness is not None:
-        fair = b.add(
-            "fairness",
-            StepKind.FAIRNESS,
-            "governance.fairness",
-            params={**_dump(gov.fairness), "target": feats.target},
-            inputs={"model": trained["model"], "test": split["test"], "train": split["train"]},
-            outputs={
-                "metrics": (ArtifactType.METRICS, {"metrics": [gov.fairness.metric]}),
-                "report": (ArtifactType.REPORT, {"format": "json"}),
-                "model": (ArtifactType.MODEL, {"mitigated": gov.fairness.mitigation}),
-            },
-            requires=[(f"fairness.{gov.fairness.mitigation}", "governance.fairness.mitigation")],
-        )
-        gate_inputs["fairness"] = fair["metrics"]
-        reports["fairness"] = fair["report"]
+    if fairness_metrics is not None:
+        gate_inputs["fairness"] = fairness_metrics
     if gov.explainability is not None:
+        # Explanations rank only what the model is meant to read: columns the spec keeps out of
+        # the features, and PII columns, are not listed (nor permuted).
+        contract_cols = set(data.contract.columns)
+        kept_out = set(feats.selection.exclude) | {
+            c for c, col in data.contract.columns.items() if col.pii
+        }
+        if feats.selection.include is not None:
+            kept_out |= contract_cols - set(feats.selection.include)
         explained = b.add(
             "explain",
             StepKind.EXPLAIN,
             "governance.explainability",
-            params={**_dump(gov.explainability), "target": feats.target, "task": training.task},
-            inputs={"model": trained["model"], "test": split["test"]},
+            params={
+                **_dump(gov.explainability),
+                "target": feats.target,
+                "task": training.task,
+                "exclude": sorted(kept_out - {feats.target}),
+            },
+            inputs={"model": candidate, "test": split["test"]},
             outputs={"report": (ArtifactType.REPORT, {"format": "json"})},
             requires=[(f"explain.{gov.explainability.method}", "governance.explainability.method")],
         )
@@ -373,39 +442,19 @@ def build_ir(spec: Spec) -> IRGraph:
         StepKind.GATE,
         "evaluation.gates",
         params={
-            "gates": [_dump(g) for g in ev.gates],
-            "champion": _dump(ev.champion),
-            "fairness": _dump(gov.fairness),
+            "gates": [_directed(_dump(g)) for g in ev.gates],
+            "champion": _directed(_dump(ev.champion)),
+            "fairness": _directed(_dump(gov.fairness)),
             "robustness": [_dump(r) for r in ev.robustness],
             "model_name": spec.name,
         },
         inputs=gate_inputs,
         outputs={"verdict": (ArtifactType.VERDICT, {})},
     )
-    register_inputs = {
-        "model": trained["model"],
-        "metrics": evaluated["metrics"],
-        "verdict": gate["verdict"],
-        **reports,
-    }
-    registered = b.add(
-        "register",
-        StepKind.REGISTER,
-        "governance",
-        params={
-            "model_name": spec.name,
-            "promotion": _dump(spec.feedback.promotion),
-            "approvers": list(gov.approvers),
-            "contract": _dump(data.contract),
-            "target": feats.target,
-            "task": training.task,
-        },
-        inputs=register_inputs,
-        outputs={"model_version": (ArtifactType.MODEL_VERSION, {})},
-        when="gate.passed",
-        cache=False,
-    )
-    b.add(
+    # The card is written whether or not the gate passed; register (only when it passed) logs
+    # the card into the registered version's MLflow run, beside the hyperparameters it was
+    # trained with and the tuning trials.
+    card = b.add(
         "model-card",
         StepKind.MODEL_CARD,
         "governance.model_card",
@@ -419,8 +468,42 @@ def build_ir(spec: Spec) -> IRGraph:
             "card": _dump(gov.model_card),
             "task": training.task,
         },
-        inputs={"metrics": evaluated["metrics"], "verdict": gate["verdict"], **reports},
+        inputs={
+            "model": candidate,
+            "metrics": evaluated["metrics"],
+            "verdict": gate["verdict"],
+            **reports,
+        },
         outputs={"card": (ArtifactType.REPORT, {"format": "markdown"})},
+        cache=False,
+    )
+    register_inputs = {
+        "model": candidate,
+        "metrics": evaluated["metrics"],
+        "verdict": gate["verdict"],
+        "card": card["card"],
+        **reports,
+    }
+    if spec.tuning is not None:
+        register_inputs["params"] = train_inputs["params"]
+        register_inputs["study"] = tuned["study"]
+    registered = b.add(
+        "register",
+        StepKind.REGISTER,
+        "governance",
+        params={
+            "model_name": spec.name,
+            "promotion": _dump(spec.feedback.promotion),
+            "approvers": list(gov.approvers),
+            "contract": _dump(data.contract),
+            "target": feats.target,
+            "task": training.task,
+            "model": _dump(training.model),
+            "tuning_storage": spec.tuning.storage if spec.tuning is not None else None,
+        },
+        inputs=register_inputs,
+        outputs={"model_version": (ArtifactType.MODEL_VERSION, {})},
+        when="gate.passed",
         cache=False,
     )
 
@@ -582,7 +665,7 @@ def build_ir(spec: Spec) -> IRGraph:
             params={
                 "slos": _dump(mon.slos),
                 "drift": drift,
-                "performance": _dump(mon.performance),
+                "performance": _directed(_dump(mon.performance)),
                 "dashboards": _dump(mon.dashboards),
                 "model_name": spec.name,
                 "rollback": [_dump(r) for r in getattr(dep.strategy, "rollback", ())]
@@ -615,7 +698,10 @@ def build_ir(spec: Spec) -> IRGraph:
             "feedback",
             layer=Layer.OPERATIONS,
             params={
-                "triggers": [_dump(t) for t in fb.triggers],
+                "triggers": [
+                    _directed(t) if t.get("kind") == "performance_drop" else t
+                    for t in map(_dump, fb.triggers)
+                ],
                 "active_learning": _dump(fb.active_learning),
                 "promotion": _dump(fb.promotion),
                 "model_name": spec.name,

@@ -442,9 +442,62 @@ def check_secrets(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
         )
 
 
+def check_metric_directions(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
+    """Gates whose comparison points the metric's worse way, and vacuous fairness thresholds.
+
+    Warnings, not errors: a ceiling on r2 can be a deliberate leakage alarm. The direction is
+    the one the IR carries (`mlc.specs.evaluation.METRICS`).
+    """
+    gate = ir.first(StepKind.GATE)
+    if gate is None:
+        return
+    for i, g in enumerate(gate.params.get("gates") or ()):
+        direction, op, metric = g.get("direction"), g.get("op"), g.get("metric")
+        ceiling = op in ("<", "<=")
+        if direction not in ("higher", "lower") or op not in ("<", "<=", ">", ">="):
+            continue
+        if ceiling == (direction == "higher"):
+            better = ">=" if direction == "higher" else "<="
+            yield ctx.diag(
+                "MLC613",
+                f"gate '{metric} {op} {float(g.get('threshold', 0)):g}' lets worse models pass: "
+                f"{direction} {metric} is better",
+                f"evaluation.gates[{i}].op",
+                f"write op: '{better}' unless the bound is deliberate",
+                Severity.WARNING,
+            )
+    fair = gate.params.get("fairness") or {}
+    threshold = fair.get("threshold")
+    if fair.get("direction") not in ("higher", "lower") or threshold is None:
+        return
+    # ratios lie in [0, 1] with 1 for equal treatment; differences in [0, 1] with 0
+    if fair["direction"] == "higher" and not 0.5 <= float(threshold) <= 1:
+        yield ctx.diag(
+            "MLC614",
+            f"{fair['metric']} threshold {threshold:g} "
+            + (
+                "can never be met (a ratio is at most 1)"
+                if threshold > 1
+                else "is close to no check"
+            )
+            + ": ratio thresholds are floors, 1 meaning equal treatment",
+            "governance.fairness.threshold",
+            "the four-fifths rule uses 0.8",
+            Severity.WARNING,
+        )
+    elif fair["direction"] == "lower" and float(threshold) >= 1:
+        yield ctx.diag(
+            "MLC614",
+            f"{fair['metric']} threshold {threshold:g} always passes (a difference is at most 1)",
+            "governance.fairness.threshold",
+            "difference thresholds are ceilings, 0 meaning equal treatment; 0.1 is usual",
+            Severity.WARNING,
+        )
+
+
 # -- running everything -------------------------------------------------------------------------
 
-PYTHON_RULES = (check_pii_features, check_gdpr_regions, check_secrets)
+PYTHON_RULES = (check_pii_features, check_gdpr_regions, check_secrets, check_metric_directions)
 
 
 def _plugin_diags(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:

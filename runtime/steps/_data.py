@@ -153,6 +153,75 @@ _PANDAS_DTYPES = {
 }
 
 
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool) or type(value).__name__ == "bool_"
+
+
+def _as_number(value: Any) -> float | None:
+    """`value` as a number when it is one or spells one (`0`, `0.0`, `"0"`), else None."""
+    if _is_bool(value):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number else None
+
+
+def value_text(value: Any) -> str:
+    """A value as the spec writes it: `7`, not `7.0`; `true`, not `True`."""
+    if _is_bool(value):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        return value_text(value.item())
+    return str(value)
+
+
+def allowed_texts(allowed: Iterable[Any]) -> list[str]:
+    """The text form category columns hold for each declared allowed value."""
+    return [value_text(a) for a in allowed]
+
+
+def _as_category(series: pd.Series, allowed: Iterable[Any] | None) -> pd.Series:
+    """Text values of a category/str column, matched to the declared allowed values in the
+    declared values' own type.
+
+    The column stays text (the type the model signature and serving carry for categories), but
+    a value equal to a declared number (`0.0` or `"0"` read from a CSV, declared `0`) or bool
+    becomes that declared value's text, so the contract compares like with like. Declared text
+    matches text only, so `"01"` and `"1"` stay two categories.
+    """
+    declared = list(allowed or ())
+    texts = {a for a in declared if isinstance(a, str)}
+    numbers = {
+        float(a): value_text(a)
+        for a in declared
+        if _as_number(a) is not None and not isinstance(a, str)
+    }
+    bools = {bool(a): value_text(a) for a in declared if _is_bool(a)}
+
+    def one(v: Any) -> Any:
+        if v is None:
+            return None
+        text = value_text(v) if isinstance(v, float) else str(v)
+        if text in texts:
+            return text
+        number = _as_number(v)
+        if number is not None and number in numbers:
+            return numbers[number]
+        if bools:
+            flag = {"true": True, "false": False}.get(text.strip().lower())
+            if _is_bool(v):
+                flag = bool(v)
+            if flag is not None and flag in bools:
+                return bools[flag]
+        return text
+
+    return series.astype(object).where(series.notna(), None).map(one)
+
+
 def cast_to_contract(df: pd.DataFrame, columns: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """Cast contract columns to their dtypes where the values allow; leave the rest as read.
 
@@ -171,7 +240,9 @@ def cast_to_contract(df: pd.DataFrame, columns: dict[str, dict[str, Any]]) -> pd
                 df[name] = pd.to_datetime(df[name])
             elif dtype == "int" and df[name].isna().any():
                 df[name] = df[name].astype("float64")
-            elif dtype in ("category", "str"):
+            elif dtype == "category" or (dtype == "str" and col.get("allowed")):
+                df[name] = _as_category(df[name], col.get("allowed"))
+            elif dtype == "str":
                 df[name] = df[name].astype(object).where(df[name].notna(), None)
                 df[name] = df[name].map(lambda v: v if v is None else str(v))
             else:

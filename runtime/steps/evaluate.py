@@ -7,7 +7,7 @@ from typing import Any
 from mlc.runtime import artifacts
 from mlc.runtime.context import StepContext, StepError
 from mlc.runtime.steps._data import load_frame, load_model, out, split_xy
-from mlc.runtime.steps._metrics import LOWER_IS_BETTER, evaluate
+from mlc.runtime.steps._metrics import direction_of, evaluate, worsening
 
 STEP = "evaluate"
 
@@ -54,13 +54,16 @@ def run(
     robustness = []
     for i, r in enumerate(params.get("robustness") or ()):
         first = names[0]
+        better_way = direction_of(
+            {"metric": first, "direction": (params.get("directions") or {}).get(first)}, STEP
+        )
         shaken = perturb(x, r["kind"], list(r.get("features") or ()), float(r["magnitude"]), seed=i)
         after: float | None = None
         drop: float | None = None
         error = ""
         try:
             after = evaluate([first], task, model, shaken, y, STEP)[first]
-            drop = (after - values[first]) if first in LOWER_IS_BETTER else (values[first] - after)
+            drop = worsening(values[first], after, better_way)
         except StepError as exc:
             # A model that cannot score perturbed data fails the check; the gate says why.
             error = f"the model cannot score {r['kind']}-perturbed data: {exc}"

@@ -1,4 +1,8 @@
-"""explain: permutation importance on the test split (SHAP when installed and asked for)."""
+"""explain: permutation importance on the test split (SHAP when installed and asked for).
+
+Only feature columns are ranked: columns the spec excludes from the features, and PII, never
+appear in the report.
+"""
 
 from __future__ import annotations
 
@@ -60,15 +64,59 @@ def _shap(model: Any, x: Any, top_k: int) -> list[dict[str, Any]]:
     return [{"feature": str(f), "mean_abs_shap": float(v)} for f, v in ranked[:top_k]]
 
 
+def _permutation_importance(
+    model: Any, x: Any, y: Any, scorer: Any, columns: list[str], repeats: int = 5
+) -> dict[str, tuple[float, float]]:
+    """Mean and spread of the score drop when one column's values are shuffled.
+
+    Written out rather than sklearn's, which takes only estimators with `fit` (the candidate
+    may be a mitigated model), and so that left-out columns cost nothing. Every column is
+    shuffled with the same seeded permutations, so a column's importance does not depend on
+    which others are ranked.
+    """
+    import numpy as np
+
+    base = scorer(model, x, y)
+    result = {}
+    for col in columns:
+        rng = np.random.RandomState(0)
+        drops = []
+        for _ in range(repeats):
+            shuffled = x.copy()
+            # `take` keeps the column's dtype (categories stay categories)
+            shuffled[col] = x[col].take(rng.permutation(len(x))).set_axis(x.index)
+            drops.append(base - scorer(model, shuffled, y))
+        result[col] = (float(np.mean(drops)), float(np.std(drops)))
+    return result
+
+
+def _scorer(scoring: str) -> Any:
+    """A scoring callable that needs only `predict`/`predict_proba` (the candidate may be a
+    mitigated model, which sklearn's scorers do not take for a classifier)."""
+    import numpy as np
+    from sklearn.metrics import accuracy_score, r2_score, roc_auc_score
+
+    def score(estimator: Any, x: Any, y: Any) -> float:
+        if scoring == "roc_auc":
+            return float(roc_auc_score(y, np.asarray(estimator.predict_proba(x))[:, 1]))
+        if scoring == "accuracy":
+            return float(accuracy_score(y, estimator.predict(x)))
+        return float(r2_score(y, estimator.predict(x)))
+
+    return score
+
+
 def run(
     params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
 ) -> dict[str, Any]:
-    """Rank input columns by permutation importance; write the `report` artifact."""
-    from sklearn.inspection import permutation_importance
+    """Rank input columns by permutation importance; write the `report` artifact.
 
+    Columns in `params["exclude"]` (kept out of the features by the spec, and PII) are not
+    listed.
+    """
     model = load_model(inputs, "model", STEP, ctx)
     test = load_frame(inputs, "test", STEP)
-    x, y = split_xy(test, params["target"], STEP)
+    x_all, y = split_xy(test, params["target"], STEP)
     top_k = int(params.get("top_k", 10))
     task = params.get("task", "classification")
     method = params.get("method", "permutation")
@@ -78,29 +126,28 @@ def run(
             "explainability method 'shap' needs the shap package",
             "pip install shap, or use method: permutation",
         )
+    excluded = sorted(c for c in params.get("exclude") or () if c in x_all.columns)
     scoring = (
         "roc_auc"
         if task == "classification" and hasattr(model, "predict_proba") and y.nunique() == 2
         else ("accuracy" if task == "classification" else "r2")
     )
-    result = permutation_importance(model, x, y, scoring=scoring, n_repeats=5, random_state=0)
-    triples = sorted(
-        (
-            (-float(m), str(c), float(s))
-            for c, m, s in zip(
-                x.columns, result.importances_mean, result.importances_std, strict=True
-            )
-        ),
-    )
+    # The model reads every column it was trained on, the left-out ones too: they are passed
+    # as they are, never shuffled nor ranked.
+    ranked_columns = [str(c) for c in x_all.columns if c not in excluded]
+    importances = _permutation_importance(model, x_all, y, _scorer(scoring), ranked_columns)
+    triples = sorted((-mean, col, std) for col, (mean, std) in importances.items())
     ranked = [{"feature": c, "importance": -m, "std": s} for m, c, s in triples]
     report: dict[str, Any] = {
         "method": "permutation",
         "scoring": scoring,
         "top_k": top_k,
         "features": ranked[:top_k],
+        "left_out": excluded,
     }
     if method == "shap":
         report["method"] = "shap"
-        report["shap"] = _shap(model, x, top_k)
+        shap_rows = _shap(model, x_all, len(x_all.columns))
+        report["shap"] = [r for r in shap_rows if r["feature"] not in excluded][:top_k]
     artifacts.save_json(out(outputs, "report", STEP), "explain", report, "report")
     return {"top": [r["feature"] for r in ranked[: min(3, top_k)]], "scoring": scoring}

@@ -93,7 +93,12 @@ def build_transform(
 
     from mlc.runtime.steps._transforms import DerivedFeatures
 
-    derived = tuple((d["name"], d["expr"]) for d in params.get("derived") or ())
+    # A derived target is computed by the split and is never a feature (nor computed at serving).
+    derived = tuple(
+        (d["name"], d["expr"])
+        for d in params.get("derived") or ()
+        if d["name"] != params.get("target")
+    )
     available = list(columns) + [name for name, _ in derived]
     selection = params.get("selection") or {}
     include = selection.get("include")

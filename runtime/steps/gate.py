@@ -1,10 +1,12 @@
 """gate: every gate, the fairness threshold, robustness drops and the champion comparison.
 
 Writes the `verdict` artifact `{"passed": bool, "checks": [{name, kind, metric, op, value,
-threshold, passed, reason}]}`. A failing gate is not an exception: the orchestrator reads the
-verdict. The champion's metrics come from the optional `champion` input (a metrics artifact) or
-`ctx.extra["champion_metrics"]` (a `{metric: value}` dict); with neither, there is no champion
-and the comparison passes with that reason.
+threshold, passed, reason}]}`; fairness checks come one per sensitive attribute, with its
+`attribute` and the `groups` (highest, lowest rate) behind the value, both also in the name.
+A failing gate is not an exception: the orchestrator reads the verdict. The champion's metrics
+come from the optional `champion` input (a metrics artifact) or `ctx.extra["champion_metrics"]`
+(a `{metric: value}` dict); with neither, there is no champion and the comparison passes with
+that reason.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from mlc.runtime import artifacts
 from mlc.runtime.context import StepContext
 from mlc.runtime.steps._data import need, out
-from mlc.runtime.steps._metrics import LOWER_IS_BETTER
+from mlc.runtime.steps._metrics import direction_of
 
 STEP = "gate"
 OPS = {
@@ -61,6 +63,49 @@ def _champion_metrics(inputs: dict[str, str], ctx: StepContext) -> dict[str, flo
     return dict(extra) if extra else None
 
 
+def _fairness_checks(fairness: dict[str, Any], inputs: dict[str, str]) -> list[dict[str, Any]]:
+    """One check per sensitive attribute, on the candidate model's disparity; each names the
+    attribute and the two groups whose rates make it (highest vs lowest)."""
+    metric = fairness["metric"]
+    threshold = float(fairness["threshold"])
+    # a ratio is 1 for equal treatment (the threshold is a floor), a difference 0 (a ceiling)
+    op = ">=" if direction_of(fairness, STEP) == "higher" else "<="
+    if "fairness" not in inputs:
+        reason = "no fairness metrics were passed to the gate"
+        return [_check(f"fairness {metric}", "fairness", metric, None, op, threshold, reason)]
+    fdoc = artifacts.load_json(inputs["fairness"], "metrics")
+    mitigation = fdoc.get("mitigation") or "none"
+    after = f"after mitigation ({mitigation})" if fdoc.get("candidate") == "mitigated" else ""
+    by_attribute = fdoc.get("by_attribute") or {}
+    if not by_attribute:
+        return [_check(f"fairness {metric}", "fairness", metric, fdoc.get("value"), op, threshold)]
+    checks = []
+    for attr in sorted(by_attribute):
+        worst = (fdoc.get("worst_groups") or {}).get(attr) or {}
+        high, low = worst.get("high") or {}, worst.get("low") or {}
+        groups = f": {high.get('group')} vs {low.get('group')}" if high and low else ""
+        reason = (
+            f"{worst['rate']} {high['group']} {high['value']:.3g} vs "
+            f"{low['group']} {low['value']:.3g}"
+            if high and low
+            else ""
+        )
+        check = _check(
+            f"fairness {metric} ({attr}{groups})",
+            "fairness",
+            metric,
+            by_attribute[attr],
+            op,
+            threshold,
+            "; ".join(r for r in (reason, after) if r),
+        )
+        check["attribute"] = attr
+        if high and low:
+            check["groups"] = [high["group"], low["group"]]
+        checks.append(check)
+    return checks
+
+
 def run(
     params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
 ) -> dict[str, Any]:
@@ -77,26 +122,7 @@ def run(
         )
     fairness = params.get("fairness")
     if fairness:
-        if "fairness" in inputs:
-            fdoc = artifacts.load_json(inputs["fairness"], "metrics")
-            value = fdoc.get("mitigated_value")
-            if value is None:
-                value = fdoc.get("value")
-            reason = "after mitigation" if fdoc.get("mitigated_value") is not None else ""
-        else:
-            value, reason = None, "no fairness metrics were passed to the gate"
-        op = ">=" if fairness["metric"].endswith("_ratio") else "<="
-        checks.append(
-            _check(
-                f"fairness {fairness['metric']}",
-                "fairness",
-                fairness["metric"],
-                value,
-                op,
-                float(fairness["threshold"]),
-                reason,
-            )
-        )
+        checks += _fairness_checks(fairness, inputs)
     measured = {(r["kind"], tuple(r.get("features") or ())): r for r in doc.get("robustness") or ()}
     for r in params.get("robustness") or ():
         found = measured.get((r["kind"], tuple(r.get("features") or ())))
@@ -133,7 +159,7 @@ def run(
                 }
             )
         else:
-            lower = metric in LOWER_IS_BETTER
+            lower = direction_of(champion, STEP) == "lower"
             bar = incumbent[metric] - margin if lower else incumbent[metric] + margin
             checks.append(
                 _check(

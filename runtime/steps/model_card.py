@@ -3,9 +3,11 @@
 Sections: model details (owners, approvers, risk, compliance), intended use and what is out of
 scope, data (its content hash), metrics, the gate verdict check by check, per-group fairness,
 explanations (top features), limitations and ethical considerations, and lineage (spec hash,
-data hash, code version, run, any registered version of this very model). Reports from other
-steps are rendered generically (tables for mappings and lists of records), so a new field in a
-report shows up without a change here.
+data hash, code version, run, the hash of the candidate model (the `model` input: the model
+the gate judged and register ships) and any registered version of that very model). Reports
+from other steps are rendered generically (tables for mappings and lists of records), so a new
+field in a report shows up without a change here. Register logs the card into the registered
+version's MLflow run.
 """
 
 from __future__ import annotations
@@ -93,6 +95,16 @@ def _report_section(title: str, doc: Any) -> list[str]:
     return [*lines, *render_value(doc), ""]
 
 
+def _model_hash(inputs: dict[str, str]) -> str | None:
+    """The content hash of the candidate model, the one the gate judged and register ships
+    (a run holds other models too: the trained one before mitigation)."""
+    loc = inputs.get("model")
+    if loc is None or not artifacts.exists(loc):
+        return None
+    found = artifacts.read_meta(loc).get("hash")
+    return str(found) if found else None
+
+
 def build_card(params: dict[str, Any], inputs: dict[str, str], ctx: StepContext) -> dict[str, Any]:
     """The card as a JSON-ready dict (also the source of the Markdown)."""
     from mlc.runtime import lineage
@@ -101,10 +113,12 @@ def build_card(params: dict[str, Any], inputs: dict[str, str], ctx: StepContext)
     card = params.get("card") or {}
     metrics_doc = _doc(inputs, "metrics")
     verdict = _doc(inputs, "verdict") or {}
-    model_hashes = sorted((ctx.extra.get("model_hashes") or {}).values())
+    model_hash = _model_hash(inputs)
     model_name = str(params.get("model_name") or "model")
     registered = [
-        r for r in lineage.query(ctx.state, model_name) if r.get("model_hash") in model_hashes
+        r
+        for r in lineage.query(ctx.state, model_name)
+        if model_hash is not None and r.get("model_hash") == model_hash
     ]
     return {
         "card_version": CARD_VERSION,
@@ -139,7 +153,7 @@ def build_card(params: dict[str, Any], inputs: dict[str, str], ctx: StepContext)
             "spec_hash": ctx.extra.get("spec_hash"),
             "data_hash": ctx.extra.get("data_hash"),
             "code_version": ctx.extra.get("code_version"),
-            "model_hashes": model_hashes,
+            "model_hash": model_hash,
             "registered_versions": [
                 {k: r.get(k) for k in ("version", "run_id", "aliases")} for r in registered
             ],
@@ -192,7 +206,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"- **Data hash**: `{lin.get('data_hash') or '—'}`",
         f"- **Code version**: {lin.get('code_version') or '—'}",
     ]
-    lines += [f"- **Model hash**: `{h}`" for h in lin.get("model_hashes", [])]
+    lines.append(f"- **Model hash**: `{lin.get('model_hash') or '—'}`")
     for reg in lin.get("registered_versions", []):
         lines.append(
             f"- **Registered**: version {reg['version']} "

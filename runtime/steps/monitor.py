@@ -7,8 +7,9 @@ params (`drift`, `performance`, `model_name`) plus, from the caller, `target` (t
 column), `task` and `metrics` (further metrics to compute, e.g. those of retrain triggers).
 
 Output `signal`: `report.json` `{"drift": [{feature, method, score, threshold, drifted, …}],
-"drifted": [features], "performance": {metric, value, floor, below_floor, values, rows} | null,
-"rows_reference", "rows_current", "model_name"}` and `metrics.prom`, the same numbers as a
+"drifted": [features], "performance": {metric, value, floor, direction, below_floor, values,
+rows} | null (`below_floor`: worse than the floor in the metric's `direction`, i.e. above it for
+rmse), "rows_reference", "rows_current", "model_name"}` and `metrics.prom`, the same numbers as a
 Prometheus textfile under the series names of `mlc.runtime.metrics_contract`.
 """
 
@@ -70,7 +71,8 @@ def run(
             "metric": metric,
             "value": value,
             "floor": floor,
-            "below_floor": _below(metric, value, floor),
+            "direction": perf_params.get("direction"),
+            "below_floor": _below(perf_params, value),
             "values": values,
             "rows": int(current[target].notna().sum()),
         }
@@ -99,9 +101,11 @@ def run(
     }
 
 
-def _below(metric: str | None, value: float | None, floor: float | None) -> bool:
-    from mlc.runtime.steps._metrics import LOWER_IS_BETTER
+def _below(perf: dict[str, Any], value: float | None) -> bool:
+    """Whether `value` is worse than the floor (above it for a lower-is-better metric)."""
+    from mlc.runtime.steps._metrics import direction_of, worsening
 
-    if metric is None or value is None or floor is None:
+    floor = perf.get("floor")
+    if not perf.get("metric") or value is None or floor is None:
         return False
-    return value > floor if metric in LOWER_IS_BETTER else value < floor
+    return worsening(float(floor), value, direction_of(perf, STEP)) > 0

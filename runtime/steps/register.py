@@ -5,8 +5,11 @@ run; logs the model (the fitted sklearn `Pipeline` from the model artifact) with
 built from the data contract and explicit pip requirements; registers it as a new version of
 the spec's model and moves the aliases: `challenger` always, `champion` only when the gate
 verdict passed and promotion is `auto`. A model already registered (same model hash) is not
-registered twice: its existing version gets the aliases. Nothing registered is ever deleted or
-overwritten; a store that is locked or cannot be written is a `StepError` naming the store.
+registered twice, and its aliases are not moved: the step reports the existing version with
+`new_version: false`. The run also carries the hyperparameters training used (fixed and tuned,
+as params), the tuning trials (`tuning/trials.json`) and the model card (`model_card/`).
+Nothing registered is ever deleted or overwritten; a store that is locked or cannot be written
+is a `StepError` naming the store.
 
 Default store: a sqlite file in the project's `.mlc/` with artifacts under `.mlc/mlartifacts`.
 """
@@ -310,19 +313,101 @@ def _existing_version(client: Any, name: str, model_hash: str) -> Any:
     return min(found, key=lambda mv: int(mv.version)) if found else None
 
 
-def _flat_params(params: dict[str, Any], inputs: dict[str, str]) -> dict[str, str]:
+def _hyperparameters(
+    params: dict[str, Any], inputs: dict[str, str]
+) -> tuple[dict[str, Any], list[str]]:
+    """The hyperparameters training used: the spec's fixed ones with the tuned ones over them
+    (as the train step merges them), and the names of the tuned ones."""
+    fixed = dict(((params.get("model") or {}).get("params")) or {})
+    tuned: dict[str, Any] = {}
+    if "params" in inputs and artifacts.exists(inputs["params"]):
+        doc = _read_doc(inputs["params"])
+        if isinstance(doc, dict):
+            found = doc.get("best_params", doc)
+            tuned = dict(found) if isinstance(found, dict) else {}
+    return {**fixed, **tuned}, sorted(tuned)
+
+
+def _flat_params(params: dict[str, Any], hyper: dict[str, Any]) -> dict[str, str]:
+    """MLflow params: what was trained, and every hyperparameter under its own name."""
     out = {
         "model_name": str(params.get("model_name")),
         "task": str(params.get("task")),
         "target": str(params.get("target")),
     }
-    if "params" in inputs and artifacts.exists(inputs["params"]):
-        tuned = _read_doc(inputs["params"])
-        if isinstance(tuned, dict):
-            tuned = tuned.get("best_params", tuned)
-            for key, value in sorted(tuned.items()):
-                out[f"tuned.{key}"] = str(value)[:500]
+    estimator = (params.get("model") or {}).get("name")
+    if estimator:
+        out["estimator"] = str(estimator)
+    for key, value in sorted(hyper.items()):
+        # a hyperparameter never hides one of the run's own params
+        name = key if key not in out else f"param.{key}"
+        out[name] = (value if isinstance(value, str) else json.dumps(value))[:500]
     return out
+
+
+def _trials(params: dict[str, Any], inputs: dict[str, str], ctx: StepContext) -> Any:
+    """The tuning study's report and its trials (number, state, value, params), or None.
+
+    The tune step's `study` report names the Optuna study; its trials are read from the report
+    when it lists them, else from the study's storage (the spec's `tuning.storage`, or the
+    state folder's `optuna.db` where the tune step keeps it).
+    """
+    if "study" not in inputs or not artifacts.exists(inputs["study"]):
+        return None
+    report = _read_doc(inputs["study"])
+    if not isinstance(report, dict):
+        return None
+    trials = report.get("trials")
+    if not isinstance(trials, list) and report.get("study"):
+        storage = params.get("tuning_storage") or (
+            f"sqlite:///{(ctx.state / 'optuna.db').resolve()}"
+        )
+        trials = _trials_from_storage(str(report["study"]), storage, ctx)
+    return {"study": report, "trials": trials if isinstance(trials, list) else []}
+
+
+def _trials_from_storage(
+    study_name: str, storage: str, ctx: StepContext
+) -> list[dict[str, Any]] | None:
+    db = _sqlite_file(storage)
+    if db is not None and not db.exists():
+        ctx.logger.warning("step 'register': no Optuna storage at %s: trials not logged", db)
+        return None
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except Exception as exc:  # optuna and SQLAlchemy raise many types; the trials are extra
+        ctx.logger.warning(
+            "step 'register': cannot read study %s from %s (%s): trials not logged",
+            study_name,
+            storage,
+            exc,
+        )
+        return None
+    return [
+        {
+            "number": t.number,
+            "state": t.state.name,
+            "value": t.value,
+            "params": dict(sorted(t.params.items())),
+            "seconds": t.duration.total_seconds() if t.duration is not None else None,
+        }
+        for t in study.trials
+    ]
+
+
+def _log_card(inputs: dict[str, str]) -> None:
+    """The model card (Markdown and JSON) as run artifacts under `model_card/`."""
+    import mlflow
+
+    loc = inputs.get("card")
+    if loc is None or not artifacts.exists(loc):
+        return
+    folder = Path(loc)
+    for name in ("card.md", "card.json"):
+        if (folder / name).is_file():
+            mlflow.log_artifact(str(folder / name), artifact_path="model_card")
 
 
 def run(
@@ -353,6 +438,7 @@ def run(
     data_hash = ctx.extra.get("data_hash")
     code_version = ctx.extra.get("code_version")
     uri = ctx.effective_tracking_uri()
+    hyper, tuned_names = _hyperparameters(params, inputs)
 
     from mlc.runtime.steps._data import load_model
 
@@ -377,10 +463,12 @@ def run(
                 MODEL_HASH_TAG: model_hash,
                 "mlc.verdict": "passed" if passed else "failed",
             }
+            if tuned_names:
+                tags["mlc.tuned_params"] = ",".join(tuned_names)
             with mlflow.start_run(
                 experiment_id=experiment_id, run_name=ctx.run_id, tags=tags
             ) as active:
-                mlflow.log_params(_flat_params(params, inputs))
+                mlflow.log_params(_flat_params(params, hyper))
                 if metrics:
                     mlflow.log_metrics(metrics)
                 mlflow.log_dict(
@@ -390,6 +478,11 @@ def run(
                 for report in ("fairness", "explain"):
                     if report in inputs and artifacts.exists(inputs[report]):
                         mlflow.log_dict(_read_doc(inputs[report]), f"reports/{report}.json")
+                tuning = _trials(params, inputs, ctx)
+                if tuning is not None:
+                    mlflow.log_dict(tuning["study"], "tuning/study.json")
+                    mlflow.log_dict(tuning["trials"], "tuning/trials.json")
+                _log_card(inputs)
                 own = _own_types(model)
                 info = mlflow.sklearn.log_model(
                     model,
@@ -414,15 +507,19 @@ def run(
                     "mlc.run_id": ctx.run_id,
                 },
             )
+            version = str(mv.version)
+            client.set_registered_model_alias(model_name, CHALLENGER, version)
+            aliases = [CHALLENGER]
+            if promote:
+                client.set_registered_model_alias(model_name, CHAMPION, version)
+                aliases.append(CHAMPION)
         else:
-            mv = existing
-            run_id = mv.run_id
-        version = str(mv.version)
-        client.set_registered_model_alias(model_name, CHALLENGER, version)
-        aliases = [CHALLENGER]
-        if promote:
-            client.set_registered_model_alias(model_name, CHAMPION, version)
-            aliases.append(CHAMPION)
+            # The very bytes are registered already: no new version, and its aliases stay
+            # where they are (re-pointing them would promote an old version behind a newer one).
+            version = str(existing.version)
+            run_id = existing.run_id
+            current = client.get_model_version(model_name, version)
+            aliases = sorted(getattr(current, "aliases", None) or [])
 
     state = ctx.state
     commit = ctx.extra.get("git_commit")
@@ -454,20 +551,26 @@ def run(
             tracking_uri=uri,
             aliases=aliases,
         )
-    audit.append(
-        state,
-        "promotion",
-        spec_hash=spec_hash,
-        commit=commit,
-        details={
-            "model": model_name,
-            "version": version,
-            "aliases": aliases,
-            "policy": promotion.get("policy", "auto"),
-            "verdict_passed": passed,
-            "pending_approval": (passed and not promote),
-            "approvers": list(params.get("approvers") or []),
-        },
+        audit.append(
+            state,
+            "promotion",
+            spec_hash=spec_hash,
+            commit=commit,
+            details={
+                "model": model_name,
+                "version": version,
+                "aliases": aliases,
+                "policy": promotion.get("policy", "auto"),
+                "verdict_passed": passed,
+                "pending_approval": (passed and not promote),
+                "approvers": list(params.get("approvers") or []),
+            },
+        )
+    note = (
+        f"registered version {version}"
+        if new
+        else f"identical to registered version {version} (same model hash): no new version, "
+        "aliases unchanged"
     )
     doc = {
         "model_name": model_name,
@@ -480,6 +583,7 @@ def run(
         "data_hash": data_hash,
         "tracking_uri": uri,
         "model_uri": f"models:/{model_name}/{version}",
+        "note": note,
     }
     artifacts.save_json(
         outputs["model_version"],
@@ -489,4 +593,10 @@ def run(
         version=version,
         aliases=aliases,
     )
-    return {"model": model_name, "version": version, "aliases": aliases, "new": new}
+    return {
+        "model": model_name,
+        "version": version,
+        "aliases": aliases,
+        "new": new,
+        "note": note,
+    }

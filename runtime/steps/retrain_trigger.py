@@ -11,8 +11,9 @@ knows about the deployed model (also read from `ctx.extra`, which wins):
 - `new_rows`: rows gathered since the last training (default: the signal's `rows_current`).
 
 Each trigger is one check: `drift` fires when a feature's score is over the trigger's
-`threshold` (default: the monitor's own threshold), `performance_drop` when the metric fell by
-at least `drop` from its value at promotion (in the metric's better direction), `data_volume`
+`threshold` (default: the monitor's own threshold), `performance_drop` when the metric got worse
+by at least `drop` since its value at promotion (in the trigger's `direction`: a rise of rmse, a
+fall of accuracy), `data_volume`
 when `new_rows >= rows`, `schedule` when the cron schedule had a firing time after
 `last_trained` up to `now`. Output `decision`: `decision.json` `{"retrain", "reasons",
 "checks": [{kind, fired, reason, …}], "to_label": [{row, score}], "strategy"}` (`row`: the
@@ -107,13 +108,24 @@ def _time(value: Any) -> dt.datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
+def _moved(before: float, after: float) -> str:
+    return "rose" if after > before else "fell" if after < before else "stayed"
+
+
+def _judged(worse: float) -> str:
+    """`worse by 0.45`, `better by 0.1` or `unchanged`, in the metric's own direction."""
+    if worse == 0:
+        return "unchanged"
+    return f"{'worse' if worse > 0 else 'better'} by {abs(worse):.4g}"
+
+
 def evaluate_triggers(
     triggers: list[dict[str, Any]],
     report: dict[str, Any],
     state: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """One check per trigger: `{kind, fired, reason, …}` (see the module docstring)."""
-    from mlc.runtime.steps._metrics import LOWER_IS_BETTER
+    from mlc.runtime.steps._metrics import direction_of, worsening
 
     checks = []
     for trig in triggers:
@@ -149,11 +161,11 @@ def evaluate_triggers(
             elif promoted is None:
                 check["reason"] = f"no {metric} recorded at promotion"
             else:
-                fell = current - promoted if metric in LOWER_IS_BETTER else promoted - current
-                check.update(fell=fell, fired=fell >= drop)
+                worse = worsening(promoted, current, direction_of(trig, STEP))
+                check.update(worse_by=worse, fired=worse >= drop)
                 check["reason"] = (
-                    f"{metric} fell {fell:.4g} from {promoted:.4g} to {current:.4g} "
-                    f"({'>=' if fell >= drop else '<'} {drop:g})"
+                    f"{metric} {_moved(promoted, current)} from {promoted:.4g} to {current:.4g} "
+                    f"({_judged(worse)}; {'>=' if worse >= drop else '<'} {drop:g})"
                 )
         elif kind == "data_volume":
             rows = int(trig["rows"])

@@ -1,14 +1,113 @@
-"""split: random, stratified or time-ordered train/test(/validation) split, seeded."""
+"""split: random, stratified or time-ordered train/test(/validation) split, seeded.
+
+A derived target (`features.target` naming a `features.derived` column) is computed here, before
+the split, so stratification and every later step see it. Before anything is trained, the parts
+are checked against `data.split.minimum`: rows per part, rows per class (in train, in test and
+in each tuning fold) and test rows per sensitive group; a shortfall names the counts and the
+setting, and stops the run unless `minimum.enforce` is `warn`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlc.runtime import artifacts
 from mlc.runtime.context import StepContext, StepError
-from mlc.runtime.steps._data import load_frame, out
+from mlc.runtime.steps._data import load_frame, out, value_text
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STEP = "split"
+
+
+def _derive_target(df: pd.DataFrame, derived: dict[str, Any]) -> pd.DataFrame:
+    """`df` with the derived target column computed from its expression."""
+    name, expr = derived["name"], derived["expr"]
+    try:
+        values = df.eval(expr)
+    except Exception as exc:  # DataFrame.eval raises whatever the expression's parts raise
+        raise StepError(
+            STEP,
+            f"cannot compute the derived target '{name}' = {expr}: {type(exc).__name__}: {exc}",
+            "check features.derived[].expr against the contract's columns",
+        ) from exc
+    if getattr(values, "ndim", 0) != 1 or len(values) != len(df):
+        raise StepError(STEP, f"the derived target '{name}' = {expr} is not one value per row")
+    df = df.copy()
+    # A condition (`days_late > 0`) becomes 0/1 labels, the form binary metrics and the model
+    # signature expect.
+    df[name] = values.astype("int64") if values.dtype == bool else values
+    return df
+
+
+def _counts(part: pd.DataFrame, column: str, values: list[Any]) -> dict[Any, int]:
+    found = part[column].value_counts(dropna=False)
+    return {v: int(found.get(v, 0)) for v in values}
+
+
+def _short(counts: dict[Any, int], least: int, what: str) -> str:
+    """`class 6 has 2 rows, class 5 has 3 rows` for the values below `least`, fewest first."""
+    low = sorted((n, value_text(v)) for v, n in counts.items() if n < least)
+    text = ", ".join(f"{what} {v} has {n} row" + ("" if n == 1 else "s") for n, v in low[:8])
+    # A continuous label read as classes would list every value: name a few, count the rest.
+    return text + (f", and {len(low) - 8} more" if len(low) > 8 else "")
+
+
+def shortfalls(
+    parts: dict[str, pd.DataFrame], df: pd.DataFrame, params: dict[str, Any]
+) -> list[str]:
+    """Every way the parts fall short of `params["minimum"]`, each naming the counts."""
+    minimum = params.get("minimum") or {}
+    found: list[str] = []
+    gates = int(params.get("gates") or 0)
+    purpose = {
+        "train": "to train on",
+        "validation": "to validate on",
+        "test": f"to judge {gates} gate(s) on" if gates else "for its metrics to mean anything",
+    }
+    for name, part in parts.items():
+        least = int(minimum.get(f"{name}_rows", 1))
+        if len(part) < least:
+            found.append(
+                f"{name} split has {len(part)} rows; at least {least} are needed "
+                f"{purpose[name]} (data.split.minimum.{name}_rows)"
+            )
+    target = str(params.get("target") or "")
+    if params.get("task") == "classification" and target in df.columns:
+        least = int(minimum.get("per_class", 1))
+        classes = sorted(df[target].dropna().unique().tolist(), key=value_text)
+        for name in ("train", "test"):
+            low = _short(_counts(parts[name], target, classes), least, "class")
+            if low:
+                found.append(
+                    f"{name} split: {low}; at least {least} rows per class are needed "
+                    "(data.split.minimum.per_class)"
+                )
+        folds = params.get("cv_folds")
+        if folds:
+            # StratifiedKFold gives each validation fold about 1/folds of each class.
+            per_fold = {
+                c: n // int(folds) for c, n in _counts(parts["train"], target, classes).items()
+            }
+            low = _short(per_fold, least, "class")
+            if low:
+                found.append(
+                    f"tuning's {folds}-fold cross-validation of the train split: {low} per fold; "
+                    f"at least {least} are needed (data.split.minimum.per_class)"
+                )
+    least = int(minimum.get("per_group", 1))
+    for attr in params.get("sensitive_attributes") or ():
+        if attr not in df.columns:
+            continue
+        groups = sorted(df[attr].dropna().unique().tolist(), key=value_text)
+        low = _short(_counts(parts["test"], attr, groups), least, f"{attr} group")
+        if low:
+            found.append(
+                f"test split: {low}; at least {least} rows per sensitive group are needed "
+                "(data.split.minimum.per_group)"
+            )
+    return found
 
 
 def run(
@@ -18,6 +117,8 @@ def run(
     from sklearn.model_selection import train_test_split
 
     df = load_frame(inputs, "dataset", STEP)
+    if params.get("derived_target"):
+        df = _derive_target(df, params["derived_target"])
     method = params.get("method", "random")
     test_size = float(params.get("test_size", 0.2))
     val_size = float(params.get("validation_size") or 0.0)
@@ -66,6 +167,19 @@ def run(
     for name, part in parts.items():
         if len(part) == 0:
             raise StepError(STEP, f"the {name} split is empty ({len(df)} rows in total)")
+    # Direct calls without `minimum` (no spec behind them) skip the checks; the IR always has it.
+    short = shortfalls(parts, df, params) if params.get("minimum") else []
+    if short and (params.get("minimum") or {}).get("enforce", "error") == "error":
+        raise StepError(
+            STEP,
+            f"too little data ({len(df)} rows):\n  - " + "\n  - ".join(short),
+            "add data, or lower data.split.minimum (or set data.split.minimum.enforce: warn)",
+        )
+    for line in short:
+        ctx.logger.warning("step 'split': %s", line)
+    if short:
+        summary["shortfalls"] = short
+    for name, part in parts.items():
         artifacts.save_dataframe(
             out(outputs, name, STEP), part.reset_index(drop=True), split=name, seed=seed
         )

@@ -164,8 +164,10 @@ def run(
             "the run's time budget was spent before training started",
             "raise budgets or training.max_time",
         )
-    if left is not None and framework == "lightning":
-        params = {**params, "max_time": min(left, max_time or left)}
+    # The run's deadline caps Lightning's fit without becoming an estimator parameter: a
+    # parameter is pickled with the model, and the seconds left differ on every run, so the
+    # same seed and inputs would save different bytes.
+    time_limit = left if left is not None and framework == "lightning" else None
     started = time.monotonic()
     if framework == "custom":
         fn = import_entry(str(params.get("entry_point")), STEP, "custom entry point")
@@ -191,14 +193,20 @@ def run(
         try:
             if validation is None:
                 pipeline = Pipeline([("transform", transform), ("model", estimator)])
-                pipeline.fit(x, y)
+                limit = {} if time_limit is None else {"model__time_limit": time_limit}
+                pipeline.fit(x, y, **limit)
             else:
                 # The transform is fitted on the training rows only, then applied to the
                 # validation rows the estimator scores each epoch (what Pipeline.fit would do,
                 # with the validation rows passed through the fitted transform).
                 x_val, y_val = validation
                 matrix = transform.fit_transform(x, y)
-                estimator.fit(matrix, y, validation=(transform.transform(x_val), y_val))
+                estimator.fit(
+                    matrix,
+                    y,
+                    validation=(transform.transform(x_val), y_val),
+                    time_limit=time_limit,
+                )
                 pipeline = Pipeline([("transform", transform), ("model", estimator)])
         except StepError:
             raise
@@ -233,7 +241,6 @@ def run(
         framework=framework,
         task=params.get("task"),
         target=params["target"],
-        seconds=spent,
         params=model_params,
     )
     summary["hash"] = digest

@@ -1,23 +1,30 @@
 """tune: Optuna search with a cross-validated objective on the train split.
 
 The study lives in sqlite under the project's state folder (or `storage` when given) and is
-named from what it searches, so a rerun of the same search continues the same study. Trials
-report each fold, so pruners can stop poor trials early. The search stops cleanly at the trial
-count, the timeout or the run's deadline, and records how many trials it ran.
+named by a hash of what defines it (search space, model, metric and direction, task and target,
+cross-validation folds and seed, the train data and the fitted transform), so a rerun of the
+same search continues the same study (`tuning.trials` is the study's total: a rerun runs only
+the difference, and says so) and a changed definition starts a new one. Trials report each fold,
+so pruners can stop poor trials early. A trial that raises or scores NaN (a fold with one class)
+fails; the step fails, naming the first cause, when no trial of the study completed. The search
+stops cleanly at the trial count, the timeout or the run's deadline, and records how many trials
+it ran.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
+import warnings
 from typing import Any
 
 from mlc.runtime import artifacts
-from mlc.runtime.context import StepContext, StepError
+from mlc.runtime.context import BudgetExceeded, StepContext, StepError
 from mlc.runtime.steps._data import load_frame, need, out, split_xy
-from mlc.runtime.steps._metrics import LOWER_IS_BETTER, score
+from mlc.runtime.steps._metrics import score
 from mlc.runtime.steps.train import make_estimator
 
 STEP = "tune"
@@ -81,6 +88,29 @@ def _pruner(name: str) -> Any:
     }[name]()
 
 
+# Trials that fail before any trial of the study completed: past this many, the search stops
+# (a fold with one class or a wrong parameter fails every trial alike; more tries waste time).
+_FAILURES_BEFORE_STOP = 3
+
+
+def _summarise(exc: BaseException) -> str:
+    """An exception in one line: its type and the first line of its message."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = text.removeprefix(f"step '{STEP}': ")
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _Run:
+    """What one `_optimize` call did: trials asked, failures (trial number, cause), why it ended."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+        self.failures: list[tuple[int, str]] = []
+        self.gave_up = False
+
+
 def _optimize(
     study: Any,
     objective: Any,
@@ -88,13 +118,14 @@ def _optimize(
     budget: float | None,
     parallelism: int,
     distributions: dict[str, Any],
-) -> None:
+) -> _Run:
     """Run `n_trials` in batches of `parallelism`, asked and told in a fixed order.
 
     Optuna's own `n_jobs` lets threads race for the seeded sampler, so the same seed gives
     different studies; asking a whole batch first (every value sampled in `ask`, in this
     thread) and telling results in ask order keeps a parallel study reproducible (a local run
-    and a Kubeflow run of one spec agree).
+    and a Kubeflow run of one spec agree). A trial that raises is told FAIL and recorded; the
+    search gives up after `_FAILURES_BEFORE_STOP` failures while no trial has completed.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -102,6 +133,7 @@ def _optimize(
 
     started = time.monotonic()
     done = 0
+    result = _Run()
     # Each trial's estimator may start its own OpenMP pool (HistGradientBoosting does); with
     # several trials at once, cap each so the pools do not oversubscribe the cores (seen here as
     # multi-second stalls after tuning).
@@ -115,10 +147,11 @@ def _optimize(
         with threadpool_limits(limits=per_trial, user_api="openmp"):
             return float(objective(trial))
 
+    complete = optuna.trial.TrialState.COMPLETE
     with ThreadPoolExecutor(max_workers=parallelism) as pool:
         while done < n_trials:
             if budget is not None and time.monotonic() - started >= budget:
-                return
+                return result
             batch = [study.ask(distributions) for _ in range(min(parallelism, n_trials - done))]
             futures = [pool.submit(limited, trial) for trial in batch]
             for trial, future in zip(batch, futures, strict=True):
@@ -127,6 +160,10 @@ def _optimize(
                 except optuna.TrialPruned:
                     study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                     continue
+                except Exception as exc:  # a trial's model, data or metric can raise anything
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    result.failures.append((trial.number, _summarise(exc)))
+                    continue
                 except BaseException:
                     study.tell(trial, state=optuna.trial.TrialState.FAIL)
                     for other in futures:
@@ -134,6 +171,13 @@ def _optimize(
                     raise
                 study.tell(trial, value)
             done += len(batch)
+            result.asked = done
+            if len(result.failures) >= _FAILURES_BEFORE_STOP and not any(
+                t.state == complete for t in study.get_trials(deepcopy=False)
+            ):
+                result.gave_up = True
+                return result
+    return result
 
 
 def run(
@@ -155,7 +199,9 @@ def run(
     task = params.get("task", "classification")
     objective = params["objective"]
     metric, direction = objective["metric"], objective.get("direction", "maximize")
-    if (metric in LOWER_IS_BETTER) != (direction == "minimize"):
+    # only a hint: the objective's own direction decides, so params without one still tune
+    natural = params.get("metric_direction")
+    if natural is not None and (natural == "lower") != (direction == "minimize"):
         ctx.logger.warning(
             "step 'tune': objective %s is optimised in direction %s", metric, direction
         )
@@ -168,16 +214,21 @@ def run(
     )
     base_params = (params.get("model") or {}).get("params") or {}
     space = params["search_space"]
-    train_hash = artifacts.read_meta(inputs["train"]).get("hash", "")
-    identity = (
-        json.dumps(
-            {
+    # Everything that changes what a trial's value means: the same key resumes, any change
+    # starts a new study (a study's old values would otherwise steer the sampler and the best).
+    identity = json.dumps(
+        {
+            **{
                 k: params.get(k)
-                for k in ("search_space", "model", "objective", "framework", "cv_folds", "seed")
+                for k in ("search_space", "model", "framework", "task", "target", "seed")
             },
-            sort_keys=True,
-        )
-        + train_hash
+            "metric": metric,
+            "direction": direction,
+            "cv_folds": folds,
+            "train": artifacts.read_meta(inputs["train"]).get("hash", ""),
+            "transform": artifacts.read_meta(inputs["transform"]).get("hash", ""),
+        },
+        sort_keys=True,
     )
     study_name = (
         params.get("study_name") or "tune-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
@@ -213,7 +264,18 @@ def run(
             )
             bind_secrets(pipe, ctx)
             pipe.fit(x.iloc[tr], y.iloc[tr])
-            values.append(score(metric, task, pipe, x.iloc[va], y.iloc[va]))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                value = score(metric, task, pipe, x.iloc[va], y.iloc[va])
+            if not math.isfinite(value):
+                # Optuna would record a NaN as a silent failure; say why it is NaN instead.
+                why = "; ".join(sorted({str(w.message) for w in caught})) or "no warning given"
+                classes = y.iloc[va].nunique()
+                raise ValueError(
+                    f"fold {fold + 1} of {folds} scored {metric} = {value} "
+                    f"({len(va)} rows, {classes} class(es) in the fold): {why}"
+                )
+            values.append(value)
             trial.report(sum(values) / len(values), fold)
             if trial.should_prune():
                 raise optuna.TrialPruned()
@@ -226,27 +288,21 @@ def run(
     budget = min(limits) if limits else None
     started = time.monotonic()
     stopped = "trials"
+    ran = _Run()
     if budget is not None and budget <= 0:
         stopped = "deadline"
     elif wanted:
-        try:
-            _optimize(
-                study,
-                objective_fn,
-                wanted,
-                budget,
-                max(1, int(params.get("parallelism", 1))),
-                _distributions(space),
-            )
-        except StepError:
-            raise
-        except Exception as exc:  # a failing trial means the model or space is wrong
-            raise StepError(
-                STEP,
-                f"a tuning trial failed: {type(exc).__name__}: {exc}",
-                "check tuning.search_space against the model's parameters",
-            ) from exc
-        if finished() - before < wanted:
+        ran = _optimize(
+            study,
+            objective_fn,
+            wanted,
+            budget,
+            max(1, int(params.get("parallelism", 1))),
+            _distributions(space),
+        )
+        if ran.gave_up:
+            stopped = "failures"
+        elif ran.asked < wanted:
             stopped = (
                 "timeout"
                 if timeout is not None and (left is None or float(timeout) <= left)
@@ -254,6 +310,24 @@ def run(
             )
     spent = round(time.monotonic() - started, 3)
     complete = [t for t in study.trials if t.state == states.COMPLETE]
+    failed_total = sum(t.state == states.FAIL for t in study.trials)
+    if not complete:
+        if ran.failures:
+            number, cause = ran.failures[0]
+            raise StepError(
+                STEP,
+                f"no tuning trial completed: {len(ran.failures)} of {ran.asked} trial(s) this "
+                f"run failed; the first (trial {number}): {cause}",
+                "a fold with too few rows of a class fails every trial: add data, lower "
+                "tuning.cv_folds, or check tuning.search_space against the model's parameters",
+            )
+        # Out of time before any trial finished: training on untuned defaults would hide it.
+        raise BudgetExceeded(
+            STEP,
+            f"no tuning trial completed (stopped at the {stopped}, study '{study_name}' has "
+            f"{len(study.trials)} trial(s), {failed_total} failed)",
+            "raise tuning.timeout or training.max_time, or tuning.trials",
+        )
     best = study.best_trial if complete else None
     best_params = dict(best.params) if best else {}
     doc = {
@@ -265,10 +339,27 @@ def run(
         "trials_total": len(study.trials),
         "trials_complete": len(complete),
         "trials_pruned": sum(t.state == states.PRUNED for t in study.trials),
+        "trials_failed": failed_total,
         "trials_this_run": finished() - before,
+        "trials_failed_this_run": len(ran.failures),
+        "resumed": before > 0,
+        "trials_before": before,
         "stopped": stopped,
         "seconds": spent,
     }
+    if ran.failures:
+        doc["first_failure"] = f"trial {ran.failures[0][0]}: {ran.failures[0][1]}"
+    if before and not wanted:
+        doc["note"] = (
+            f"resumed study '{study_name}', which already has {before} finished trial(s) "
+            f"(tuning.trials: {params.get('trials', 20)} counts the study's total): "
+            "no new trials run, its best parameters reused"
+        )
+    elif before:
+        doc["note"] = (
+            f"resumed study '{study_name}' with {before} finished trial(s); "
+            f"ran {doc['trials_this_run']} more to reach tuning.trials: {params.get('trials', 20)}"
+        )
     artifacts.save_json(
         out(outputs, "best_params", STEP),
         "params",
@@ -276,7 +367,16 @@ def run(
         "params",
     )
     artifacts.save_json(out(outputs, "study", STEP), "study", doc, "report")
-    if stopped != "trials":
+    if "note" in doc:
+        ctx.logger.warning("step 'tune': %s", doc["note"])
+    if ran.failures:
+        ctx.logger.warning(
+            "step 'tune': %d of %d trial(s) failed; the first: %s",
+            len(ran.failures),
+            ran.asked,
+            doc["first_failure"],
+        )
+    if stopped not in ("trials", "failures"):
         ctx.logger.warning(
             "step 'tune': stopped at the %s after %d trials", stopped, doc["trials_this_run"]
         )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlc.runtime import artifacts
 from mlc.runtime.context import StepContext, StepError
-from mlc.runtime.steps._data import cast_to_contract, load_frame, out
+from mlc.runtime.steps._data import allowed_texts, cast_to_contract, load_frame, out, value_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,7 +34,13 @@ def build_schema(columns: dict[str, dict[str, Any]]) -> Any:
         if col.get("max") is not None:
             checks.append(pa.Check.le(col["max"]))
         if col.get("allowed") is not None:
-            checks.append(pa.Check.isin(list(col["allowed"])))
+            # Text columns hold each value in its declared value's text form (cast_to_contract).
+            allowed = (
+                allowed_texts(col["allowed"])
+                if col["dtype"] in ("category", "str")
+                else list(col["allowed"])
+            )
+            checks.append(pa.Check.isin(allowed))
         if col.get("regex"):
             checks.append(pa.Check.str_matches(col["regex"]))
         dtype: Any = None
@@ -109,12 +115,25 @@ def _pandera_failures(df: pd.DataFrame, schema: Any) -> list[dict[str, Any]]:
                 {
                     "column": row.column if row.column is not None else "<table>",
                     "check": str(row.check),
-                    "failure_case": str(row.failure_case),
+                    "failure_case": value_text(row.failure_case),
                     "index": index,
                 }
             )
         return result
     return []
+
+
+def _describe(column: str, check: str, cases: list[str], columns: dict[str, dict[str, Any]]) -> str:
+    """One failed check with an offending value and its row count, e.g.
+    `grade: value 7 not in allowed [0, 1, 2, 3] (12 rows)`."""
+    rows = f"{len(cases)} row" + ("" if len(cases) == 1 else "s")
+    example = sorted(set(cases))[0] if cases else ""
+    if check.startswith("isin("):
+        allowed = ", ".join(value_text(a) for a in columns.get(column, {}).get("allowed") or ())
+        return f"{column}: value {example} not in allowed [{allowed}] ({rows})"
+    if column == "<table>" or not example:
+        return f"{column}: {check} ({rows})"
+    return f"{column}: {check} failed, e.g. value {example} ({rows})"
 
 
 def run(
@@ -146,10 +165,16 @@ def run(
         else:
             bad_rows.add(int(f["index"]))
     summary_checks = [
-        {"column": col, "check": check, "count": len(cases), "examples": sorted(set(cases))[:5]}
+        {
+            "column": col,
+            "check": check,
+            "count": len(cases),
+            "examples": sorted(set(cases))[:5],
+            "message": _describe(col, check, cases, columns),
+        }
         for (col, check), cases in sorted(by_check.items())
     ]
-    named = ", ".join(f"{c['column']}: {c['check']} ({c['count']})" for c in summary_checks)
+    named = "; ".join(str(c["message"]) for c in summary_checks)
     report = {
         "passed": not failures,
         "on_failure": policy,

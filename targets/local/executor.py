@@ -19,6 +19,14 @@ How a run proceeds (`execute`):
 5. A run record (`.mlc/runs/<run id>.json`), OpenLineage events (`.mlc/lineage/events/`) and
    audit records (`run.start`, `gate.verdict`, `run.end`) are written as the run goes.
 
+`--from STEP` executes STEP and everything after it. `--only STEP` executes STEP alone: the
+steps it reads from (its ancestors and the gates its `when` names) must be cached, else the
+run stops before anything executes, naming the first of them to run; any other step is taken
+from the cache when its key (on the inputs as they are now) has an entry, and is not run
+otherwise. A gate whose champion is this run's own model compares nothing (the champion's
+metrics stay out of its key, so a rerun stays a hit); the verdict the run reports names that
+champion version.
+
 `cache: false` steps in the IR (register, model card) depend on the registry as well as their
 inputs; here their key also covers the tracking URI, and the register step itself refuses to
 create a second version of a model it already registered, so a rerun never duplicates one.
@@ -57,7 +65,7 @@ from mlc.targets.local.cache import (
     source_fingerprint,
 )
 from mlc.targets.local.facts import RunFacts
-from mlc.targets.local.gates import parse_when, read_verdict
+from mlc.targets.local.gates import parse_when, read_verdict, with_incumbent
 from mlc.targets.local.journal import EventLog, new_run_id, run_lock, write_record
 from mlc.targets.local.options import RunError, RunOptions, StepFunction
 from mlc.targets.local.progress import Progress, list_runs
@@ -105,6 +113,10 @@ class Executor:
         )
         self.started = time.time()
         self._functions: dict[StepKind, StepFunction] = {}
+        self._needed: set[str] = set()
+        """With `--only`: the steps whose results it reads (they must be cached)."""
+        self._incumbents: dict[str, dict[str, Any]] = {}
+        """Gate step id -> the registry's champion when it is this run's candidate model."""
         self._forced = self._select()
 
     # -- selection -------------------------------------------------------------------------
@@ -127,8 +139,23 @@ class Executor:
         if opts.from_step:
             return {opts.from_step} | {s.id for s in self.ir.descendants(opts.from_step)}
         if opts.only:
+            self._needed = self._inputs_of(opts.only)
             return {opts.only}
         return set()
+
+    def _inputs_of(self, step_id: str) -> set[str]:
+        """Steps `step_id` reads from, directly or not, counting the gates its `when` names."""
+        pending, seen = [step_id], set[str]()
+        while pending:
+            current = pending.pop()
+            step = self.ir.step(current)
+            ups = {str(a.id) for a in self.ir.ancestors(current)}
+            if step.when:
+                ups.add(parse_when(step.when))
+            for up in ups - seen:
+                seen.add(up)
+                pending.append(up)
+        return seen & {str(s.id) for s in self.pipeline}
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -154,7 +181,12 @@ class Executor:
         from mlc.runtime.steps.register import champion_info
 
         info = champion_info(str(step.params.get("model_name") or self.ir.name), self.tracking_uri)
-        if info is None or info.get("model_hash") in self.facts.model_hashes.values():
+        if info is None:
+            return None
+        if info.get("model_hash") in self.facts.model_hashes.values():
+            # Comparing the candidate with itself proves nothing, and leaving it out of the
+            # key keeps a rerun of unchanged inputs a cache hit; the table still names it.
+            self._incumbents[step.id] = dict(info)
             return None
         return dict(info)
 
@@ -248,9 +280,19 @@ class Executor:
                 status = "recomputed"
             self.index.drop(key, step.outputs)
         elif self.options.only and not forced:
-            raise RunError(
-                f"step '{step.id}' has no cached result for --only "
-                f"{self.options.only}; run the pipeline once without --only"
+            only = self.options.only
+            if step.id in self._needed:
+                raise RunError(
+                    f"--only {only} reads the results of step '{step.id}', which has no "
+                    f"cached result for the current inputs; run it first: mlc run <spec> "
+                    f"--from {step.id} (or the whole pipeline without --only)"
+                )
+            # A step downstream of (or beside) the selected one: --only does not run it.
+            return StepOutcome(
+                step.id,
+                step.kind.value,
+                "skipped",
+                message=f"not run: --only {only} (no cached result for the current inputs)",
             )
         return self._execute(step, self._function(step.kind), key, champion, status)
 
@@ -434,7 +476,10 @@ class Executor:
             result.status = "gate_failed"
         else:
             result.status = "succeeded"
-        result.verdicts = dict(verdicts)
+        result.verdicts = {
+            gate: with_incumbent(v, self._incumbents[gate]) if gate in self._incumbents else v
+            for gate, v in verdicts.items()
+        }
 
     def _audit(self, event: str, details: dict[str, Any]) -> None:
         from mlc.runtime import audit

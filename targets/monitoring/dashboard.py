@@ -54,6 +54,7 @@ def build_dashboard(monitor: dict[str, Any], rollout: dict[str, Any] | None) -> 
         limit: float | None = None,
         below: bool = False,
     ) -> Any:
+        """A time series panel; `limit` colours it red beyond (or, with `below`, under) it."""
         p = timeseries.Panel().title(title).unit(unit).datasource(source).grid_pos(place())
         for i, (expr, legend) in enumerate(queries):
             p = p.with_target(
@@ -147,7 +148,8 @@ def build_dashboard(monitor: dict[str, Any], rollout: dict[str, Any] | None) -> 
                     )
                 ],
                 float(perf["floor"]),
-                below=True,
+                # green on the better side of the floor: below it for rmse, above for accuracy
+                below=perf["direction"] == "higher",
             )
         )
     budgets = monitor.get("budgets") or {}

@@ -133,13 +133,15 @@ def build_rules(monitor: dict[str, Any]) -> RuleSet:
         )
     perf = monitor.get("performance")
     if perf:
+        # the floor is the worst acceptable value: for rmse or log_loss worse means above it
+        worse, side = (">", "above") if perf["direction"] == "lower" else ("<", "below")
         alerts.append(
             Alert(
                 mc.ALERT_PERFORMANCE,
                 f"{mc.MODEL_PERFORMANCE}{_sel(model, **{mc.LABEL_METRIC: perf['metric']})} "
-                f"< {_num(perf['floor'])}",
+                f"{worse} {_num(perf['floor'])}",
                 "warning",
-                f"{perf['metric']} on labelled traffic is below {_num(perf['floor'])}",
+                f"{perf['metric']} on labelled traffic is {side} {_num(perf['floor'])}",
             )
         )
     for cond in monitor.get("rollback", ()):
@@ -214,6 +216,20 @@ def _bad_bucket(threshold_s: float) -> float | None:
     return None
 
 
+def _across(floor: float, direction: str) -> tuple[str, str]:
+    """Sample values just worse and just better than `floor` for a metric of `direction`.
+
+    The step is relative for large floors so that six significant digits still tell the
+    sample from the floor.
+
+    >>> _across(0.72, "higher"), _across(4.5, "lower"), _across(250000.0, "lower")
+    (('0.67', '0.77'), ('4.55', '4.45'), ('252500', '247500'))
+    """
+    step = max(0.05, abs(floor) * 0.01)
+    sign = 1 if direction == "lower" else -1
+    return _num(floor + sign * step), _num(floor - sign * step)
+
+
 def unit_tests(rules: RuleSet, rules_file: str) -> dict[str, Any]:
     """A `promtool test rules` document for `rules` (read from `rules_file`)."""
     model, mon = rules.model, rules.monitor
@@ -268,18 +284,9 @@ def unit_tests(rules: RuleSet, rules_file: str) -> dict[str, Any]:
     perf = mon.get("performance")
     if perf:
         labels = _sel(model, **{mc.LABEL_METRIC: perf["metric"]})
-        series.append(
-            {
-                "series": f"{mc.MODEL_PERFORMANCE}{labels}",
-                "values": f"{_num(float(perf['floor']) - 0.05)}x{STEPS}",
-            }
-        )
-        quiet.append(
-            {
-                "series": f"{mc.MODEL_PERFORMANCE}{labels}",
-                "values": f"{_num(float(perf['floor']) + 0.05)}x{STEPS}",
-            }
-        )
+        worse, better = _across(float(perf["floor"]), str(perf["direction"]))
+        series.append({"series": f"{mc.MODEL_PERFORMANCE}{labels}", "values": f"{worse}x{STEPS}"})
+        quiet.append({"series": f"{mc.MODEL_PERFORMANCE}{labels}", "values": f"{better}x{STEPS}"})
     budgets = mon.get("budgets") or {}
     for key, label in sorted(BUDGET_KEYS.items()):
         if budgets.get(key):
