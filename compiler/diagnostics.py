@@ -51,6 +51,26 @@ class Diagnostic:
     path: str = ""
     """Dotted key path in the merged spec, when the problem belongs to a key."""
 
+    def __post_init__(self) -> None:
+        # Messages quote what they found; a secret-shaped part is never quoted back, whichever
+        # phase (loader, schema, target, plugin) wrote the message.
+        from mlc.compiler.passes.secrets import redact_text
+
+        for name in ("message", "hint", "path"):
+            text = getattr(self, name)
+            cleaned = redact_text(text)
+            if cleaned != text:
+                object.__setattr__(self, name, cleaned)
+
+    def redacted(self, values: Iterable[str]) -> Diagnostic:
+        """This diagnostic with the given secret values (found in the spec) redacted too."""
+        from mlc.compiler.passes.secrets import redact_text
+
+        fields = {n: redact_text(getattr(self, n), values) for n in ("message", "hint", "path")}
+        if all(fields[n] == getattr(self, n) for n in fields):
+            return self
+        return Diagnostic(self.code, location=self.location, severity=self.severity, **fields)
+
     def render(self) -> str:
         where = f"{self.location}: " if self.location else ""
         text = f"{where}{self.severity.value}[{self.code}]: {self.message}"

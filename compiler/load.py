@@ -6,13 +6,22 @@ the file's own content goes (at the end when absent, as in Hydra); `{group: opti
 `group/option.yaml` and a `group=option` override picks another option. Overlays merge at the
 root of the spec (Hydra's `@package _global_`). Overrides use Hydra's grammar: `key=value`,
 `+key=value` (add), `++key=value` (add or change), `~key` (delete).
+
+Loading is bounded, for specs from many authors run in CI: file size (`MAX_SPEC_BYTES`, MLC004),
+bytes over all overlays, files read, nesting depth, YAML nodes and alias expansion
+(`MAX_TOTAL_BYTES`, `MAX_OVERLAYS`, `MAX_DEPTH`, `MAX_NODES`, `MAX_ALIAS_NODES`; MLC013 names the
+limit passed and its value). Only YAML's plain tags are read; other tags, values that do not fit
+their tag, and files that are not regular files on disk (pipes, devices, /proc) are diagnostics.
 """
 
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 import re
+import stat
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +34,41 @@ from mlc.compiler.sourcemap import KeyPath, SourceMap, Span, dotted
 MAX_SPEC_BYTES = 4 * 1024 * 1024
 """Larger files are refused before parsing: no spec needs that much, and YAML parsing is slow."""
 
+MAX_TOTAL_BYTES = 4 * MAX_SPEC_BYTES
+"""Bytes read for one spec, its overlays included: bounds a `defaults:` list that names a large
+file many times over."""
+
+MAX_DEPTH = 64
+"""Deepest nesting of mappings and lists: real specs stay under 10 levels."""
+
+MAX_NODES = 100_000
+"""YAML nodes in one spec, overlays included (the credit example has about 400)."""
+
+MAX_ALIAS_NODES = 10_000
+"""Nodes that aliases (`*name`) may expand to in one file. Each alias re-reads its anchor's whole
+subtree, so nine nested levels of nine aliases make a 620-byte file expand to 10^9 nodes (the
+'billion laughs'); the limit stops that within milliseconds and is far above any real reuse."""
+
+MAX_OVERLAYS = 5_000
+"""Files read for one spec: overlays can list each other many times over without a cycle (100
+entries of 100 entries of 100 is a million reads); real specs read a handful."""
+
 OVERRIDE_FILE = "<override>"
+
+_YAML = "tag:yaml.org,2002:"
+_SCALAR_TAGS = frozenset(
+    _YAML + t for t in ("str", "int", "float", "bool", "null", "timestamp", "value")
+)
+"""Tags a spec's scalars may carry: YAML's own plain types. Anything else (`!!python/...`,
+`!!binary`, `!!set`, local `!tags`) has no meaning in the spec language and is refused."""
+_MERGE_TAG = _YAML + "merge"
+
+
+def _tag_name(tag: str) -> str:
+    return "!!" + tag[len(_YAML) :] if tag.startswith(_YAML) else tag
+
+
+_ALLOWED_TAGS = "!!str, !!int, !!float, !!bool, !!null, !!timestamp, !!map and !!seq"
 
 
 @dataclass
@@ -36,6 +79,10 @@ class LoadedSpec:
     source_map: SourceMap
     root: Path
     files: list[Path] = field(default_factory=list)
+    environment: dict[KeyPath, tuple[str, ...]] = field(default_factory=dict)
+    """Key paths whose value was read from the environment (`${oc.env:VAR}`, directly or through
+    `${other.key}`) -> the variables read: the validator refuses them outside
+    `security.secrets`, since the value would be copied into every emitted file."""
 
     @property
     def project_dir(self) -> Path:
@@ -54,45 +101,152 @@ def _loc(file: str, mark: Any) -> SourceLocation:
     return SourceLocation(file, mark.line + 1, mark.column + 1)
 
 
-def read_yaml(path: Path) -> tuple[dict[str, Any], SourceMap]:
-    """Read one YAML mapping with positions; raise `DiagnosticError` for every file problem."""
+class _LimitExceeded(Exception):
+    """A loader limit was passed; carries the one diagnostic that says which."""
+
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+def _limit(what: str, name: str, value: int, where: SourceLocation | None, hint: str) -> Diagnostic:
+    return Diagnostic("MLC013", f"{what} (the limit is {name} = {value})", where, hint)
+
+
+@dataclass
+class _Budget:
+    """What one spec composition has used of the loader limits, overlays included."""
+
+    nodes: int = 0
+    bytes: int = 0
+    files: int = 0
+
+
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+_PSEUDO_ROOTS = ("proc", "sys", "dev")
+"""Kernel file systems: their files report size 0 and may never end, none is a spec."""
+
+
+def _read_bytes(path: Path, shown: str, included_at: SourceLocation | None) -> bytes:
+    """The file's bytes, after refusing whatever is not a regular spec file on disk.
+
+    The file is opened non-blocking and checked on the open descriptor, so a named pipe is
+    refused instead of waiting for a writer, and nothing can be swapped in between.
+    """
+    start = SourceLocation(shown, 1, 1)
+
+    def refuse(message: str, hint: str, code: str = "MLC001") -> DiagnosticError:
+        return DiagnosticError([Diagnostic(code, message, included_at, hint)])
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR) and included_at is not None:
+            message = f"overlay not found: {shown}"
+            hint = "paths in 'defaults' are relative to the file that lists them"
+        elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            message = f"file not found: {shown}"
+            hint = "check the path; overlays are relative to their file"
+        elif exc.errno == errno.ELOOP:
+            message = f"{shown} is a symlink loop (too many levels of symbolic links)"
+            hint = "point the link at a spec file"
+        else:
+            reason = (exc.strerror or type(exc).__name__).lower()
+            message = f"cannot read {shown}: {reason}"
+            hint = "check the file's permissions"
+        raise refuse(message, hint) from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise refuse(
+                f"{shown} is a directory, not a spec file", "pass the spec file, e.g. mlc.yaml"
+            )
+        for test, kind in _FILE_KINDS:
+            if test(info.st_mode):
+                raise refuse(
+                    f"{shown} is {kind}, not a regular file",
+                    "pass a spec file on disk; mlc does not read specs from pipes or devices",
+                )
+        real = Path(os.path.realpath(path))
+        if len(real.parts) > 1 and real.parts[1] in _PSEUDO_ROOTS:
+            raise refuse(
+                f"{shown} is a kernel pseudo-file (/{real.parts[1]}), not a spec file",
+                "pass a spec file on disk",
+            )
+        if info.st_size > MAX_SPEC_BYTES:
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        "MLC004",
+                        f"spec file is too large ({info.st_size} bytes; "
+                        f"the limit is {MAX_SPEC_BYTES})",
+                        start,
+                        "split it into overlays, or move data out of the spec",
+                    )
+                ]
+            )
+        chunks: list[bytes] = []
+        got = 0
+        # bounded even if the file grows while it is read
+        while got <= MAX_SPEC_BYTES:
+            try:
+                chunk = os.read(fd, MAX_SPEC_BYTES + 1 - got)
+            except OSError as exc:
+                reason = (exc.strerror or type(exc).__name__).lower()
+                raise refuse(f"cannot read {shown}: {reason}", "check the file") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        if got > MAX_SPEC_BYTES:
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        "MLC004",
+                        f"spec file is too large (over {MAX_SPEC_BYTES} bytes; "
+                        f"the limit is {MAX_SPEC_BYTES})",
+                        start,
+                        "split it into overlays, or move data out of the spec",
+                    )
+                ]
+            )
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_yaml(
+    path: Path,
+    included_at: SourceLocation | None = None,
+    budget: _Budget | None = None,
+) -> tuple[dict[str, Any], SourceMap]:
+    """Read one YAML mapping with positions; raise `DiagnosticError` for every file problem.
+
+    `included_at` is the `defaults:` entry that names this file (file problems point there);
+    `budget` is shared by the files of one composition so that the limits hold for all of them.
+    """
+    budget = budget if budget is not None else _Budget()
     shown = display_path(path)
     start = SourceLocation(shown, 1, 1)
-    if not path.exists():
+    raw = _read_bytes(path, shown, included_at)
+    budget.bytes += len(raw)
+    if budget.bytes > MAX_TOTAL_BYTES:
         raise DiagnosticError(
             [
-                Diagnostic(
-                    "MLC001",
-                    f"file not found: {shown}",
-                    None,
-                    "check the path; overlays are relative to their file",
+                _limit(
+                    f"the spec and its overlays are over {MAX_TOTAL_BYTES} bytes",
+                    "MAX_TOTAL_BYTES",
+                    MAX_TOTAL_BYTES,
+                    included_at or start,
+                    "list each overlay once; move data out of the spec",
                 )
             ]
         )
-    if path.is_dir():
-        raise DiagnosticError(
-            [
-                Diagnostic(
-                    "MLC001",
-                    f"{shown} is a directory, not a spec file",
-                    None,
-                    "pass the spec file, e.g. mlc.yaml",
-                )
-            ]
-        )
-    size = path.stat().st_size
-    if size > MAX_SPEC_BYTES:
-        raise DiagnosticError(
-            [
-                Diagnostic(
-                    "MLC004",
-                    f"spec file is too large ({size} bytes; the limit is {MAX_SPEC_BYTES})",
-                    start,
-                    "split it into overlays, or move data out of the spec",
-                )
-            ]
-        )
-    raw = path.read_bytes()
     if b"\x00" in raw:
         raise DiagnosticError(
             [
@@ -188,8 +342,11 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], SourceMap]:
             )
         smap = SourceMap()
         errors: list[Diagnostic] = []
+        walker = _Walker(loader, shown, smap, errors, budget)
         try:
-            data = _construct(loader, node, (), shown, smap, errors)
+            data = walker.node(node, (), 0, False, start)
+        except _LimitExceeded as exc:
+            raise DiagnosticError([exc.diagnostic]) from None
         except yaml.constructor.ConstructorError as exc:
             mark = exc.problem_mark or exc.context_mark
             raise DiagnosticError(
@@ -214,29 +371,160 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], SourceMap]:
     return data, smap
 
 
-def _construct(
-    loader: Any, node: Any, path: KeyPath, file: str, smap: SourceMap, errors: list[Diagnostic]
-) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            key_loc = _loc(file, key_node.start_mark)
-            if not isinstance(key, str):
-                errors.append(
-                    Diagnostic(
-                        "MLC009",
-                        f"keys are names, not {type(key).__name__} values ({key!r})",
-                        key_loc,
-                        f"quote it: '\"{key}\"'",
+_KINDS = {"MappingNode": "mappings", "SequenceNode": "lists"}
+
+
+class _Walker:
+    """Builds plain data and the source map from a composed YAML node graph, within limits.
+
+    PyYAML's composer shares one node object between an anchor and its aliases, so the graph is
+    small while the tree it stands for can be exponential. The walk visits the tree, counting
+    every node it constructs and those it reaches again through an alias, and stops at the first
+    limit passed. Tags are checked here too: the constructor would otherwise ignore tags on
+    mappings and lists and raise bare `ValueError`s on scalars such as `!!float abc`.
+    """
+
+    def __init__(
+        self,
+        loader: Any,
+        file: str,
+        smap: SourceMap,
+        errors: list[Diagnostic],
+        budget: _Budget,
+    ) -> None:
+        self.loader = loader
+        self.file = file
+        self.smap = smap
+        self.errors = errors
+        self.budget = budget
+        self.alias_nodes = 0
+        self.seen: set[int] = set()
+
+    def _count(self, node: Any, depth: int, in_alias: bool, where: SourceLocation) -> bool:
+        """Count `node` against the limits; True when it is reached again through an alias."""
+        if id(node) in self.seen:
+            in_alias = True
+        else:
+            self.seen.add(id(node))
+        if depth > MAX_DEPTH:
+            raise _LimitExceeded(
+                _limit(
+                    f"nesting is deeper than {MAX_DEPTH} levels",
+                    "MAX_DEPTH",
+                    MAX_DEPTH,
+                    _loc(self.file, node.start_mark),
+                    "flatten the structure; an anchor that includes itself nests without end",
+                )
+            )
+        self.budget.nodes += 1
+        if self.budget.nodes > MAX_NODES:
+            raise _LimitExceeded(
+                _limit(
+                    f"the spec has more than {MAX_NODES} YAML nodes",
+                    "MAX_NODES",
+                    MAX_NODES,
+                    _loc(self.file, node.start_mark),
+                    "move data out of the spec",
+                )
+            )
+        if in_alias:
+            self.alias_nodes += 1
+            if self.alias_nodes > MAX_ALIAS_NODES:
+                raise _LimitExceeded(
+                    _limit(
+                        f"aliases expand to more than {MAX_ALIAS_NODES} nodes",
+                        "MAX_ALIAS_NODES",
+                        MAX_ALIAS_NODES,
+                        where,
+                        "aliases (*name) that repeat other aliases multiply; "
+                        "write the values out or use overlays",
                     )
                 )
+        return in_alias
+
+    def node(
+        self, node: Any, path: KeyPath, depth: int, in_alias: bool, where: SourceLocation
+    ) -> Any:
+        in_alias = self._count(node, depth, in_alias, where)
+        if isinstance(node, yaml.MappingNode):
+            if node.tag != _YAML + "map":
+                return self._bad_tag(node)
+            return self.mapping(node, path, depth, in_alias)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _YAML + "seq":
+                return self._bad_tag(node)
+            items = []
+            for i, item in enumerate(node.value):
+                child = (*path, i)
+                item_loc = _loc(self.file, item.start_mark)
+                self.smap.set(child, Span(None, item_loc))
+                items.append(self.node(item, child, depth + 1, in_alias, where))
+            return items
+        return self.scalar(node)
+
+    def _bad_tag(self, node: Any) -> None:
+        self.errors.append(
+            Diagnostic(
+                "MLC002",
+                f"the YAML tag '{_tag_name(node.tag)}' is not allowed in a spec",
+                _loc(self.file, node.start_mark),
+                f"remove the tag; specs use plain YAML values ({_ALLOWED_TAGS})",
+            )
+        )
+
+    def scalar(self, node: Any) -> Any:
+        if node.tag not in _SCALAR_TAGS:
+            return self._bad_tag(node)
+        if node.tag == _YAML + "str":
+            return node.value
+        if node.tag == _YAML + "value":
+            return node.value  # a lone '=' (YAML 1.1's "value" key): text in a spec
+        try:
+            value = self.loader.yaml_constructors[node.tag](self.loader, node)
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:  # PyYAML's scalar constructors raise ValueError, KeyError, ...
+            kind = _tag_name(node.tag)
+            shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+            # Python refuses to convert integers longer than this (a denial-of-service guard)
+            digits = sys.get_int_max_str_digits()
+            detail = f" (more than {digits} digits)" if "digits" in str(exc) else ""
+            implicit = (
+                not node.style
+                and self.loader.resolve(yaml.ScalarNode, node.value, (True, False)) == node.tag
+            )
+            self.errors.append(
+                Diagnostic(
+                    "MLC002",
+                    f"{shown!r} is not a valid {kind} value{detail}",
+                    _loc(self.file, node.start_mark),
+                    "quote it to keep it as text"
+                    if implicit
+                    else f"write a valid {kind} value or remove the tag",
+                )
+            )
+            return None
+        if isinstance(value, datetime.date | datetime.datetime):
+            # YAML timestamps would reach models as objects; the spec language speaks strings.
+            return value.isoformat()
+        return value
+
+    def mapping(self, node: Any, path: KeyPath, depth: int, in_alias: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        explicit: set[str] = set()
+        merges: list[tuple[Any, SourceLocation]] = []
+        for key_node, value_node in node.value:
+            key_loc = _loc(self.file, key_node.start_mark)
+            if key_node.tag == _MERGE_TAG:
+                merges.append((value_node, key_loc))
                 continue
-            if key in out:
-                first = smap.span((*path, key))
+            key = self._key(key_node, path, depth, in_alias, key_loc)
+            if key is None:
+                continue
+            if key in explicit:
+                first = self.smap.span((*path, key))
                 where = f" (first at line {first.key.line})" if first and first.key else ""
-                errors.append(
+                self.errors.append(
                     Diagnostic(
                         "MLC008",
                         f"duplicate key '{key}'{where}",
@@ -245,24 +533,86 @@ def _construct(
                     )
                 )
                 continue
+            explicit.add(key)
             child = (*path, key)
-            smap.set(child, Span(key_loc, _loc(file, value_node.start_mark)))
-            out[key] = _construct(loader, value_node, child, file, smap, errors)
+            self.smap.set(child, Span(key_loc, _loc(self.file, value_node.start_mark)))
+            out[key] = self.node(value_node, child, depth + 1, in_alias, key_loc)
+        for value_node, key_loc in merges:
+            self._merge_into(out, explicit, value_node, path, depth, in_alias, key_loc)
         return out
-    if isinstance(node, yaml.SequenceNode):
-        items = []
-        for i, item in enumerate(node.value):
-            child = (*path, i)
-            smap.set(child, Span(None, _loc(file, item.start_mark)))
-            items.append(_construct(loader, item, child, file, smap, errors))
-        return items
-    value = loader.construct_object(node, deep=True)
-    if isinstance(value, datetime.date | datetime.datetime):
-        # YAML timestamps would reach models as objects; the spec language speaks strings.
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    return value
+
+    def _merge_into(
+        self,
+        out: dict[str, Any],
+        explicit: set[str],
+        value_node: Any,
+        path: KeyPath,
+        depth: int,
+        in_alias: bool,
+        key_loc: SourceLocation,
+    ) -> None:
+        """YAML's merge key (`<<: *base`): the mapping's own keys win, then earlier merges."""
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        if isinstance(value_node, yaml.SequenceNode):
+            in_alias = self._count(value_node, depth + 1, in_alias, key_loc)
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode):
+                self.errors.append(
+                    Diagnostic(
+                        "MLC002",
+                        "a merge key '<<' takes a mapping or a list of mappings",
+                        _loc(self.file, source.start_mark),
+                        "write '<<: *anchor' with an anchor on a mapping",
+                    )
+                )
+                continue
+            # built aside so that its keys' spans do not overwrite the mapping's own
+            sub_map = SourceMap()
+            walker = _Walker(self.loader, self.file, sub_map, self.errors, self.budget)
+            walker.seen = self.seen
+            walker.alias_nodes = self.alias_nodes
+            merged = walker.node(source, path, depth + 1, in_alias, key_loc)
+            self.alias_nodes = walker.alias_nodes
+            for key, value in merged.items():
+                if key in out:
+                    continue
+                out[key] = value
+                for sub in sub_map.under((*path, key)):
+                    span = sub_map.span(sub)
+                    if span is not None:
+                        self.smap.set(sub, span)
+
+    def _key(
+        self, key_node: Any, path: KeyPath, depth: int, in_alias: bool, key_loc: SourceLocation
+    ) -> str | None:
+        if not isinstance(key_node, yaml.ScalarNode):
+            self._count(key_node, depth + 1, in_alias, key_loc)
+            kind = _KINDS.get(type(key_node).__name__, "values")
+            self.errors.append(
+                Diagnostic(
+                    "MLC009",
+                    f"keys are names, not {kind}",
+                    key_loc,
+                    "write a plain name before ':'",
+                )
+            )
+            return None
+        self._count(key_node, depth + 1, in_alias, key_loc)
+        before = len(self.errors)
+        key = self.scalar(key_node)
+        if len(self.errors) > before:
+            return None
+        if not isinstance(key, str):
+            self.errors.append(
+                Diagnostic(
+                    "MLC009",
+                    f"keys are names, not {type(key).__name__} values ({key!r})",
+                    key_loc,
+                    f"quote it: '\"{key}\"'",
+                )
+            )
+            return None
+        return key
 
 
 def _merge(
@@ -283,11 +633,10 @@ def _merge(
             continue
         base[key] = value
         base_map.drop_subtree(child)
-        for sub in over_map:
-            if sub[: len(child)] == child:
-                span = over_map.span(sub)
-                if span is not None:
-                    base_map.set(sub, span)
+        for sub in over_map.under(child):
+            span = over_map.span(sub)
+            if span is not None:
+                base_map.set(sub, span)
 
 
 @dataclass
@@ -414,7 +763,7 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
     groups = {ov.key: ov for ov in parsed if ov.kind == "change" and "." not in ov.key}
     used_groups: set[str] = set()
     files: list[Path] = []
-    data, smap = _compose(root, groups, used_groups, files, ())
+    data, smap = _compose(root, groups, used_groups, files, (), _Budget())
     errors: list[Diagnostic] = []
     for ov in parsed:
         if ov.key in used_groups and ov is groups.get(ov.key):
@@ -422,8 +771,9 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
         _apply_override(data, smap, ov, errors)
     if errors:
         raise DiagnosticError(errors)
+    environment = environment_reads(data)
     data = _interpolate(data, smap)
-    return LoadedSpec(data=data, source_map=smap, root=root, files=files)
+    return LoadedSpec(data=data, source_map=smap, root=root, files=files, environment=environment)
 
 
 def _compose(
@@ -432,9 +782,12 @@ def _compose(
     used: set[str],
     files: list[Path],
     stack: tuple[Path, ...],
+    budget: _Budget,
     included_at: SourceLocation | None = None,
 ) -> tuple[dict[str, Any], SourceMap]:
-    resolved = path.resolve()
+    # realpath, not Path.resolve: that raises RuntimeError on a symlink loop, which the read
+    # below reports as a diagnostic
+    resolved = Path(os.path.realpath(path))
     if resolved in stack:
         chain = " -> ".join(display_path(p) for p in (*stack, resolved))
         raise DiagnosticError(
@@ -446,8 +799,21 @@ def _compose(
                 )
             ]
         )
+    budget.files += 1
+    if budget.files > MAX_OVERLAYS:
+        raise DiagnosticError(
+            [
+                _limit(
+                    f"the spec reads more than {MAX_OVERLAYS} overlay files",
+                    "MAX_OVERLAYS",
+                    MAX_OVERLAYS,
+                    included_at,
+                    "overlays that list each other repeatedly multiply; list each once",
+                )
+            ]
+        )
     files.append(path)
-    data, smap = read_yaml(path)
+    data, smap = read_yaml(path, included_at, budget)
     shown = display_path(path)
     defaults = data.pop("defaults", None)
     if defaults is None:
@@ -526,18 +892,7 @@ def _compose(
             _merge(merged, merged_map, data, smap)
             continue
         assert overlay is not None
-        if not overlay.exists():
-            raise DiagnosticError(
-                [
-                    Diagnostic(
-                        "MLC001",
-                        f"overlay not found: {display_path(overlay)}",
-                        where,
-                        "paths in 'defaults' are relative to the file that lists them",
-                    )
-                ]
-            )
-        sub, sub_map = _compose(overlay, groups, used, files, (*stack, resolved), where)
+        sub, sub_map = _compose(overlay, groups, used, files, (*stack, resolved), budget, where)
         _merge(merged, merged_map, sub, sub_map)
     return merged, merged_map
 
@@ -670,6 +1025,46 @@ def _child(node: Any, part: str | int) -> Any:
     return _MISSING
 
 
+_ENV_READ = re.compile(r"\$\{\s*(?:oc\.env|env)\s*:\s*([^,}\s]*)")
+_NODE_REF = re.compile(r"\$\{\s*(\.*[A-Za-z_][\w\-.\[\]]*)\s*\}")
+
+
+def _ref_path(ref: str, at: KeyPath) -> KeyPath:
+    """`${a.b[0]}` -> ("a", "b", 0); a relative `${.c}` resolves against the node's parent."""
+    dots = len(ref) - len(ref.lstrip("."))
+    base: KeyPath = at[: max(len(at) - dots, 0)] if dots else ()
+    parts: list[str | int] = []
+    for piece in re.split(r"\.|\[|\]", ref.lstrip(".")):
+        if piece:
+            parts.append(int(piece) if piece.isdigit() else piece)
+    return (*base, *parts)
+
+
+def environment_reads(data: dict[str, Any]) -> dict[KeyPath, tuple[str, ...]]:
+    """Paths whose (unresolved) value reads the environment, directly or via another key."""
+    raw: dict[KeyPath, str] = {}
+    for path in _interpolated_paths(data):
+        node: Any = data
+        for part in path:
+            node = node[part]
+        raw[path] = str(node)
+    found = {p: tuple(_ENV_READ.findall(v)) for p, v in raw.items() if _ENV_READ.search(v)}
+    changed = bool(found)
+    while changed:  # a copy of a copy of an environment value is one too
+        changed = False
+        for path, value in raw.items():
+            names = set(found.get(path, ()))
+            for ref in _NODE_REF.findall(value):
+                target = _ref_path(ref, path)
+                for src, src_names in found.items():
+                    if src[: len(target)] == target or target[: len(src)] == src:
+                        names.update(src_names)
+            if names and tuple(sorted(names)) != tuple(sorted(found.get(path, ()))):
+                found[path] = tuple(sorted(names))
+                changed = True
+    return found
+
+
 def _interpolated_paths(tree: Any, path: KeyPath = ()) -> list[KeyPath]:
     if isinstance(tree, dict):
         return [p for k, v in tree.items() for p in _interpolated_paths(v, (*path, k))]
@@ -685,7 +1080,7 @@ def _unparsable(
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    hint = "interpolations are ${other.key} or ${oc.env:VAR} or ${oc.env:VAR,default}"
+    hint = "interpolations are ${other.key}, or ${oc.env:VAR[,default]} under security.secrets"
     out = []
     for path in paths:
         value: Any = data
@@ -734,7 +1129,8 @@ def _interpolate(data: dict[str, Any], smap: SourceMap) -> dict[str, Any]:
                     "MLC030",
                     f"cannot resolve interpolation: {message}",
                     smap.locate(path),
-                    "interpolations are ${other.key} or ${oc.env:VAR} or ${oc.env:VAR,default}",
+                    "interpolations are ${other.key}, or ${oc.env:VAR[,default]} under "
+                    "security.secrets",
                     path=dotted(path),
                 )
             )

@@ -23,10 +23,18 @@ class Span:
 
 
 class SourceMap:
-    """Key path -> Span, with lookups that fall back to the nearest located ancestor."""
+    """Key path -> Span, with lookups that fall back to the nearest located ancestor.
+
+    Besides the spans, an index from each path to its children keeps `drop_subtree` and
+    `under` proportional to the subtree: merging a long `defaults:` list replaces many small
+    subtrees, and a scan of the whole map per replacement made composition quadratic.
+    """
 
     def __init__(self, spans: dict[KeyPath, Span] | None = None) -> None:
-        self._spans: dict[KeyPath, Span] = dict(spans or {})
+        self._spans: dict[KeyPath, Span] = {}
+        self._kids: dict[KeyPath, dict[KeyPath, None]] = {}
+        for path, span in (spans or {}).items():
+            self.set(path, span)
 
     def __contains__(self, path: KeyPath) -> bool:
         return path in self._spans
@@ -38,21 +46,47 @@ class SourceMap:
         return len(self._spans)
 
     def set(self, path: KeyPath, span: Span) -> None:
+        path = tuple(path)
         self._spans[path] = span
+        child = path
+        while child:
+            parent = child[:-1]
+            kids = self._kids.setdefault(parent, {})
+            if child in kids:
+                break
+            kids[child] = None
+            child = parent
 
     def span(self, path: KeyPath) -> Span | None:
         return self._spans.get(path)
 
+    def under(self, path: KeyPath) -> Iterator[KeyPath]:
+        """`path` (when it has a span) and every located path below it."""
+        path = tuple(path)
+        if path in self._spans:
+            yield path
+        stack = list(self._kids.get(path, ()))
+        while stack:
+            sub = stack.pop()
+            if sub in self._spans:
+                yield sub
+            stack.extend(self._kids.get(sub, ()))
+
     def drop_subtree(self, path: KeyPath) -> None:
         """Forget everything below `path` but keep `path` (its value was replaced whole)."""
-        n = len(path)
-        for key in [k for k in self._spans if k[:n] == path and len(k) > n]:
-            del self._spans[key]
+        stack = list(self._kids.pop(tuple(path), ()))
+        while stack:
+            sub = stack.pop()
+            self._spans.pop(sub, None)
+            stack.extend(self._kids.pop(sub, ()))
 
     def drop(self, path: KeyPath) -> None:
         """Forget `path` itself and everything below it (a deleted key)."""
-        self._spans.pop(tuple(path), None)
+        path = tuple(path)
+        self._spans.pop(path, None)
         self.drop_subtree(path)
+        if path:
+            self._kids.get(path[:-1], {}).pop(path, None)
 
     def locate(self, path: KeyPath, *, at_key: bool = False) -> SourceLocation | None:
         """Location of `path`, or of its nearest ancestor that has one."""
@@ -68,7 +102,8 @@ class SourceMap:
             probe = probe[:-1]
 
     def update(self, other: SourceMap) -> None:
-        self._spans.update(other._spans)
+        for path, span in other._spans.items():
+            self.set(path, span)
 
 
 def dotted(path: KeyPath) -> str:
@@ -80,3 +115,22 @@ def dotted(path: KeyPath) -> str:
         else:
             out += ("." if out else "") + part
     return out
+
+
+def parse_path(dotted_path: str) -> KeyPath:
+    """The inverse of `dotted`: `data.sources[0].format` -> `("data", "sources", 0, "format")`.
+
+    >>> parse_path("data.sources[0].format")
+    ('data', 'sources', 0, 'format')
+    >>> dotted(parse_path("training.model.params")) == "training.model.params"
+    True
+    """
+    parts: list[str | int] = []
+    for chunk in dotted_path.replace("]", "").split("."):
+        if not chunk:
+            continue
+        name, *indices = chunk.split("[")
+        if name:
+            parts.append(name)
+        parts.extend(int(i) for i in indices)
+    return tuple(parts)

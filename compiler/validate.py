@@ -12,6 +12,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from mlc.compiler.diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from mlc.compiler.estimators import Problem, check_params, lookup
 from mlc.compiler.load import LoadedSpec
+from mlc.compiler.passes.secrets import find_secret, redact, scan
 from mlc.compiler.sourcemap import KeyPath, SourceMap, dotted
 from mlc.specs import Spec
 
@@ -41,6 +42,7 @@ def validate_spec(loaded: LoadedSpec) -> Spec:
     Schema errors in one section do not hide the rest: the sections that parsed still go
     through the cross-field rules that read only them.
     """
+    refused, secrets = secret_diagnostics(loaded)
     try:
         spec = Spec.model_validate(loaded.data)
     except ValidationError as exc:
@@ -49,11 +51,56 @@ def validate_spec(loaded: LoadedSpec) -> Spec:
         errors.extend(_rule_diagnostics(partial, loaded, parsed))
         if "training" in parsed:
             errors.extend(_param_diagnostics(partial, loaded, "tuning" in parsed))
-        raise DiagnosticError(errors) from None
-    errors = [*_rule_diagnostics(spec, loaded), *_param_diagnostics(spec, loaded)]
+        raise DiagnosticError([d.redacted(secrets) for d in [*refused, *errors]]) from None
+    errors = [*refused, *_rule_diagnostics(spec, loaded), *_param_diagnostics(spec, loaded)]
     if errors:
-        raise DiagnosticError(errors)
+        raise DiagnosticError([d.redacted(secrets) for d in errors])
     return spec
+
+
+def secret_diagnostics(loaded: LoadedSpec) -> tuple[list[Diagnostic], set[str]]:
+    """Literal secrets anywhere in the spec (MLC610) and environment values copied into it
+    (MLC615), each an error; and the suspected values, for redacting every other diagnostic.
+
+    Both are refused rather than warned about: whatever the spec holds reaches `ir.json`, the
+    pipeline package, Terraform and the model card.
+    """
+    smap = loaded.source_map
+    out: list[Diagnostic] = []
+    secrets: set[str] = set()
+    for found in scan(loaded.data):
+        secrets.add(found.value)
+        shown = redact(found.value)
+        path = (*found.path[:-1], shown) if found.in_key else found.path
+        out.append(
+            Diagnostic(
+                "MLC610",
+                f"literal secret in the spec: {found.kind} ({shown}); "
+                "secrets are never copied into outputs",
+                smap.locate(found.path, at_key=found.in_key),
+                "keep it in a secret manager and name it by reference under security.secrets, "
+                "e.g. 'DB_PASSWORD: vault:secret/data/app#db_password' (targets mount it; "
+                "steps read it from the environment)",
+                path=dotted(path),
+            )
+        )
+    for path, names in sorted(loaded.environment.items(), key=lambda item: dotted(item[0])):
+        if path[:2] == ("security", "secrets"):
+            continue
+        variables = ", ".join(names) or "?"
+        first = names[0] if names else "NAME"
+        out.append(
+            Diagnostic(
+                "MLC615",
+                f"'{dotted(path)}' reads the environment ({variables}) into the spec; the "
+                "value would be copied into every emitted file",
+                smap.locate(path),
+                f"name it under security.secrets instead ({first}: 'env:{first}'), so targets "
+                "pass a reference and the value never reaches an output; or write the value",
+                path=dotted(path),
+            )
+        )
+    return out, secrets
 
 
 def _rule_diagnostics(
@@ -256,7 +303,10 @@ def _message(err: dict[str, Any]) -> str:
         and found is not None
     ):
         shown = repr(found)
-        if len(shown) > 60:
+        key = next((str(p) for p in reversed(tuple(err["loc"])) if isinstance(p, str)), "")
+        if find_secret(key, str(found)):
+            shown = redact(str(found))
+        elif len(shown) > 60:
             shown = shown[:57] + "..."
         msg += f" (found {shown})"
     return msg

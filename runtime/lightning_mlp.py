@@ -25,14 +25,17 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
 from torch import nn
+
+if TYPE_CHECKING:
+    from mlc.compiler.ir.params import EarlyStoppingParams
 
 try:  # sklearn's base classes give Pipeline/clone the tags they expect; optional on GPU boxes
     from sklearn.base import BaseEstimator as _Base
@@ -342,7 +345,7 @@ def fit_mlp(
     callbacks: Sequence[L.Callback] = (),
     steps_per_call: int = STEPS_PER_CALL,
     validation: tuple[Any, Any] | None = None,
-    early_stopping: Mapping[str, Any] | None = None,
+    early_stopping: EarlyStoppingParams | None = None,
 ) -> tuple[TabularMLP, L.Trainer]:
     """Train a `TabularMLP` on a float matrix `x` and labels `y` (class indices or targets).
 
@@ -371,8 +374,8 @@ def fit_mlp(
                 EarlyStopping(
                     monitor="val_loss",
                     mode="min",
-                    patience=int(early_stopping.get("patience", 5)),
-                    min_delta=float(early_stopping.get("min_delta", 0.0)),
+                    patience=early_stopping["patience"],
+                    min_delta=early_stopping["min_delta"],
                 )
             )
     strategy, devices = launch_plan(strategy, devices, accelerator)
@@ -508,7 +511,7 @@ class MLPEstimator(_Base):  # type: ignore[misc]
             target, out = y_arr.astype(np.float32), 1
         self.n_features_in_ = x.shape[1]
         val = None if validation is None else self._encode_validation(*validation)
-        early = None
+        early: EarlyStoppingParams | None = None
         if self.early_stopping_patience is not None and val is not None:
             early = {
                 "patience": self.early_stopping_patience,

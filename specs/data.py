@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from mlc.specs._base import Identifier, StrictModel, Violation
+from mlc.specs._base import SEED_MAX, Identifier, StrictModel, Violation
 
 Engine = Literal["pandas", "spark"]
 DType = Literal["int", "float", "str", "bool", "category", "datetime"]
@@ -128,7 +128,7 @@ class Split(StrictModel):
     method: Literal["random", "stratified", "time"] = "random"
     test_size: float = Field(0.2, gt=0, lt=1)
     validation_size: float = Field(0.0, ge=0, lt=1)
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=SEED_MAX)
     stratify_by: Identifier | None = None
     """Column to stratify on; defaults to the target column."""
     time_column: Identifier | None = None
@@ -155,8 +155,9 @@ class Split(StrictModel):
 class Versioning(StrictModel):
     strategy: Literal["content_hash", "snapshot", "none"] = "content_hash"
     """`content_hash` names each dataset version by its sha256; `snapshot` also copies it."""
-    keep: int = Field(10, ge=1)
-    """How many versions to keep."""
+    keep: int = Field(10, ge=1, le=100)
+    """How many versions to keep (at most 100: S3 lifecycle rules keep no more newer
+    noncurrent versions)."""
 
 
 class Data(StrictModel):

@@ -7,7 +7,15 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from mlc.specs._base import Cron, Duration, Identifier, Resources, StrictModel, Violation
+from mlc.specs._base import (
+    INT32_MAX,
+    Cron,
+    Duration,
+    Identifier,
+    Resources,
+    StrictModel,
+    Violation,
+)
 
 Cloud = Literal["aws", "gcp", "azure", "onprem"]
 Platform = Literal["kserve", "k8s", "sagemaker", "vertex", "azureml", "local"]
@@ -91,8 +99,9 @@ Strategy = Annotated[Canary | BlueGreen | AB | Shadow | Recreate, Field(discrimi
 
 
 class Autoscaling(StrictModel):
-    min_replicas: int = Field(1, ge=0)
-    max_replicas: int = Field(3, ge=1)
+    min_replicas: int = Field(1, ge=0, le=INT32_MAX)
+    max_replicas: int = Field(3, ge=1, le=INT32_MAX)
+    """At most 2**31 - 1: Kubernetes and KServe hold replica counts in int32."""
     target_utilization: int = Field(70, ge=1, le=100)
     """Target CPU utilisation in percent (or concurrency for KServe)."""
     scale_to_zero: bool = False

@@ -34,6 +34,19 @@ class Retention(StrictModel):
     logs: Duration | None = None
 
 
+class DataResidency(StrictModel):
+    allow_adequacy: bool = False
+    """With `compliance: [gdpr]`, also accept regions in countries with an EU adequacy decision
+    (United Kingdom, Switzerland, Japan, Republic of Korea, Israel, Canada) for data storage
+    and serving. Off by default: gdpr then asks for a region in the EU/EEA."""
+
+
+class Audit(StrictModel):
+    hmac_key: Identifier | None = None
+    """Environment variable (an entry of `security.secrets`) holding the key that MACs every
+    audit record, so that rewriting the log needs the key; unset: hash chain and heads only."""
+
+
 class ModelCard(StrictModel):
     intended_use: str = ""
     out_of_scope: str = ""
@@ -50,7 +63,11 @@ class Governance(StrictModel):
     explainability: Explainability | None = None
     compliance: tuple[Literal["gdpr", "hipaa", "soc2", "eu_ai_act"], ...] = ()
     retention: Retention = Retention()
+    data_residency: DataResidency = DataResidency()
+    """Where personal data may be stored and served under the listed compliance regimes."""
     model_card: ModelCard = ModelCard()
+    audit: Audit = Audit()
+    """How `mlc audit verify` can trust the audit log (`.mlc/audit.jsonl`)."""
 
     def violations(self) -> Iterator[Violation]:
         if len(set(self.compliance)) != len(self.compliance):

@@ -7,6 +7,6 @@ reports unknown names and bad options at their place in the file).
 
 from __future__ import annotations
 
-from typing import Any
+from mlc.specs._base import FreeValue
 
-TargetOptions = dict[str, dict[str, Any]]
+TargetOptions = dict[str, dict[str, FreeValue]]

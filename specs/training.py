@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from mlc.specs._base import Duration, EntryPoint, Resources, StrictModel, Violation
+from mlc.specs._base import (
+    INT32_MAX,
+    SEED_MAX,
+    Duration,
+    EntryPoint,
+    FreeValue,
+    Resources,
+    StrictModel,
+    Violation,
+)
 
 Framework = Literal["sklearn", "lightning", "custom"]
 Task = Literal["classification", "regression"]
@@ -17,12 +26,12 @@ class Model(StrictModel):
     name: str = Field(min_length=1)
     """Estimator: a scikit-learn class (`HistGradientBoostingClassifier` or its dotted path),
     or for Lightning a built-in module (`tabular_mlp`)."""
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, FreeValue] = Field(default_factory=dict)
 
 
 class Distributed(StrictModel):
     strategy: Literal["none", "ddp", "fsdp", "deepspeed"] = "none"
-    devices: int | Literal["auto"] = "auto"
+    devices: Annotated[int, Field(ge=1, le=INT32_MAX)] | Literal["auto"] = "auto"
     """Devices per node."""
 
 
@@ -56,7 +65,7 @@ class Training(StrictModel):
     distributed: Distributed = Distributed()
     max_time: Duration | None = None
     """Wall-clock cap for training; the step stops cleanly when it is reached."""
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=SEED_MAX)
     retries: int = Field(0, ge=0, le=10)
     cache: bool = True
 

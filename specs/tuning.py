@@ -56,7 +56,8 @@ class Tuning(StrictModel):
     search_space: dict[Identifier, SearchParam] = Field(min_length=1)
     trials: int = Field(20, ge=1)
     timeout: Duration | None = None
-    parallelism: int = Field(1, ge=1)
+    parallelism: int = Field(1, ge=1, le=1000)
+    """Trials run at once (at most 1000: kfp lists one loop item per worker)."""
     pruner: Literal["none", "median", "hyperband", "successive_halving"] = "median"
     sampler: Literal["tpe", "random", "cmaes"] = "tpe"
     cv_folds: int = Field(3, ge=2)

@@ -1,11 +1,10 @@
-"""Facts about clouds that several targets share: regions, EU regions, GPU types, instance names.
+"""Cloud facts for the infrastructure targets: the front end's tables plus instance names.
 
-A plain data module (no imports beyond the standard library) so that the terraform, kserve/k8s
-and monitoring targets and the cost model can read it cheaply. The lists name what the clouds
-offer publicly; a region or accelerator missing here is reported as unknown, so extend the
-tables when a cloud adds one.
+Regions, the GDPR region rule and accelerator types live in the front end (`mlc.specs.clouds`,
+reached through `mlc.targets.base`) so that the policy pass and the targets judge a region
+alike; what only targets need, the managed-endpoint instance for a set of resources, is here.
 
->>> is_eu_region("gcp", "europe-west1")
+>>> is_eea_region("gcp", "europe-west1")
 True
 >>> "nvidia-h100" in GPU_TYPES["aws"]
 True
@@ -13,230 +12,22 @@ True
 
 from __future__ import annotations
 
-CLOUDS = ("aws", "gcp", "azure")
-"""Clouds that infrastructure targets can provision (`onprem` has no cloud resources)."""
+from mlc.targets.base import clouds, quantities
 
-REGIONS: dict[str, frozenset[str]] = {
-    "aws": frozenset(
-        {
-            "af-south-1",
-            "ap-east-1",
-            "ap-northeast-1",
-            "ap-northeast-2",
-            "ap-northeast-3",
-            "ap-south-1",
-            "ap-south-2",
-            "ap-southeast-1",
-            "ap-southeast-2",
-            "ap-southeast-3",
-            "ap-southeast-4",
-            "ca-central-1",
-            "ca-west-1",
-            "eu-central-1",
-            "eu-central-2",
-            "eu-north-1",
-            "eu-south-1",
-            "eu-south-2",
-            "eu-west-1",
-            "eu-west-2",
-            "eu-west-3",
-            "il-central-1",
-            "me-central-1",
-            "me-south-1",
-            "sa-east-1",
-            "us-east-1",
-            "us-east-2",
-            "us-west-1",
-            "us-west-2",
-        }
-    ),
-    "gcp": frozenset(
-        {
-            "africa-south1",
-            "asia-east1",
-            "asia-east2",
-            "asia-northeast1",
-            "asia-northeast2",
-            "asia-northeast3",
-            "asia-south1",
-            "asia-south2",
-            "asia-southeast1",
-            "asia-southeast2",
-            "australia-southeast1",
-            "australia-southeast2",
-            "europe-central2",
-            "europe-north1",
-            "europe-southwest1",
-            "europe-west1",
-            "europe-west10",
-            "europe-west12",
-            "europe-west2",
-            "europe-west3",
-            "europe-west4",
-            "europe-west6",
-            "europe-west8",
-            "europe-west9",
-            "me-central1",
-            "me-central2",
-            "me-west1",
-            "northamerica-northeast1",
-            "northamerica-northeast2",
-            "southamerica-east1",
-            "southamerica-west1",
-            "us-central1",
-            "us-east1",
-            "us-east4",
-            "us-east5",
-            "us-south1",
-            "us-west1",
-            "us-west2",
-            "us-west3",
-            "us-west4",
-        }
-    ),
-    "azure": frozenset(
-        {
-            "australiacentral",
-            "australiaeast",
-            "australiasoutheast",
-            "austriaeast",
-            "belgiumcentral",
-            "brazilsouth",
-            "canadacentral",
-            "canadaeast",
-            "centralindia",
-            "centralus",
-            "denmarkeast",
-            "eastasia",
-            "eastus",
-            "eastus2",
-            "francecentral",
-            "francesouth",
-            "germanynorth",
-            "germanywestcentral",
-            "italynorth",
-            "japaneast",
-            "japanwest",
-            "koreacentral",
-            "koreasouth",
-            "northcentralus",
-            "northeurope",
-            "norwayeast",
-            "polandcentral",
-            "qatarcentral",
-            "southafricanorth",
-            "southcentralus",
-            "southeastasia",
-            "southindia",
-            "spaincentral",
-            "swedencentral",
-            "swedensouth",
-            "switzerlandnorth",
-            "uaenorth",
-            "uksouth",
-            "ukwest",
-            "westcentralus",
-            "westeurope",
-            "westus",
-            "westus2",
-            "westus3",
-        }
-    ),
-}
-"""Region names per cloud, spelled as each cloud's API and Terraform provider spell them."""
+CLOUDS = clouds.CLOUDS
+REGIONS = clouds.REGIONS
+EEA_REGIONS = clouds.EEA_REGIONS
+ADEQUACY_REGIONS = clouds.ADEQUACY_REGIONS
+GPU_TYPES = clouds.GPU_TYPES
+is_region = clouds.is_region
+is_eea_region = clouds.is_eea_region
+is_adequacy_region = clouds.is_adequacy_region
+offers_gpu = clouds.offers_gpu
 
-EU_REGIONS: dict[str, frozenset[str]] = {
-    "aws": frozenset(
-        {
-            "eu-central-1",
-            "eu-central-2",
-            "eu-north-1",
-            "eu-south-1",
-            "eu-south-2",
-            "eu-west-1",
-            "eu-west-2",
-            "eu-west-3",
-        }
-    ),
-    "gcp": frozenset(
-        {
-            "europe-central2",
-            "europe-north1",
-            "europe-southwest1",
-            "europe-west1",
-            "europe-west10",
-            "europe-west12",
-            "europe-west2",
-            "europe-west3",
-            "europe-west4",
-            "europe-west6",
-            "europe-west8",
-            "europe-west9",
-        }
-    ),
-    "azure": frozenset(
-        {
-            "austriaeast",
-            "belgiumcentral",
-            "denmarkeast",
-            "francecentral",
-            "francesouth",
-            "germanynorth",
-            "germanywestcentral",
-            "italynorth",
-            "northeurope",
-            "norwayeast",
-            "polandcentral",
-            "spaincentral",
-            "swedencentral",
-            "swedensouth",
-            "switzerlandnorth",
-            "uksouth",
-            "ukwest",
-            "westeurope",
-        }
-    ),
-}
-"""Regions in Europe (EU/EEA plus the UK and Switzerland, which GDPR adequacy covers)."""
-
-OUTSIDE_EEA: frozenset[str] = frozenset(
-    {"eu-west-2", "eu-central-2", "europe-west2", "europe-west6", "uksouth", "ukwest"}
-    | {"switzerlandnorth"}
-)
-"""Regions of `EU_REGIONS` in the UK or Switzerland: adequate for GDPR transfers, but outside
-the EU/EEA that an "EU regions only" policy asks for."""
-
-GPU_TYPES: dict[str, dict[str, str]] = {
-    "aws": {
-        "nvidia-tesla-t4": "g4dn",
-        "nvidia-a10g": "g5",
-        "nvidia-l4": "g6",
-        "nvidia-l40s": "g6e",
-        "nvidia-tesla-v100": "p3",
-        "nvidia-a100": "p4d",
-        "nvidia-h100": "p5",
-    },
-    "gcp": {
-        "nvidia-tesla-t4": "n1-standard",
-        "nvidia-tesla-p4": "n1-standard",
-        "nvidia-tesla-p100": "n1-standard",
-        "nvidia-tesla-v100": "n1-standard",
-        "nvidia-l4": "g2-standard",
-        "nvidia-tesla-a100": "a2-highgpu",
-        "nvidia-a100": "a2-highgpu",
-        "nvidia-a100-80gb": "a2-ultragpu",
-        "nvidia-h100": "a3-highgpu",
-        "nvidia-h100-80gb": "a3-highgpu",
-    },
-    "azure": {
-        "nvidia-tesla-t4": "Standard_NC4as_T4_v3",
-        "nvidia-tesla-v100": "Standard_NC6s_v3",
-        "nvidia-a10": "Standard_NV36ads_A10_v5",
-        "nvidia-a100": "Standard_NC24ads_A100_v4",
-        "nvidia-h100": "Standard_NC40ads_H100_v5",
-    },
-}
-"""Accelerator type (as the spec writes it) -> the instance family or size that carries it."""
+_DEFAULT_CORES = 1.0
+"""Cores a container gets sized for when the spec sets no CPU."""
+_DEFAULT_GIB = 2.0
+"""GiB a container gets sized for when the spec sets no memory."""
 
 # Managed-endpoint instance names: (aws SageMaker family, gcp Vertex machine, azure ML size).
 _AWS_GPU_ML = {
@@ -279,52 +70,6 @@ _CPU_SIZES: dict[str, tuple[tuple[float, float, str], ...]] = {
         (32, 128, "Standard_D32s_v3"),
     ),
 }
-_MEMORY_UNITS = {
-    "Ki": 2**-20,
-    "Mi": 2**-10,
-    "Gi": 1,
-    "Ti": 2**10,
-    "K": 1e3 / 2**30,
-    "M": 1e6 / 2**30,
-    "G": 1e9 / 2**30,
-    "T": 1e12 / 2**30,
-    "": 2**-30,
-}
-
-
-def is_region(cloud: str, region: str) -> bool:
-    """True when `region` exists for `cloud`."""
-    return region in REGIONS.get(cloud, frozenset())
-
-
-def is_eu_region(cloud: str, region: str) -> bool:
-    """True when `region` of `cloud` lies in Europe (UK and Switzerland included)."""
-    return region in EU_REGIONS.get(cloud, frozenset())
-
-
-def is_eea_region(cloud: str, region: str) -> bool:
-    """True when `region` of `cloud` lies in the EU/EEA (UK and Switzerland excluded)."""
-    return is_eu_region(cloud, region) and region not in OUTSIDE_EEA
-
-
-def offers_gpu(cloud: str, gpu_type: str) -> bool:
-    """True when `cloud` offers accelerator `gpu_type`."""
-    return gpu_type in GPU_TYPES.get(cloud, {})
-
-
-def cpu_cores(quantity: str | None) -> float:
-    """Kubernetes CPU quantity -> cores (`"500m"` -> 0.5); 1 core when unset."""
-    if not quantity:
-        return 1.0
-    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
-
-
-def memory_gib(quantity: str | None) -> float:
-    """Kubernetes memory quantity -> GiB (`"512Mi"` -> 0.5); 2 GiB when unset."""
-    if not quantity:
-        return 2.0
-    digits = quantity.rstrip("KMGTi")
-    return float(digits) * _MEMORY_UNITS[quantity[len(digits) :]]
 
 
 def managed_instance(
@@ -344,7 +89,8 @@ def managed_instance(
         if cloud == "gcp":
             return _GCP_GPU_MACHINE[family]
         return family
-    cores, gib = cpu_cores(cpu), memory_gib(memory)
+    cores = quantities.cpu_cores(cpu) if cpu else _DEFAULT_CORES
+    gib = quantities.memory_gib(memory) if memory else _DEFAULT_GIB
     sizes = _CPU_SIZES[cloud]
     for max_cores, max_gib, name in sizes:
         if cores <= max_cores and gib <= max_gib:

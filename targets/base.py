@@ -1,7 +1,13 @@
 """The target contract: what a target declares and what `emit` returns.
 
 A target is one module (or package) with a `Target` subclass, registered under the entry-point
-group `mlc.targets`. It reads the IR only, never YAML or the spec models.
+group `mlc.targets`. It reads the IR only, never YAML or the spec models. From the compiler a
+target imports `mlc.compiler.ir`, `mlc.compiler.diagnostics` and what this module exposes:
+the cloud facts (`clouds`) and the quantity parser (`quantities`) the front end validates the
+spec with, so that a target reads a region or `1.5Gi` exactly as the passes do; `parse_path`
+to turn a step's origin into a source-map key path; `write_file` for files a target writes at
+run time (atomically); and `COMPILER_VERSION` to stamp what it records. `tests/test_layering.py`
+holds targets to this.
 """
 
 from __future__ import annotations
@@ -9,13 +15,30 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from mlc.compiler import __version__ as COMPILER_VERSION
 from mlc.compiler.diagnostics import Diagnostic
 from mlc.compiler.ir import IRGraph, StepKind
+from mlc.compiler.sourcemap import parse_path
+from mlc.specs import clouds, quantities
+
+__all__ = [
+    "COMPILER_VERSION",
+    "Capabilities",
+    "EmitContext",
+    "EmitError",
+    "Target",
+    "TargetOptions",
+    "check_emitted",
+    "clouds",
+    "parse_path",
+    "quantities",
+    "write_file",
+]
 
 
 class TargetOptions(BaseModel):
@@ -99,3 +122,15 @@ def check_emitted(files: Mapping[str, str | bytes]) -> list[str]:
         if not isinstance(content, str | bytes):
             problems.append(f"{path!r}: content must be str or bytes")
     return problems
+
+
+def write_file(dest: Path, content: str | bytes) -> None:
+    """Write one file atomically (a temporary file, then a rename).
+
+    Raises:
+        mlc.compiler.output.OutputError: `dest` or a folder above it cannot be written.
+    """
+    # Imported here: the output module is not needed on `mlc validate`'s start-up path.
+    from mlc.compiler.output import write_file as write
+
+    write(dest, content)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +38,21 @@ def run_pipeline(
         if step.id == until:
             break
     return summaries
+
+
+@functools.cache
+def _reference(source: Path, kind: str) -> str:
+    from mlc.compiler.ir.model import StepKind
+
+    step = ir_of(source).first(StepKind(kind))
+    if step is None:
+        raise LookupError(f"{source} has no {kind} step")
+    return json.dumps(step.params)
+
+
+def complete(kind: str, params: dict[str, Any], spec: Path | None = None) -> dict[str, Any]:
+    """`params` with the top-level keys it leaves out taken from the `kind` step of a real IR
+    (the credit example's unless `spec` names another): the runtime reads every key the IR
+    carries, so a test states what it is about and borrows the rest from the compiler."""
+    source = spec or Path(__file__).resolve().parent.parent / "examples" / "credit" / "mlc.yaml"
+    return {**json.loads(_reference(source, kind)), **params}

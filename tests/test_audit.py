@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import json
 import subprocess
@@ -74,9 +76,12 @@ def test_flipped_byte_edit_and_deletion_are_each_found(tmp_path: Path) -> None:
     assert not result.ok and result.broken_line == 3 and result.records == 2
 
     record = json.loads(lines[1])
+    record.pop("hash")
     record["details"]["i"] = 99
-    record["hash"] = audit.record_hash(record)  # a forger recomputes the line's own hash
-    path.write_bytes(lines[0] + json.dumps(record).encode() + b"\n" + b"".join(lines[2:]))
+    body = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+    # A forger recomputes the line's own hash: the next line's link breaks.
+    forged = audit.encode_line(body, audit.chain_hash(record["prev"], body))
+    path.write_bytes(lines[0] + forged + b"".join(lines[2:]))
     result = audit.verify(tmp_path)
     assert result.broken_line == 3 and "prev" in result.reason
 
@@ -109,7 +114,7 @@ def test_cli_audit_verify_passes_then_detects_a_flipped_byte(tmp_path: Path) -> 
     bad = subprocess.run(
         [*MLC, "audit", "verify", str(tmp_path)], capture_output=True, text=True, check=False
     )
-    assert bad.returncode == 1
+    assert bad.returncode == 5
     assert f"{path}:3: broken link" in bad.stderr
     assert "Traceback" not in bad.stderr
 
@@ -129,3 +134,71 @@ def test_git_is_not_started_outside_a_repository(
     # A worktree or submodule has a `.git` file, not a folder: that is a repository too.
     (tmp_path / ".git").write_text("gitdir: /nowhere\n")
     assert audit.git_commit(tmp_path) is None and len(started) == 1
+
+
+def test_hash_covers_the_stored_bytes_and_the_checkpoint_follows(tmp_path: Path) -> None:
+    _fill(tmp_path, 2)
+    raw = audit.audit_path(tmp_path).read_bytes().splitlines(keepends=True)[-1]
+    record = json.loads(raw)
+    body = raw[: raw.index(b',"hash":')] + b"}"
+    # Independent of mlc: sha256 over the previous hash, a newline and the body's bytes.
+    expected = hashlib.sha256(record["prev"].encode() + b"\n" + body).hexdigest()
+    assert record["hash"] == expected and record["seq"] == 2
+    assert audit.read_head(tmp_path) == {
+        "v": 2,
+        "records": 2,
+        "hash": expected,
+        "key": None,
+        "stores": [],
+    }
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_missing_checkpoint_fails_verification(tmp_path: Path) -> None:
+    _fill(tmp_path, 2)
+    audit.head_path(tmp_path).unlink()
+    result = audit.verify(tmp_path)
+    assert result.failed and "checkpoint" in result.findings[0] and "missing" in result.findings[0]
+
+
+def test_keyed_log_macs_every_record_and_needs_its_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLC_TEST_AUDIT_KEY", "s3cret")
+    audit.append(tmp_path, "run.start", commit="c", key_name="MLC_TEST_AUDIT_KEY")
+    # Later writers that do not know the spec key their records too (the checkpoint names it).
+    second = audit.append(tmp_path, "compile", commit="c")
+    expected = hmac.new(b"s3cret", second["hash"].encode(), hashlib.sha256).hexdigest()
+    assert second["mac"] == expected
+    assert audit.verify(tmp_path).ok
+    assert "s3cret" not in audit.head_path(tmp_path).read_text()
+
+    monkeypatch.delenv("MLC_TEST_AUDIT_KEY")
+    unchecked = audit.verify(tmp_path)
+    assert not unchecked.ok and not unchecked.failed and "MLC_TEST_AUDIT_KEY" in unchecked.unchecked
+    with pytest.raises(audit.AuditKeyMissing, match=r"\$MLC_TEST_AUDIT_KEY is not set"):
+        audit.append(tmp_path, "compile", commit="c")
+
+    monkeypatch.setenv("MLC_TEST_AUDIT_KEY", "another")
+    wrong = audit.verify(tmp_path)
+    assert wrong.broken_line == 1 and "MAC" in wrong.reason
+
+
+def test_cli_audit_verify_deep_and_exit_codes_in_help() -> None:
+    shown = subprocess.run(
+        [*MLC, "audit", "verify", "--help"], capture_output=True, text=True, check=False
+    )
+    assert shown.returncode == 0
+    text = " ".join(shown.stdout.split())
+    assert "--deep" in text and "5 it does not verify" in text and "2 no project" in text
+
+
+def test_a_registration_no_tracking_store_anchors_is_no_pass(tmp_path: Path) -> None:
+    _fill(tmp_path, 1)
+    audit.append(tmp_path, "registration", details={"model": "m", "version": "1"}, commit="c")
+    result = audit.verify(tmp_path)
+    assert result.failed
+    assert (
+        "record 2 (registration) lies past every tracking-store head (none found)"
+        in (result.findings[0])
+    )

@@ -220,7 +220,9 @@ def test_failing_fairness_check_names_the_attribute_and_groups(tmp_path: Path) -
             "threshold": 0.1,
             "direction": "lower",
             "sensitive_attributes": ATTRS,
+            "mitigation": "none",
         },
+        "model_name": "toy",
     }
     metrics = str(tmp_path / "eval")
     artifacts.save_json(metrics, "metrics", {"metrics": {}}, "metrics")

@@ -130,12 +130,26 @@ def test_allowed_values_match_in_their_declared_type(tmp_path: Path) -> None:
         }
     )
     artifacts.save_dataframe(str(tmp_path / "raw"), df)
-    columns = {
-        "zone": {"dtype": "category", "allowed": ["01", "1"]},
-        "ok": {"dtype": "category", "allowed": [True, False]},
-        "code": {"dtype": "category", "allowed": [1, 2]},
+    plain = {
+        "nullable": False,
+        "min": None,
+        "max": None,
+        "unique": False,
+        "regex": None,
+        "pii": False,
+        "description": "",
     }
-    params = {"contract": {"columns": columns, "on_failure": "quarantine"}, "sources": ["raw"]}
+    columns = {
+        "zone": {**plain, "dtype": "category", "allowed": ["01", "1"]},
+        "ok": {**plain, "dtype": "category", "allowed": [True, False]},
+        "code": {**plain, "dtype": "category", "allowed": [1, 2]},
+    }
+    params = {
+        "contract": {"columns": columns, "on_failure": "quarantine"},
+        "engine": "pandas",
+        "sources": ["raw"],
+        "join_on": {},
+    }
     outs = {"dataset": str(tmp_path / "ok"), "report": str(tmp_path / "rep")}
     summary = get("validate")(params, {"raw": str(tmp_path / "raw")}, outs, StepContext())
     assert summary["failures"] == "code: value 2.5 not in allowed [1, 2] (1 row)"

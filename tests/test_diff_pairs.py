@@ -89,7 +89,8 @@ def test_literal_secret_is_redacted_in_every_format(tmp_path: Path) -> None:
     (tmp_path / "head.yaml").write_text(head)
     report = diff_specs(str(tmp_path / "base.yaml"), str(tmp_path / "head.yaml"))
     assert any(d.code == "MLC610" for d in report.policy_violations)
-    assert report.exit_code == 1
+    # A literal secret is refused at validation now, so the head side is invalid (exit 2).
+    assert report.exit_code == 2
     for text in (render_markdown(report), render_json(report), render_text(report)):
         assert secret not in text
         assert "redacted" in text

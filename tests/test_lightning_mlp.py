@@ -162,12 +162,17 @@ def test_ddp_trains_in_spawned_workers_and_hands_back_rank_zero() -> None:
 
 
 def test_train_step_names_the_distributed_setting_it_cannot_run() -> None:
+    from _runtime_helpers import complete
+
     from mlc.runtime.context import StepError
     from mlc.runtime.steps.train import make_estimator
 
+    train = complete("train", {})
     params = {
+        **train,
         "framework": "lightning",
-        "lightning": {"accelerator": "cpu"},
+        "model": {"name": "tabular_mlp", "params": {}},
+        "lightning": {**train["lightning"], "accelerator": "cpu"},
         "distributed": {"strategy": "fsdp", "devices": 2},
     }
     with pytest.raises(StepError) as err:

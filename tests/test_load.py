@@ -269,6 +269,32 @@ def test_source_map_helpers() -> None:
     assert dotted(("data", "sources", 0, "path")) == "data.sources[0].path"
 
 
+def test_source_map_index_matches_a_scan() -> None:
+    """`under` and `drop_subtree` use a child index; they must agree with a scan of all paths."""
+    import random
+
+    rng = random.Random(7)
+    loc = SourceLocation("f", 1, 1)
+    smap = SourceMap()
+    naive: set[tuple[str | int, ...]] = set()
+    alphabet: list[str | int] = ["a", "b", 0, 1]
+    for _ in range(3000):
+        path = tuple(rng.choice(alphabet) for _ in range(rng.randint(0, 4)))
+        action = rng.random()
+        if action < 0.6:
+            smap.set(path, Span(None, loc))
+            naive.add(path)
+        elif action < 0.8:
+            smap.drop_subtree(path)
+            naive = {p for p in naive if not (p[: len(path)] == path and len(p) > len(path))}
+        else:
+            smap.drop(path)
+            naive = {p for p in naive if p[: len(path)] != path}
+        probe = tuple(rng.choice(alphabet) for _ in range(rng.randint(0, 3)))
+        assert set(smap.under(probe)) == {p for p in naive if p[: len(probe)] == probe}
+    assert set(smap) == naive and len(smap) == len(naive)
+
+
 _SIMPLE_VALUES = [
     "0", "-0", "7", "-12", "200", "1.5", "-0.25", "10.0", "true", "false", "null",
     "HistGradientBoostingClassifier", "prod", "env/prod", "eu-west-1", "a.b", "x_1", "v2-beta",

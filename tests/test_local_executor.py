@@ -195,7 +195,9 @@ def test_run_record_lineage_events_and_audit(tmp_path: Path) -> None:
         == result.steps[-1].hashes["data"]
     )
     assert audit.verify(tmp_path / ".mlc").ok
-    assert [r["event"] for r in audit.read(tmp_path / ".mlc")] == ["run.start", "run.end"]
+    events = [r["event"] for r in audit.read(tmp_path / ".mlc")]
+    # One `step.outputs` record (the digests of what it wrote) per executed step.
+    assert events == ["run.start", *["step.outputs"] * len(result.steps), "run.end"]
 
 
 _KILL_SCRIPT = """

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from _runtime_helpers import complete
 from _tools import require_tool
 from test_kserve_manifests import registry
 
@@ -105,7 +106,46 @@ def _regression(tmp_path: Path) -> tuple[str, str, np.ndarray, np.ndarray]:
     return str(tmp_path / "model"), str(tmp_path / "test"), test["y"].to_numpy(), pred
 
 
+def _monitor_params(performance: dict[str, Any]) -> dict[str, Any]:
+    """Monitor params of a regression model with no drift check around `performance`."""
+    return complete(
+        "monitor",
+        {
+            "performance": {"label_delay": 0.0, "schedule": None, **performance},
+            "drift": None,
+            "model_name": "toy",
+            "target": "y",
+            "task": "regression",
+            "metrics": ["rmse"],
+        },
+    )
+
+
+def _gate_params(**given: Any) -> dict[str, Any]:
+    """Complete gate params (the runtime reads every key the IR carries) around `given`."""
+    params: dict[str, Any] = {
+        "gates": [],
+        "champion": None,
+        "fairness": None,
+        "robustness": [],
+        "model_name": "toy",
+    }
+    params.update(given)
+    for gate in params["gates"]:
+        gate.setdefault("name", None)
+    if params["champion"] is not None:
+        params["champion"] = {"compare": True, "min_improvement": 0.0, **params["champion"]}
+    if params["fairness"] is not None:
+        params["fairness"] = {
+            "sensitive_attributes": ["g"],
+            "mitigation": "none",
+            **params["fairness"],
+        }
+    return params
+
+
 def _gate(tmp_path: Path, params: dict[str, Any], champion: dict[str, float] | None) -> dict:
+    params = _gate_params(**params)
     inputs = {"metrics": str(tmp_path / "metrics")}
     if champion is not None:
         artifacts.save_json(str(tmp_path / "champ"), "metrics", {"metrics": champion}, "metrics")
@@ -124,7 +164,7 @@ def test_regression_gate_and_champion_against_a_hand_computed_rmse(tmp_path: Pat
             "directions": {"rmse": "lower", "r2": "higher"},
             "task": "regression",
             "target": "y",
-            "robustness": [{"kind": "noise", "features": ["a"], "magnitude": 0.5}],
+            "robustness": [{"kind": "noise", "features": ["a"], "magnitude": 0.5, "max_drop": 1.0}],
         },
         {"model": model, "test": test},
         {"metrics": str(tmp_path / "metrics"), "predictions": str(tmp_path / "p")},
@@ -176,7 +216,7 @@ def test_fairness_gate_direction_ratio_floor_difference_ceiling(tmp_path: Path) 
             }
         }
         get("gate")(
-            params,
+            _gate_params(**params),
             {"metrics": str(tmp_path / "metrics"), "fairness": str(tmp_path / "f")},
             {"verdict": str(tmp_path / "v")},
             StepContext(),
@@ -204,6 +244,7 @@ def test_multiclass_metrics_and_gate_against_hand_computation(tmp_path: Path) ->
             "directions": {"accuracy": "higher", "f1": "higher", "log_loss": "lower"},
             "task": "classification",
             "target": "target",
+            "robustness": [],
         },
         {"model": str(tmp_path / "model"), "test": str(tmp_path / "test")},
         {"metrics": str(tmp_path / "metrics"), "predictions": str(tmp_path / "p")},
@@ -238,12 +279,7 @@ def test_monitor_floor_and_retrain_wording_follow_direction(tmp_path: Path) -> N
     rmse = float(np.sqrt(np.mean((y - pred) ** 2)))
     for floor, worse in ((rmse - 0.1, True), (rmse + 0.1, False)):
         get("monitor")(
-            {
-                "performance": {"metric": "rmse", "floor": floor, "direction": "lower"},
-                "model_name": "toy",
-                "target": "y",
-                "task": "regression",
-            },
+            _monitor_params({"metric": "rmse", "floor": floor, "direction": "lower"}),
             {"reference": test, "current": test, "model": model},
             {"signal": str(tmp_path / "signal")},
             StepContext(project_dir=tmp_path),
@@ -431,7 +467,9 @@ def test_every_runtime_comparison_uses_the_direction_it_is_given(tmp_path: Path)
                 "directions": {"rmse": direction} if direction else {},
                 "task": "regression",
                 "target": "y",
-                "robustness": [{"kind": "noise", "features": ["a"], "magnitude": 0.5}],
+                "robustness": [
+                    {"kind": "noise", "features": ["a"], "magnitude": 0.5, "max_drop": 1.0}
+                ],
             },
             {"model": model, "test": test},
             {"metrics": str(tmp_path / "m"), "predictions": str(tmp_path / "p")},
@@ -446,7 +484,7 @@ def test_every_runtime_comparison_uses_the_direction_it_is_given(tmp_path: Path)
         if direction:
             perf["direction"] = direction
         get("monitor")(
-            {"performance": perf, "model_name": "toy", "target": "y", "task": "regression"},
+            _monitor_params(perf),
             {"reference": test, "current": test, "model": model},
             {"signal": str(tmp_path / "signal")},
             StepContext(project_dir=tmp_path),

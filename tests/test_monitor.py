@@ -250,6 +250,7 @@ def test_monitor_and_retrain_trigger_steps_write_signal_and_decision(tmp_path: P
             "performance": {"metric": "roc_auc", "floor": 0.99, "direction": "higher"},
             "model_name": "toy",
             "target": "label",
+            "task": "classification",
             "metrics": ["accuracy"],
         },
         {"reference": inputs["ref"], "current": inputs["cur"], "model": inputs["model"]},
@@ -268,6 +269,7 @@ def test_monitor_and_retrain_trigger_steps_write_signal_and_decision(tmp_path: P
         {
             "triggers": [{"kind": "drift", "threshold": None}, {"kind": "data_volume", "rows": 10}],
             "active_learning": {"strategy": "entropy", "batch_size": 5},
+            "promotion": {"policy": "auto", "min_improvement": 0.0},
             "model_name": "toy",
             "target": "label",
         },

@@ -26,6 +26,8 @@ PARAMS = {
     "contract": CONTRACT,
     "target": "y",
     "task": "classification",
+    "model": {"name": "LogisticRegression", "params": {}},
+    "tuning_storage": None,
 }
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _runtime_helpers import complete
 from conftest import CREDIT
 
 from mlc.runtime import artifacts
@@ -29,9 +30,15 @@ def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
 
 
 def test_cli_ingest_then_split(tmp_path: Path) -> None:
-    source = {"name": "applications", "format": "csv", "path": "data/applications.csv"}
+    source = {
+        "name": "applications",
+        "format": "csv",
+        "path": "data/applications.csv",
+        "delimiter": ",",
+        "join_on": [],
+    }
     params = tmp_path / "p.json"
-    params.write_text(json.dumps({"source": source, "engine": "pandas"}))
+    params.write_text(json.dumps(complete("ingest", {"source": source, "engine": "pandas"})))
     done = _cli(
         "step",
         "ingest",
@@ -48,7 +55,12 @@ def test_cli_ingest_then_split(tmp_path: Path) -> None:
         "step",
         "split",
         "--params",
-        json.dumps({"method": "stratified", "test_size": 0.25, "seed": 1, "target": "default"}),
+        json.dumps(
+            complete(
+                "split",
+                {"method": "stratified", "test_size": 0.25, "seed": 1, "target": "default"},
+            )
+        ),
         "--inputs",
         f"dataset={tmp_path / 'raw'}",
         "--outputs",
@@ -60,7 +72,8 @@ def test_cli_ingest_then_split(tmp_path: Path) -> None:
 
 
 def test_cli_missing_data_file_is_exit_1_without_traceback(tmp_path: Path) -> None:
-    params = {"source": {"name": "x", "format": "csv", "path": "nope/missing.csv"}}
+    source = {"name": "x", "format": "csv", "path": "nope/missing.csv", "delimiter": ","}
+    params = complete("ingest", {"source": {**source, "join_on": []}})
     done = _cli(
         "step",
         "ingest",
@@ -99,7 +112,12 @@ def _train_inputs(tmp_path: Path) -> dict[str, str]:
     artifacts.save_dataframe(str(tmp_path / "train"), df)
     params = {
         "target": "default",
+        "task": "classification",
         "transforms": [{"op": "scale", "columns": ["age", "income", "debt"], "method": "standard"}],
+        "derived": [],
+        "selection": {"include": None, "exclude": [], "method": "none", "k": None},
+        "dtypes": {},
+        "pii": [],
     }
     get("features")(
         params,
@@ -112,12 +130,15 @@ def _train_inputs(tmp_path: Path) -> dict[str, str]:
 
 def test_unknown_model_name_suggests(tmp_path: Path) -> None:
     inputs = _train_inputs(tmp_path)
-    params = {
-        "framework": "sklearn",
-        "task": "classification",
-        "target": "default",
-        "model": {"name": "RandomForestClasifier", "params": {}},
-    }
+    params = complete(
+        "train",
+        {
+            "framework": "sklearn",
+            "task": "classification",
+            "target": "default",
+            "model": {"name": "RandomForestClasifier", "params": {}},
+        },
+    )
     with pytest.raises(StepError, match="did you mean 'RandomForestClassifier'"):
         get("train")(params, inputs, {"model": str(tmp_path / "m")}, StepContext())
     done = _cli(
@@ -137,7 +158,10 @@ def test_custom_entry_point_trains_and_raising_one_is_named(tmp_path: Path) -> N
     inputs = _train_inputs(tmp_path)
     sys.path.insert(0, str(DATA))
     try:
-        base = {"framework": "custom", "task": "classification", "target": "default", "model": None}
+        base = complete(
+            "train",
+            {"framework": "custom", "task": "classification", "target": "default", "model": None},
+        )
         summary = get("train")(
             {**base, "entry_point": "custom_entry:fit"},
             inputs,
@@ -163,22 +187,26 @@ def test_custom_entry_point_trains_and_raising_one_is_named(tmp_path: Path) -> N
 
 def test_lightning_trains_on_cpu_and_pickles(tmp_path: Path) -> None:
     inputs = _train_inputs(tmp_path)
-    params = {
-        "framework": "lightning",
-        "task": "classification",
-        "target": "default",
-        "model": {"name": "tabular_mlp", "params": {"hidden": [16, 8]}},
-        "lightning": {
-            "max_epochs": 3,
-            "batch_size": 64,
-            "learning_rate": 0.01,
-            "precision": "32-true",
-            "accelerator": "cpu",
+    params = complete(
+        "train",
+        {
+            "framework": "lightning",
+            "task": "classification",
+            "target": "default",
+            "model": {"name": "tabular_mlp", "params": {"hidden": [16, 8]}},
+            "lightning": {
+                "max_epochs": 3,
+                "batch_size": 64,
+                "learning_rate": 0.01,
+                "precision": "32-true",
+                "accelerator": "cpu",
+                "early_stopping": None,
+            },
+            "distributed": {"strategy": "none", "devices": 1},
+            "seed": 1,
+            "max_time": 60,
         },
-        "distributed": {"strategy": "none", "devices": 1},
-        "seed": 1,
-        "max_time": 60,
-    }
+    )
     summary = get("train")(params, inputs, {"model": str(tmp_path / "m")}, StepContext())
     assert summary["epochs"] == 3 and summary["stopped"] == "max_epochs"
     model = artifacts.load_object(str(tmp_path / "m"))
@@ -190,12 +218,15 @@ def test_lightning_trains_on_cpu_and_pickles(tmp_path: Path) -> None:
 
 def test_missing_value_robustness_fails_the_gate_with_a_reason(tmp_path: Path) -> None:
     inputs = _train_inputs(tmp_path)
-    params = {
-        "framework": "sklearn",
-        "task": "classification",
-        "target": "default",
-        "model": {"name": "LogisticRegression", "params": {"max_iter": 300}},
-    }
+    params = complete(
+        "train",
+        {
+            "framework": "sklearn",
+            "task": "classification",
+            "target": "default",
+            "model": {"name": "LogisticRegression", "params": {"max_iter": 300}},
+        },
+    )
     get("train")(params, inputs, {"model": str(tmp_path / "m")}, StepContext())
     robustness = [
         {"kind": "missing", "features": ["age"], "magnitude": 0.2, "max_drop": 0.05},
@@ -216,7 +247,13 @@ def test_missing_value_robustness_fails_the_gate_with_a_reason(tmp_path: Path) -
     assert summary["robustness"][0]["drop"] is None
     assert summary["robustness"][1]["drop"] is not None
     verdict = get("gate")(
-        {"gates": [], "robustness": robustness},
+        {
+            "gates": [],
+            "champion": None,
+            "fairness": None,
+            "robustness": robustness,
+            "model_name": "m",
+        },
         {"metrics": str(tmp_path / "met")},
         {"verdict": str(tmp_path / "v")},
         StepContext(),
@@ -277,16 +314,25 @@ def test_budgets_stop_training_cleanly(tmp_path: Path) -> None:
     from mlc.runtime.context import BudgetExceeded
 
     inputs = _train_inputs(tmp_path)
-    params = {
-        "framework": "lightning",
-        "task": "classification",
-        "target": "default",
-        "model": {"name": "tabular_mlp", "params": {"hidden": [8]}},
-        "lightning": {"max_epochs": 100000, "batch_size": 16, "accelerator": "cpu"},
-        "distributed": {"strategy": "none", "devices": 1},
-        "seed": 1,
-        "max_time": 2,
-    }
+    lightning = complete("train", {})["lightning"]
+    params = complete(
+        "train",
+        {
+            "framework": "lightning",
+            "task": "classification",
+            "target": "default",
+            "model": {"name": "tabular_mlp", "params": {"hidden": [8]}},
+            "lightning": {
+                **lightning,
+                "max_epochs": 100000,
+                "batch_size": 16,
+                "accelerator": "cpu",
+            },
+            "distributed": {"strategy": "none", "devices": 1},
+            "seed": 1,
+            "max_time": 2,
+        },
+    )
     summary = get("train")(params, inputs, {"model": str(tmp_path / "m")}, StepContext())
     assert summary["stopped"] == "max_time" and summary["epochs"] < 100000
     assert summary["seconds"] < 60

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _runtime_helpers import complete
 from conftest import CREDIT
 
 from mlc.runtime import artifacts
@@ -19,9 +20,18 @@ def test_spark_ingest_csv_and_table(tmp_path: Path) -> None:
     from mlc.runtime.steps.ingest import _spark_session
 
     ctx = StepContext(project_dir=CREDIT.parent)
-    source = {"name": "applications", "format": "csv", "path": "data/applications.csv"}
+    source = {
+        "name": "applications",
+        "format": "csv",
+        "path": "data/applications.csv",
+        "delimiter": ",",
+        "join_on": [],
+    }
     summary = get("ingest")(
-        {"source": source, "engine": "spark"}, {}, {"dataset": str(tmp_path / "csv")}, ctx
+        complete("ingest", {"source": source, "engine": "spark"}),
+        {},
+        {"dataset": str(tmp_path / "csv")},
+        ctx,
     )
     assert summary["rows"] == 2000 and summary["columns"] == 11
     expected = pd.read_csv(CREDIT.parent / "data" / "applications.csv")
@@ -30,8 +40,11 @@ def test_spark_ingest_csv_and_table(tmp_path: Path) -> None:
 
     spark = _spark_session()
     spark.createDataFrame(expected.head(30)).createOrReplaceTempView("applications_view")
-    table = {"name": "t", "format": "spark_table", "table": "applications_view"}
+    table = {"name": "t", "format": "spark_table", "table": "applications_view", "join_on": []}
     summary = get("ingest")(
-        {"source": table, "engine": "spark"}, {}, {"dataset": str(tmp_path / "tbl")}, ctx
+        complete("ingest", {"source": table, "engine": "spark"}),
+        {},
+        {"dataset": str(tmp_path / "tbl")},
+        ctx,
     )
     assert summary["rows"] == 30

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from _runtime_helpers import ir_of, run_pipeline
+from _runtime_helpers import complete, ir_of, run_pipeline
 from conftest import CREDIT
 
 from mlc.runtime import artifacts
@@ -175,20 +175,25 @@ def test_validate_joins_sources_and_reads_sql_and_parquet(tmp_path: Path) -> Non
     ctx = StepContext(project_dir=tmp_path)
     ingest = get("ingest")
     ingest(
-        {"source": {"name": "apps", "format": "parquet", "path": "left.parquet"}},
+        complete(
+            "ingest", {"source": {"name": "apps", "format": "parquet", "path": "left.parquet"}}
+        ),
         {},
         {"dataset": str(tmp_path / "a")},
         ctx,
     )
     ingest(
-        {
-            "source": {
-                "name": "pay",
-                "format": "sql",
-                "url": "sqlite:///db.sqlite",
-                "query": "SELECT * FROM payments",
-            }
-        },
+        complete(
+            "ingest",
+            {
+                "source": {
+                    "name": "pay",
+                    "format": "sql",
+                    "url": "sqlite:///db.sqlite",
+                    "query": "SELECT * FROM payments",
+                }
+            },
+        ),
         {},
         {"dataset": str(tmp_path / "b")},
         ctx,
@@ -216,14 +221,22 @@ def test_split_methods_are_seeded(tmp_path: Path, method: str) -> None:
         }
     )
     artifacts.save_dataframe(str(tmp_path / "d"), df)
-    params = {
-        "method": method,
-        "test_size": 0.2,
-        "validation_size": 0.1,
-        "seed": 3,
-        "target": "y",
-        "time_column": "t",
-    }
+    params = complete(
+        "split",
+        {
+            "method": method,
+            "test_size": 0.2,
+            "validation_size": 0.1,
+            "seed": 3,
+            "target": "y",
+            "time_column": "t",
+            "sensitive_attributes": [],
+            "gates": 0,
+            "cv_folds": 0,
+        },
+    )
+    # 10 validation rows: below the default minimum, which is not what this test is about.
+    params["minimum"] = {**params["minimum"], "enforce": "warn"}
     runs = []
     for k in range(2):
         outs = {n: str(tmp_path / f"{n}{k}") for n in ("train", "validation", "test")}
@@ -249,13 +262,15 @@ def test_features_bucketize_custom_and_selection(tmp_path: Path) -> None:
     artifacts.save_dataframe(str(tmp_path / "train"), df)
     params = {
         "target": "y",
-        "derived": [{"name": "ab", "expr": "a + b"}],
+        "task": "classification",
+        "dtypes": {},
+        "derived": [{"name": "ab", "expr": "a + b", "inputs": ["a", "b"]}],
         "transforms": [
             {"op": "bucketize", "columns": ["b"], "bins": [2.0, 5.0]},
             {"op": "bucketize", "columns": ["c"], "bins": 4},
             {"op": "custom", "columns": ["ab"], "function": "runtime_data.custom_entry:double"},
         ],
-        "selection": {"exclude": ["a"], "method": "variance"},
+        "selection": {"include": None, "exclude": ["a"], "method": "variance", "k": None},
         "pii": [],
     }
     get("features")(
@@ -305,8 +320,8 @@ def test_gate_failure_is_a_verdict_not_an_exception(tmp_path: Path) -> None:
     artifacts.save_json(str(tmp_path / "champ"), "metrics", {"metrics": {"rmse": 9.0}}, "metrics")
     params = {
         "gates": [
-            {"metric": "r2", "op": ">=", "threshold": 0.5},
-            {"metric": "rmse", "op": "<", "threshold": 20},
+            {"metric": "r2", "op": ">=", "threshold": 0.5, "name": None, "direction": "higher"},
+            {"metric": "rmse", "op": "<", "threshold": 20, "name": None, "direction": "lower"},
         ],
         "champion": {
             "metric": "rmse",
@@ -314,8 +329,9 @@ def test_gate_failure_is_a_verdict_not_an_exception(tmp_path: Path) -> None:
             "compare": True,
             "direction": "lower",
         },
-        "robustness": [{"kind": "missing", "features": [], "max_drop": 1.0}],
+        "robustness": [{"kind": "missing", "features": [], "magnitude": 0.1, "max_drop": 1.0}],
         "fairness": None,
+        "model_name": "m",
     }
     summary = get("gate")(
         params,

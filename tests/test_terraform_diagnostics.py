@@ -98,9 +98,10 @@ def test_bad_access_member(tmp_path: Path) -> None:
 
 def test_cloud_facts() -> None:
     assert _cloud.is_region("aws", "eu-west-1") and not _cloud.is_region("aws", "westeurope")
-    assert _cloud.is_eu_region("azure", "westeurope")
-    assert not _cloud.is_eu_region("aws", "us-east-1")
-    assert all(_cloud.EU_REGIONS[c] <= _cloud.REGIONS[c] for c in _cloud.CLOUDS)
+    assert _cloud.is_eea_region("azure", "westeurope")
+    assert not _cloud.is_eea_region("aws", "us-east-1")
+    assert all(_cloud.EEA_REGIONS[c] <= _cloud.REGIONS[c] for c in _cloud.CLOUDS)
+    assert all(_cloud.ADEQUACY_REGIONS[c] <= _cloud.REGIONS[c] for c in _cloud.CLOUDS)
     assert _cloud.managed_instance("aws", "500m", "1Gi") == "ml.m5.large"
     assert _cloud.managed_instance("gcp", "4", "16Gi") == "n1-standard-8"
     assert _cloud.managed_instance("azure", None, None, "nvidia-a100") == "Standard_NC24ads_A100_v4"

@@ -13,6 +13,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from _runtime_helpers import complete
 
 from mlc.runtime import artifacts
 from mlc.runtime.context import StepContext, StepError
@@ -24,7 +25,15 @@ def _prepare(tmp_path: Path, y: np.ndarray, seed: int = 0) -> dict[str, str]:
     df = pd.DataFrame({"a": rng.normal(size=len(y)), "b": rng.normal(size=len(y)), "y": y})
     artifacts.save_dataframe(str(tmp_path / "train"), df)
     get("features")(
-        {"target": "y", "transforms": [{"op": "scale", "columns": ["a", "b"]}], "pii": []},
+        {
+            "target": "y",
+            "task": "classification",
+            "transforms": [{"op": "scale", "columns": ["a", "b"], "method": "standard"}],
+            "derived": [],
+            "selection": {"include": None, "exclude": [], "method": "none", "k": None},
+            "dtypes": {},
+            "pii": [],
+        },
         {"train": str(tmp_path / "train")},
         {"transform": str(tmp_path / "transform")},
         StepContext(),
@@ -47,7 +56,8 @@ def _params(**changes: Any) -> dict[str, Any]:
         "pruner": "none",
     }
     params.update(changes)
-    return params
+    # The rest (engine, timeout, parallelism, storage, …) as the compiler writes them.
+    return complete("tune", {"parallelism": 1, "timeout": None, "storage": None, **params})
 
 
 def _ctx(tmp_path: Path) -> StepContext:
@@ -90,7 +100,11 @@ def test_a_failing_parameter_is_reported_and_the_completed_trials_win(
     space = {"solver": {"type": "categorical", "choices": ["lbfgs", "no-such-solver"]}}
     with caplog.at_level(logging.WARNING):
         doc = get("tune")(
-            _params(search_space=space, trials=8, objective={"metric": "accuracy"}),
+            _params(
+                search_space=space,
+                trials=8,
+                objective={"metric": "accuracy", "direction": "maximize"},
+            ),
             inputs,
             _outs(tmp_path, "p"),
             _ctx(tmp_path),
@@ -123,7 +137,7 @@ def test_a_stored_study_is_resumed_visibly_and_keyed_on_its_definition(
     assert "ran 1 more" in more["note"]
     # Any change to what defines the study starts a new one.
     changes = [
-        {"search_space": {"C": {"type": "float", "low": 0.1, "high": 5.0}}},
+        {"search_space": {"C": {"type": "float", "low": 0.1, "high": 5.0, "log": False}}},
         {"objective": {"metric": "accuracy", "direction": "maximize"}},
         {"cv_folds": 2},
         {"model": {"name": "LogisticRegression", "params": {"max_iter": 300}}},

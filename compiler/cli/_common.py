@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -65,8 +66,8 @@ def emit_diagnostics(diags: Sequence[Diagnostic], fmt: Format, verbose: bool = F
 
 
 def handle_errors(func: F) -> F:
-    """Turn `DiagnosticError` and `ProjectError` into exit 2 and anything unexpected into exit
-    1, never a traceback.
+    """Turn `DiagnosticError`, `ProjectError` and file-system errors into exit 2 and anything
+    unexpected into exit 1, never a traceback.
 
     Set `MLC_DEBUG=1` to see the traceback of an internal error.
     """
@@ -86,14 +87,45 @@ def handle_errors(func: F) -> F:
             raise typer.Exit(EXIT_SPEC) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
             raise
+        except OSError as exc:
+            # a path the user named, or one a command reads or writes for them: exit 2 with the
+            # path and what is wrong; an OSError without a path is not the user's to fix
+            if exc.filename is None:
+                _internal(exc)
+            print(f"mlc: error: {fs_problem(exc)}", file=sys.stderr)
+            raise typer.Exit(EXIT_SPEC) from None
+        except RuntimeError as exc:
+            # pathlib's resolve() reports a symlink loop as RuntimeError("Symlink loop from ...")
+            loop = _SYMLINK_LOOP.match(str(exc))
+            if loop is None:
+                _internal(exc)
+            print(f"mlc: error: {loop.group(1)}: a symlink loop", file=sys.stderr)
+            raise typer.Exit(EXIT_SPEC) from None
         except Exception as exc:
-            if os.environ.get("MLC_DEBUG"):
-                traceback.print_exc()
-            print(
-                f"mlc: internal error: {type(exc).__name__}: {exc}\n"
-                "  set MLC_DEBUG=1 to see where it happened, and please report it",
-                file=sys.stderr,
-            )
-            raise typer.Exit(EXIT_INTERNAL) from None
+            _internal(exc)
 
     return wrapper  # type: ignore[return-value]
+
+
+_SYMLINK_LOOP = re.compile(r"Symlink loop from (.+)$")
+
+
+def fs_problem(exc: OSError) -> str:
+    """`'<path>': <what is wrong>` for a file-system error, with the action for outputs."""
+    from mlc.compiler.output import OutputError, fs_reason
+
+    if isinstance(exc, OutputError):
+        return f"cannot write '{exc.filename}': {exc.strerror}"
+    other = f" (and '{exc.filename2}')" if exc.filename2 is not None else ""
+    return f"'{exc.filename}'{other}: {fs_reason(exc)}"
+
+
+def _internal(exc: BaseException) -> NoReturn:
+    if os.environ.get("MLC_DEBUG"):
+        traceback.print_exception(exc)
+    print(
+        f"mlc: internal error: {type(exc).__name__}: {exc}\n"
+        "  set MLC_DEBUG=1 to see where it happened, and please report it",
+        file=sys.stderr,
+    )
+    raise typer.Exit(EXIT_INTERNAL) from None

@@ -100,8 +100,12 @@ def find_project(path: str | Path | None = None) -> Project:
         ProjectError: `path` does not exist, or no folder at or above it is a project.
     """
     if path is not None and not Path(path).exists():
+        # a link that leads nowhere is there, but broken: say so rather than "does not exist"
+        what = (
+            "is a broken symlink or a symlink loop" if os.path.lexists(path) else "does not exist"
+        )
         raise ProjectError(
-            f"'{path}' does not exist: expected a spec file or a project folder "
+            f"'{path}' {what}: expected a spec file or a project folder "
             f"(one holding {SPEC_FILE} or {STATE_DIR}/)"
         )
     if path is not None and Path(path).is_file():

@@ -6,7 +6,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -20,10 +20,7 @@ from mlc.compiler.cli._common import (
     emit_diagnostics,
     handle_errors,
 )
-from mlc.compiler.cli._project import find_project, resolve_spec
-
-if TYPE_CHECKING:
-    from mlc.compiler.api import CompileResult
+from mlc.compiler.cli._project import resolve_spec
 
 FormatOpt = Annotated[Format, typer.Option("--format", help="Diagnostics format.")]
 
@@ -62,41 +59,15 @@ def compile_(
         print("mlc compile: name at least one --target (see 'mlc targets')", file=sys.stderr)
         raise typer.Exit(EXIT_SPEC)
     spec, overrides = resolve_spec(spec, overrides)
-    result = compile_spec(spec, target, out, overrides)
-    _record_compile(spec, result)
+    result = compile_spec(spec, target, out, overrides, audit=True)
+    if result.audit_problem:
+        print(
+            f"warning: could not append to the audit log: {result.audit_problem}", file=sys.stderr
+        )
     emit_diagnostics(result.check.diagnostics, fmt, verbose)
     if fmt is Format.text:
         for name, paths in result.written.items():
             print(f"{name}: wrote {len(paths)} files to {out / name}")
-
-
-def _record_compile(spec: Path, result: CompileResult) -> None:
-    """Append a `compile` record to the project's audit log (`.mlc/audit.jsonl`, or under the
-    spec's `targets.local.state_dir`: the log the other commands read)."""
-    import hashlib
-
-    from mlc.runtime import audit
-
-    files = {
-        name: {
-            p.name if p.parent == out_dir else p.relative_to(out_dir).as_posix(): hashlib.sha256(
-                p.read_bytes()
-            ).hexdigest()
-            for p in paths
-        }
-        for name, paths in sorted(result.written.items())
-        for out_dir in [paths[-1].parent]
-    }
-    try:
-        audit.append(
-            find_project(spec).state_dir,
-            "compile",
-            spec_hash=str(result.check.ir.metadata["spec_hash"]),
-            project_dir=spec.parent,
-            details={"targets": sorted(result.written), "spec": spec.name, "files": files},
-        )
-    except OSError as exc:
-        print(f"warning: could not append to the audit log: {exc}", file=sys.stderr)
 
 
 class GraphFormat(str, Enum):

@@ -67,7 +67,8 @@ def diff(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here, not stdout.")] = None,
 ) -> None:
     """Semantic diff of two specs: changes by facet and risk, output, cost and policy deltas."""
-    from mlc.compiler.diff import diff_specs, render_json, render_markdown, render_text
+    from mlc.compiler import api
+    from mlc.compiler.diff import render_json, render_markdown, render_text
 
     specs = [side for side in sides if not looks_like_override(side)]
     extra = [side for side in sides if looks_like_override(side)]
@@ -80,7 +81,7 @@ def diff(
         else side
         for side in specs
     ]
-    report = diff_specs(
+    report = api.diff(
         specs[0],
         specs[-1],
         base_ref=base,
@@ -121,23 +122,14 @@ def plan(
     """What compiling would change against OUT/<target>/mlc-manifest.json, runs, cost, policies."""
     import json
 
-    from mlc.compiler.load import load_spec
-    from mlc.compiler.plan import plan_spec
+    from mlc.compiler import api
 
     spec, positional = resolve_spec(spec, positional)
-    overrides = [*positional, *overrides]
-    if not target:
-        # what the spec itself asks for; its errors are reported by `plan_spec` below
-        declared = load_spec(spec, overrides).data.get("targets")
-        target = sorted(declared) if isinstance(declared, dict) else []
-    if not target:
-        print(
-            f"mlc plan: {spec} names no targets (no 'targets:' section): name at least one "
-            "--target (see 'mlc targets')",
-            file=sys.stderr,
-        )
-        raise typer.Exit(EXIT_SPEC)
-    report = plan_spec(spec, target, out_dir, overrides, policy)
+    try:
+        report = api.plan(spec, target, out_dir, [*positional, *overrides], policy)
+    except api.UsageError as exc:
+        print(f"mlc plan: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_SPEC) from None
     if fmt is ReportFormat.json:
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:
@@ -167,11 +159,11 @@ def cost(
     """Estimated cost: training, tuning, serving, monitoring and storage, per run and month."""
     import json
 
+    from mlc.compiler import api
     from mlc.compiler.cli._common import Format, emit_diagnostics
-    from mlc.compiler.cost.report import cost_report
 
     spec, overrides = resolve_spec(spec, overrides)
-    report = cost_report(spec, overrides, target, pricing, spot)
+    report = api.cost(spec, overrides, target, pricing, spot)
     if not report.check.ok:
         emit_diagnostics(report.check.diagnostics, Format.text)
         raise typer.Exit(EXIT_SPEC)

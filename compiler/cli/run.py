@@ -116,32 +116,27 @@ def run_(
     failed (nothing registered or promoted); 4 a step failed (or a budget was reached); 1
     internal error.
     """
-    from mlc.compiler.api import check
-    from mlc.targets.local import LocalOptions
-    from mlc.targets.local.executor import RunError, RunOptions, execute
+    from mlc.compiler import api
 
     spec, overrides = resolve_spec(spec, overrides)
-    result = check(spec, overrides, targets=["local"])
-    emit_diagnostics(result.diagnostics, Format.text, verbose)
-    if not result.ok:
-        raise typer.Exit(EXIT_SPEC)
-    options = result.options["local"]
-    assert isinstance(options, LocalOptions)
-    project = Path(result.loaded.project_dir)
-    run_options = RunOptions(
-        project_dir=project,
-        state_dir=project / options.state_dir,
-        tracking_uri=tracking_uri or options.tracking_uri,
-        use_cache=not no_cache,
-        from_step=from_step,
-        only=only,
-        quiet=quiet,
-    )
     try:
-        outcome = execute(result.ir, run_options)
-    except RunError as exc:
+        # the spec's warnings come before the run's progress lines
+        done = api.run(
+            spec,
+            overrides,
+            use_cache=not no_cache,
+            from_step=from_step,
+            only=only,
+            tracking_uri=tracking_uri,
+            quiet=quiet,
+            on_checked=lambda checked: emit_diagnostics(checked.diagnostics, Format.text, verbose),
+        )
+    except api.UsageError as exc:
         print(f"mlc run: {exc}", file=sys.stderr)
         raise typer.Exit(EXIT_SPEC) from None
+    outcome = done.outcome
+    if outcome is None:
+        raise typer.Exit(EXIT_SPEC)
     if outcome.verdicts and (not quiet or outcome.status == "gate_failed"):
         _print_verdicts(outcome.verdicts, sys.stderr)
     print(
@@ -164,10 +159,10 @@ def runs(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List past runs of a project, newest first."""
-    from mlc.targets.local.executor import list_runs
+    from mlc.compiler import api
 
     state = _state_dir(project)
-    records = list_runs(state)
+    records = api.runs(state)
     if as_json:
         print(json.dumps(records, indent=2, sort_keys=True, default=str))
         return
@@ -200,24 +195,54 @@ audit_app = typer.Typer(help="The project's hash-chained audit log.", no_args_is
 app.add_typer(audit_app, name="audit")
 
 
+EXIT_TAMPERED = 5
+"""`mlc audit verify`: the log does not verify (a broken link, a head or MAC or file that
+disagrees): distinct from 1 (an internal error) and 2 (nothing to check, or not all of it)."""
+
+
 @audit_app.command("verify")
 @handle_errors
 def audit_verify(
     project: ProjectArg = None,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep",
+            help="Also re-hash the cache entries and registered models against the digests "
+            "the log holds.",
+        ),
+    ] = False,
+    tracking_uri: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tracking-uri",
+            help="A further tracking store holding the log's head (the project's own store "
+            "and those the checkpoint lists are always read). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
-    """Check every link of the audit chain; report the first broken one.
+    """Check the audit chain byte for byte, its MACs when keyed, and its heads outside the log.
 
-    Exit codes: 0 the chain is intact, 1 a link is broken, 2 no project or no audit log there.
+    The heads are the checkpoint .mlc/audit.head and the tag mlc.audit.head of each MLflow
+    experiment a registration went to; every disagreement is reported, naming which one.
+
+    Exit codes: 0 the chain and every head agree, 5 it does not verify (a broken link, a head
+    or a MAC that disagrees, with --deep a file changed), 2 no project or no audit log there,
+    or the log is keyed (governance.audit.hmac_key) and the key is not set here (the MACs
+    cannot be checked: no pass).
     """
-    from mlc.runtime.audit import audit_path, verify
+    from mlc.compiler import api
 
-    state = _state_dir(project)
-    outcome = verify(state)
-    print(outcome.describe(audit_path(state)), file=sys.stdout if outcome.ok else sys.stderr)
-    if outcome.missing:
-        raise typer.Exit(EXIT_SPEC)
+    found = find_project(project)
+    verification = api.audit_verify(
+        found.state_dir, found.spec, tracking_uris=tracking_uri or (), deep=deep
+    )
+    outcome = verification.outcome
+    print(verification.describe(), file=sys.stdout if outcome.ok else sys.stderr)
+    if outcome.failed:
+        raise typer.Exit(EXIT_TAMPERED)
     if not outcome.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_SPEC)
 
 
 @audit_app.command("show")
@@ -227,13 +252,14 @@ def audit_show(
     last: Annotated[int, typer.Option(help="Show the last N records.")] = 20,
 ) -> None:
     """Print the last audit records (one line each); no audit log there is exit 2."""
-    from mlc.runtime.audit import audit_path, read
+    from mlc.compiler import api
 
-    state = _state_dir(project)
-    if not audit_path(state).is_file():
-        print(f"mlc audit show: error: no audit log at {audit_path(state)}", file=sys.stderr)
-        raise typer.Exit(EXIT_SPEC)
-    for rec in read(state)[-last:]:
+    try:
+        records = api.audit_records(_state_dir(project), last)
+    except api.UsageError as exc:
+        print(f"mlc audit show: error: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_SPEC) from None
+    for rec in records:
         details = json.dumps(rec.get("details", {}), sort_keys=True, default=str)
         print(
             f"{rec.get('when')} {rec.get('who')} {rec.get('event')} "
@@ -256,9 +282,9 @@ def cache_info_(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """How many entries the cache holds, their size, and what no entry vouches for."""
-    from mlc.targets.local.gc import cache_info
+    from mlc.compiler import api
 
-    report = cache_info(_state_dir(project))
+    report = api.cache_info(_state_dir(project))
     if as_json:
         print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
         return
@@ -286,12 +312,11 @@ def cache_gc(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Drop cache entries no recent run used (registered models are never touched)."""
-    from mlc.targets.local.gc import collect_garbage
-    from mlc.targets.local.options import RunError
+    from mlc.compiler import api
 
     try:
-        report = collect_garbage(_state_dir(project), keep_runs=keep_runs, dry_run=dry_run)
-    except RunError as exc:
+        report = api.cache_gc(_state_dir(project), keep_runs=keep_runs, dry_run=dry_run)
+    except api.UsageError as exc:
         print(f"mlc cache gc: {exc}", file=sys.stderr)
         raise typer.Exit(EXIT_SPEC) from None
     if as_json:
@@ -325,7 +350,7 @@ def lineage(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Which data, spec and code produced which model version."""
-    from mlc.runtime.lineage import query
+    from mlc.compiler import api
 
     args = list(names or ())
     if len(args) > 2 or (project is not None and len(args) > 1):
@@ -338,7 +363,7 @@ def lineage(
         project = Path(args[0])
     elif args:
         model = args[0]
-    records = query(
+    records = api.lineage(
         _state_dir(project), model, version=version, data_hash=data_hash, spec_hash=spec_hash
     )
     if as_json:

@@ -7,13 +7,13 @@ the same shape can be passed instead (`mlc cost --pricing FILE`).
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from mlc.compiler.diagnostics import Diagnostic, DiagnosticError
+from mlc.specs import quantities
 
 DEFAULT_PRICING = Path(__file__).with_name("pricing.json")
 
@@ -144,42 +144,29 @@ def load_pricing(path: str | Path | None = None) -> PricingTable:
     return _load(str(path or DEFAULT_PRICING))
 
 
-_MEM = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|K|M|G|T)?$")
-_MEM_GIB = {
-    "Ki": 2**-20,
-    "Mi": 2**-10,
-    "Gi": 1.0,
-    "Ti": 1024.0,
-    "K": 1e3 / 2**30,
-    "M": 1e6 / 2**30,
-    "G": 1e9 / 2**30,
-    "T": 1e12 / 2**30,
-    None: 1 / 2**30,
-}
-
-
 def memory_gib(quantity: str | None) -> float | None:
-    """Kubernetes memory quantity in GiB.
+    """Kubernetes memory quantity in GiB; None when unset or not a quantity.
 
-    >>> memory_gib("512Mi")
-    0.5
+    >>> memory_gib("512Mi"), memory_gib("1.5Gi"), memory_gib("lots")
+    (0.5, 1.5, None)
     """
     if quantity is None:
         return None
-    match = _MEM.match(quantity)
-    if not match:
+    try:
+        return quantities.memory_gib(quantity)
+    except quantities.QuantityError:
         return None
-    return float(match.group(1)) * _MEM_GIB[match.group(2)]
 
 
 def cpu_cores(quantity: str | None) -> float | None:
-    """Kubernetes CPU quantity in cores.
+    """Kubernetes CPU quantity in cores; None when unset or not a quantity.
 
-    >>> cpu_cores("500m")
-    0.5
+    >>> cpu_cores("500m"), cpu_cores("2"), cpu_cores("two")
+    (0.5, 2.0, None)
     """
     if quantity is None:
         return None
-    if quantity.endswith("m"):
-        return float(quantity[:-1]) / 1000
-    return float(quantity)
+    try:
+        return quantities.cpu_cores(quantity)
+    except quantities.QuantityError:
+        return None

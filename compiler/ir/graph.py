@@ -225,11 +225,18 @@ class IRGraph:
         for key, kind in (("name", str), ("steps", list), ("artifacts", list)):
             if not isinstance(data.get(key), kind):
                 raise IRError(f"IR field '{key}' must be a {kind.__name__}")
+        from mlc.compiler.ir.params_check import check_params
+
+        steps = [Step.from_dict(s, f"steps[{i}]") for i, s in enumerate(data["steps"])]
+        for i, step in enumerate(steps):
+            # each kind's params are a declared type (mlc.compiler.ir.params): a target reading
+            # this IR may index them without checking
+            check_params(step.kind, step.params, f"steps[{i}] {step.id!r}.params")
         return cls(
             name=data["name"],
             metadata=data.get("metadata", {}),
             settings=data.get("settings", {}),
-            steps=[Step.from_dict(s, f"steps[{i}]") for i, s in enumerate(data["steps"])],
+            steps=steps,
             artifacts=[
                 Artifact.from_dict(a, f"artifacts[{i}]") for i, a in enumerate(data["artifacts"])
             ],

@@ -2,7 +2,8 @@
 
 The IR is the contract between the front end and every target (built-in or plugin). It is
 versioned (`IR_VERSION`): a change that removes or renames a field bumps the major number, and
-`from_json` refuses IR of an unknown major version.
+`from_json` refuses IR of an unknown major version. What each step kind's `params` hold is
+declared in `mlc.compiler.ir.params` (and checked by `IRGraph.from_dict`).
 
 The types are frozen dataclasses, not pydantic models: every `mlc` command and every local run
 builds an IR, and pydantic's model machinery costs more start-up than the rest of the IR code.
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any, NewType
 
-IR_VERSION = "1.0"
+IR_VERSION = "1.1"
+"""See compiler/ir/CHANGELOG.md; step params per kind are declared in `mlc.compiler.ir.params`."""
 
 StepId = NewType("StepId", str)
 ArtifactId = NewType("ArtifactId", str)

@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mlc.compiler.diagnostics import Diagnostic, Severity, SourceLocation
 from mlc.compiler.ir import IRGraph
-from mlc.compiler.sourcemap import KeyPath, SourceMap
+from mlc.compiler.sourcemap import SourceMap, parse_path
 
 if TYPE_CHECKING:
     from mlc.targets.base import Target
+
+# `parse_path` lives beside the source map it indexes; passes keep importing it from here.
+__all__ = ["Pass", "PassContext", "parse_path"]
 
 
 @dataclass
@@ -45,16 +48,3 @@ class Pass(Protocol):
     __name__: str
 
     def __call__(self, ir: IRGraph, ctx: PassContext) -> Iterable[Diagnostic]: ...
-
-
-def parse_path(dotted_path: str) -> KeyPath:
-    """`data.sources[0].format` -> `("data", "sources", 0, "format")`."""
-    parts: list[str | int] = []
-    for chunk in dotted_path.replace("]", "").split("."):
-        if not chunk:
-            continue
-        name, *indices = chunk.split("[")
-        if name:
-            parts.append(name)
-        parts.extend(int(i) for i in indices)
-    return tuple(parts)

@@ -3,8 +3,10 @@
 - every canary or blue-green rollout with rollback conditions is watched: the spec monitors
   the model (so the monitoring target emits an alert per condition) and routes alerts;
 - every feature the drift rules watch exists in the data contract or the feature set;
-- every identity a serving manifest references is one the Terraform target outputs;
-- a GDPR spec stores and serves in a European region.
+- every identity a serving manifest references is one the Terraform target outputs.
+
+The GDPR region rule is the policy pass's (`MLC602`, `mlc.compiler.passes.policies`), so a
+region outside the EU/EEA is reported once.
 """
 
 from __future__ import annotations
@@ -15,16 +17,8 @@ from typing import Any
 from mlc.compiler.diagnostics import Diagnostic, Severity
 from mlc.compiler.ir import ArtifactType, IRGraph, StepKind
 from mlc.compiler.passes.base import PassContext
-from mlc.targets import _cloud
 
 ROLLOUT_KINDS = ("canary", "blue_green")
-
-
-def _eu_region(cloud: str, region: str) -> bool | None:
-    """True/False where the cloud's regions are known, None where they cannot be told."""
-    if cloud not in _cloud.EU_REGIONS:
-        return None
-    return bool(_cloud.is_eu_region(cloud, region))
 
 
 def _rollouts(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
@@ -130,35 +124,8 @@ def _identities(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
             )
 
 
-def _gdpr(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
-    compliance = (ir.settings.get("governance") or {}).get("compliance") or ()
-    if "gdpr" not in compliance:
-        return
-    places = [(s, "serving") for s in ir.steps_of(StepKind.DEPLOY, StepKind.BATCH_PREDICT)]
-    places += [(s, "storage") for s in ir.steps_of(StepKind.STORAGE)]
-    for step, what in places:
-        cloud = str(step.params.get("cloud") or "onprem")
-        region = step.params.get("region")
-        if region is None:
-            continue
-        eu = _eu_region(cloud, str(region))
-        if eu is False:
-            yield ctx.diag(
-                "MLC707",
-                f"GDPR applies, but {what} is placed in '{region}' ({cloud}), outside Europe",
-                "deployment.region",
-                "choose a European region, e.g. 'eu-west-1' (aws), 'europe-west1' (gcp), "
-                "'westeurope' (azure)",
-            )
-
-
 def check_consistency(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
-    """Rollback alerts, drift features, identities and GDPR regions agree across targets."""
+    """Rollback alerts, drift features and identities agree across targets."""
     yield from _rollouts(ir, ctx)
     yield from _drift_features(ir, ctx)
     yield from _identities(ir, ctx)
-    seen: set[tuple[str, str]] = set()
-    for diag in _gdpr(ir, ctx):
-        if (diag.code, diag.message) not in seen:
-            seen.add((diag.code, diag.message))
-            yield diag

@@ -10,9 +10,7 @@ Three kinds of rule, all reported the same way:
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +21,12 @@ import yaml
 from mlc.compiler.diagnostics import Diagnostic, DiagnosticError, Severity
 from mlc.compiler.ir import IRGraph, StepKind
 from mlc.compiler.passes.base import PassContext, parse_path
+from mlc.compiler.passes.secrets import entropy as entropy  # re-exported: diff redacts with it
+from mlc.compiler.passes.secrets import find_secret as find_secret
+from mlc.compiler.passes.secrets import redact, scan
 from mlc.compiler.registry import group_entry_points
 from mlc.compiler.sourcemap import dotted
-from mlc.specs._base import is_secret_ref
+from mlc.specs import clouds
 
 POLICY_ENTRY_POINT_GROUP = "mlc.policies"
 BUILTIN_RULES = Path(__file__).with_name("policies.yaml")
@@ -263,28 +264,22 @@ def policy_files(ctx: PassContext) -> list[Path]:
 
 # -- built-in rules in Python -------------------------------------------------------------------
 
-EU_REGION_PREFIXES = ("eu-", "europe-")
 
+def is_eu_region(region: str, cloud: str | None = None, *, allow_adequacy: bool = False) -> bool:
+    """Whether gdpr lets data be stored and served in `region` (EU/EEA; adequacy if allowed).
 
-def is_eu_region(region: str, cloud: str | None = None) -> bool:
-    """Whether a cloud region lies in the EU/EEA (the gdpr policy's "EU regions").
-
-    For aws, gcp and azure the region lists of `mlc.targets._cloud` decide (the same lists the
-    consistency pass and the Terraform target use); the UK and Switzerland are outside the
-    EU/EEA there. For other clouds, a region named like an EU one (`eu-…`, `europe-…`) counts.
+    The tables of `mlc.specs.clouds` decide for aws, gcp and azure (the same tables the
+    Terraform and serving targets use): the UK and Switzerland are outside the EU/EEA, inside
+    only with `allow_adequacy`. For other clouds, a region named like an EU one counts.
 
     >>> is_eu_region("eu-west-1"), is_eu_region("europe-west4"), is_eu_region("us-east-1")
     (True, True, False)
     >>> is_eu_region("eu-west-2", "aws"), is_eu_region("norwayeast", "azure")
     (False, True)
+    >>> is_eu_region("eu-west-2", "aws", allow_adequacy=True)
+    True
     """
-    from mlc.targets import _cloud
-
-    if cloud in _cloud.EU_REGIONS:
-        return _cloud.is_eea_region(cloud, region)
-    if any(_cloud.is_eea_region(c, region) for c in _cloud.EU_REGIONS):
-        return True
-    return region.startswith(EU_REGION_PREFIXES) and region not in _cloud.OUTSIDE_EEA
+    return clouds.gdpr_region_ok(cloud, region, allow_adequacy=allow_adequacy)
 
 
 def check_pii_features(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
@@ -325,76 +320,88 @@ def check_pii_features(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
 
 
 def check_gdpr_regions(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
-    """gdpr: data storage and serving stay in EU regions."""
-    compliance = (ir.settings.get("governance") or {}).get("compliance") or []
-    if "gdpr" not in compliance:
+    """gdpr: data storage and serving stay in the EU/EEA (or adequacy countries, if allowed).
+
+    The only check of the gdpr region rule: one diagnostic per region, naming every place
+    (serving, batch scoring, storage) put there.
+    """
+    governance = ir.settings.get("governance") or {}
+    if "gdpr" not in (governance.get("compliance") or []):
         return
-    storage = ir.first(StepKind.STORAGE)
-    region = storage.params.get("region") if storage else None
-    if region is None:
+    allow = bool((governance.get("data_residency") or {}).get("allow_adequacy"))
+    places: dict[tuple[str, str], list[str]] = {}
+    located = False
+    for kind, what in (
+        (StepKind.DEPLOY, "serving"),
+        (StepKind.BATCH_PREDICT, "batch scoring"),
+        (StepKind.STORAGE, "storage"),
+    ):
+        for step in ir.steps_of(kind):
+            region = step.params.get("region")
+            if region is None:
+                continue
+            located = True
+            cloud = str(step.params.get("cloud") or "onprem")
+            if not is_eu_region(str(region), cloud, allow_adequacy=allow):
+                where = places.setdefault((cloud, str(region)), [])
+                if what not in where:
+                    where.append(what)
+    if not located:
         yield ctx.diag(
             "MLC602",
-            "gdpr requires data and serving regions in the EU, but no region is set",
+            "gdpr requires data and serving regions in the EU/EEA, but no region is set",
             "governance.compliance",
             "add deployment with an EU region, e.g. 'region: eu-west-1'",
         )
-    elif not is_eu_region(str(region), storage.params.get("cloud") if storage else None):
+    for (cloud, region), placed in sorted(places.items()):
+        adequate = clouds.gdpr_region_ok(cloud, region, allow_adequacy=True)
+        hint = "use an EU/EEA region, e.g. eu-west-1 (aws), europe-west1 (gcp), westeurope (azure)"
+        if adequate:
+            hint += (
+                ", or set 'governance.data_residency.allow_adequacy: true' to rely on the "
+                "country's EU adequacy decision"
+            )
         yield ctx.diag(
             "MLC602",
-            f"gdpr requires data and serving regions in the EU, not '{region}'",
+            f"gdpr requires data and serving regions in the EU/EEA, but {' and '.join(placed)} "
+            f"{'is' if len(placed) == 1 else 'are'} placed in '{region}' ({cloud})"
+            + (", in a country with an EU adequacy decision, not allowed" if adequate else ""),
             "deployment.region",
-            "use an EU region such as eu-west-1, eu-central-1, europe-west1, westeurope",
+            hint,
         )
 
 
 # -- literal secrets ----------------------------------------------------------------------------
 
-SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("AWS access key id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("GitHub token", re.compile(r"\b(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,}\b")),
-    ("GitHub fine-grained token", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}\b")),
-    ("Slack token", re.compile(r"\bxox[baprs]-[A-Za-z0-9-]{10,}\b")),
-    ("Stripe secret key", re.compile(r"\b[sr]k_live_[A-Za-z0-9]{16,}\b")),
-    ("Google API key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b")),
-    ("private key", re.compile(r"-----BEGIN ([A-Z ]+ )?PRIVATE KEY-----")),
-    ("password in a URL", re.compile(r"://[^/\s:@]+:(?!\$\{)[^/\s@]+@")),
-)
-SECRET_KEY = re.compile(
-    r"(secret|passw|token|api[_-]?key|apikey|private[_-]?key|credential|"
-    r"access[_-]?key|auth)",
-    re.IGNORECASE,
-)
 
+def check_secrets(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
+    """Literal secrets anywhere in the IR, every string of it (MLC610).
 
-def entropy(text: str) -> float:
-    """Shannon entropy in bits per character."""
-    counts = Counter(text)
-    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
-
-
-def find_secret(key: str, value: str) -> str | None:
-    """What kind of literal secret `value` (held under `key`) looks like, or None."""
-    if is_secret_ref(value):
-        return None
-    for kind, pattern in SECRET_PATTERNS:
-        if pattern.search(value):
-            return kind
-    if SECRET_KEY.search(key) and len(value) >= 16 and " " not in value and entropy(value) >= 3.5:
-        return f"high-entropy value under a secret-like key '{key}'"
-    return None
-
-
-def _walk(
-    node: Any, path: tuple[str | int, ...] = ()
-) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from _walk(v, (*path, str(k)))
-    elif isinstance(node, list | tuple):
-        for i, v in enumerate(node):
-            yield from _walk(v, (*path, i))
-    elif isinstance(node, str):
-        yield path, node
+    The validator already refuses them in the spec (`mlc.compiler.validate.secret_diagnostics`);
+    this catches the ones an IR built in Python or a pass plugin carries, before a target
+    copies them out.
+    """
+    found: dict[str, tuple[str, str]] = {}
+    for step in ir.steps:
+        for f in scan(step.to_dict().get("params")):
+            where, _ = _spec_path(ctx, step.origin, f.path)
+            found.setdefault(f.value, (f.kind, where))
+    for key in ("target_options", "governance", "security", "budgets"):
+        origin = "targets" if key == "target_options" else key
+        for f in scan(ir.settings.get(key)):
+            found.setdefault(f.value, (f.kind, _spec_path(ctx, origin, ("_", *f.path))[0]))
+    for f in scan(dict(ir.metadata)):
+        found.setdefault(f.value, (f.kind, str(dotted(f.path))))
+    # one value reaches several steps: report it once, where the spec wrote it
+    for value, (kind, where) in sorted(found.items(), key=lambda item: item[1][1]):
+        yield ctx.diag(
+            "MLC610",
+            f"literal secret in the spec: {kind} ({redact(value)}); "
+            "secrets are never copied into outputs",
+            where,
+            "store it in a secret manager and write a reference such as "
+            "'vault:secret/data/app#key' or 'env:NAME' under security.secrets",
+        )
 
 
 def _spec_path(ctx: PassContext, origin: str, rest: tuple[str | int, ...]) -> tuple[str, bool]:
@@ -405,41 +412,6 @@ def _spec_path(ctx: PassContext, origin: str, rest: tuple[str | int, ...]) -> tu
         if ctx.source_map.span(candidate) is not None:
             return str(dotted(candidate)), True
     return origin, False
-
-
-def check_secrets(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:
-    """Secrets are references: literal keys, tokens and passwords anywhere in the spec fail."""
-    places: list[tuple[str, tuple[str | int, ...], str]] = []
-    for step in ir.steps:
-        places.extend((step.origin, p, v) for p, v in _walk(step.params))
-    settings_origin = {
-        "target_options": "targets",
-        "governance": "governance",
-        "security": "security",
-        "budgets": "budgets",
-    }
-    for key, origin in settings_origin.items():
-        places.extend((origin, ("_", *p), v) for p, v in _walk(ir.settings.get(key)))
-    for key in ("description", "tags", "owners"):
-        places.extend((key, ("_", *p), v) for p, v in _walk(ir.metadata.get(key)))
-    # one value reaches several steps: report it once, where the spec wrote it
-    found: dict[str, tuple[str, str, bool]] = {}
-    for origin, rest, value in places:
-        key = next((str(p) for p in reversed(rest) if isinstance(p, str)), origin)
-        kind = find_secret(key, value)
-        if kind is None:
-            continue
-        where, exact = _spec_path(ctx, origin, rest)
-        if value not in found or (exact and not found[value][2]):
-            found[value] = (kind, where, exact)
-    for kind, where, _ in sorted(found.values(), key=lambda f: f[1]):
-        yield ctx.diag(
-            "MLC610",
-            f"literal secret in the spec ({kind}); it is never copied into outputs",
-            where,
-            "store it in a secret manager and write a reference such as "
-            "'vault:secret/data/app#key' or 'env:NAME' under security.secrets",
-        )
 
 
 def check_metric_directions(ir: IRGraph, ctx: PassContext) -> Iterator[Diagnostic]:

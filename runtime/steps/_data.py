@@ -12,7 +12,11 @@ from mlc.runtime import artifacts
 from mlc.runtime.context import StepContext, StepError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import pandas as pd
+
+    from mlc.compiler.ir.params import ColumnParams
 
 
 def need(inputs: dict[str, str], name: str, step: str) -> str:
@@ -222,7 +226,7 @@ def _as_category(series: pd.Series, allowed: Iterable[Any] | None) -> pd.Series:
     return series.astype(object).where(series.notna(), None).map(one)
 
 
-def cast_to_contract(df: pd.DataFrame, columns: dict[str, dict[str, Any]]) -> pd.DataFrame:
+def cast_to_contract(df: pd.DataFrame, columns: Mapping[str, ColumnParams]) -> pd.DataFrame:
     """Cast contract columns to their dtypes where the values allow; leave the rest as read.
 
     Values that do not convert stay as they are, so that validation reports them as failures
@@ -240,8 +244,8 @@ def cast_to_contract(df: pd.DataFrame, columns: dict[str, dict[str, Any]]) -> pd
                 df[name] = pd.to_datetime(df[name])
             elif dtype == "int" and df[name].isna().any():
                 df[name] = df[name].astype("float64")
-            elif dtype == "category" or (dtype == "str" and col.get("allowed")):
-                df[name] = _as_category(df[name], col.get("allowed"))
+            elif dtype == "category" or (dtype == "str" and col["allowed"]):
+                df[name] = _as_category(df[name], col["allowed"])
             elif dtype == "str":
                 df[name] = df[name].astype(object).where(df[name].notna(), None)
                 df[name] = df[name].map(lambda v: v if v is None else str(v))

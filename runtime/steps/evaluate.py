@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlc.runtime import artifacts
 from mlc.runtime.context import StepContext, StepError
 from mlc.runtime.steps._data import load_frame, load_model, out, split_xy
 from mlc.runtime.steps._metrics import direction_of, evaluate, worsening
+
+if TYPE_CHECKING:
+    from mlc.compiler.ir.params import EvaluateParams
 
 STEP = "evaluate"
 
@@ -36,7 +39,7 @@ def perturb(x: Any, kind: str, features: list[str], magnitude: float, seed: int)
 
 
 def run(
-    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+    params: EvaluateParams, inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
 ) -> dict[str, Any]:
     """Score `model` on `test`; write the `metrics` and `predictions` artifacts.
 
@@ -48,16 +51,16 @@ def run(
     model = load_model(inputs, "model", STEP, ctx)
     test = load_frame(inputs, "test", STEP)
     x, y = split_xy(test, params["target"], STEP)
-    task = params.get("task", "classification")
+    task = params["task"]
     names = list(params["metrics"])
     values = evaluate(names, task, model, x, y, STEP)
     robustness = []
-    for i, r in enumerate(params.get("robustness") or ()):
+    for i, r in enumerate(params["robustness"]):
         first = names[0]
         better_way = direction_of(
-            {"metric": first, "direction": (params.get("directions") or {}).get(first)}, STEP
+            {"metric": first, "direction": params["directions"].get(first)}, STEP
         )
-        shaken = perturb(x, r["kind"], list(r.get("features") or ()), float(r["magnitude"]), seed=i)
+        shaken = perturb(x, r["kind"], list(r["features"]), float(r["magnitude"]), seed=i)
         after: float | None = None
         drop: float | None = None
         error = ""
@@ -72,13 +75,13 @@ def run(
         robustness.append(
             {
                 "kind": r["kind"],
-                "features": list(r.get("features") or ()),
+                "features": list(r["features"]),
                 "magnitude": r["magnitude"],
                 "metric": first,
                 "base": values[first],
                 "perturbed": after,
                 "drop": drop,
-                "max_drop": r.get("max_drop"),
+                "max_drop": r["max_drop"],
                 "error": error,
             }
         )

@@ -7,11 +7,14 @@ appear in the report.
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlc.runtime import artifacts
 from mlc.runtime.context import StepContext, StepError
 from mlc.runtime.steps._data import load_frame, load_model, out, split_xy
+
+if TYPE_CHECKING:
+    from mlc.compiler.ir.params import ExplainParams
 
 STEP = "explain"
 
@@ -107,7 +110,7 @@ def _scorer(scoring: str) -> Any:
 
 
 def run(
-    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+    params: ExplainParams, inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
 ) -> dict[str, Any]:
     """Rank input columns by permutation importance; write the `report` artifact.
 
@@ -117,16 +120,16 @@ def run(
     model = load_model(inputs, "model", STEP, ctx)
     test = load_frame(inputs, "test", STEP)
     x_all, y = split_xy(test, params["target"], STEP)
-    top_k = int(params.get("top_k", 10))
-    task = params.get("task", "classification")
-    method = params.get("method", "permutation")
+    top_k = params["top_k"]
+    task = params["task"]
+    method = params["method"]
     if method == "shap" and importlib.util.find_spec("shap") is None:
         raise StepError(
             STEP,
             "explainability method 'shap' needs the shap package",
             "pip install shap, or use method: permutation",
         )
-    excluded = sorted(c for c in params.get("exclude") or () if c in x_all.columns)
+    excluded = sorted(c for c in params["exclude"] if c in x_all.columns)
     scoring = (
         "roc_auc"
         if task == "classification" and hasattr(model, "predict_proba") and y.nunique() == 2

@@ -14,11 +14,14 @@ groups whose rates make that attribute's disparity.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlc.runtime import artifacts
 from mlc.runtime.context import StepContext, StepError
 from mlc.runtime.steps._data import load_frame, load_model, out, split_xy
+
+if TYPE_CHECKING:
+    from mlc.compiler.ir.params import FairnessParams
 
 STEP = "fairness"
 
@@ -223,7 +226,7 @@ def _mitigate(
 
 
 def run(
-    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+    params: FairnessParams, inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
 ) -> dict[str, Any]:
     """Mitigate `model` when asked; measure the candidate's disparity on `test` by group."""
     import numpy as np
@@ -245,8 +248,8 @@ def run(
             "fairness metrics need a classifier",
             "remove governance.fairness for regression models",
         )
-    name = params.get("metric", "demographic_parity_difference")
-    mitigation = params.get("mitigation", "none")
+    name = params["metric"]
+    mitigation = params["mitigation"]
     trained = assess(name, y, np.asarray(model.predict(x)), x, attrs)
     candidate, before = model, None
     if mitigation != "none":
@@ -275,7 +278,7 @@ def run(
     doc = {
         "metric": name,
         "value": result["value"],
-        "threshold": params.get("threshold"),
+        "threshold": params["threshold"],
         "kind": "ratio" if name.endswith("_ratio") else "difference",
         "by_attribute": result["by_attribute"],
         "worst_groups": result["worst_groups"],

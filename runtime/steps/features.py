@@ -9,7 +9,7 @@ pseudonymised (keyed hash) or dropped.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlc.runtime import artifacts
 from mlc.runtime.context import StepContext, StepError
@@ -22,31 +22,34 @@ from mlc.runtime.steps._data import (
     split_xy,
 )
 
+if TYPE_CHECKING:
+    from mlc.compiler.ir.params import FeaturesParams, TransformParams
+
 STEP = "features"
 
 
-def _op(t: dict[str, Any], ctx: StepContext) -> Any:
+def _op(t: TransformParams, ctx: StepContext) -> Any:
     from sklearn import preprocessing
     from sklearn.impute import SimpleImputer
 
     from mlc.runtime.steps import _transforms
 
-    op = t["op"]
-    if op == "scale":
+    # Each branch compares `t["op"]` itself so that mypy narrows `t` to that transform's params.
+    if t["op"] == "scale":
         cls = {
             "standard": preprocessing.StandardScaler,
             "minmax": preprocessing.MinMaxScaler,
             "robust": preprocessing.RobustScaler,
-        }[t.get("method", "standard")]
+        }[t["method"]]
         return cls()
-    if op == "one_hot":
+    if t["op"] == "one_hot":
         return preprocessing.OneHotEncoder(
-            handle_unknown=t.get("handle_unknown", "ignore"),
-            max_categories=t.get("max_categories"),
+            handle_unknown=t["handle_unknown"],
+            max_categories=t["max_categories"],
             sparse_output=False,
         )
-    if op == "bucketize":
-        bins = t.get("bins", 5)
+    if t["op"] == "bucketize":
+        bins = t["bins"]
         if isinstance(bins, int):
             return preprocessing.KBinsDiscretizer(
                 n_bins=bins,
@@ -58,18 +61,18 @@ def _op(t: dict[str, Any], ctx: StepContext) -> Any:
         return preprocessing.FunctionTransformer(
             _digitize, kw_args={"edges": edges}, feature_names_out="one-to-one"
         )
-    if op == "log":
-        return _transforms.LogTransform(offset=float(t.get("offset", 1.0)))
-    if op == "impute":
-        return SimpleImputer(strategy=t.get("strategy", "median"), fill_value=t.get("fill_value"))
-    if op == "pseudonymise":
-        p = _transforms.Pseudonymiser(key_ref=t["key"], buckets=int(t.get("buckets", 2**20)))
+    if t["op"] == "log":
+        return _transforms.LogTransform(offset=float(t["offset"]))
+    if t["op"] == "impute":
+        return SimpleImputer(strategy=t["strategy"], fill_value=t["fill_value"])
+    if t["op"] == "pseudonymise":
+        p = _transforms.Pseudonymiser(key_ref=t["key"], buckets=t["buckets"])
         p.bind_key(resolve_secret(t["key"], ctx.secrets, STEP))
         return p
-    if op == "custom":
+    if t["op"] == "custom":
         import_entry(t["function"], STEP, "custom transform")
         return _transforms.CustomTransform(function=t["function"])
-    raise StepError(STEP, f"unknown transform op '{op}'")
+    raise StepError(STEP, f"unknown transform op '{t['op']}'")
 
 
 def _digitize(X: Any, edges: list[float]) -> Any:
@@ -78,9 +81,7 @@ def _digitize(X: Any, edges: list[float]) -> Any:
     return np.digitize(np.asarray(X, dtype=np.float64), edges).astype(np.float64)
 
 
-def build_transform(
-    params: dict[str, Any], columns: list[str], ctx: StepContext, task: str | None = None
-) -> Any:
+def build_transform(params: FeaturesParams, columns: list[str], ctx: StepContext) -> Any:
     """The unfitted transform `Pipeline` for frame `columns` (features only, no target)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.feature_selection import (
@@ -95,19 +96,17 @@ def build_transform(
 
     # A derived target is computed by the split and is never a feature (nor computed at serving).
     derived = tuple(
-        (d["name"], d["expr"])
-        for d in params.get("derived") or ()
-        if d["name"] != params.get("target")
+        (d["name"], d["expr"]) for d in params["derived"] if d["name"] != params["target"]
     )
     available = list(columns) + [name for name, _ in derived]
-    selection = params.get("selection") or {}
-    include = selection.get("include")
+    selection = params["selection"]
+    include = selection["include"]
     chosen = [
         c
         for c in available
-        if (include is None or c in include) and c not in set(selection.get("exclude") or ())
+        if (include is None or c in include) and c not in set(selection["exclude"])
     ]
-    transforms = params.get("transforms") or []
+    transforms = params["transforms"]
     chains: dict[str, list[int]] = {c: [] for c in chosen}
     for i, t in enumerate(transforms):
         for col in t["columns"]:
@@ -119,7 +118,7 @@ def build_transform(
                 )
             if col in chains:
                 chains[col].append(i)
-    pii = set(params.get("pii") or ())
+    pii = set(params["pii"])
     groups: dict[tuple[int, ...], list[str]] = {}
     for col in chosen:
         chain = tuple(chains[col])
@@ -146,35 +145,26 @@ def build_transform(
         ("derive", DerivedFeatures(derived)),
         ("columns", ColumnTransformer(entries, remainder="drop", verbose_feature_names_out=False)),
     ]
-    method = selection.get("method", "none")
+    method = selection["method"]
     if method == "variance":
         steps.append(("select", VarianceThreshold()))
     elif method == "k_best":
-        score = f_regression if task == "regression" else f_classif
-        steps.append(("select", SelectKBest(score, k=int(selection.get("k") or 10))))
+        k = selection["k"]
+        if k is None:
+            raise StepError(STEP, "selection method 'k_best' needs 'k'", "set features.selection.k")
+        score = f_regression if params["task"] == "regression" else f_classif
+        steps.append(("select", SelectKBest(score, k=k)))
     return Pipeline(steps)
 
 
-def infer_task(params: dict[str, Any], y: Any) -> str:
-    """`params["task"]` when given, else classification for discrete targets."""
-    if params.get("task"):
-        return str(params["task"])
-    dtype = (params.get("dtypes") or {}).get(params.get("target"))
-    if dtype in ("category", "bool", "str"):
-        return "classification"
-    if dtype == "float":
-        return "regression"
-    return "classification" if y.nunique() <= 20 else "regression"
-
-
 def run(
-    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+    params: FeaturesParams, inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
 ) -> dict[str, Any]:
     """Fit the transform on `train` only and save it as the `transform` artifact."""
     train = load_frame(inputs, "train", STEP)
     x, y = split_xy(train, params["target"], STEP)
-    task = infer_task(params, y)
-    transform = build_transform(params, list(map(str, x.columns)), ctx, task)
+    task = params["task"]
+    transform = build_transform(params, list(map(str, x.columns)), ctx)
     try:
         matrix = transform.fit_transform(x, y)
     except StepError:

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlc.runtime import artifacts
 from mlc.runtime.context import StepContext
 from mlc.runtime.steps._data import need, out
 from mlc.runtime.steps._metrics import direction_of
+
+if TYPE_CHECKING:
+    from mlc.compiler.ir.params import FairnessGateParams, GateParams
 
 STEP = "gate"
 OPS = {
@@ -63,7 +66,7 @@ def _champion_metrics(inputs: dict[str, str], ctx: StepContext) -> dict[str, flo
     return dict(extra) if extra else None
 
 
-def _fairness_checks(fairness: dict[str, Any], inputs: dict[str, str]) -> list[dict[str, Any]]:
+def _fairness_checks(fairness: FairnessGateParams, inputs: dict[str, str]) -> list[dict[str, Any]]:
     """One check per sensitive attribute, on the candidate model's disparity; each names the
     attribute and the two groups whose rates make it (highest vs lowest)."""
     metric = fairness["metric"]
@@ -107,25 +110,25 @@ def _fairness_checks(fairness: dict[str, Any], inputs: dict[str, str]) -> list[d
 
 
 def run(
-    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+    params: GateParams, inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
 ) -> dict[str, Any]:
     """Evaluate the checks; write the `verdict` artifact and return it."""
     doc = artifacts.load_json(need(inputs, "metrics", STEP), "metrics")
     metrics: dict[str, float] = doc.get("metrics", {})
     checks = []
-    for g in params.get("gates") or ():
-        name = g.get("name") or f"{g['metric']} {g['op']} {g['threshold']}"
+    for g in params["gates"]:
+        name = g["name"] or f"{g['metric']} {g['op']} {g['threshold']}"
         checks.append(
             _check(
                 name, "gate", g["metric"], metrics.get(g["metric"]), g["op"], float(g["threshold"])
             )
         )
-    fairness = params.get("fairness")
-    if fairness:
+    fairness = params["fairness"]
+    if fairness is not None:
         checks += _fairness_checks(fairness, inputs)
     measured = {(r["kind"], tuple(r.get("features") or ())): r for r in doc.get("robustness") or ()}
-    for r in params.get("robustness") or ():
-        found = measured.get((r["kind"], tuple(r.get("features") or ())))
+    for r in params["robustness"]:
+        found = measured.get((r["kind"], tuple(r["features"])))
         checks.append(
             _check(
                 f"robustness {r['kind']} drop",
@@ -137,10 +140,10 @@ def run(
                 (found.get("error") or "") if found else "robustness was not measured by evaluate",
             )
         )
-    champion = params.get("champion")
-    if champion and champion.get("compare", True):
+    champion = params["champion"]
+    if champion is not None and champion["compare"]:
         metric = champion["metric"]
-        margin = float(champion.get("min_improvement", 0.0))
+        margin = float(champion["min_improvement"])
         incumbent = _champion_metrics(inputs, ctx)
         value = metrics.get(metric)
         if incumbent is None or metric not in incumbent:
@@ -173,7 +176,7 @@ def run(
                 )
             )
     passed = all(c["passed"] for c in checks)
-    verdict = {"passed": passed, "checks": checks, "model_name": params.get("model_name")}
+    verdict = {"passed": passed, "checks": checks, "model_name": params["model_name"]}
     artifacts.save_json(out(outputs, "verdict", STEP), "verdict", verdict, "verdict", passed=passed)
     return {
         "passed": passed,

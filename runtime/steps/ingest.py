@@ -12,6 +12,8 @@ from mlc.runtime.steps._data import out
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mlc.compiler.ir.params import IngestParams, SourceParams
+
 STEP = "ingest"
 
 
@@ -29,20 +31,20 @@ def _spark_session() -> Any:
     )
 
 
-def _read_spark(source: dict[str, Any], ctx: StepContext) -> pd.DataFrame:
+def _read_spark(source: SourceParams, ctx: StepContext) -> pd.DataFrame:
     spark = _spark_session()
     fmt = source["format"]
     try:
-        if fmt == "spark_table":
+        if source["format"] == "spark_table":
             sdf = spark.table(source["table"])
-        elif fmt == "csv":
+        elif source["format"] == "csv":
             sdf = spark.read.csv(
                 ctx.resolve(source["path"]),
                 header=True,
                 inferSchema=True,
-                sep=source.get("delimiter", ","),
+                sep=source["delimiter"],
             )
-        elif fmt == "parquet":
+        elif source["format"] == "parquet":
             sdf = spark.read.parquet(ctx.resolve(source["path"]))
         else:
             raise StepError(
@@ -59,11 +61,11 @@ def _read_spark(source: dict[str, Any], ctx: StepContext) -> pd.DataFrame:
         ) from exc
 
 
-def _read_pandas(source: dict[str, Any], ctx: StepContext) -> pd.DataFrame:
+def _read_pandas(source: SourceParams, ctx: StepContext) -> pd.DataFrame:
     import pandas as pd
 
     fmt = source["format"]
-    if fmt in ("csv", "parquet"):
+    if source["format"] == "csv" or source["format"] == "parquet":
         path = ctx.resolve(source["path"])
         if "://" not in path and not os.path.exists(path):
             raise StepError(
@@ -72,12 +74,12 @@ def _read_pandas(source: dict[str, Any], ctx: StepContext) -> pd.DataFrame:
                 "check data.sources[].path; relative paths are against the spec's folder",
             )
         try:
-            if fmt == "csv":
-                return pd.read_csv(path, sep=source.get("delimiter", ","))
+            if source["format"] == "csv":
+                return pd.read_csv(path, sep=source["delimiter"])
             return pd.read_parquet(path)
         except (OSError, ValueError) as exc:
             raise StepError(STEP, f"cannot read {fmt} file {path}: {exc}") from exc
-    if fmt == "sql":
+    if source["format"] == "sql":
         import sqlalchemy
 
         url = source["url"]
@@ -98,7 +100,7 @@ def _read_pandas(source: dict[str, Any], ctx: StepContext) -> pd.DataFrame:
 
 
 def run(
-    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+    params: IngestParams, inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
 ) -> dict[str, Any]:
     """Read the source in `params["source"]` and save it as the `dataset` artifact.
 
@@ -106,7 +108,7 @@ def run(
         `{"rows", "columns", "hash"}`; the hash is the sha256 of the saved Parquet bytes.
     """
     source = params["source"]
-    engine = params.get("engine", "pandas")
+    engine = params["engine"]
     df = _read_spark(source, ctx) if engine == "spark" else _read_pandas(source, ctx)
     digest = artifacts.save_dataframe(
         out(outputs, "dataset", STEP), df, source=source["name"], engine=engine

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlc.runtime import artifacts
 from mlc.runtime.context import StepContext, StepError
+
+if TYPE_CHECKING:
+    from mlc.compiler.ir.params import ModelCardParams
 
 VERSION = "1"
 STEP = "model_card"
@@ -105,16 +108,16 @@ def _model_hash(inputs: dict[str, str]) -> str | None:
     return str(found) if found else None
 
 
-def build_card(params: dict[str, Any], inputs: dict[str, str], ctx: StepContext) -> dict[str, Any]:
+def build_card(params: ModelCardParams, inputs: dict[str, str], ctx: StepContext) -> dict[str, Any]:
     """The card as a JSON-ready dict (also the source of the Markdown)."""
     from mlc.runtime import lineage
     from mlc.runtime.steps.register import metrics_of
 
-    card = params.get("card") or {}
+    card = params["card"]
     metrics_doc = _doc(inputs, "metrics")
     verdict = _doc(inputs, "verdict") or {}
     model_hash = _model_hash(inputs)
-    model_name = str(params.get("model_name") or "model")
+    model_name = params["model_name"]
     registered = [
         r
         for r in lineage.query(ctx.state, model_name)
@@ -124,18 +127,18 @@ def build_card(params: dict[str, Any], inputs: dict[str, str], ctx: StepContext)
         "card_version": CARD_VERSION,
         "model": {
             "name": model_name,
-            "description": params.get("description", ""),
-            "task": params.get("task"),
-            "owners": list(params.get("owners") or []),
-            "approvers": list(params.get("approvers") or []),
-            "risk": params.get("risk"),
-            "compliance": list(params.get("compliance") or []),
-            "contact": card.get("contact", ""),
+            "description": params["description"],
+            "task": params["task"],
+            "owners": list(params["owners"]),
+            "approvers": list(params["approvers"]),
+            "risk": params["risk"],
+            "compliance": list(params["compliance"]),
+            "contact": card["contact"],
         },
-        "intended_use": card.get("intended_use", ""),
-        "out_of_scope": card.get("out_of_scope", ""),
-        "limitations": card.get("limitations", ""),
-        "ethical_considerations": card.get("ethical_considerations", ""),
+        "intended_use": card["intended_use"],
+        "out_of_scope": card["out_of_scope"],
+        "limitations": card["limitations"],
+        "ethical_considerations": card["ethical_considerations"],
         "data": {
             "hash": ctx.extra.get("data_hash"),
             "datasets": ctx.extra.get("data_hashes") or {},
@@ -216,7 +219,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
 
 
 def run(
-    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+    params: ModelCardParams, inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
 ) -> dict[str, Any]:
     """Write `card.md` and `card.json` into the `card` output."""
     if "card" not in outputs:

@@ -15,17 +15,20 @@ Prometheus textfile under the series names of `mlc.runtime.metrics_contract`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlc.runtime import artifacts
 from mlc.runtime.context import StepContext, StepError
 from mlc.runtime.steps._data import load_frame, load_model, out
 
+if TYPE_CHECKING:
+    from mlc.compiler.ir.params import MonitorParams, PerformanceParams
+
 STEP = "monitor"
 
 
 def run(
-    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+    params: MonitorParams, inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
 ) -> dict[str, Any]:
     """Score drift per feature and performance against the floor; write the signal."""
     from mlc.runtime import monitor as m
@@ -33,11 +36,11 @@ def run(
     reference = load_frame(inputs, "reference", STEP)
     current = load_frame(inputs, "current", STEP)
     model = load_model(inputs, "model", STEP, ctx) if inputs.get("model") else None
-    target = params.get("target")
-    drift_params = params.get("drift") or {}
+    target = params["target"]
+    drift_params = params["drift"]
     rows: list[dict[str, Any]] = []
-    if drift_params:
-        features = list(drift_params.get("features") or [])
+    if drift_params is not None:
+        features = list(drift_params["features"])
         if not features:
             features = [str(c) for c in reference.columns if c != target]
         try:
@@ -45,38 +48,37 @@ def run(
                 m.add_derived(reference, model),
                 m.add_derived(current, model),
                 features,
-                str(drift_params.get("method", "psi")),
-                float(drift_params.get("threshold", 0.2)),
+                drift_params["method"],
+                float(drift_params["threshold"]),
             )
         except ValueError as exc:
             raise StepError(STEP, str(exc)) from exc
-    perf_params = params.get("performance") or {}
+    perf_params = params["performance"]
     perf: dict[str, Any] | None = None
     if model is not None and target and target in current.columns:
-        names = [perf_params["metric"]] if perf_params.get("metric") else []
-        names += [n for n in params.get("metrics", []) if n not in names]
-        task = str(
-            params.get("task") or ("classification" if hasattr(model, "classes_") else "regression")
-        )
+        names = [perf_params["metric"]] if perf_params is not None else []
+        names += [n for n in params["metrics"] if n not in names]
+        task = params["task"]
         values = {}
         for name in names:
             try:
                 values[name] = m.performance(model, current, target, name, task)
             except ValueError as exc:
                 raise StepError(STEP, f"performance '{name}': {exc}") from exc
-        metric = perf_params.get("metric")
-        floor = perf_params.get("floor")
+        from mlc.runtime.steps._metrics import direction_of
+
+        metric = perf_params["metric"] if perf_params is not None else None
         value = values.get(metric) if metric else None
         perf = {
             "metric": metric,
             "value": value,
-            "floor": floor,
-            "direction": perf_params.get("direction"),
-            "below_floor": _below(perf_params, value),
+            "floor": perf_params["floor"] if perf_params is not None else None,
+            "direction": direction_of(perf_params, STEP) if perf_params is not None else None,
+            "below_floor": _below(perf_params, value) if perf_params is not None else False,
             "values": values,
             "rows": int(current[target].notna().sum()),
         }
-    model_name = str(params.get("model_name", "model"))
+    model_name = params["model_name"]
     report = {
         "model_name": model_name,
         "drift": rows,
@@ -101,11 +103,10 @@ def run(
     }
 
 
-def _below(perf: dict[str, Any], value: float | None) -> bool:
+def _below(perf: PerformanceParams, value: float | None) -> bool:
     """Whether `value` is worse than the floor (above it for a lower-is-better metric)."""
     from mlc.runtime.steps._metrics import direction_of, worsening
 
-    floor = perf.get("floor")
-    if not perf.get("metric") or value is None or floor is None:
+    if value is None:
         return False
-    return worsening(float(floor), value, direction_of(perf, STEP)) > 0
+    return worsening(float(perf["floor"]), value, direction_of(perf, STEP)) > 0

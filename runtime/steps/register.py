@@ -11,7 +11,12 @@ as params), the tuning trials (`tuning/trials.json`) and the model card (`model_
 Nothing registered is ever deleted or overwritten; a store that is locked or cannot be written
 is a `StepError` naming the store.
 
-Default store: a sqlite file in the project's `.mlc/` with artifacts under `.mlc/mlartifacts`.
+Default store: a sqlite file in the project's `.mlc/` with artifacts under `.mlc/mlartifacts`,
+set up crash-safely by `mlc.runtime.store` (built aside and renamed into place; a half-migrated
+one mended). The MLflow run names the process that started it, so a run a `kill -9` left
+`RUNNING` is marked `FAILED` the next time the store is opened; a version registered by a
+killed run (tag `mlc.registration` still `pending`) has its aliases and audit records finished
+by the next run instead of being skipped as already registered.
 """
 
 from __future__ import annotations
@@ -21,15 +26,19 @@ import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urlparse
+from typing import TYPE_CHECKING, Any
 
-from mlc.runtime import artifacts
+from mlc.runtime import artifacts, store
 from mlc.runtime.context import StepContext, StepError
 
 VERSION = "1"
+if TYPE_CHECKING:
+    from mlc.compiler.ir.params import ContractParams, RegisterParams
+
 STEP = "register"
 MODEL_HASH_TAG = "mlc.model_hash"
+REGISTRATION_TAG = "mlc.registration"
+"""`pending` from `register_model` until aliases and audit records are written, then `complete`."""
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 
@@ -44,18 +53,7 @@ _MLFLOW_TYPES = {
 }
 
 
-def _sqlite_file(tracking_uri: str) -> Path | None:
-    """The database file of a `sqlite:///` URI, else None."""
-    prefix = "sqlite:///"
-    if not tracking_uri.startswith(prefix):
-        return None
-    # sqlite:////abs/path is absolute, sqlite:///rel/path relative (SQLAlchemy's rule).
-    path = (
-        unquote(urlparse(tracking_uri).path)[1:]
-        if "?" in tracking_uri
-        else unquote(tracking_uri[len(prefix) :])
-    )
-    return Path(path).resolve() if path else None
+_sqlite_file = store.sqlite_file
 
 
 def champion_info(model_name: str, tracking_uri: str) -> dict[str, Any] | None:
@@ -70,6 +68,7 @@ def champion_info(model_name: str, tracking_uri: str) -> dict[str, Any] | None:
     if db is not None:
         if not db.exists():
             return None
+        store.ensure(tracking_uri)  # a half-migrated store would fail both readers below
         try:
             return _champion_from_sqlite(db, model_name)
         except sqlite3.Error:
@@ -123,18 +122,14 @@ def _champion_from_client(model_name: str, tracking_uri: str) -> dict[str, Any] 
     }
 
 
-def signature(contract: dict[str, Any], target: str, task: str) -> Any:
+def signature(contract: ContractParams, target: str, task: str) -> Any:
     """An MLflow `ModelSignature` from the data contract: every column but the target in."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema, TensorSpec
 
-    columns = contract.get("columns", {})
+    columns = contract["columns"]
     inputs: list[ColSpec | TensorSpec] = [
-        ColSpec(
-            _MLFLOW_TYPES.get(col.get("dtype", "str"), "string"),
-            name,
-            required=not col.get("nullable", False),
-        )
+        ColSpec(_MLFLOW_TYPES.get(col["dtype"], "string"), name, required=not col["nullable"])
         for name, col in sorted(columns.items())
         if name != target
     ]
@@ -314,11 +309,12 @@ def _existing_version(client: Any, name: str, model_hash: str) -> Any:
 
 
 def _hyperparameters(
-    params: dict[str, Any], inputs: dict[str, str]
+    params: RegisterParams, inputs: dict[str, str]
 ) -> tuple[dict[str, Any], list[str]]:
     """The hyperparameters training used: the spec's fixed ones with the tuned ones over them
     (as the train step merges them), and the names of the tuned ones."""
-    fixed = dict(((params.get("model") or {}).get("params")) or {})
+    model = params["model"]
+    fixed = dict(model["params"]) if model is not None else {}
     tuned: dict[str, Any] = {}
     if "params" in inputs and artifacts.exists(inputs["params"]):
         doc = _read_doc(inputs["params"])
@@ -328,16 +324,16 @@ def _hyperparameters(
     return {**fixed, **tuned}, sorted(tuned)
 
 
-def _flat_params(params: dict[str, Any], hyper: dict[str, Any]) -> dict[str, str]:
+def _flat_params(params: RegisterParams, hyper: dict[str, Any]) -> dict[str, str]:
     """MLflow params: what was trained, and every hyperparameter under its own name."""
     out = {
-        "model_name": str(params.get("model_name")),
-        "task": str(params.get("task")),
-        "target": str(params.get("target")),
+        "model_name": params["model_name"],
+        "task": params["task"],
+        "target": params["target"],
     }
-    estimator = (params.get("model") or {}).get("name")
-    if estimator:
-        out["estimator"] = str(estimator)
+    model = params["model"]
+    if model is not None and model["name"]:
+        out["estimator"] = model["name"]
     for key, value in sorted(hyper.items()):
         # a hyperparameter never hides one of the run's own params
         name = key if key not in out else f"param.{key}"
@@ -345,7 +341,7 @@ def _flat_params(params: dict[str, Any], hyper: dict[str, Any]) -> dict[str, str
     return out
 
 
-def _trials(params: dict[str, Any], inputs: dict[str, str], ctx: StepContext) -> Any:
+def _trials(params: RegisterParams, inputs: dict[str, str], ctx: StepContext) -> Any:
     """The tuning study's report and its trials (number, state, value, params), or None.
 
     The tune step's `study` report names the Optuna study; its trials are read from the report
@@ -359,9 +355,7 @@ def _trials(params: dict[str, Any], inputs: dict[str, str], ctx: StepContext) ->
         return None
     trials = report.get("trials")
     if not isinstance(trials, list) and report.get("study"):
-        storage = params.get("tuning_storage") or (
-            f"sqlite:///{(ctx.state / 'optuna.db').resolve()}"
-        )
+        storage = params["tuning_storage"] or (f"sqlite:///{(ctx.state / 'optuna.db').resolve()}")
         trials = _trials_from_storage(str(report["study"]), storage, ctx)
     return {"study": report, "trials": trials if isinstance(trials, list) else []}
 
@@ -411,7 +405,7 @@ def _log_card(inputs: dict[str, str]) -> None:
 
 
 def run(
-    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+    params: RegisterParams, inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
 ) -> dict[str, Any]:
     """Log the run to MLflow, register the model, move aliases; write the `model_version`."""
     from mlc.runtime import audit, lineage
@@ -427,11 +421,11 @@ def run(
         raise StepError(
             STEP, "missing output 'model_version'", "pass --outputs model_version=LOCATION"
         )
-    model_name = str(params.get("model_name") or "model")
+    model_name = params["model_name"]
     verdict = _read_doc(inputs["verdict"])
     passed = bool(verdict.get("passed")) if isinstance(verdict, dict) else False
-    promotion = params.get("promotion") or {"policy": "auto"}
-    promote = passed and promotion.get("policy", "auto") == "auto"
+    promotion = params["promotion"]
+    promote = passed and promotion["policy"] == "auto"
     model_hash = str(artifacts.read_meta(inputs["model"]).get("hash"))
     metrics = metrics_of(_read_doc(inputs["metrics"]))
     spec_hash = ctx.extra.get("spec_hash")
@@ -443,6 +437,11 @@ def run(
     from mlc.runtime.steps._data import load_model
 
     model = load_model(inputs, "model", STEP, ctx)
+    try:
+        with _store_errors(uri):
+            store.ensure(uri, ctx.logger.warning)
+    except store.StoreError as exc:
+        raise StepError(STEP, str(exc), "or pass --tracking-uri with another store") from None
     with _store_errors(uri), _mlflow_chatter_muted(), _mlflow_uris_restored():
         import mlflow
         import mlflow.sklearn
@@ -450,9 +449,24 @@ def run(
 
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         experiment_id = _experiment(client, model_name, ctx)
+        store.close_killed_runs(
+            uri,
+            current_run=ctx.run_id,
+            client=client,
+            experiment_ids=[experiment_id],
+            log=ctx.logger.warning,
+        )
         existing = _existing_version(client, model_name, model_hash)
-        new = existing is None
-        if new:
+        # Registered by a run killed before it moved the aliases: finish that registration.
+        unfinished = existing is not None and (
+            (existing.tags or {}).get(REGISTRATION_TAG) == "pending"
+        )
+        new = existing is None or unfinished
+        if unfinished:
+            version = str(existing.version)
+            run_id = existing.run_id
+            registered_source = str(existing.source)
+        elif new:
             mlflow.set_tracking_uri(uri)
             mlflow.set_registry_uri(uri)
             tags = {
@@ -462,6 +476,7 @@ def run(
                 "mlc.code_version": str(code_version),
                 MODEL_HASH_TAG: model_hash,
                 "mlc.verdict": "passed" if passed else "failed",
+                **store.process_tags(),
             }
             if tuned_names:
                 tags["mlc.tuned_params"] = ",".join(tuned_names)
@@ -487,11 +502,7 @@ def run(
                 info = mlflow.sklearn.log_model(
                     model,
                     name="model",
-                    signature=signature(
-                        params.get("contract") or {},
-                        str(params.get("target")),
-                        str(params.get("task", "classification")),
-                    ),
+                    signature=signature(params["contract"], params["target"], params["task"]),
                     pip_requirements=pip_requirements(own),
                     serialization_format="skops",
                     skops_trusted_types=own,
@@ -505,9 +516,12 @@ def run(
                     "mlc.spec_hash": str(spec_hash),
                     "mlc.data_hash": str(data_hash),
                     "mlc.run_id": ctx.run_id,
+                    REGISTRATION_TAG: "pending",
                 },
             )
             version = str(mv.version)
+            registered_source = str(mv.source)
+        if new:
             client.set_registered_model_alias(model_name, CHALLENGER, version)
             aliases = [CHALLENGER]
             if promote:
@@ -524,6 +538,11 @@ def run(
     state = ctx.state
     commit = ctx.extra.get("git_commit")
     if new:
+        from mlc.runtime import audit_anchor
+
+        # Digests of the files as MLflow holds them: `mlc audit verify --deep` compares.
+        with _store_errors(uri), _mlflow_chatter_muted():
+            registered = audit_anchor.model_digests(registered_source, uri)
         audit.append(
             state,
             "registration",
@@ -537,6 +556,8 @@ def run(
                 "model_hash": model_hash,
                 "data_hash": data_hash,
                 "tracking_uri": uri,
+                "store": audit_anchor.store_name(state, uri),
+                "artifacts": registered,
             },
         )
         lineage.record_model(
@@ -560,12 +581,20 @@ def run(
                 "model": model_name,
                 "version": version,
                 "aliases": aliases,
-                "policy": promotion.get("policy", "auto"),
+                "policy": promotion["policy"],
                 "verdict_passed": passed,
                 "pending_approval": (passed and not promote),
-                "approvers": list(params.get("approvers") or []),
+                "approvers": list(params["approvers"]),
             },
         )
+        # The tracking store's head covers these records: a promotion past it is forged.
+        with _store_errors(uri), _mlflow_chatter_muted():
+            audit_anchor.anchor(state, uri, experiment_id)
+            from mlflow import MlflowClient
+
+            MlflowClient(tracking_uri=uri, registry_uri=uri).set_model_version_tag(
+                model_name, version, REGISTRATION_TAG, "complete"
+            )
     note = (
         f"registered version {version}"
         if new

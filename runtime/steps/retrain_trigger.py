@@ -24,13 +24,19 @@ remain) and `to_label.csv` (the selected rows with their `_uncertainty` score).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from mlc.runtime import artifacts
 from mlc.runtime.context import StepContext, StepError
 from mlc.runtime.steps._data import load_frame, load_model, need, out
 
+if TYPE_CHECKING:
+    from mlc.compiler.ir.params import RetrainTriggerParams, TriggerParams
+
 STEP = "retrain_trigger"
+# The same signal picks the same rows to label (the params carry no seed).
+_PICK_SEED = 0
 
 _ALIASES = {
     "@hourly": "0 * * * *",
@@ -120,7 +126,7 @@ def _judged(worse: float) -> str:
 
 
 def evaluate_triggers(
-    triggers: list[dict[str, Any]],
+    triggers: Sequence[TriggerParams],
     report: dict[str, Any],
     state: dict[str, Any],
 ) -> list[dict[str, Any]]:
@@ -129,10 +135,11 @@ def evaluate_triggers(
 
     checks = []
     for trig in triggers:
-        kind = trig.get("kind")
+        kind = trig["kind"]
         check: dict[str, Any] = {"kind": kind, "fired": False}
-        if kind == "drift":
-            threshold = trig.get("threshold")
+        # Each branch compares `trig["kind"]` itself so that mypy narrows `trig` to its kind.
+        if trig["kind"] == "drift":
+            threshold = trig["threshold"]
             scored = [r for r in report.get("drift", []) if r.get("score") is not None]
             over = [
                 r
@@ -150,7 +157,7 @@ def evaluate_triggers(
                     else f"no drift in {len(scored)} features"
                 ),
             )
-        elif kind == "performance_drop":
+        elif trig["kind"] == "performance_drop":
             metric, drop = str(trig["metric"]), float(trig["drop"])
             perf = report.get("performance") or {}
             current = (perf.get("values") or {}).get(metric)
@@ -167,12 +174,12 @@ def evaluate_triggers(
                     f"{metric} {_moved(promoted, current)} from {promoted:.4g} to {current:.4g} "
                     f"({_judged(worse)}; {'>=' if worse >= drop else '<'} {drop:g})"
                 )
-        elif kind == "data_volume":
+        elif trig["kind"] == "data_volume":
             rows = int(trig["rows"])
             new_rows = int(state.get("new_rows", report.get("rows_current", 0)))
             check.update(rows=rows, new_rows=new_rows, fired=new_rows >= rows)
             check["reason"] = f"{new_rows} new rows ({'>=' if new_rows >= rows else '<'} {rows})"
-        elif kind == "schedule":
+        elif trig["kind"] == "schedule":
             cron = str(trig["cron"])
             last = _time(state.get("last_trained"))
             now = _time(state.get("now")) or dt.datetime.now(dt.UTC)
@@ -194,7 +201,10 @@ def evaluate_triggers(
 
 
 def run(
-    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+    params: RetrainTriggerParams,
+    inputs: dict[str, str],
+    outputs: dict[str, str],
+    ctx: StepContext,
 ) -> dict[str, Any]:
     """Evaluate the triggers on the signal; pick rows to label; write the decision."""
     from mlc.runtime import monitor as m
@@ -203,19 +213,22 @@ def run(
     if not artifacts.exists(signal):
         raise StepError(STEP, f"input 'signal' at {signal} is not a complete artifact")
     report = artifacts.load_json(signal, "report")
-    state = {**(params.get("state") or {}), **ctx.extra}
+    # Not an IR key: `mlc monitor` hands the run's state (champion metrics, times) in with the
+    # params; a pipeline run passes it in `ctx.extra`.
+    extra: Mapping[str, Any] = cast("Mapping[str, Any]", params)
+    state = {**(extra.get("state") or {}), **ctx.extra}
     try:
-        checks = evaluate_triggers(list(params.get("triggers") or []), report, state)
+        checks = evaluate_triggers(params["triggers"], report, state)
     except (KeyError, ValueError) as exc:
         raise StepError(STEP, f"bad trigger: {exc}") from exc
     reasons = [c["reason"] for c in checks if c["fired"]]
-    al = params.get("active_learning") or None
+    al = params["active_learning"]
     picks: list[tuple[int, float]] = []
     current = None
-    if al and inputs.get("current"):
+    if al is not None and inputs.get("current"):
         current = load_frame(inputs, "current", STEP)
         model = load_model(inputs, "model", STEP, ctx) if inputs.get("model") else None
-        target = params.get("target")
+        target = params["target"]
         unlabelled = current
         if target and target in current.columns:
             unlabelled = current[current[target].isna()]
@@ -228,17 +241,17 @@ def run(
             for i, score in m.select_for_labelling(
                 model,
                 features,
-                str(al.get("strategy", "uncertainty")),
-                int(al.get("batch_size", 100)),
-                int(params.get("seed", 0)),
+                al["strategy"],
+                al["batch_size"],
+                _PICK_SEED,
             )
         ]
     decision = {
-        "model_name": params.get("model_name"),
+        "model_name": params["model_name"],
         "retrain": bool(reasons),
         "reasons": reasons,
         "checks": checks,
-        "strategy": al.get("strategy") if al else None,
+        "strategy": al["strategy"] if al is not None else None,
         "to_label": [{"row": row, "score": score} for row, score in picks],
     }
     loc = out(outputs, "decision", STEP)

@@ -18,10 +18,12 @@ from mlc.runtime.steps._data import load_frame, out, value_text
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mlc.compiler.ir.params import DerivedParams, SplitParams
+
 STEP = "split"
 
 
-def _derive_target(df: pd.DataFrame, derived: dict[str, Any]) -> pd.DataFrame:
+def _derive_target(df: pd.DataFrame, derived: DerivedParams) -> pd.DataFrame:
     """`df` with the derived target column computed from its expression."""
     name, expr = derived["name"], derived["expr"]
     try:
@@ -54,28 +56,31 @@ def _short(counts: dict[Any, int], least: int, what: str) -> str:
     return text + (f", and {len(low) - 8} more" if len(low) > 8 else "")
 
 
-def shortfalls(
-    parts: dict[str, pd.DataFrame], df: pd.DataFrame, params: dict[str, Any]
-) -> list[str]:
+def shortfalls(parts: dict[str, pd.DataFrame], df: pd.DataFrame, params: SplitParams) -> list[str]:
     """Every way the parts fall short of `params["minimum"]`, each naming the counts."""
-    minimum = params.get("minimum") or {}
+    minimum = params["minimum"]
     found: list[str] = []
-    gates = int(params.get("gates") or 0)
+    gates = params["gates"]
     purpose = {
         "train": "to train on",
         "validation": "to validate on",
         "test": f"to judge {gates} gate(s) on" if gates else "for its metrics to mean anything",
     }
+    rows_needed = {
+        "train": minimum["train_rows"],
+        "validation": minimum["validation_rows"],
+        "test": minimum["test_rows"],
+    }
     for name, part in parts.items():
-        least = int(minimum.get(f"{name}_rows", 1))
+        least = rows_needed[name]
         if len(part) < least:
             found.append(
                 f"{name} split has {len(part)} rows; at least {least} are needed "
                 f"{purpose[name]} (data.split.minimum.{name}_rows)"
             )
-    target = str(params.get("target") or "")
-    if params.get("task") == "classification" and target in df.columns:
-        least = int(minimum.get("per_class", 1))
+    target = params["target"]
+    if params["task"] == "classification" and target in df.columns:
+        least = minimum["per_class"]
         classes = sorted(df[target].dropna().unique().tolist(), key=value_text)
         for name in ("train", "test"):
             low = _short(_counts(parts[name], target, classes), least, "class")
@@ -84,7 +89,7 @@ def shortfalls(
                     f"{name} split: {low}; at least {least} rows per class are needed "
                     "(data.split.minimum.per_class)"
                 )
-        folds = params.get("cv_folds")
+        folds = params["cv_folds"]
         if folds:
             # StratifiedKFold gives each validation fold about 1/folds of each class.
             per_fold = {
@@ -96,8 +101,8 @@ def shortfalls(
                     f"tuning's {folds}-fold cross-validation of the train split: {low} per fold; "
                     f"at least {least} are needed (data.split.minimum.per_class)"
                 )
-    least = int(minimum.get("per_group", 1))
-    for attr in params.get("sensitive_attributes") or ():
+    least = minimum["per_group"]
+    for attr in params["sensitive_attributes"]:
         if attr not in df.columns:
             continue
         groups = sorted(df[attr].dropna().unique().tolist(), key=value_text)
@@ -111,21 +116,21 @@ def shortfalls(
 
 
 def run(
-    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+    params: SplitParams, inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
 ) -> dict[str, Any]:
     """Split the `dataset` input into `train`, `test` and (when asked) `validation`."""
     from sklearn.model_selection import train_test_split
 
     df = load_frame(inputs, "dataset", STEP)
-    if params.get("derived_target"):
+    if "derived_target" in params:
         df = _derive_target(df, params["derived_target"])
-    method = params.get("method", "random")
-    test_size = float(params.get("test_size", 0.2))
-    val_size = float(params.get("validation_size") or 0.0)
-    seed = int(params.get("seed", 42))
+    method = params["method"]
+    test_size = params["test_size"]
+    val_size = params["validation_size"]
+    seed = params["seed"]
     held_out = round(test_size + val_size, 9)
     if method == "time":
-        col = params.get("time_column")
+        col = params["time_column"]
         if not col or col not in df.columns:
             raise StepError(STEP, f"time column '{col}' is not in the data")
         ordered = df.sort_values(col, kind="stable").reset_index(drop=True)
@@ -136,7 +141,7 @@ def run(
     else:
         stratify = None
         if method == "stratified":
-            col = params.get("stratify_by") or params.get("target")
+            col = params["stratify_by"] or params["target"]
             if col not in df.columns:
                 raise StepError(STEP, f"stratify column '{col}' is not in the data")
             stratify = df[col]
@@ -167,9 +172,8 @@ def run(
     for name, part in parts.items():
         if len(part) == 0:
             raise StepError(STEP, f"the {name} split is empty ({len(df)} rows in total)")
-    # Direct calls without `minimum` (no spec behind them) skip the checks; the IR always has it.
-    short = shortfalls(parts, df, params) if params.get("minimum") else []
-    if short and (params.get("minimum") or {}).get("enforce", "error") == "error":
+    short = shortfalls(parts, df, params)
+    if short and params["minimum"]["enforce"] == "error":
         raise StepError(
             STEP,
             f"too little data ({len(df)} rows):\n  - " + "\n  - ".join(short),

@@ -13,11 +13,16 @@ import difflib
 import importlib
 import inspect
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlc.runtime import artifacts
 from mlc.runtime.context import BudgetExceeded, StepContext, StepError
 from mlc.runtime.steps._data import import_entry, load_frame, need, out, split_xy
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from mlc.compiler.ir.params import DistributedParams, LightningParams, TrainParams, TuneParams
 
 STEP = "train"
 SKLEARN_MODULES = ("ensemble", "linear_model", "tree", "svm", "neighbors", "naive_bayes")
@@ -57,35 +62,47 @@ def estimator_class(name: str, step: str = STEP) -> Any:
     )
 
 
-def make_estimator(params: dict[str, Any], model_params: dict[str, Any], step: str = STEP) -> Any:
+def make_estimator(
+    params: TrainParams | TuneParams, model_params: dict[str, Any], step: str = STEP
+) -> Any:
     """An unfitted estimator for `framework` sklearn or lightning with `model_params`."""
-    framework = params.get("framework", "sklearn")
-    model = params.get("model") or {}
+    framework = params["framework"]
+    model = params["model"]
+    name = model["name"] if model is not None else None
     if framework == "lightning":
         from mlc.runtime.lightning_mlp import MLPEstimator, launch_plan
 
-        light = params.get("lightning") or {}
-        dist = params.get("distributed") or {}
-        options = {
-            "task": params.get("task", "classification"),
-            "learning_rate": light.get("learning_rate", 1e-3),
-            "batch_size": light.get("batch_size", 256),
-            "max_epochs": light.get("max_epochs", 20),
-            "precision": light.get("precision", "32-true"),
-            "accelerator": light.get("accelerator", "auto"),
-            "devices": dist.get("devices", "auto"),
-            "strategy": dist.get("strategy", "none"),
-            "max_time": params.get("max_time"),
-            "seed": int(params.get("seed", 42)),
-        }
-        early = light.get("early_stopping")
-        if early:
-            options["early_stopping_patience"] = int(early.get("patience", 5))
-            options["early_stopping_min_delta"] = float(early.get("min_delta", 0.0))
-        if model.get("name", "tabular_mlp") != "tabular_mlp":
+        # Train params always carry the Lightning options; tune params may not.
+        either: Mapping[str, Any] = params
+        light: LightningParams | None = either.get("lightning")
+        dist: DistributedParams | None = either.get("distributed")
+        if light is None or dist is None:
             raise StepError(
                 step,
-                f"unknown Lightning model '{model.get('name')}'",
+                "these step params carry no Lightning options (training.lightning and "
+                "training.distributed)",
+                "recompile the spec with this version of mlc",
+            )
+        options: dict[str, Any] = {
+            "task": params["task"],
+            "learning_rate": light["learning_rate"],
+            "batch_size": light["batch_size"],
+            "max_epochs": light["max_epochs"],
+            "precision": light["precision"],
+            "accelerator": light["accelerator"],
+            "devices": dist["devices"],
+            "strategy": dist["strategy"],
+            "max_time": either.get("max_time"),
+            "seed": params["seed"],
+        }
+        early = light["early_stopping"]
+        if early is not None:
+            options["early_stopping_patience"] = early["patience"]
+            options["early_stopping_min_delta"] = early["min_delta"]
+        if name != "tabular_mlp":
+            raise StepError(
+                step,
+                f"unknown Lightning model '{name}'",
                 "the built-in Lightning module is 'tabular_mlp'",
             )
         options.update(model_params)
@@ -99,28 +116,27 @@ def make_estimator(params: dict[str, Any], model_params: dict[str, Any], step: s
             return MLPEstimator(**options)
         except TypeError as exc:
             raise StepError(step, f"bad tabular_mlp params: {exc}") from exc
-    cls = estimator_class(str(model.get("name")), step)
+    cls = estimator_class(str(name), step)
     kwargs = dict(model_params)
     accepted: set[str] = set()
     # Builtins and C classes have no signature: their params pass through unchecked.
     with contextlib.suppress(TypeError, ValueError):
         accepted = set(inspect.signature(cls).parameters)
     if "random_state" in accepted and "random_state" not in kwargs:
-        kwargs["random_state"] = int(params.get("seed", 42))
+        kwargs["random_state"] = params["seed"]
     unknown = [k for k in kwargs if accepted and k not in accepted]
     if unknown:
         raise StepError(
             step,
-            f"model '{model.get('name')}' has no parameter(s) " + ", ".join(sorted(unknown)),
+            f"model '{name}' has no parameter(s) " + ", ".join(sorted(unknown)),
             "valid: " + ", ".join(sorted(accepted)),
         )
     return cls(**kwargs)
 
 
-def _validation_rows(params: dict[str, Any], inputs: dict[str, str]) -> tuple[Any, Any] | None:
+def _validation_rows(params: TrainParams, inputs: dict[str, str]) -> tuple[Any, Any] | None:
     """The validation split's features and labels when Lightning early-stops on them."""
-    light = params.get("lightning") or {}
-    if params.get("framework") != "lightning" or not light.get("early_stopping"):
+    if params["framework"] != "lightning" or params["lightning"]["early_stopping"] is None:
         return None
     if "validation" not in inputs:
         raise StepError(STEP, "early stopping needs the validation split as an input")
@@ -135,7 +151,7 @@ def _validation_rows(params: dict[str, Any], inputs: dict[str, str]) -> tuple[An
 
 
 def run(
-    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+    params: TrainParams, inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
 ) -> dict[str, Any]:
     """Fit transform + estimator on `train`; save the whole `Pipeline` as the `model` artifact.
 
@@ -154,9 +170,10 @@ def run(
     tuned: dict[str, Any] = {}
     if "params" in inputs:
         tuned = dict(artifacts.load_json(inputs["params"], "params").get("best_params") or {})
-    model_params = {**((params.get("model") or {}).get("params") or {}), **tuned}
-    framework = params.get("framework", "sklearn")
-    max_time = params.get("max_time")
+    model = params["model"]
+    model_params = {**(model["params"] if model is not None else {}), **tuned}
+    framework = params["framework"]
+    max_time = params["max_time"]
     left = ctx.seconds_left()
     if left is not None and left <= 0:
         raise BudgetExceeded(
@@ -170,20 +187,19 @@ def run(
     time_limit = left if left is not None and framework == "lightning" else None
     started = time.monotonic()
     if framework == "custom":
-        fn = import_entry(str(params.get("entry_point")), STEP, "custom entry point")
+        fn = import_entry(str(params["entry_point"]), STEP, "custom entry point")
         matrix = transform.fit_transform(x, y)
         try:
             estimator = fn(matrix, y.to_numpy(), model_params)
         except Exception as exc:  # the user's code may raise anything
             raise StepError(
                 STEP,
-                f"custom entry point '{params.get('entry_point')}' raised "
-                f"{type(exc).__name__}: {exc}",
+                f"custom entry point '{params['entry_point']}' raised {type(exc).__name__}: {exc}",
             ) from exc
         if not hasattr(estimator, "predict"):
             raise StepError(
                 STEP,
-                f"custom entry point '{params.get('entry_point')}' returned "
+                f"custom entry point '{params['entry_point']}' returned "
                 f"{type(estimator).__name__}, which has no predict()",
             )
         pipeline = Pipeline([("transform", transform), ("model", estimator)])
@@ -213,7 +229,7 @@ def run(
         except Exception as exc:  # estimator errors are the user's to fix: name them
             raise StepError(
                 STEP,
-                f"fitting {(params.get('model') or {}).get('name')} failed: "
+                f"fitting {model['name'] if model is not None else None} failed: "
                 f"{type(exc).__name__}: {exc}",
             ) from exc
     spent = round(time.monotonic() - started, 3)
@@ -239,7 +255,7 @@ def run(
         pipeline,
         "model",
         framework=framework,
-        task=params.get("task"),
+        task=params["task"],
         target=params["target"],
         params=model_params,
     )

@@ -19,7 +19,7 @@ import math
 import os
 import time
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlc.runtime import artifacts
 from mlc.runtime.context import BudgetExceeded, StepContext, StepError
@@ -27,24 +27,27 @@ from mlc.runtime.steps._data import load_frame, need, out, split_xy
 from mlc.runtime.steps._metrics import score
 from mlc.runtime.steps.train import make_estimator
 
+if TYPE_CHECKING:
+    from mlc.compiler.ir.params import SearchParamParams, TuneParams
+
 STEP = "tune"
 
 
-def _suggest(trial: Any, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _suggest(trial: Any, space: dict[str, SearchParamParams]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, p in sorted(space.items()):
         if p["type"] == "float":
-            values[name] = trial.suggest_float(name, p["low"], p["high"], log=p.get("log", False))
+            values[name] = trial.suggest_float(name, p["low"], p["high"], log=p["log"])
         elif p["type"] == "int":
             values[name] = trial.suggest_int(
-                name, p["low"], p["high"], step=p.get("step", 1), log=p.get("log", False)
+                name, p["low"], p["high"], step=p["step"], log=p["log"]
             )
         else:
             values[name] = trial.suggest_categorical(name, list(p["choices"]))
     return values
 
 
-def _distributions(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _distributions(space: dict[str, SearchParamParams]) -> dict[str, Any]:
     """The search space as Optuna distributions, so `study.ask` samples every value at once."""
     from optuna.distributions import (
         CategoricalDistribution,
@@ -55,12 +58,11 @@ def _distributions(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, p in sorted(space.items()):
         if p["type"] == "float":
-            out[name] = FloatDistribution(p["low"], p["high"], log=p.get("log", False))
+            out[name] = FloatDistribution(p["low"], p["high"], log=p["log"])
         elif p["type"] == "int":
-            log = p.get("log", False)
-            out[name] = IntDistribution(
-                p["low"], p["high"], log=log, step=1 if log else p.get("step", 1)
-            )
+            log = p["log"]
+            # Optuna allows no step other than 1 on a log scale.
+            out[name] = IntDistribution(p["low"], p["high"], log=log, step=1 if log else p["step"])
         else:
             out[name] = CategoricalDistribution(list(p["choices"]))
     return out
@@ -181,7 +183,7 @@ def _optimize(
 
 
 def run(
-    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+    params: TuneParams, inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
 ) -> dict[str, Any]:
     """Search `params["search_space"]`; write `best_params` and the `study` report."""
     import optuna
@@ -196,32 +198,35 @@ def run(
     x, y = split_xy(train, params["target"], STEP)
     transform = artifacts.load_object(need(inputs, "transform", STEP))
     bind_secrets(transform, ctx)
-    task = params.get("task", "classification")
+    task = params["task"]
     objective = params["objective"]
-    metric, direction = objective["metric"], objective.get("direction", "maximize")
-    # only a hint: the objective's own direction decides, so params without one still tune
-    natural = params.get("metric_direction")
-    if natural is not None and (natural == "lower") != (direction == "minimize"):
+    metric, direction = objective["metric"], objective["direction"]
+    # only a hint: the objective's own direction decides
+    natural = params["metric_direction"]
+    if (natural == "lower") != (direction == "minimize"):
         ctx.logger.warning(
             "step 'tune': objective %s is optimised in direction %s", metric, direction
         )
-    seed = int(params.get("seed", 42))
-    folds = int(params.get("cv_folds", 3))
+    seed = params["seed"]
+    folds = params["cv_folds"]
     splitter = (
         StratifiedKFold(folds, shuffle=True, random_state=seed)
         if task == "classification"
         else KFold(folds, shuffle=True, random_state=seed)
     )
-    base_params = (params.get("model") or {}).get("params") or {}
+    model = params["model"]
+    base_params = model["params"] if model is not None else {}
     space = params["search_space"]
     # Everything that changes what a trial's value means: the same key resumes, any change
     # starts a new study (a study's old values would otherwise steer the sampler and the best).
     identity = json.dumps(
         {
-            **{
-                k: params.get(k)
-                for k in ("search_space", "model", "framework", "task", "target", "seed")
-            },
+            "search_space": params["search_space"],
+            "model": model,
+            "framework": params["framework"],
+            "task": task,
+            "target": params["target"],
+            "seed": seed,
             "metric": metric,
             "direction": direction,
             "cv_folds": folds,
@@ -230,18 +235,16 @@ def run(
         },
         sort_keys=True,
     )
-    study_name = (
-        params.get("study_name") or "tune-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
-    )
-    storage = params.get("storage") or f"sqlite:///{(ctx.state / 'optuna.db').resolve()}"
+    study_name = "tune-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
+    storage = params["storage"] or f"sqlite:///{(ctx.state / 'optuna.db').resolve()}"
     try:
         study = optuna.create_study(
             study_name=study_name,
             storage=storage,
             direction=direction,
             load_if_exists=True,
-            sampler=_sampler(params.get("sampler", "tpe"), seed),
-            pruner=_pruner(params.get("pruner", "median")),
+            sampler=_sampler(params["sampler"], seed),
+            pruner=_pruner(params["pruner"]),
         )
     except Exception as exc:  # storage errors come from SQLAlchemy and optuna alike
         raise StepError(STEP, f"cannot open the Optuna study in {storage}: {exc}") from exc
@@ -281,8 +284,8 @@ def run(
                 raise optuna.TrialPruned()
         return float(sum(values) / len(values))
 
-    wanted = max(0, int(params.get("trials", 20)) - before)
-    timeout = params.get("timeout")
+    wanted = max(0, params["trials"] - before)
+    timeout = params["timeout"]
     left = ctx.seconds_left()
     limits = [float(v) for v in (timeout, left) if v is not None]
     budget = min(limits) if limits else None
@@ -297,7 +300,7 @@ def run(
             objective_fn,
             wanted,
             budget,
-            max(1, int(params.get("parallelism", 1))),
+            max(1, params["parallelism"]),
             _distributions(space),
         )
         if ran.gave_up:
@@ -352,13 +355,13 @@ def run(
     if before and not wanted:
         doc["note"] = (
             f"resumed study '{study_name}', which already has {before} finished trial(s) "
-            f"(tuning.trials: {params.get('trials', 20)} counts the study's total): "
+            f"(tuning.trials: {params['trials']} counts the study's total): "
             "no new trials run, its best parameters reused"
         )
     elif before:
         doc["note"] = (
             f"resumed study '{study_name}' with {before} finished trial(s); "
-            f"ran {doc['trials_this_run']} more to reach tuning.trials: {params.get('trials', 20)}"
+            f"ran {doc['trials_this_run']} more to reach tuning.trials: {params['trials']}"
         )
     artifacts.save_json(
         out(outputs, "best_params", STEP),

@@ -16,44 +16,48 @@ from mlc.runtime.context import StepContext, StepError
 from mlc.runtime.steps._data import allowed_texts, cast_to_contract, load_frame, out, value_text
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import pandas as pd
+
+    from mlc.compiler.ir.params import ColumnParams, ValidateParams
 
 STEP = "validate"
 _NUMERIC = {"int": "int64", "float": "float64"}
 
 
-def build_schema(columns: dict[str, dict[str, Any]]) -> Any:
+def build_schema(columns: Mapping[str, ColumnParams]) -> Any:
     """A pandera `DataFrameSchema` for contract `columns` (name -> column dict of the IR)."""
     import pandera.pandas as pa
 
     cols = {}
     for name, col in sorted(columns.items()):
         checks = []
-        if col.get("min") is not None:
+        if col["min"] is not None:
             checks.append(pa.Check.ge(col["min"]))
-        if col.get("max") is not None:
+        if col["max"] is not None:
             checks.append(pa.Check.le(col["max"]))
-        if col.get("allowed") is not None:
+        if col["allowed"] is not None:
             # Text columns hold each value in its declared value's text form (cast_to_contract).
-            allowed = (
+            allowed: list[Any] = (
                 allowed_texts(col["allowed"])
                 if col["dtype"] in ("category", "str")
                 else list(col["allowed"])
             )
             checks.append(pa.Check.isin(allowed))
-        if col.get("regex"):
+        if col["regex"]:
             checks.append(pa.Check.str_matches(col["regex"]))
         dtype: Any = None
         if col["dtype"] in _NUMERIC:
             # Nullable ints are held as float64 (NaN), so only the non-null case is int64.
-            dtype = "float64" if col["dtype"] == "float" or col.get("nullable") else "int64"
+            dtype = "float64" if col["dtype"] == "float" or col["nullable"] else "int64"
         elif col["dtype"] == "datetime":
             dtype = "datetime64[ns]"
         cols[name] = pa.Column(
             dtype,
             checks=checks,
-            nullable=bool(col.get("nullable")),
-            unique=bool(col.get("unique")),
+            nullable=col["nullable"],
+            unique=col["unique"],
             required=True,
         )
     return pa.DataFrameSchema(cols, strict=False, coerce=False)
@@ -76,7 +80,7 @@ def _join(
     return base
 
 
-def _coerce_numeric(df: pd.DataFrame, columns: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _coerce_numeric(df: pd.DataFrame, columns: Mapping[str, ColumnParams]) -> list[dict[str, Any]]:
     """Make numeric contract columns numeric; values that are not numbers become failures."""
     import pandas as pd
 
@@ -123,13 +127,16 @@ def _pandera_failures(df: pd.DataFrame, schema: Any) -> list[dict[str, Any]]:
     return []
 
 
-def _describe(column: str, check: str, cases: list[str], columns: dict[str, dict[str, Any]]) -> str:
+def _describe(
+    column: str, check: str, cases: list[str], columns: Mapping[str, ColumnParams]
+) -> str:
     """One failed check with an offending value and its row count, e.g.
     `grade: value 7 not in allowed [0, 1, 2, 3] (12 rows)`."""
     rows = f"{len(cases)} row" + ("" if len(cases) == 1 else "s")
     example = sorted(set(cases))[0] if cases else ""
     if check.startswith("isin("):
-        allowed = ", ".join(value_text(a) for a in columns.get(column, {}).get("allowed") or ())
+        declared = columns[column]["allowed"] if column in columns else None
+        allowed = ", ".join(value_text(a) for a in declared or ())
         return f"{column}: value {example} not in allowed [{allowed}] ({rows})"
     if column == "<table>" or not example:
         return f"{column}: {check} ({rows})"
@@ -137,7 +144,7 @@ def _describe(column: str, check: str, cases: list[str], columns: dict[str, dict
 
 
 def run(
-    params: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
+    params: ValidateParams, inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
 ) -> dict[str, Any]:
     """Join, cast and validate; write the `dataset` and the `report` artifacts.
 
@@ -146,11 +153,11 @@ def run(
             pinned to rows (e.g. a missing column) under `quarantine`.
     """
     contract = params["contract"]
-    columns: dict[str, dict[str, Any]] = contract["columns"]
-    policy = contract.get("on_failure", "stop")
-    order = list(params.get("sources") or sorted(inputs))
+    columns = contract["columns"]
+    policy = contract["on_failure"]
+    order = list(params["sources"])
     frames = {name: load_frame(inputs, name, STEP) for name in order}
-    df = _join(frames, order, params.get("join_on") or {}).reset_index(drop=True)
+    df = _join(frames, order, params["join_on"]).reset_index(drop=True)
     df = cast_to_contract(df, columns)
     failures = _coerce_numeric(df, columns)
     failures += _pandera_failures(df, build_schema(columns))

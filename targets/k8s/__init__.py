@@ -10,18 +10,17 @@ the shared module, as in the kserve target.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from mlc.compiler.diagnostics import Diagnostic
 from mlc.compiler.ir import IRGraph, Step, StepKind
-from mlc.runtime import metrics_contract as mc
-from mlc.targets import _k8s_common as k
-from mlc.targets.base import Capabilities, EmitContext, Target
+from mlc.runtime import metrics_contract
+from mlc.targets import _k8s_common as kube
+from mlc.targets._serving import ServingBuilder, ServingTarget
+from mlc.targets.base import Capabilities
 
 ROLLOUTS_API = "argoproj.io/v1alpha1"
 
-SUPPORTS = k.SERVING_FEATURES | frozenset({"platform.k8s"})
+SUPPORTS = kube.SERVING_FEATURES | frozenset({"platform.k8s"})
 """No `strategy.ab` / `strategy.shadow` (they need a mesh: use the kserve target) and no
 `autoscaling.scale_to_zero` (a HorizontalPodAutoscaler keeps at least one pod)."""
 
@@ -29,7 +28,7 @@ _OPS = {">": "<=", ">=": "<", "<": ">=", "<=": ">"}
 """A rollback condition `m > t` holds exactly when the success condition `m <= t` fails."""
 
 
-class K8sTargetOptions(k.K8sOptions):
+class K8sTargetOptions(kube.K8sOptions):
     """Options of the k8s target (`targets.k8s` in a spec)."""
 
     image: str = "ghcr.io/mlc/serve:0.1.0"
@@ -38,49 +37,25 @@ class K8sTargetOptions(k.K8sOptions):
     """How often the rollout analysis queries Prometheus."""
 
 
-class K8sTarget(Target):
-    name = "k8s"
-    description = "Kubernetes Deployment/Service/HPA with Argo Rollouts canary or blue-green."
-    options_model = K8sTargetOptions
-    capabilities = Capabilities(realises=frozenset({StepKind.DEPLOY}), supports=SUPPORTS)
+class _Builder(ServingBuilder):
+    deployer_resources = (
+        ("apps", "deployments"),
+        ("", "services"),
+        ("autoscaling", "horizontalpodautoscalers"),
+        ("argoproj.io", "rollouts"),
+        ("argoproj.io", "analysistemplates"),
+    )
 
-    def check(self, ir: IRGraph, ctx: EmitContext) -> list[Diagnostic]:
-        step = k.deploy_step(ir)
-        if step is None:
-            return [
-                Diagnostic(
-                    "MLC711",
-                    "the k8s target serves online deployments, and this spec has none",
-                    hint="set 'deployment.mode: online'",
-                    path="deployment",
-                )
-            ]
-        return k.check_gpu(ir, step)
-
-    def emit(self, ir: IRGraph, ctx: EmitContext) -> Mapping[str, str | bytes]:
-        opts = ctx.options
-        assert isinstance(opts, K8sTargetOptions)
-        step = k.deploy_step(ir)
-        if step is None:
-            return {}
-        return _Builder(ir, step, opts).files()
-
-
-class _Builder:
     def __init__(self, ir: IRGraph, step: Step, opts: K8sTargetOptions) -> None:
-        self.ir, self.step, self.opts = ir, step, opts
-        self.p = step.params
-        self.model = str(self.p["model_name"])
-        self.app = k.dns_name(self.model)
-        self.ns = opts.namespace
-        self.tls = bool(self.p["encryption"]["in_transit"])
-        self.port = k.TLS_PORT if self.tls else k.SERVING_PORT
+        super().__init__(ir, step, opts)
+        self.opts: K8sTargetOptions = opts
+        self.port = kube.TLS_PORT if self.tls else kube.SERVING_PORT
 
     def pod_template(self, alias: str) -> dict[str, Any]:
         res = self.step.resources.to_dict()
         env: list[dict[str, Any]] = [
             {"name": "MODEL_NAME", "value": self.model},
-            {"name": "MODEL_URI", "value": k.model_uri(self.ir, self.model, alias)},
+            {"name": "MODEL_URI", "value": kube.model_uri(self.ir, self.model, alias)},
             {"name": "MODEL_VERSION", "value": alias},
             {"name": "PORT", "value": str(self.port)},
         ]
@@ -102,28 +77,28 @@ class _Builder:
             },
         }
         pod: dict[str, Any] = {
-            "serviceAccountName": k.service_account_name(self.model),
+            "serviceAccountName": kube.service_account_name(self.model),
             "containers": [container],
         }
         if self.tls:
             env += [
-                {"name": "TLS_CERT_FILE", "value": f"{k.TLS_MOUNT}/tls.crt"},
-                {"name": "TLS_KEY_FILE", "value": f"{k.TLS_MOUNT}/tls.key"},
+                {"name": "TLS_CERT_FILE", "value": f"{kube.TLS_MOUNT}/tls.crt"},
+                {"name": "TLS_KEY_FILE", "value": f"{kube.TLS_MOUNT}/tls.key"},
             ]
             container["volumeMounts"] = [
-                {"name": "tls", "mountPath": k.TLS_MOUNT, "readOnly": True}
+                {"name": "tls", "mountPath": kube.TLS_MOUNT, "readOnly": True}
             ]
             pod["volumes"] = [
-                {"name": "tls", "secret": {"secretName": k.tls_secret_name(self.app)}}
+                {"name": "tls", "secret": {"secretName": kube.tls_secret_name(self.app)}}
             ]
-        container["env"] = env + k.secret_env(self.p["secrets"])
-        resources = k.container_resources(res)
+        container["env"] = env + kube.secret_env(self.params["secrets"])
+        resources = kube.container_resources(res)
         if resources:
             container["resources"] = resources
-        selector = k.node_selector(self.ir, res)
+        selector = kube.node_selector(self.ir, res)
         if selector:
             pod["nodeSelector"] = selector
-        return {"metadata": {"labels": k.labels(self.app, alias)}, "spec": pod}
+        return {"metadata": {"labels": kube.labels(self.app, alias)}, "spec": pod}
 
     def deployment(self, alias: str, replicas: int | None, recreate: bool) -> dict[str, Any]:
         spec: dict[str, Any] = {
@@ -137,7 +112,7 @@ class _Builder:
         return {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": k.meta(self.app, self.ns, self.app, alias),
+            "metadata": kube.meta(self.app, self.ns, self.app, alias),
             "spec": spec,
         }
 
@@ -145,7 +120,7 @@ class _Builder:
         return {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": k.meta(name, self.ns, self.app),
+            "metadata": kube.meta(name, self.ns, self.app),
             "spec": {
                 "selector": {"app.kubernetes.io/name": self.app},
                 "ports": [
@@ -160,11 +135,11 @@ class _Builder:
         }
 
     def hpa(self, kind: str, api: str) -> dict[str, Any]:
-        auto = self.p["autoscaling"]
+        auto = self.params["autoscaling"]
         return {
             "apiVersion": "autoscaling/v2",
             "kind": "HorizontalPodAutoscaler",
-            "metadata": k.meta(self.app, self.ns, self.app),
+            "metadata": kube.meta(self.app, self.ns, self.app),
             "spec": {
                 "scaleTargetRef": {"apiVersion": api, "kind": kind, "name": self.app},
                 "minReplicas": max(1, int(auto["min_replicas"])),
@@ -188,17 +163,21 @@ class _Builder:
         metrics = []
         for cond in rollback:
             metric = cond["metric"]
-            series = mc.ROLLBACK_METRICS[metric]
-            selector = f'{mc.LABEL_MODEL}="{self.model}",{mc.LABEL_VERSION}="{{{{args.version}}}}"'
+            series = metrics_contract.ROLLBACK_METRICS[metric]
+            model_label, version_label = (
+                metrics_contract.LABEL_MODEL,
+                metrics_contract.LABEL_VERSION,
+            )
+            selector = f'{model_label}="{self.model}",{version_label}="{{{{args.version}}}}"'
             query = (
                 f"max({series}{{{selector}}})"
                 if metric == "drift_score"
                 else f"{series}{{{selector}}}"
             )
-            threshold = float(cond["threshold"]) * mc.ROLLBACK_SCALE[metric]
+            threshold = float(cond["threshold"]) * metrics_contract.ROLLBACK_SCALE[metric]
             metrics.append(
                 {
-                    "name": k.dns_name(metric),
+                    "name": kube.dns_name(metric),
                     "interval": self.opts.analysis_interval,
                     "failureLimit": 0,
                     "successCondition": f"len(result) == 0 || result[0] {_OPS[cond['op']]} "
@@ -211,7 +190,7 @@ class _Builder:
         return {
             "apiVersion": ROLLOUTS_API,
             "kind": "AnalysisTemplate",
-            "metadata": k.meta(self.app, self.ns, self.app),
+            "metadata": kube.meta(self.app, self.ns, self.app),
             "spec": {"args": [{"name": "version"}], "metrics": metrics},
         }
 
@@ -248,11 +227,11 @@ class _Builder:
                 blue_green["prePromotionAnalysis"] = analysis
                 blue_green["postPromotionAnalysis"] = analysis
             plan = {"blueGreen": blue_green}
-        auto = self.p["autoscaling"]
+        auto = self.params["autoscaling"]
         return {
             "apiVersion": ROLLOUTS_API,
             "kind": "Rollout",
-            "metadata": k.meta(self.app, self.ns, self.app),
+            "metadata": kube.meta(self.app, self.ns, self.app),
             "spec": {
                 "replicas": max(1, int(auto["min_replicas"])),
                 "revisionHistoryLimit": 3,
@@ -268,43 +247,33 @@ class _Builder:
         }
 
     def files(self) -> dict[str, str | bytes]:
-        strategy = self.p["strategy"]
+        strategy = self.params["strategy"]
         kind = strategy["kind"]
-        auto = self.p["autoscaling"]
-        common = [
-            k.service_account(self.ir, self.model, self.ns, self.app),
-            k.network_policy(self.p["network"], self.ns, self.app, [self.port]),
-            *k.deployer_rbac(
-                self.p["access"],
-                self.ns,
-                self.app,
-                [
-                    ("apps", "deployments"),
-                    ("", "services"),
-                    ("autoscaling", "horizontalpodautoscalers"),
-                    ("argoproj.io", "rollouts"),
-                    ("argoproj.io", "analysistemplates"),
-                ],
-            ),
-            k.pod_disruption_budget(self.ns, self.app, int(auto["min_replicas"])),
-        ]
-        out: dict[str, str | bytes] = {"common.yaml": k.dump_docs(common)}
+        out: dict[str, str | bytes] = {"common.yaml": kube.dump_docs(self.common([self.port]))}
         if kind == "recreate":
-            out["deployment.yaml"] = k.dump_docs(
+            out["deployment.yaml"] = kube.dump_docs(
                 [self.deployment(self.opts.stable_version, None, recreate=True)]
             )
-            out["service.yaml"] = k.dump_docs([self.service(self.app)])
-            out["hpa.yaml"] = k.dump_docs([self.hpa("Deployment", "apps/v1")])
+            out["service.yaml"] = kube.dump_docs([self.service(self.app)])
+            out["hpa.yaml"] = kube.dump_docs([self.hpa("Deployment", "apps/v1")])
             return out
         # The Rollout owns the replicas; the Deployment only carries the pod template.
-        out["deployment.yaml"] = k.dump_docs(
+        out["deployment.yaml"] = kube.dump_docs(
             [self.deployment(self.opts.candidate_version, 0, recreate=False)]
         )
         second = f"{self.app}-canary" if kind == "canary" else f"{self.app}-preview"
-        out["service.yaml"] = k.dump_docs([self.service(self.app), self.service(second)])
-        out["hpa.yaml"] = k.dump_docs([self.hpa("Rollout", ROLLOUTS_API)])
+        out["service.yaml"] = kube.dump_docs([self.service(self.app), self.service(second)])
+        out["hpa.yaml"] = kube.dump_docs([self.hpa("Rollout", ROLLOUTS_API)])
         docs = [self.rollout(strategy)]
         if strategy["rollback"]:
             docs.append(self.analysis_template(list(strategy["rollback"])))
-        out["rollout.yaml"] = k.dump_docs(docs)
+        out["rollout.yaml"] = kube.dump_docs(docs)
         return out
+
+
+class K8sTarget(ServingTarget):
+    name = "k8s"
+    description = "Kubernetes Deployment/Service/HPA with Argo Rollouts canary or blue-green."
+    options_model = K8sTargetOptions
+    capabilities = Capabilities(realises=frozenset({StepKind.DEPLOY}), supports=SUPPORTS)
+    builder = _Builder

@@ -22,7 +22,7 @@ from typing import Any
 
 from mlc.compiler.ir import IRGraph, Step, StepKind
 from mlc.compiler.ir.model import PIPELINE_KINDS
-from mlc.compiler.passes.base import parse_path
+from mlc.targets.base import parse_path
 from mlc.targets.kfp import KfpOptions
 from mlc.targets.kfp.components import (
     Component,

@@ -7,51 +7,29 @@ toleration; secrets are mounted by reference only (`secretAsEnv`), never by valu
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 from mlc.compiler.ir import Resources, Step
+from mlc.targets.base import quantities
 from mlc.targets.kfp import KfpOptions
 
-_MEMORY_UNITS = {
-    "E": 10**18,
-    "P": 10**15,
-    "T": 10**12,
-    "G": 10**9,
-    "M": 10**6,
-    "K": 10**3,
-    "Ei": 2**60,
-    "Pi": 2**50,
-    "Ti": 2**40,
-    "Gi": 2**30,
-    "Mi": 2**20,
-    "Ki": 2**10,
-}
 _SECRET = re.compile(r"^(?P<scheme>[a-z-]+):(?P<path>[^#]*)(?:#(?P<key>.+))?$")
-
-
-def _cpu_number(cpu: str) -> float:
-    return float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
-
-
-def _memory_gb(memory: str) -> float:
-    # kfp's deprecated float fields are in units of 10^9 bytes; newer backends read the strings.
-    match = re.match(r"^([0-9]+)([A-Za-z]*)$", memory)
-    if match is None:
-        return 0.0
-    return int(match.group(1)) * _MEMORY_UNITS.get(match.group(2), 1) / 10**9
 
 
 def resources_spec(res: Resources, options: KfpOptions) -> dict[str, Any] | None:
     """The container `resources` of an executor, in the fields kfp 2.17 writes."""
     out: dict[str, Any] = {}
     if res.cpu is not None:
-        cpu = _cpu_number(res.cpu)
+        cpu = quantities.cpu_cores(res.cpu)
         out.update(
             cpuLimit=cpu, cpuRequest=cpu, resourceCpuLimit=res.cpu, resourceCpuRequest=res.cpu
         )
     if res.memory is not None:
-        gb = _memory_gb(res.memory)
+        # kfp's deprecated float fields are in units of 10^9 bytes; newer backends read the
+        # strings.
+        gb = quantities.memory_gb(res.memory)
         out.update(
             memoryLimit=gb,
             memoryRequest=gb,
@@ -121,5 +99,6 @@ def executor_platform(step: Step, options: KfpOptions, secrets: dict[str, str]) 
             {"effect": "NoSchedule", "key": options.gpu_toleration_key, "operator": "Exists"}
         ]
     if step.timeout_s:
-        config["activeDeadlineSeconds"] = str(int(step.timeout_s))
+        # whole seconds, at least one: Kubernetes refuses 0, which `int()` makes of '500ms'
+        config["activeDeadlineSeconds"] = str(max(1, math.ceil(step.timeout_s)))
     return config

@@ -12,90 +12,63 @@ Istio mutual-TLS `DestinationRule`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
-from mlc.compiler.diagnostics import Diagnostic
 from mlc.compiler.ir import IRGraph, Step, StepKind
-from mlc.targets import _k8s_common as k
-from mlc.targets.base import Capabilities, EmitContext, Target
+from mlc.targets import _k8s_common as kube
+from mlc.targets._serving import ServingBuilder, ServingTarget
+from mlc.targets.base import Capabilities
 
 ISVC_API = "serving.kserve.io/v1beta1"
 GRAPH_API = "serving.kserve.io/v1alpha1"
 ISTIO_API = "networking.istio.io/v1beta1"
 
-SUPPORTS = k.SERVING_FEATURES | frozenset(
+SUPPORTS = kube.SERVING_FEATURES | frozenset(
     {"platform.kserve", "strategy.ab", "strategy.shadow", "autoscaling.scale_to_zero"}
 )
 
 
-class KServeOptions(k.K8sOptions):
+class KServeOptions(kube.K8sOptions):
     """Options of the kserve target (`targets.kserve` in a spec)."""
 
     model_format: str = "mlflow"
     """KServe model format the registry's files are served as."""
 
 
-class KServeTarget(Target):
-    name = "kserve"
-    description = "KServe InferenceService manifests with canary, A/B, shadow or blue-green."
-    options_model = KServeOptions
-    capabilities = Capabilities(realises=frozenset({StepKind.DEPLOY}), supports=SUPPORTS)
+class _Builder(ServingBuilder):
+    deployer_resources = (
+        ("serving.kserve.io", "inferenceservices"),
+        ("serving.kserve.io", "inferencegraphs"),
+        ("networking.istio.io", "virtualservices"),
+    )
 
-    def check(self, ir: IRGraph, ctx: EmitContext) -> list[Diagnostic]:
-        step = k.deploy_step(ir)
-        if step is None:
-            return [
-                Diagnostic(
-                    "MLC711",
-                    "the kserve target serves online deployments, and this spec has none",
-                    hint="set 'deployment.mode: online'",
-                    path="deployment",
-                )
-            ]
-        return k.check_gpu(ir, step)
-
-    def emit(self, ir: IRGraph, ctx: EmitContext) -> Mapping[str, str | bytes]:
-        opts = ctx.options
-        assert isinstance(opts, KServeOptions)
-        step = k.deploy_step(ir)
-        if step is None:
-            return {}
-        return _Builder(ir, step, opts).files()
-
-
-class _Builder:
     def __init__(self, ir: IRGraph, step: Step, opts: KServeOptions) -> None:
-        self.ir, self.step, self.opts = ir, step, opts
-        self.p = step.params
-        self.model = str(self.p["model_name"])
-        self.app = k.dns_name(self.model)
-        self.ns = opts.namespace
-        self.tls = bool(self.p["encryption"]["in_transit"])
+        super().__init__(ir, step, opts)
+        self.opts: KServeOptions = opts
 
     def isvc(self, name: str, alias: str, canary_percent: int | None = None) -> dict[str, Any]:
-        auto = self.p["autoscaling"]
+        auto = self.params["autoscaling"]
         res = self.step.resources.to_dict()
         model: dict[str, Any] = {
             "modelFormat": {"name": self.opts.model_format},
             "protocolVersion": "v2",
-            "storageUri": k.model_uri(self.ir, self.model, alias),
+            "storageUri": kube.model_uri(self.ir, self.model, alias),
         }
-        resources = k.container_resources(res)
+        resources = kube.container_resources(res)
         if resources:
             model["resources"] = resources
-        env = k.secret_env(self.p["secrets"])
+        env = kube.secret_env(self.params["secrets"])
         if env:
             model["env"] = env
         predictor: dict[str, Any] = {
-            "serviceAccountName": k.service_account_name(self.model),
+            "serviceAccountName": kube.service_account_name(self.model),
             "minReplicas": 0 if auto["scale_to_zero"] else auto["min_replicas"],
             "maxReplicas": auto["max_replicas"],
             "scaleMetric": "concurrency",
             "scaleTarget": auto["target_utilization"],
             "model": model,
         }
-        selector = k.node_selector(self.ir, res)
+        selector = kube.node_selector(self.ir, res)
         if selector:
             predictor["nodeSelector"] = selector
         if canary_percent is not None:
@@ -104,7 +77,7 @@ class _Builder:
         return {
             "apiVersion": ISVC_API,
             "kind": "InferenceService",
-            "metadata": k.meta(name, self.ns, self.app, alias, annotations),
+            "metadata": kube.meta(name, self.ns, self.app, alias, annotations),
             "spec": {"predictor": predictor},
         }
 
@@ -126,32 +99,18 @@ class _Builder:
         return {
             "apiVersion": ISTIO_API,
             "kind": "VirtualService",
-            "metadata": k.meta(name, self.ns, self.app),
+            "metadata": kube.meta(name, self.ns, self.app),
             "spec": {"hosts": [f"{self.app}.{self.ns}.svc.cluster.local"], "http": [http]},
         }
 
-    def common(self) -> list[dict[str, Any]]:
-        docs = [
-            k.service_account(self.ir, self.model, self.ns, self.app),
-            k.network_policy(self.p["network"], self.ns, self.app, [k.SERVING_PORT]),
-            *k.deployer_rbac(
-                self.p["access"],
-                self.ns,
-                self.app,
-                [
-                    ("serving.kserve.io", "inferenceservices"),
-                    ("serving.kserve.io", "inferencegraphs"),
-                    ("networking.istio.io", "virtualservices"),
-                ],
-            ),
-            k.pod_disruption_budget(self.ns, self.app, int(self.p["autoscaling"]["min_replicas"])),
-        ]
+    def common_docs(self) -> list[dict[str, Any]]:
+        docs = self.common([kube.SERVING_PORT])
         if self.tls:
             docs.append(
                 {
                     "apiVersion": ISTIO_API,
                     "kind": "DestinationRule",
-                    "metadata": k.meta(self.app, self.ns, self.app),
+                    "metadata": kube.meta(self.app, self.ns, self.app),
                     "spec": {
                         "host": f"*.{self.ns}.svc.cluster.local",
                         "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}},
@@ -161,17 +120,17 @@ class _Builder:
         return docs
 
     def files(self) -> dict[str, str | bytes]:
-        out: dict[str, str | bytes] = {"common.yaml": k.dump_docs(self.common())}
-        strategy = self.p["strategy"]
+        out: dict[str, str | bytes] = {"common.yaml": kube.dump_docs(self.common_docs())}
+        strategy = self.params["strategy"]
         kind = strategy["kind"]
         stable, candidate = self.opts.stable_version, self.opts.candidate_version
         if kind == "recreate":
-            out["inferenceservice.yaml"] = k.dump_docs([self.isvc(self.app, stable)])
+            out["inferenceservice.yaml"] = kube.dump_docs([self.isvc(self.app, stable)])
         elif kind == "canary":
             plan = []
             for i, pct in enumerate(strategy["steps"], start=1):
                 path = f"rollout/{i:02d}-canary-{pct}.yaml"
-                out[path] = k.dump_docs([self.isvc(self.app, candidate, pct)])
+                out[path] = kube.dump_docs([self.isvc(self.app, candidate, pct)])
                 plan.append(
                     {
                         "apply": path,
@@ -179,9 +138,9 @@ class _Builder:
                         "traffic_percent": pct,
                     }
                 )
-            out["rollout/00-stable.yaml"] = k.dump_docs([self.isvc(self.app, stable)])
+            out["rollout/00-stable.yaml"] = kube.dump_docs([self.isvc(self.app, stable)])
             # KServe keeps the last rolled-out revision: 0 % to the canary sends all back to it.
-            out["rollout/rollback.yaml"] = k.dump_docs([self.isvc(self.app, candidate, 0)])
+            out["rollout/rollback.yaml"] = kube.dump_docs([self.isvc(self.app, candidate, 0)])
             out["rollout/plan.json"] = _json(
                 {
                     "initial": "rollout/00-stable.yaml",
@@ -193,32 +152,32 @@ class _Builder:
         elif kind == "ab":
             docs, steps = [], []
             for variant in strategy["variants"]:
-                name = k.dns_name(f"{self.app}-{variant['name']}")
+                name = kube.dns_name(f"{self.app}-{variant['name']}")
                 docs.append(self.isvc(name, variant["model_alias"]))
                 steps.append(
                     {
-                        "name": k.dns_name(variant["name"]),
+                        "name": kube.dns_name(variant["name"]),
                         "serviceName": name,
                         "weight": variant["weight"],
                     }
                 )
-            out["inferenceservices.yaml"] = k.dump_docs(docs)
-            out["inferencegraph.yaml"] = k.dump_docs(
+            out["inferenceservices.yaml"] = kube.dump_docs(docs)
+            out["inferencegraph.yaml"] = kube.dump_docs(
                 [
                     {
                         "apiVersion": GRAPH_API,
                         "kind": "InferenceGraph",
-                        "metadata": k.meta(self.app, self.ns, self.app),
+                        "metadata": kube.meta(self.app, self.ns, self.app),
                         "spec": {"nodes": {"root": {"routerType": "Splitter", "steps": steps}}},
                     }
                 ]
             )
         elif kind == "shadow":
             shadow = f"{self.app}-shadow"
-            out["inferenceservices.yaml"] = k.dump_docs(
+            out["inferenceservices.yaml"] = kube.dump_docs(
                 [self.isvc(self.app, stable), self.isvc(shadow, candidate)]
             )
-            out["virtualservice.yaml"] = k.dump_docs(
+            out["virtualservice.yaml"] = kube.dump_docs(
                 [
                     self.virtual_service(
                         self.app, [(self.app, 100)], (shadow, int(strategy["mirror_percent"]))
@@ -227,13 +186,13 @@ class _Builder:
             )
         elif kind == "blue_green":
             blue, green = f"{self.app}-blue", f"{self.app}-green"
-            out["inferenceservices.yaml"] = k.dump_docs(
+            out["inferenceservices.yaml"] = kube.dump_docs(
                 [self.isvc(blue, stable), self.isvc(green, candidate)]
             )
-            out["switch/to-blue.yaml"] = k.dump_docs(
+            out["switch/to-blue.yaml"] = kube.dump_docs(
                 [self.virtual_service(self.app, [(blue, 100), (green, 0)])]
             )
-            out["switch/to-green.yaml"] = k.dump_docs(
+            out["switch/to-green.yaml"] = kube.dump_docs(
                 [self.virtual_service(self.app, [(blue, 0), (green, 100)])]
             )
             out["switch/plan.json"] = _json(
@@ -247,6 +206,14 @@ class _Builder:
                 }
             )
         return out
+
+
+class KServeTarget(ServingTarget):
+    name = "kserve"
+    description = "KServe InferenceService manifests with canary, A/B, shadow or blue-green."
+    options_model = KServeOptions
+    capabilities = Capabilities(realises=frozenset({StepKind.DEPLOY}), supports=SUPPORTS)
+    builder = _Builder
 
 
 def _json(data: Any) -> str:

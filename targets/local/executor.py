@@ -17,7 +17,8 @@ How a run proceeds (`execute`):
 4. Steps with `when: <gate>.passed` are skipped when that gate's verdict failed; the run then
    ends with status `gate_failed` (exit 3 in the CLI).
 5. A run record (`.mlc/runs/<run id>.json`), OpenLineage events (`.mlc/lineage/events/`) and
-   audit records (`run.start`, `gate.verdict`, `run.end`) are written as the run goes.
+   audit records (`run.start`, `step.outputs` per executed step with the digests of its files,
+   `gate.verdict`, `run.end`) are written as the run goes.
 
 `--from STEP` executes STEP and everything after it. `--only STEP` executes STEP alone: the
 steps it reads from (its ancestors and the gates its `when` names) must be cached, else the
@@ -32,8 +33,9 @@ inputs; here their key also covers the tracking URI, and the register step itsel
 create a second version of a model it already registered, so a rerun never duplicates one.
 
 The per-step path is kept to the file operations a plain script writing the same artifacts
-makes, plus two appended lines: one `mkdir` per output folder, the step's own writes, reading
-each output's `_meta.json`, one index line and one flush of the step's lineage events (see
+makes, plus three appended lines: one `mkdir` per output folder, the step's own writes, reading
+each output's `_meta.json`, one index line, one audit record (not fsynced; the run's last
+record is) and one flush of the step's lineage events (see
 `mlc.targets.local.cache` for why a fresh payload is not read back).
 """
 
@@ -42,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import time
 import traceback
 from collections.abc import Mapping
@@ -66,7 +69,14 @@ from mlc.targets.local.cache import (
 )
 from mlc.targets.local.facts import RunFacts
 from mlc.targets.local.gates import parse_when, read_verdict, with_incumbent
-from mlc.targets.local.journal import EventLog, new_run_id, run_lock, write_record
+from mlc.targets.local.journal import (
+    EventLog,
+    close_interrupted,
+    has_ended,
+    new_run_id,
+    run_lock,
+    write_record,
+)
 from mlc.targets.local.options import RunError, RunOptions, StepFunction
 from mlc.targets.local.progress import Progress, list_runs
 from mlc.targets.local.results import RunResult, StepOutcome
@@ -98,6 +108,18 @@ class Executor:
         secret_names = (ir.settings.get("security") or {}).get("secrets") or {}
         secrets = {n: os.environ[n] for n in sorted(secret_names) if n in os.environ}
         self.secrets_digest = digest(secrets) if secrets else ""
+        audit_settings = (ir.settings.get("governance") or {}).get("audit") or {}
+        self.audit_key: str | None = audit_settings.get("hmac_key")
+        if self.audit_key and self.audit_key not in secret_names:
+            raise RunError(
+                f"governance.audit.hmac_key names '{self.audit_key}', which security.secrets "
+                "does not declare; add it there with its reference"
+            )
+        if self.audit_key and not os.environ.get(self.audit_key):
+            raise RunError(
+                f"governance.audit.hmac_key: the audit key ${self.audit_key} is not set; "
+                "set it (from its secret reference) to run"
+            )
         self.tracking_uri = (
             options.tracking_uri or f"sqlite:///{(self.state / 'mlflow.db').resolve()}"
         )
@@ -365,6 +387,13 @@ class Executor:
                     message=_describe_failure(step, exc),
                 )
             raise
+        # What the step wrote, in the chain: `mlc audit verify --deep` re-hashes the entry.
+        self._audit(
+            "step.outputs",
+            {"run_id": self.run_id, "step": step.id, "kind": step.kind.value, "key": key}
+            | {"outputs": hashes, "files": files},
+            sync=False,
+        )
         self._lineage("COMPLETE", step, in_hashes, {step.outputs[n]: h for n, h in hashes.items()})
         return StepOutcome(
             step.id,
@@ -404,17 +433,21 @@ class Executor:
             self.index = index = CacheIndex(self._cache)
             index.compact()
             self._clear_leftovers(index)
+            self._recover()
             self.facts.commit = audit.git_commit(self.options.project_dir)
-            self._audit(
-                "run.start",
-                {
-                    "run_id": self.run_id,
-                    "pipeline": self.ir.name,
-                    "no_cache": not self.options.use_cache,
-                    "from": self.options.from_step,
-                    "only": self.options.only,
-                },
-            )
+            try:
+                self._audit(
+                    "run.start",
+                    {
+                        "run_id": self.run_id,
+                        "pipeline": self.ir.name,
+                        "no_cache": not self.options.use_cache,
+                        "from": self.options.from_step,
+                        "only": self.options.only,
+                    },
+                )
+            except audit.AuditKeyMissing as exc:
+                raise RunError(str(exc)) from None
             result = RunResult(self.run_id, self.ir.name, "running", [])
             self._write_record(result)
             try:
@@ -433,6 +466,23 @@ class Executor:
                 index.close()
                 self._finish(result)
         return result
+
+    def _recover(self) -> None:
+        """What killed runs left outside the cache: run records still `running`, a
+        half-built MLflow store, MLflow runs still `RUNNING` (see `mlc.runtime.store`)."""
+        from mlc.runtime import store
+
+        close_interrupted(self.state, self.run_id)
+        try:
+            store.prepare(self.tracking_uri, self.progress.note)
+            store.close_killed_runs(
+                self.tracking_uri,
+                current_run=self.run_id,
+                ended=has_ended(self.state, self.run_id),
+                log=self.progress.note,
+            )
+        except store.StoreError as exc:
+            raise RunError(str(exc)) from None
 
     def _walk(self, result: RunResult) -> None:
         total = len(self.pipeline)
@@ -481,11 +531,17 @@ class Executor:
             for gate, v in verdicts.items()
         }
 
-    def _audit(self, event: str, details: dict[str, Any]) -> None:
+    def _audit(self, event: str, details: dict[str, Any], *, sync: bool = True) -> None:
         from mlc.runtime import audit
 
         audit.append(
-            self.state, event, spec_hash=self.spec_hash, commit=self.facts.commit, details=details
+            self.state,
+            event,
+            spec_hash=self.spec_hash,
+            commit=self.facts.commit,
+            details=details,
+            key_name=self.audit_key,
+            sync=sync,
         )
 
     def _write_record(self, result: RunResult) -> None:
@@ -513,6 +569,15 @@ class Executor:
                 "seconds": round(result.seconds, 3),
             },
         )
+        if "mlflow" in sys.modules:
+            # Loading MLflow costs seconds, so only a run that has it moves the tracking
+            # store's head to its end; the checkpoint covers the rest.
+            from mlc.runtime import audit_anchor
+
+            try:
+                audit_anchor.refresh(self.state)
+            except Exception as exc:
+                self.progress.note(f"warning: the tracking store's audit head was not moved: {exc}")
 
 
 def _is_output(name: str) -> bool:

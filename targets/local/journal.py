@@ -3,7 +3,8 @@
 - `.mlc/run.lock`: one run per project at a time (an `flock`, released by the kernel even on
   `kill -9`).
 - `.mlc/runs/<run id>.json`: the run record, written atomically when the run starts and when it
-  ends (a record still saying `running` whose process is gone is shown as `interrupted`).
+  ends (a record still saying `running` whose process is gone is shown as `interrupted`, and the
+  next run, holding the lock, rewrites it so: `close_interrupted`).
 - `.mlc/lineage/events/<run id>.jsonl`: OpenLineage events, appended through one handle held for
   the whole run. A step's `START` is flushed together with its `COMPLETE` or `FAIL` (one write
   per step), so a `kill -9` keeps the events of every step that finished; only the `START` of
@@ -17,13 +18,14 @@ import fcntl
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from mlc.compiler.output import write_file
 from mlc.targets.local.options import RunError, RunOptions
 from mlc.targets.local.progress import RUNS_DIR
+from mlc.targets.local.progress import _alive as alive
 from mlc.targets.local.results import RunResult
 
 
@@ -95,6 +97,55 @@ def spent(result: RunResult) -> dict[str, Any]:
         # Local runs use the machine at hand: no cloud spend to count against the caps.
         "usd": 0.0,
     }
+
+
+_RUNNING = b'"status": "running"'
+
+
+def close_interrupted(state: Path, current: str) -> list[str]:
+    """Rewrite the records of killed runs (still `running`) as `interrupted`; return their ids.
+
+    Call it holding the run lock: then no other run of the project is alive, so every record
+    but `current`'s that still says `running` belongs to a process that died mid-run.
+    """
+    found = []
+    for path in sorted((state / RUNS_DIR).glob("*.json")):
+        if path.stem == current:
+            continue
+        try:
+            raw = path.read_bytes()
+            # Most records are finished: skip parsing them.
+            if _RUNNING not in raw:
+                continue
+            body = json.loads(raw)
+        except (OSError, ValueError):
+            continue
+        if body.get("status") != "running":
+            continue
+        body["status"] = "interrupted"
+        body["error"] = body.get("error") or (
+            "interrupted: the process ended before the run finished (killed or crashed); "
+            "the next run reuses every step it completed"
+        )
+        write_file(path, _readable(body))
+        found.append(path.stem)
+    return found
+
+
+def has_ended(state: Path, current: str) -> Callable[[str], bool]:
+    """mlc run id -> True when its record exists and says it is over (any other status than
+    `running`, or `running` from a process that is gone)."""
+
+    def ended(run_id: str) -> bool:
+        if run_id == current:
+            return False
+        try:
+            body = json.loads((state / RUNS_DIR / f"{run_id}.json").read_bytes())
+        except (OSError, ValueError):
+            return False
+        return body.get("status") != "running" or not alive(int(body.get("pid") or 0))
+
+    return ended
 
 
 def write_record(

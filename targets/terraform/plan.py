@@ -233,9 +233,13 @@ def placement_problems(ir: IRGraph) -> list[Diagnostic]:
                 "MLC430",
                 f"target 'terraform' provisions aws, gcp or azure, not '{cloud}'",
                 hint="set deployment.cloud to aws, gcp or azure",
+                # without a deployment the spec's objectionable key is the target's own entry
+                # (when the spec lists it; else the location falls back to the spec's start)
                 path="deployment.cloud"
-                if step_of(ir, StepKind.DEPLOY) or step_of(ir, StepKind.BATCH_PREDICT)
-                else "",
+                if step_of(ir, StepKind.DEPLOY)
+                or step_of(ir, StepKind.BATCH_PREDICT)
+                or "terraform" not in ir.settings.get("target_options", {})
+                else "targets.terraform",
             )
         ]
     out = []

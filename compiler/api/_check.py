@@ -1,4 +1,5 @@
-"""The library behind the CLI: check a spec, build its IR, run passes, compile targets."""
+"""`check` and `compile_spec`: load and validate a spec, build its IR, run the passes, emit
+targets."""
 
 from __future__ import annotations
 
@@ -21,12 +22,16 @@ from mlc.compiler.load import LoadedSpec, load_spec
 from mlc.compiler.output import write_tree
 from mlc.compiler.passes import PassContext, run_passes
 from mlc.compiler.registry import TargetRegistry, default_registry
-from mlc.compiler.sourcemap import dotted
 from mlc.compiler.validate import pydantic_diagnostics, validate_spec
 from mlc.specs import Spec
 
 if TYPE_CHECKING:
     from mlc.targets.base import Target, TargetOptions
+
+
+class UsageError(Exception):
+    """What was asked cannot be done as asked (a run that cannot start, nothing to monitor, no
+    audit log): the message says why and what would do. The CLI prints it; exit 2."""
 
 
 @dataclass
@@ -129,6 +134,9 @@ def _emit_context(target: Target, options: dict[str, TargetOptions], loaded: Loa
 class CompileResult:
     check: CheckResult
     written: dict[str, list[Path]]
+    audit_problem: str = ""
+    """Why the `compile` record could not be appended to the audit log (the files are written
+    all the same); empty when it was, or when none was asked for."""
 
 
 def compile_spec(
@@ -137,10 +145,14 @@ def compile_spec(
     out_dir: str | Path,
     overrides: Sequence[str] = (),
     registry: TargetRegistry | None = None,
+    *,
+    audit: bool = False,
 ) -> CompileResult:
     """Check the spec for `targets`, then emit each into `out_dir/<target>/` with a manifest.
 
-    Nothing is written unless every target emitted without error.
+    Nothing is written unless every target emitted without error. With `audit`, a `compile`
+    record (each file's sha256) is appended to the project's audit log, the one the run and
+    audit commands read (see `record_compile`).
     """
     from mlc.targets.base import EmitError, check_emitted
 
@@ -177,11 +189,53 @@ def compile_spec(
             name=result.ir.name,
             spec_hash=str(result.ir.metadata["spec_hash"]),
         )
-    return CompileResult(result, written)
+    compiled = CompileResult(result, written)
+    if audit:
+        try:
+            record_compile(compiled)
+        except OSError as exc:
+            compiled.audit_problem = str(exc)
+    return compiled
+
+
+def record_compile(result: CompileResult) -> None:
+    """Append a `compile` record to the project's audit log: `.mlc/audit.jsonl`, or the one
+    under the spec's `targets.local.state_dir`.
+
+    Raises:
+        OSError: the log cannot be appended to.
+    """
+    import hashlib
+
+    from mlc.runtime import audit
+    from mlc.targets.local import LocalOptions
+
+    loaded = result.check.loaded
+    files = {
+        name: {
+            p.name if p.parent == out_dir else p.relative_to(out_dir).as_posix(): hashlib.sha256(
+                p.read_bytes()
+            ).hexdigest()
+            for p in paths
+        }
+        for name, paths in sorted(result.written.items())
+        for out_dir in [paths[-1].parent]
+    }
+    raw: Any = result.check.spec.targets.get("local") or {}
+    try:
+        local = LocalOptions.model_validate(raw)
+    except ValidationError:
+        # the local options are the local target's to check (when it is compiled); until then
+        # the log is in its default folder
+        local = LocalOptions()
+    audit.append(
+        loaded.project_dir / local.state_dir,
+        "compile",
+        spec_hash=str(result.check.ir.metadata["spec_hash"]),
+        project_dir=loaded.project_dir,
+        details={"targets": sorted(result.written), "spec": loaded.root.name, "files": files},
+    )
 
 
 def warnings_of(diags: Sequence[Diagnostic]) -> list[Diagnostic]:
     return [d for d in diags if d.severity is not Severity.ERROR]
-
-
-__all__ = ["CheckResult", "CompileResult", "check", "compile_spec", "dotted"]

@@ -1,0 +1,43 @@
+"""The feedback section's step: `retrain_trigger`, when the spec has triggers or active
+learning."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mlc.compiler.ir.builder import SpecBuilder, directed
+from mlc.compiler.ir.model import Layer, StepKind
+
+if TYPE_CHECKING:
+    from mlc.compiler.ir.params import RetrainTriggerParams
+    from mlc.specs import Spec
+
+
+def build_feedback(spec: Spec, b: SpecBuilder, signal: str | None) -> None:
+    fb = spec.feedback
+    if not fb.triggers and fb.active_learning is None:
+        return
+    params: RetrainTriggerParams = {
+        "triggers": [
+            directed(t) if t.get("kind") == "performance_drop" else t
+            for t in map(b.dump, fb.triggers)
+        ],
+        "active_learning": b.dump(fb.active_learning),
+        "promotion": b.dump(fb.promotion),
+        "model_name": spec.name,
+        "target": spec.features.target,
+    }
+    requires = [
+        (f"trigger.{t.kind}", f"feedback.triggers[{i}].kind") for i, t in enumerate(fb.triggers)
+    ]
+    if fb.active_learning is not None:
+        requires.append(("active_learning", "feedback.active_learning"))
+    b.add(
+        "retrain-trigger",
+        StepKind.RETRAIN_TRIGGER,
+        "feedback",
+        layer=Layer.OPERATIONS,
+        params=params,
+        inputs={"signal": signal} if signal else {},
+        requires=requires,
+    )
