@@ -159,7 +159,14 @@ def did_you_mean(word: str, candidates: Iterable[str], what: str = "keys") -> st
     import difflib
 
     options = sorted(set(candidates))
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    # At cutoff 0.6 no option under 0.43x the word's length can match (ratio = 2M/(a+b)):
+    # skipping such words keeps a hostile multi-megabyte value from a quadratic comparison.
+    longest = max((len(o) for o in options), default=0)
+    close = (
+        difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+        if len(word) <= 3 * longest
+        else []
+    )
     if close:
         return f"did you mean '{close[0]}'?"
     if options and len(options) <= 25:

@@ -220,6 +220,45 @@ def _read_bytes(path: Path, shown: str, included_at: SourceLocation | None) -> b
         os.close(fd)
 
 
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
+
+
+def _count_events(loader_cls: Any, text: str, shown: str, budget: _Budget) -> None:
+    """Stop a document with too many nodes before composing it.
+
+    Composing builds (and type-resolves) every node first; the walker counts only afterwards, so
+    a 3 MB flow list of 400,000 items took seconds to be refused. The parser's events come at a
+    fraction of that cost and carry the position where the limit is passed. Syntax errors are
+    left to the composing pass, which reports them.
+    """
+    room = MAX_NODES - budget.nodes
+    if len(text) < room:  # every node takes at least one character
+        return
+    events = loader_cls(text)
+    seen = 0
+    try:
+        while events.check_event():
+            event = events.get_event()
+            if isinstance(event, _NODE_EVENTS):
+                seen += 1
+                if seen > room:
+                    raise DiagnosticError(
+                        [
+                            _limit(
+                                f"the spec has more than {MAX_NODES} YAML nodes",
+                                "MAX_NODES",
+                                MAX_NODES,
+                                _loc(shown, event.start_mark),
+                                "move data out of the spec",
+                            )
+                        ]
+                    )
+    except yaml.YAMLError:
+        return
+    finally:
+        events.dispose()
+
+
 def read_yaml(
     path: Path,
     included_at: SourceLocation | None = None,
@@ -278,6 +317,7 @@ def read_yaml(
             [Diagnostic("MLC005", "spec file is empty", start, "run 'mlc init' to scaffold a spec")]
         )
     loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    _count_events(loader_cls, text, shown, budget)
     loader = loader_cls(text)
     try:
         try:
@@ -836,6 +876,20 @@ def _compose(
         span = smap.span(("defaults", i))
         where = span.value if span else None
         if entry == "_self_":
+            # Hydra refuses a second `_self_` too; each one would merge the file's whole body again.
+            if any(kind == "self" for kind, _, _ in entries):
+                repeated = sum(1 for e in defaults if e == "_self_")
+                if any(d.message.startswith("'_self_' appears") for d in errors):
+                    continue
+                errors.append(
+                    Diagnostic(
+                        "MLC010",
+                        f"'_self_' appears {repeated} times in 'defaults'",
+                        where,
+                        "list '_self_' once: it marks where this file's own content is merged",
+                    )
+                )
+                continue
             entries.append(("self", None, where))
         elif isinstance(entry, str) and entry:
             entries.append(("file", path.parent / entry, where))
@@ -857,7 +911,20 @@ def _compose(
                 )
                 continue
             candidate = path.parent / group / f"{option}.yaml"
-            if not candidate.exists():
+            try:
+                found = candidate.exists()
+            except OSError as exc:
+                errors.append(
+                    Diagnostic(
+                        "MLC011",
+                        f"overlay option '{option[:60]}' of group '{group[:60]}' is not a usable "
+                        f"file name: {exc.strerror or exc}",
+                        where,
+                        "option names are short file names in the group's folder",
+                    )
+                )
+                continue
+            if not found:
                 available = sorted(p.stem for p in (path.parent / group).glob("*.yaml"))
                 errors.append(
                     Diagnostic(

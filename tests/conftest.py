@@ -75,3 +75,12 @@ def update_goldens(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture
 def credit_spec() -> Path:
     return CREDIT
+
+
+@pytest.fixture
+def credit_copy(tmp_path: Path) -> Path:
+    """The credit example's spec in a copy of its project: commands that write project state
+    (the compile record in `.mlc/audit.jsonl`, runs) must not write into the repository."""
+    project = tmp_path / "credit"
+    shutil.copytree(EXAMPLES / "credit", project, ignore=shutil.ignore_patterns(".mlc", "out"))
+    return project / "mlc.yaml"

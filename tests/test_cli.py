@@ -100,8 +100,8 @@ def test_wrong_flag_is_a_usage_error() -> None:
     _no_traceback(bad_choice)
 
 
-def test_compile_ir_and_manifest(tmp_path: Path) -> None:
-    proc = mlc("compile", CREDIT, "-t", "ir", "-o", tmp_path / "out")
+def test_compile_ir_and_manifest(tmp_path: Path, credit_copy: Path) -> None:
+    proc = mlc("compile", credit_copy, "-t", "ir", "-o", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     folder = tmp_path / "out" / "ir"
     assert sorted(p.name for p in folder.iterdir()) == ["ir.json", "mlc-manifest.json"]
@@ -133,11 +133,11 @@ def test_compile_error_writes_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_compile_is_byte_identical_across_hash_seeds(tmp_path: Path) -> None:
+def test_compile_is_byte_identical_across_hash_seeds(tmp_path: Path, credit_copy: Path) -> None:
     outputs = []
     for seed in ("0", "1", "12345"):
         out = tmp_path / f"seed{seed}"
-        proc = mlc("compile", CREDIT, "-t", "ir", "-o", out, PYTHONHASHSEED=seed)
+        proc = mlc("compile", credit_copy, "-t", "ir", "-o", out, PYTHONHASHSEED=seed)
         assert proc.returncode == 0, proc.stderr
         graph = mlc("graph", CREDIT, "--as", "dot", PYTHONHASHSEED=seed)
         assert graph.returncode == 0

@@ -289,7 +289,8 @@ def test_long_defaults_list_composes_in_linear_time(tmp_path: Path) -> None:
     spec = project / "mlc.yaml"
     for i in range(2000):
         (project / "env" / f"o{i}.yaml").write_text(f"tags:\n  t{i % 40}: v{i}\n")
-    entries = "".join(f"  - _self_\n  - env/o{i}.yaml\n" for i in range(2000))
+    # 2,000 overlays listed twice (a repeated `_self_` is refused, as Hydra does).
+    entries = "  - _self_\n" + "".join(f"  - env/o{i}.yaml\n" for i in range(2000)) * 2
     text = spec.read_text(encoding="utf-8")
     spec.write_text(text.replace("  - _self_\n  - env: dev\n", entries))
     script = (
@@ -307,7 +308,7 @@ def test_long_defaults_list_composes_in_linear_time(tmp_path: Path) -> None:
         check=True,
     )
     files, tags = yaml.safe_load(proc.stdout)
-    assert files == 2001
+    assert files == 4001
     expected = dict(yaml.safe_load(text)["tags"])
     for i in range(2000):
         expected[f"t{i % 40}"] = f"v{i}"
@@ -402,3 +403,29 @@ def test_mlc430_points_at_the_target_entry(tmp_path: Path) -> None:
     lines = spec.read_text(encoding="utf-8").splitlines()
     assert d.location is not None and d.path == "targets.terraform"
     assert lines[d.location.line - 1].strip().startswith("terraform:")
+
+
+def test_repeated_self_is_refused_once_and_located(tmp_path: Path) -> None:
+    """Each `_self_` merged the file's whole body again: 4,000 of them took seconds."""
+    project = _project(tmp_path)
+    spec = project / "mlc.yaml"
+    text = spec.read_text(encoding="utf-8")
+    spec.write_text(text.replace("  - _self_\n", "  - _self_\n" * 4000, 1))
+    result = CliRunner().invoke(app, ["validate", str(spec)])
+    assert result.exit_code == 2, result.output
+    found = [line for line in result.output.splitlines() if "error[MLC010]" in line]
+    assert len(found) == 1 and "'_self_' appears 4000 times" in found[0]
+    second = text.splitlines().index("  - _self_") + 2  # the first repeat is named
+    assert f"mlc.yaml:{second}:5:" in found[0]
+
+
+def test_overlay_option_too_long_for_a_file_name_is_located(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    spec = project / "mlc.yaml"
+    text = spec.read_text(encoding="utf-8")
+    spec.write_text(text.replace("  - env: dev\n", "  - env: " + "a" * 300 + "\n", 1))
+    result = CliRunner().invoke(app, ["validate", str(spec)])
+    assert result.exit_code == 2, result.output
+    assert "error[MLC011]" in result.output and "not a usable file name" in result.output
+    line = text.splitlines().index("  - env: dev") + 1
+    assert f"mlc.yaml:{line}:" in result.output

@@ -73,10 +73,10 @@ def test_plugin_entry_point_names_its_distribution() -> None:
     assert entry.value == "mlc_target_markdown:MarkdownTarget"
 
 
-def test_plugin_compiles_through_the_cli(tmp_path: Path) -> None:
-    proc = _mlc("compile", str(CREDIT), "-t", "markdown", "-o", str(tmp_path))
+def test_plugin_compiles_through_the_cli(tmp_path: Path, credit_copy: Path) -> None:
+    proc = _mlc("compile", str(credit_copy), "-t", "markdown", "-o", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
-    summary = (tmp_path / "markdown" / "SUMMARY.md").read_text()
+    summary = (tmp_path / "out" / "markdown" / "SUMMARY.md").read_text()
     assert summary.startswith("# credit-risk\n")
     assert "| train | train | pipeline |" in summary
 
