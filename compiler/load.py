@@ -22,6 +22,7 @@ import os
 import re
 import stat
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -662,10 +663,22 @@ def _merge(
     over_map: SourceMap,
     path: KeyPath = (),
 ) -> None:
-    """Deep-merge `over` into `base` in place: mappings merge, everything else is replaced."""
+    """Deep-merge `over` into `base` in place: mappings merge, everything else is replaced.
+
+    A mapping whose `kind` the overlay changes is replaced whole: its other keys belong to the
+    old kind (a canary's `steps` mean nothing to `recreate`), so merging would only make errors.
+    """
     for key, value in over.items():
         child = (*path, key)
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
+        old = base.get(key)
+        if (
+            isinstance(value, dict)
+            and isinstance(old, dict)
+            and "kind" in value
+            and old.get("kind", value["kind"]) != value["kind"]
+        ):
+            old = None
+        if isinstance(value, dict) and isinstance(old, dict):
             span = over_map.span(child)
             if span is not None and base_map.span(child) is None:
                 base_map.set(child, span)
@@ -801,12 +814,22 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
     root = Path(path)
     parsed = parse_overrides(list(overrides))
     groups = {ov.key: ov for ov in parsed if ov.kind == "change" and "." not in ov.key}
-    used_groups: set[str] = set()
+    # `+group=option` appends the group to the spec's defaults, as in Hydra, when the spec's
+    # folder has that group's folder; otherwise it is an ordinary `+key=value`.
+    appended = [
+        ov
+        for ov in parsed
+        if ov.kind == "add"
+        and "." not in ov.key
+        and isinstance(ov.value, str)
+        and (root.parent / ov.key).is_dir()
+    ]
+    used_groups: set[str] = {ov.key for ov in appended}
     files: list[Path] = []
-    data, smap = _compose(root, groups, used_groups, files, (), _Budget())
+    data, smap = _compose(root, groups, used_groups, files, (), _Budget(), appended=appended)
     errors: list[Diagnostic] = []
     for ov in parsed:
-        if ov.key in used_groups and ov is groups.get(ov.key):
+        if ov.key in used_groups and (ov is groups.get(ov.key) or ov in appended):
             continue
         _apply_override(data, smap, ov, errors)
     if errors:
@@ -824,6 +847,7 @@ def _compose(
     stack: tuple[Path, ...],
     budget: _Budget,
     included_at: SourceLocation | None = None,
+    appended: Sequence[_Override] = (),
 ) -> tuple[dict[str, Any], SourceMap]:
     # realpath, not Path.resolve: that raises RuntimeError on a symlink loop, which the read
     # below reports as a diagnostic
@@ -856,8 +880,10 @@ def _compose(
     data, smap = read_yaml(path, included_at, budget)
     shown = display_path(path)
     defaults = data.pop("defaults", None)
-    if defaults is None:
+    if defaults is None and not appended:
         return data, smap
+    if defaults is None:
+        defaults = ["_self_"]
     defaults_span = smap.span(("defaults",))
     if not isinstance(defaults, list):
         raise DiagnosticError(
@@ -947,10 +973,27 @@ def _compose(
                     "entries are file paths, '_self_', or '{group: option}'",
                 )
             )
-    if errors:
-        raise DiagnosticError(errors)
     if not any(kind == "self" for kind, _, _ in entries):
         entries.append(("self", None, None))
+    for ov in appended:
+        option = str(ov.value)
+        candidate = path.parent / ov.key / f"{option}.yaml"
+        if candidate.is_file():
+            entries.append(("file", candidate, ov.location))
+            continue
+        available = sorted(p.stem for p in (path.parent / ov.key).glob("*.yaml"))
+        errors.append(
+            Diagnostic(
+                "MLC011",
+                f"no option '{option}' in overlay group '{ov.key}'",
+                ov.location,
+                did_you_mean(option, available, "options")
+                if available
+                else f"create {display_path(candidate)}",
+            )
+        )
+    if errors:
+        raise DiagnosticError(errors)
     merged: dict[str, Any] = {}
     merged_map = SourceMap()
     merged_map.set((), Span(None, SourceLocation(shown, 1, 1)))

@@ -50,5 +50,8 @@ RUNTIME_FEATURES = frozenset(
         "fairness.exponentiated_gradient",
         "explain.permutation",
         "explain.shap",
+        # operations steps that run in the pipeline
+        "mode.batch",
+        "mode.edge",
     }
 )

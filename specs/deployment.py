@@ -124,13 +124,40 @@ class Autoscaling(StrictModel):
 
 class Batch(StrictModel):
     schedule: Cron
-    input: str
-    output: str
+    input: str = Field(min_length=1)
+    """What to score: a CSV or Parquet file or a folder of Parquet files (from the project)."""
+    output: str = Field(min_length=1)
+    """The folder the predictions, summary and drift report are published to."""
+    alias: Identifier = "champion"
+    """The registered model's alias that scores the batch."""
+    id_column: str | None = None
+    """An input column carried into the predictions as the row id (default: the row number)."""
+    chunk_rows: int = Field(65536, ge=1, le=INT32_MAX)
+    """Rows read, checked and scored at a time: memory stays bounded by this, not the input."""
+
+
+class Parity(StrictModel):
+    """How close the exported model must score to the original on the test split."""
+
+    proba_atol: float = Field(1e-5, ge=0, le=1)
+    """Classification: largest |difference| of any class probability (labels must all agree)."""
+    atol: float = Field(1e-4, ge=0)
+    """Regression: a row fails when |difference| > atol + rtol * |original|."""
+    rtol: float = Field(1e-4, ge=0)
+    quantized_proba_atol: float = Field(0.05, ge=0, le=1)
+    """The same bounds for the dynamically quantised graph, which trades precision for size."""
+    quantized_rtol: float = Field(0.05, ge=0)
+    quantized_label_agreement: float = Field(0.98, ge=0, le=1)
+    """Share of rows whose label the quantised graph must keep."""
 
 
 class Edge(StrictModel):
     format: Literal["onnx"] = "onnx"
-    quantize: bool = False
+    quantize: Literal["none", "dynamic"] = "none"
+    """`dynamic`: also ship an int8 dynamically quantised graph, checked with its own bounds."""
+    opset: int = Field(17, ge=9, le=23)
+    """ONNX opset of the exported graph (onnxruntime runs 9 to 23)."""
+    parity: Parity = Parity()
 
 
 class Deployment(StrictModel):

@@ -87,6 +87,7 @@ class Spec(StrictModel):
             (frozenset({"data", "training"}), self._training_rules),
             (frozenset({"evaluation", "training"}), lambda: self._metric_rules(ok)),
             (frozenset({"governance", "data", "training"}), self._governance_rules),
+            (frozenset({"deployment", "data"}), self._batch_rules),
             (every, self._overridable_rules),
         )
         for needs, rule in rules:
@@ -164,6 +165,17 @@ class Spec(StrictModel):
                         f"drift feature '{col}' is not in the data contract",
                         hint,
                     )
+
+    def _batch_rules(self) -> Iterator[Violation]:
+        batch = self.deployment.batch if self.deployment is not None else None
+        columns = self.data.contract.columns
+        if batch is not None and batch.id_column is not None and batch.id_column not in columns:
+            yield Violation(
+                ("deployment", "batch", "id_column"),
+                "MLC201",
+                f"batch id column '{batch.id_column}' is not in the data contract",
+                "data contract columns: " + ", ".join(sorted(columns)),
+            )
 
     def _training_rules(self) -> Iterator[Violation]:
         lightning = self.training.lightning

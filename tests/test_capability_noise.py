@@ -90,12 +90,8 @@ def test_unset_or_false_settings_ask_for_nothing(credit: Path) -> None:
     spec.write_text(text)
     result = check(spec, targets=["local"])
     assert not [d for d in result.diagnostics if d.code == "MLC421"]
-    # edge export: `quantize: true` is inert, `quantize: false` asks nothing
-    edge = _offline(text, "  mode: edge\n  edge: {quantize: true}\n")
-    spec.write_text(edge)
-    paths = [d.path for d in check(spec, targets=["local"]).diagnostics if d.code == "MLC421"]
-    assert paths == ["deployment.edge.quantize"]
-    spec.write_text(edge.replace("quantize: true", "quantize: false"))
+    # edge export: quantisation is part of the export step, so a target running it acts on it
+    spec.write_text(_offline(text, "  mode: edge\n  edge: {quantize: dynamic}\n"))
     assert not [d for d in check(spec, targets=["local"]).diagnostics if d.code == "MLC421"]
 
 
@@ -206,7 +202,7 @@ def test_cost_and_plan_leave_out_what_no_selected_target_emits(credit: Path) -> 
     assert any(r.startswith("pipeline run") for r in inspected["runs"])
 
 
-def test_batch_jobs_that_no_target_emits_are_not_priced(credit: Path) -> None:
+def test_batch_jobs_are_priced_only_when_a_selected_target_runs_them(credit: Path) -> None:
     spec = credit / "mlc.yaml"
     text = _offline(
         spec.read_text(),
@@ -216,8 +212,12 @@ def test_batch_jobs_that_no_target_emits_are_not_priced(credit: Path) -> None:
     spec.write_text(text)
     if not check(spec).ok:
         pytest.fail("\n".join(d.render() for d in check(spec).diagnostics))
-    # without -t: every installed target; none realises batch_predict
+    # without -t: every installed target, and local, kfp and k8s run batch_predict
     run = mlc("cost", "mlc.yaml", "--format", "json", cwd=credit)
+    assert run.returncode == 0, run.stderr
+    assert "batch" in [i["name"] for i in json.loads(run.stdout)["items"]]
+    # terraform alone starts no batch job: nothing to price
+    run = mlc("cost", "mlc.yaml", "-t", "terraform", "--format", "json", cwd=credit)
     assert run.returncode == 0, run.stderr
     data = json.loads(run.stdout)
     assert "batch" not in [i["name"] for i in data["items"]]

@@ -3,6 +3,7 @@
 from mlc.compiler.ir.build import build_ir, spec_hash
 from mlc.compiler.ir.graph import IRGraph
 from mlc.compiler.ir.model import (
+    EXECUTED_KINDS,
     IR_VERSION,
     PIPELINE_KINDS,
     Artifact,
@@ -18,6 +19,7 @@ from mlc.compiler.ir.model import (
 )
 
 __all__ = [
+    "EXECUTED_KINDS",
     "IR_VERSION",
     "PIPELINE_KINDS",
     "Artifact",

@@ -32,8 +32,8 @@ def build_ir(spec: Spec) -> IRGraph:
     data = build_data(spec, b)
     transform = build_features(spec, b, data)
     trained = build_training(spec, b, data, transform)
-    model_version = build_evaluation(spec, b, data, trained)
-    signal = build_operations(spec, b, data, model_version)
+    registered = build_evaluation(spec, b, data, trained)
+    signal = build_operations(spec, b, data, registered)
     build_feedback(spec, b, signal)
     dump = b.dump
     deployment = spec.deployment

@@ -9,6 +9,7 @@ trained model.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlc.compiler.ir.build_data import DataArtifacts
@@ -28,10 +29,19 @@ if TYPE_CHECKING:
     from mlc.specs import Spec
 
 
+@dataclass(frozen=True)
+class Registered:
+    """What the evaluation section hands to operations: the registration and its model."""
+
+    model_version: str
+    model: str
+    """The candidate model artifact: the bytes the gate judged and register logged."""
+
+
 def build_evaluation(
     spec: Spec, b: SpecBuilder, data: DataArtifacts, trained: TrainingArtifacts
-) -> str:
-    """Add the evaluation and governance steps; return the registered model version artifact."""
+) -> Registered:
+    """Add the evaluation and governance steps; return the registration and its model."""
     ev, gov, training, feats = spec.evaluation, spec.governance, spec.training, spec.features
     dump, split = b.dump, data.split
     candidate = trained.model
@@ -196,4 +206,4 @@ def build_evaluation(
         when="gate.passed",
         cache=False,
     )
-    return registered["model_version"]
+    return Registered(registered["model_version"], candidate)

@@ -6,14 +6,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mlc.compiler.ir.build_data import DataArtifacts
+from mlc.compiler.ir.build_evaluation import Registered
 from mlc.compiler.ir.builder import SpecBuilder, directed, resources
 from mlc.compiler.ir.model import ArtifactType, Layer, StepKind
 
 if TYPE_CHECKING:
     from mlc.compiler.ir.params import (
         AlertsParams,
+        BatchPredictParams,
         BudgetParams,
         DeploymentParams,
+        ExportParams,
         IdentityParams,
         MonitorParams,
         StorageParams,
@@ -23,8 +26,13 @@ if TYPE_CHECKING:
 IDENTITY_ROLES = ("pipeline", "training", "serving", "monitoring")
 
 
+def _raw_features(spec: Spec) -> list[str]:
+    """The contract columns a scoring request carries: all but the label, in contract order."""
+    return [c for c in spec.data.contract.columns if c != spec.features.target]
+
+
 def build_operations(
-    spec: Spec, b: SpecBuilder, data: DataArtifacts, model_version: str
+    spec: Spec, b: SpecBuilder, data: DataArtifacts, registered: Registered
 ) -> str | None:
     """Add the operations steps; return the monitor's signal artifact (None without one)."""
     dep, sec, gov, bud = spec.deployment, spec.security, spec.governance, spec.budgets
@@ -95,22 +103,22 @@ def build_operations(
         )
     endpoint: str | None = None
     if dep is not None:
-        dep_reqs = [
-            (f"mode.{dep.mode}", "deployment.mode"),
-            (f"platform.{dep.platform}", "deployment.platform"),
-            (f"cloud.{dep.cloud}", "deployment.cloud"),
-        ]
+        dep_reqs = [(f"mode.{dep.mode}", "deployment.mode")]
+        # Batch scoring and export are pipeline steps: whatever runs the pipeline runs them;
+        # the platform, cloud and rollout are the endpoint's.
         if dep.mode == "online":
+            dep_reqs.append((f"platform.{dep.platform}", "deployment.platform"))
+            dep_reqs.append((f"cloud.{dep.cloud}", "deployment.cloud"))
             dep_reqs.append((f"strategy.{dep.strategy.kind}", "deployment.strategy.kind"))
-        if dep.autoscaling.scale_to_zero:
+        if dep.mode == "online" and dep.autoscaling.scale_to_zero:
             dep_reqs.append(("autoscaling.scale_to_zero", "deployment.autoscaling.scale_to_zero"))
         if dep.resources.gpu is not None:
             dep_reqs.append(("resources.gpu", "deployment.resources.gpu"))
-        if sec.encryption.in_transit:
+        if dep.mode == "online" and sec.encryption.in_transit:
             dep_reqs.append(("encryption.in_transit", "security.encryption.in_transit"))
-        if sec.network.ingress or sec.network.egress:
+        if dep.mode == "online" and (sec.network.ingress or sec.network.egress):
             dep_reqs.append(("network.policy", "security.network"))
-        if sec.secrets:
+        if dep.mode == "online" and sec.secrets:
             dep_reqs.append(("secrets", "security.secrets"))
         deployment = dump(dep)
         dep_params: DeploymentParams = {
@@ -130,7 +138,7 @@ def build_operations(
             "access": [dump(a) for a in sec.access],
         }
         dep_inputs = {
-            "model_version": model_version,
+            "model_version": registered.model_version,
             "artifacts": storage["artifacts"],
             "identity": identities["serving"],
         }
@@ -148,26 +156,55 @@ def build_operations(
                 when="gate.passed",
             )["endpoint"]
         elif dep.mode == "batch":
+            mon_drift = spec.monitoring.drift if spec.monitoring is not None else None
+            drift = dump(mon_drift)
+            if drift is not None and not drift["features"]:
+                drift["features"] = sorted(spec.data.contract.columns)
+            batch_params: BatchPredictParams = {
+                **dep_params,
+                "contract": dump(spec.data.contract),
+                "target": spec.features.target,
+                "task": spec.training.task,
+                "engine": spec.data.engine,
+                "drift": drift,
+                "features": _raw_features(spec),
+            }
             b.add(
                 "batch-predict",
                 StepKind.BATCH_PREDICT,
                 "deployment.batch",
                 layer=Layer.OPERATIONS,
-                params=dep_params,
-                inputs=dep_inputs,
+                params=batch_params,
+                inputs={
+                    "model_version": registered.model_version,
+                    "reference": data.split["train"],
+                },
                 outputs={"predictions": (ArtifactType.PREDICTIONS, {})},
                 resources=resources(dep.resources),
                 requires=dep_reqs,
                 when="gate.passed",
+                # the input at the same path holds new rows on every scheduled run
+                cache=False,
             )
         else:
+            export_params: ExportParams = {
+                **dep_params,
+                "contract": dump(spec.data.contract),
+                "target": spec.features.target,
+                "task": spec.training.task,
+                "features": _raw_features(spec),
+            }
             b.add(
                 "export",
                 StepKind.EXPORT,
                 "deployment.edge",
                 layer=Layer.OPERATIONS,
-                params=dep_params,
-                inputs=dep_inputs,
+                params=export_params,
+                inputs={
+                    "model_version": registered.model_version,
+                    "model": registered.model,
+                    "test": data.split["test"],
+                },
                 outputs={
                     "package": (
                         ArtifactType.MODEL,

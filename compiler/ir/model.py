@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any, NewType
 
-IR_VERSION = "1.1"
+IR_VERSION = "1.2"
 """See compiler/ir/CHANGELOG.md; step params per kind are declared in `mlc.compiler.ir.params`."""
 
 StepId = NewType("StepId", str)
@@ -70,6 +70,10 @@ PIPELINE_KINDS = frozenset(
         StepKind.MODEL_CARD,
     }
 )
+
+EXECUTED_KINDS = PIPELINE_KINDS | {StepKind.BATCH_PREDICT, StepKind.EXPORT}
+"""Steps a pipeline runner executes with the runtime step of the same kind: the pipeline layer
+plus the operations steps that score a batch with, or package, the registered model."""
 
 
 class ArtifactType(str, Enum):

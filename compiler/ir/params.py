@@ -706,16 +706,36 @@ class ResourcesParams(TypedDict):
 class BatchParams(TypedDict):
     """Batch scoring (`deployment.batch`)."""
 
-    schedule: Annotated[str, Doc("Cron schedule.")]
-    input: Annotated[str, Doc("Input data location.")]
-    output: Annotated[str, Doc("Output location.")]
+    schedule: Annotated[str, Doc("Cron schedule of the recurring scoring run.")]
+    input: Annotated[str, Doc("What to score: CSV, Parquet or a folder of Parquet files.")]
+    output: Annotated[str, Doc("Folder the predictions, summary and drift report go to.")]
+    alias: Annotated[str, Doc("Registered-model alias that scores the batch.")]
+    id_column: Annotated[str | None, Doc("Input column carried as the row id (None: row number).")]
+    chunk_rows: Annotated[int, Doc("Rows read, checked and scored at a time.")]
+
+
+class ParityParams(TypedDict):
+    """How close the exported model scores to the original (`deployment.edge.parity`)."""
+
+    proba_atol: Annotated[float, Doc("Classification: largest |difference| of a probability.")]
+    atol: Annotated[float, Doc("Regression: absolute part of the per-row bound.")]
+    rtol: Annotated[float, Doc("Regression: relative part of the per-row bound.")]
+    quantized_proba_atol: Annotated[float, Doc("`proba_atol` of the quantised graph.")]
+    quantized_rtol: Annotated[float, Doc("`rtol` (and `atol`) of the quantised graph.")]
+    quantized_label_agreement: Annotated[
+        float, Doc("Share of rows whose label the quantised graph keeps.")
+    ]
 
 
 class EdgeParams(TypedDict):
     """Edge export (`deployment.edge`)."""
 
     format: Annotated[Literal["onnx"], Doc("Package format.")]
-    quantize: Annotated[bool, Doc("Quantise the exported model.")]
+    quantize: Annotated[
+        Literal["none", "dynamic"], Doc("`dynamic`: also ship an int8 quantised graph.")
+    ]
+    opset: Annotated[int, Doc("ONNX opset of the exported graph.")]
+    parity: Annotated[ParityParams, Doc("Parity bounds against the original model.")]
 
 
 class NetworkParams(TypedDict):
@@ -746,6 +766,28 @@ class DeploymentParams(TypedDict):
     network: Annotated[NetworkParams, Doc("Network policy.")]
     encryption: Annotated[EncryptionParams, Doc("Encryption.")]
     access: Annotated[list[AccessRoleParams], Doc("People's access roles.")]
+
+
+class BatchPredictParams(DeploymentParams):
+    """`batch_predict`: the deployment settings plus what scoring a file needs."""
+
+    contract: Annotated[ContractParams, Doc("The data contract each input batch is checked with.")]
+    target: Annotated[str, Doc("The label column (ignored when the input carries it).")]
+    task: Annotated[Task, Doc("Learning task.", spec="training.task")]
+    engine: Annotated[Literal["pandas", "spark"], Doc("Engine reading and scoring the input.")]
+    drift: Annotated[
+        DriftParams | None, Doc("Drift of the batch against the train part (None: PSI at 0.2).")
+    ]
+    features: Annotated[list[str], Doc("Raw input columns the model reads, in order.")]
+
+
+class ExportParams(DeploymentParams):
+    """`export`: the deployment settings plus the columns the exported graph takes."""
+
+    contract: Annotated[ContractParams, Doc("The data contract: the graph's input types.")]
+    target: Annotated[str, Doc("The label column.")]
+    task: Annotated[Task, Doc("Learning task.", spec="training.task")]
+    features: Annotated[list[str], Doc("Raw input columns, one graph input each, in order.")]
 
 
 class SlosParams(TypedDict):
@@ -884,8 +926,8 @@ PARAMS_BY_KIND: dict[StepKind, type] = {
     StepKind.REGISTER: RegisterParams,
     StepKind.MODEL_CARD: ModelCardParams,
     StepKind.DEPLOY: DeploymentParams,
-    StepKind.BATCH_PREDICT: DeploymentParams,
-    StepKind.EXPORT: DeploymentParams,
+    StepKind.BATCH_PREDICT: BatchPredictParams,
+    StepKind.EXPORT: ExportParams,
     StepKind.MONITOR: MonitorParams,
     StepKind.ALERTS: AlertsParams,
     StepKind.RETRAIN_TRIGGER: RetrainTriggerParams,
@@ -948,6 +990,7 @@ SPEC_MODELS: dict[type, str] = {
     GpuParams: "mlc.specs._base:GpuSpec",
     ResourcesParams: "mlc.specs._base:Resources",
     BatchParams: "mlc.specs.deployment:Batch",
+    ParityParams: "mlc.specs.deployment:Parity",
     EdgeParams: "mlc.specs.deployment:Edge",
     DeploymentParams: "mlc.specs.deployment:Deployment",
     SlosParams: "mlc.specs.monitoring:Slos",

@@ -64,12 +64,6 @@ TARGET_SETTINGS: tuple[TargetSetting, ...] = (
         ("performance", "label_delay"),
         "joining predictions with labels that arrive late",
     ),
-    TargetSetting(
-        "deployment.edge.quantize",
-        StepKind.EXPORT,
-        ("edge", "quantize"),
-        "a quantised edge package",
-    ),
 )
 """Settings realised only in some target's output. A target that acts on one lists its `path` in
 `Capabilities.settings`; cost and plan count the jobs these settings start only then."""

@@ -32,6 +32,8 @@ _MODULES: dict[str, str] = {
     "model_card": "mlc.runtime.steps.model_card",
     "monitor": "mlc.runtime.steps.monitor",
     "retrain_trigger": "mlc.runtime.steps.retrain_trigger",
+    "batch_predict": "mlc.runtime.steps.batch_predict",
+    "export": "mlc.runtime.steps.export",
 }
 
 

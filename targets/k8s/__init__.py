@@ -1,4 +1,5 @@
-"""`--target k8s`: plain Kubernetes serving with progressive delivery by Argo Rollouts.
+"""`--target k8s`: plain Kubernetes serving with progressive delivery by Argo Rollouts, and
+batch scoring as a `CronJob`.
 
 A `Deployment` per model version, a `Service`, a `HorizontalPodAutoscaler`. For canary and
 blue-green an Argo Rollouts `Rollout` takes over the Deployment (`workloadRef`): its canary
@@ -10,17 +11,20 @@ the shared module, as in the kserve target.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from mlc.compiler.diagnostics import Diagnostic
 from mlc.compiler.ir import IRGraph, Step, StepKind
 from mlc.runtime import metrics_contract
 from mlc.targets import _k8s_common as kube
 from mlc.targets._serving import ServingBuilder, ServingTarget
-from mlc.targets.base import Capabilities
+from mlc.targets.base import Capabilities, EmitContext
+from mlc.targets.k8s.batch import batch_files
 
 ROLLOUTS_API = "argoproj.io/v1alpha1"
 
-SUPPORTS = kube.SERVING_FEATURES | frozenset({"platform.k8s"})
+SUPPORTS = kube.SERVING_FEATURES | frozenset({"platform.k8s", "mode.batch"})
 """No `strategy.ab` / `strategy.shadow` (they need a mesh: use the kserve target) and no
 `autoscaling.scale_to_zero` (a HorizontalPodAutoscaler keeps at least one pod)."""
 
@@ -35,6 +39,12 @@ class K8sTargetOptions(kube.K8sOptions):
     """Serving image: runs `mlc serve` on the model files it downloads from `MODEL_URI`."""
     analysis_interval: str = "1m"
     """How often the rollout analysis queries Prometheus."""
+    batch_image: str = "ghcr.io/mlc-project/mlc-runtime:0.1.0"
+    """Image the batch scoring job runs `mlc batch` in (the kfp components' runtime image)."""
+    project_dir: str = "/project"
+    """Where the spec's project lives in the batch image."""
+    tracking_uri: str = "http://mlflow.mlflow.svc:5000"
+    """MLflow tracking server the batch job resolves the model alias in."""
 
 
 class _Builder(ServingBuilder):
@@ -275,5 +285,22 @@ class K8sTarget(ServingTarget):
     name = "k8s"
     description = "Kubernetes Deployment/Service/HPA with Argo Rollouts canary or blue-green."
     options_model = K8sTargetOptions
-    capabilities = Capabilities(realises=frozenset({StepKind.DEPLOY}), supports=SUPPORTS)
+    capabilities = Capabilities(
+        realises=frozenset({StepKind.DEPLOY, StepKind.BATCH_PREDICT}), supports=SUPPORTS
+    )
     builder = _Builder
+
+    def check(self, ir: IRGraph, ctx: EmitContext) -> list[Diagnostic]:
+        batch = ir.first(StepKind.BATCH_PREDICT)
+        if batch is None:
+            return super().check(ir, ctx)
+        return kube.check_gpu(ir, batch)
+
+    def emit(self, ir: IRGraph, ctx: EmitContext) -> Mapping[str, str | bytes]:
+        files = dict(super().emit(ir, ctx))
+        batch = ir.first(StepKind.BATCH_PREDICT)
+        if batch is not None:
+            opts = ctx.options
+            assert isinstance(opts, K8sTargetOptions)
+            files.update(batch_files(ir, batch, opts, with_account="common.yaml" not in files))
+        return files

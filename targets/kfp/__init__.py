@@ -12,7 +12,7 @@ from pydantic import Field
 
 from mlc.compiler.diagnostics import Diagnostic
 from mlc.compiler.ir import IRGraph
-from mlc.compiler.ir.model import PIPELINE_KINDS
+from mlc.compiler.ir.model import EXECUTED_KINDS
 from mlc.runtime.capabilities import RUNTIME_FEATURES
 from mlc.targets.base import Capabilities, EmitContext, Target, TargetOptions
 
@@ -69,7 +69,7 @@ class KfpTarget(Target):
     name = "kfp"
     description = "A Kubeflow Pipelines v2 package (IR YAML) plus its recurring-run definition."
     options_model = KfpOptions
-    capabilities = Capabilities(realises=PIPELINE_KINDS, supports=_SUPPORTS)
+    capabilities = Capabilities(realises=EXECUTED_KINDS, supports=_SUPPORTS)
 
     def check(self, ir: IRGraph, ctx: EmitContext) -> list[Diagnostic]:
         from mlc.targets.kfp.checks import check_ir

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlc.compiler.ir import IRGraph, Step, StepKind
-from mlc.compiler.ir.model import PIPELINE_KINDS
+from mlc.compiler.ir.model import EXECUTED_KINDS
 from mlc.targets.base import parse_path
 from mlc.targets.kfp import KfpOptions
 from mlc.targets.kfp.components import (
@@ -47,7 +47,7 @@ _CHANNEL = "pipelinechannel--"
 
 def pipeline_steps(ir: IRGraph) -> list[Step]:
     """The steps the kfp target realises, in the IR's deterministic order."""
-    return [s for s in ir.steps if s.kind in PIPELINE_KINDS]
+    return [s for s in ir.steps if s.kind in EXECUTED_KINDS]
 
 
 def parameter_name(dotted: str) -> str:

@@ -1,4 +1,5 @@
-"""The retraining schedule: the IR's `retrain-trigger` schedule triggers as KFP recurring runs.
+"""Schedules as KFP recurring runs: the `retrain-trigger` schedule triggers and the batch
+scoring schedule (`deployment.batch.schedule`).
 
 KFP's scheduler reads six-field cron expressions (seconds first); spec crons have five fields or
 a macro, so both are rewritten here. Other trigger kinds (drift, performance, data volume) are
@@ -56,6 +57,23 @@ def recurring_runs(
                     "parameters": dict(sorted(parameters.items())),
                 }
             )
+    for step in ir.steps_of(StepKind.BATCH_PREDICT):
+        batch = step.params.get("batch") or {}
+        if not batch.get("schedule"):
+            continue
+        # The whole pipeline on the batch's schedule: unchanged steps are cache hits, an
+        # identical model registers nothing, and batch-predict (never cached) scores the input.
+        schedules.append(
+            {
+                "name": f"{ir.name}-batch",
+                "cron_expression": kfp_cron(str(batch["schedule"])),
+                "origin": "deployment.batch.schedule",
+                "max_concurrency": 1,
+                "no_catchup": True,
+                "enabled": True,
+                "parameters": dict(sorted(parameters.items())),
+            }
+        )
     if not schedules:
         return None
     return {

@@ -51,7 +51,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlc.compiler.ir import PIPELINE_KINDS, IRGraph, Step, StepKind
+from mlc.compiler.ir import EXECUTED_KINDS, IRGraph, Step, StepKind
 from mlc.runtime.context import BudgetExceeded, StepError
 from mlc.runtime.lineage import RunEventLines
 from mlc.targets.local.cache import (
@@ -99,7 +99,7 @@ class Executor:
         self.index: CacheIndex | None = None
         self.steps_impl = steps
         self.run_id = options.run_id or new_run_id()
-        self.pipeline = [s for s in ir.steps if s.kind in PIPELINE_KINDS]
+        self.pipeline = [s for s in ir.steps if s.kind in EXECUTED_KINDS]
         self.outcomes: dict[str, StepOutcome] = {}
         self.progress = Progress(options)
         self.events = EventLog(self.state, self.run_id)

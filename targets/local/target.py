@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mlc.compiler.diagnostics import Diagnostic, Severity
-from mlc.compiler.ir import PIPELINE_KINDS, IRGraph, StepKind
+from mlc.compiler.ir import EXECUTED_KINDS, IRGraph, StepKind
 from mlc.runtime.capabilities import RUNTIME_FEATURES
 from mlc.targets.base import Capabilities, EmitContext, Target, TargetOptions
 
@@ -77,7 +77,7 @@ def run_plan(ir: IRGraph) -> dict[str, Any]:
     """The pipeline steps in execution order, as `mlc run` will execute them."""
     steps = []
     for step in ir.steps:
-        if step.kind not in PIPELINE_KINDS:
+        if step.kind not in EXECUTED_KINDS:
             continue
         steps.append(
             {
@@ -107,7 +107,7 @@ class LocalTarget(Target):
     # The feedback loop runs under `mlc monitor`, the monitor logic reached through the retrain
     # trigger; `monitor` itself stays with the monitoring target: latency SLOs need a server.
     capabilities = Capabilities(
-        realises=PIPELINE_KINDS | {StepKind.RETRAIN_TRIGGER},
+        realises=EXECUTED_KINDS | {StepKind.RETRAIN_TRIGGER},
         supports=_SUPPORTS
         | {
             "drift.psi",
@@ -132,7 +132,7 @@ class LocalTarget(Target):
         except (ValueError, OSError):
             memory = None
         for step in ir.steps:
-            if step.kind not in PIPELINE_KINDS or step.kind is StepKind.TUNE:
+            if step.kind not in EXECUTED_KINDS or step.kind is StepKind.TUNE:
                 continue
             res = step.resources
             want_cpu = _cpu_count(res.cpu) if res.cpu else None
