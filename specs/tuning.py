@@ -47,7 +47,9 @@ SearchParam = Annotated[FloatParam | IntParam | CategoricalParam, Field(discrimi
 
 class Objective(StrictModel):
     metric: Identifier
-    direction: Literal["maximize", "minimize"] = "maximize"
+    direction: Literal["maximize", "minimize"] | None = None
+    """Unset: the metric's own (`minimize` for rmse, log_loss, …); a fixed default would
+    maximise an error metric and pick the worst trial."""
 
 
 class Tuning(StrictModel):

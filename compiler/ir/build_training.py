@@ -76,7 +76,11 @@ def build_training(
         tuning_spec = b.dump(tuning)
         tune_params: TuneParams = {
             "engine": tuning_spec["engine"],
-            "objective": tuning_spec["objective"],
+            "objective": {
+                "metric": tuning.objective.metric,
+                "direction": tuning.objective.direction
+                or ("minimize" if direction(tuning.objective.metric) == "lower" else "maximize"),
+            },
             "search_space": tuning_spec["search_space"],
             "trials": tuning_spec["trials"],
             "timeout": tuning_spec["timeout"],
@@ -91,6 +95,9 @@ def build_training(
             "model": b.dump(training.model),
             "seed": train_params["seed"],
             "metric_direction": direction(tuning.objective.metric),
+            "lightning": train_params["lightning"],
+            "distributed": train_params["distributed"],
+            "max_time": train_params["max_time"],
         }
         tuned = b.add(
             "tune",

@@ -376,7 +376,10 @@ class ObjectiveParams(TypedDict):
     """What tuning optimises (`tuning.objective`)."""
 
     metric: Annotated[str, Doc("Metric scored by cross-validation.")]
-    direction: Annotated[Literal["maximize", "minimize"], Doc("Optimisation direction.")]
+    direction: Annotated[
+        Literal["maximize", "minimize"],
+        Doc("Optimisation direction (unset in the spec: the metric's own)."),
+    ]
 
 
 class TuneParams(TypedDict):
@@ -407,6 +410,11 @@ class TuneParams(TypedDict):
     model: Annotated[ModelParams | None, Doc("Estimator; its params are the fixed ones.")]
     seed: Annotated[int, Doc("Seed of the sampler and folds.", spec="training.seed")]
     metric_direction: Annotated[Direction, Doc("Which way the objective metric is better.")]
+    lightning: Annotated[LightningParams, Doc("Lightning options each trial trains with.")]
+    distributed: Annotated[DistributedParams, Doc("Distributed training of each trial.")]
+    max_time: Annotated[
+        float | None, Doc("Wall-clock cap of each trial's fit.", spec="training.max_time")
+    ]
 
 
 # -- evaluation and governance ---------------------------------------------------------------------

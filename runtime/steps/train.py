@@ -20,7 +20,6 @@ from mlc.runtime.context import BudgetExceeded, StepContext, StepError
 from mlc.runtime.steps._data import import_entry, load_frame, need, out, split_xy
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
 
     from mlc.compiler.ir.params import DistributedParams, LightningParams, TrainParams, TuneParams
 
@@ -72,17 +71,8 @@ def make_estimator(
     if framework == "lightning":
         from mlc.runtime.lightning_mlp import MLPEstimator, launch_plan
 
-        # Train params always carry the Lightning options; tune params may not.
-        either: Mapping[str, Any] = params
-        light: LightningParams | None = either.get("lightning")
-        dist: DistributedParams | None = either.get("distributed")
-        if light is None or dist is None:
-            raise StepError(
-                step,
-                "these step params carry no Lightning options (training.lightning and "
-                "training.distributed)",
-                "recompile the spec with this version of mlc",
-            )
+        light: LightningParams = params["lightning"]
+        dist: DistributedParams = params["distributed"]
         options: dict[str, Any] = {
             "task": params["task"],
             "learning_rate": light["learning_rate"],
@@ -92,7 +82,7 @@ def make_estimator(
             "accelerator": light["accelerator"],
             "devices": dist["devices"],
             "strategy": dist["strategy"],
-            "max_time": either.get("max_time"),
+            "max_time": params["max_time"],
             "seed": params["seed"],
         }
         early = light["early_stopping"]
