@@ -898,6 +898,8 @@ def _compose(
         )
     entries: list[tuple[str, Path | None, SourceLocation | None]] = []
     errors: list[Diagnostic] = []
+    groups_seen: set[str] = set()
+    groups_repeated: set[str] = set()
     for i, entry in enumerate(defaults):
         span = smap.span(("defaults", i))
         where = span.value if span else None
@@ -924,6 +926,22 @@ def _compose(
             option_span = smap.span(("defaults", i, group))
             if option_span is not None:
                 where = option_span.value
+            # Hydra refuses a group listed twice: one group has one option.
+            if isinstance(group, str) and group in groups_seen:
+                if group not in groups_repeated:
+                    groups_repeated.add(group)
+                    times = sum(1 for e in defaults if isinstance(e, dict) and group in e)
+                    errors.append(
+                        Diagnostic(
+                            "MLC010",
+                            f"overlay group '{group}' appears {times} times in 'defaults'",
+                            where,
+                            f"list '{group}' once; pick another option with {group}=OPTION",
+                        )
+                    )
+                continue
+            if isinstance(group, str):
+                groups_seen.add(group)
             choice = groups.get(group)
             if choice is not None:
                 used.add(group)

@@ -419,6 +419,20 @@ def test_repeated_self_is_refused_once_and_located(tmp_path: Path) -> None:
     assert f"mlc.yaml:{second}:5:" in found[0]
 
 
+def test_repeated_group_is_refused_once_and_located(tmp_path: Path) -> None:
+    """Hydra allows one option per group; 4,000 `- env: dev` read env/dev.yaml 4,000 times."""
+    project = _project(tmp_path)
+    spec = project / "mlc.yaml"
+    text = spec.read_text(encoding="utf-8")
+    spec.write_text(text.replace("  - env: dev\n", "  - env: dev\n" + "  - env: prod\n" * 3999, 1))
+    result = CliRunner().invoke(app, ["validate", str(spec)])
+    assert result.exit_code == 2, result.output
+    found = [line for line in result.output.splitlines() if "error[MLC010]" in line]
+    assert len(found) == 1 and "overlay group 'env' appears 4000 times" in found[0]
+    second = text.splitlines().index("  - env: dev") + 2
+    assert f"mlc.yaml:{second}:" in found[0]
+
+
 def test_overlay_option_too_long_for_a_file_name_is_located(tmp_path: Path) -> None:
     project = _project(tmp_path)
     spec = project / "mlc.yaml"
