@@ -79,9 +79,9 @@ class RunFacts:
 
     @functools.cached_property
     def code_version(self) -> str:
-        from mlc.compiler import __version__
+        from mlc.targets.base import COMPILER_VERSION
 
-        return f"mlc {__version__}" + (f" @ {self.commit}" if self.commit else "")
+        return f"mlc {COMPILER_VERSION}" + (f" @ {self.commit}" if self.commit else "")
 
     def context(self, step: Step, champion: dict[str, Any] | None) -> StepContext:
         """The `StepContext` of one step execution (deadline from the step's timeout)."""

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from mlc.compiler.output import write_file
+from mlc.targets.base import write_file
 from mlc.targets.local.options import RunError, RunOptions
 from mlc.targets.local.progress import RUNS_DIR
 from mlc.targets.local.progress import _alive as alive

@@ -16,7 +16,7 @@ from typing import Any
 from mlc.compiler.diagnostics import Diagnostic, Severity
 from mlc.compiler.ir import EXECUTED_KINDS, IRGraph, StepKind
 from mlc.runtime.capabilities import RUNTIME_FEATURES
-from mlc.targets.base import Capabilities, EmitContext, Target, TargetOptions
+from mlc.targets.base import Capabilities, EmitContext, Target, TargetOptions, quantities
 
 PLAN_VERSION = "1"
 
@@ -44,32 +44,16 @@ class LocalOptions(TargetOptions):
 
 
 def _memory_bytes(text: str) -> int | None:
-    units = {
-        "Ki": 2**10,
-        "Mi": 2**20,
-        "Gi": 2**30,
-        "Ti": 2**40,
-        "K": 10**3,
-        "M": 10**6,
-        "G": 10**9,
-        "T": 10**12,
-    }
-    for suffix, factor in sorted(units.items(), key=lambda kv: -len(kv[0])):
-        if text.endswith(suffix):
-            try:
-                return int(float(text[: -len(suffix)]) * factor)
-            except ValueError:
-                return None
     try:
-        return int(float(text))
-    except ValueError:
+        return quantities.memory_bytes(text)
+    except quantities.QuantityError:
         return None
 
 
 def _cpu_count(text: str) -> float | None:
     try:
-        return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
-    except ValueError:
+        return quantities.cpu_cores(text)
+    except quantities.QuantityError:
         return None
 
 
