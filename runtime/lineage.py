@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 LINEAGE_DIR = "lineage"
+EXPORTS_FILE = "exports.jsonl"
 MODELS_FILE = "models.jsonl"
 PRODUCER = "https://github.com/mlc-project/mlc/tree/main/runtime"
 RUN_EVENT_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
@@ -202,6 +203,18 @@ def emit_event(state_dir: str | Path, event: dict[str, Any], run_id: str) -> Non
 
 def read_events(state_dir: str | Path, run_id: str) -> list[dict[str, Any]]:
     return _read_lines(events_path(state_dir, run_id))
+
+
+def record_export(state_dir: str | Path, **fields: Any) -> dict[str, Any]:
+    """Record an edge package of a model version (its files' digests, parity, precision)."""
+    record = {**fields, "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    _append_line(Path(state_dir) / LINEAGE_DIR / EXPORTS_FILE, record)
+    return record
+
+
+def exports(state_dir: str | Path) -> list[dict[str, Any]]:
+    """The export records, oldest first."""
+    return _read_lines(Path(state_dir) / LINEAGE_DIR / EXPORTS_FILE)
 
 
 def record_model(

@@ -88,6 +88,7 @@ class Spec(StrictModel):
             (frozenset({"evaluation", "training"}), lambda: self._metric_rules(ok)),
             (frozenset({"governance", "data", "training"}), self._governance_rules),
             (frozenset({"deployment", "data"}), self._batch_rules),
+            (frozenset({"deployment", "governance"}), self._edge_rules),
             (every, self._overridable_rules),
         )
         for needs, rule in rules:
@@ -175,6 +176,19 @@ class Spec(StrictModel):
                 "MLC201",
                 f"batch id column '{batch.id_column}' is not in the data contract",
                 "data contract columns: " + ", ".join(sorted(columns)),
+            )
+
+    def _edge_rules(self) -> Iterator[Violation]:
+        fairness = self.governance.fairness
+        mode = self.deployment.mode if self.deployment is not None else None
+        if mode == "edge" and fairness is not None and fairness.mitigation != "none":
+            yield Violation(
+                ("governance", "fairness", "mitigation"),
+                "MLC362",
+                f"mitigation '{fairness.mitigation}' makes a model with no ONNX form (a "
+                "randomised rule over the sensitive attributes), so mode 'edge' cannot export it",
+                "set mitigation: none for an edge export (the fairness gate still checks the "
+                "model), or serve it online",
             )
 
     def _training_rules(self) -> Iterator[Violation]:

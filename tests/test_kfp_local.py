@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from mlc.compiler.api import compile_spec
@@ -84,7 +85,8 @@ def _find(root: Path, task: str, output: str) -> list[Path]:
 
 
 def test_kfp_local_matches_mlc_run(tmp_path: Path) -> None:
-    run, _ = _run_kfp(tmp_path / "kfp", FAST)
+    # mode batch: the batch-predict component after register scores like `mlc run` does
+    run, _ = _run_kfp(tmp_path / "kfp", [*FAST, "+serving=batch"])
     (metrics,) = _find(run, "evaluate", "metrics")
     kfp_metrics = _meta(metrics)["metrics"]
     # The passing branch registered the model; the exit handler wrote the audit record.
@@ -98,8 +100,16 @@ def test_kfp_local_matches_mlc_run(tmp_path: Path) -> None:
     local_project = _project(local)
     shutil.copy(CREDIT / "mlc.yaml", local_project / "mlc.yaml")
     shutil.copytree(CREDIT / "env", local_project / "env")
+    shutil.copytree(CREDIT / "serving", local_project / "serving")
     proc = subprocess.run(
-        [str(REPO / ".venv/bin/mlc"), "run", str(local_project / "mlc.yaml"), "-q", *FAST],
+        [
+            str(REPO / ".venv/bin/mlc"),
+            "run",
+            str(local_project / "mlc.yaml"),
+            "-q",
+            *FAST,
+            "+serving=batch",
+        ],
         env=_env(),
         capture_output=True,
         text=True,
@@ -112,6 +122,14 @@ def test_kfp_local_matches_mlc_run(tmp_path: Path) -> None:
     assert kfp_metrics.keys() == local_metrics.keys()
     for name, value in kfp_metrics.items():
         assert value == pytest.approx(local_metrics[name], rel=1e-9, abs=1e-12), name
+    (scored,) = _find(run, "batch-predict", "predictions")
+    kfp_pred = pd.read_parquet(scored / "predictions.parquet")
+    local_pred = pd.read_parquet(local_project / "out" / "batch" / "predictions.parquet")
+    assert len(kfp_pred) == len(local_pred) == 2000
+    assert list(kfp_pred["applicant_id"]) == list(local_pred["applicant_id"])
+    assert (kfp_pred["prediction"] == local_pred["prediction"]).all()
+    for col in ("proba_0", "proba_1"):
+        assert (kfp_pred[col] - local_pred[col]).abs().max() <= 1e-9
 
 
 def test_failing_gate_takes_else_branch(tmp_path: Path) -> None:

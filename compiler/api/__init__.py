@@ -1,14 +1,15 @@
 """The library behind the CLI: every `mlc` command is one call here, returning a result the
 command prints.
 
-Checking and compiling (`check`, `compile_spec`), running here (`run`, `monitor`), a project's
-state (`runs`, `lineage`, `cache_info`, `cache_gc`, `audit_verify`, `audit_records`) and review
-(`plan`, `cost`, `diff`). Importing this package stays light (`mlc validate` imports it): each
-function imports what it needs (pandas, MLflow, the runtime) when it is called.
+Checking and compiling (`check`, `compile_spec`), running here (`run`, `monitor`, `batch`), a
+project's state (`runs`, `lineage`, `cache_info`, `cache_gc`, `audit_verify`, `audit_records`)
+and review (`plan`, `cost`, `diff`). Importing this package stays light (`mlc validate` imports
+it): each function imports what it needs (pandas, MLflow, the runtime) when it is called.
 """
 
 from __future__ import annotations
 
+from mlc.compiler.api._batch import BatchError, BatchResult, batch
 from mlc.compiler.api._check import (
     CheckResult,
     CompileResult,
@@ -42,6 +43,8 @@ from mlc.compiler.sourcemap import dotted
 
 __all__ = [
     "AuditVerification",
+    "BatchError",
+    "BatchResult",
     "CheckResult",
     "CompileResult",
     "MonitorError",
@@ -51,6 +54,7 @@ __all__ = [
     "UsageError",
     "audit_records",
     "audit_verify",
+    "batch",
     "cache_gc",
     "cache_info",
     "check",

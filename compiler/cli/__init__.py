@@ -32,6 +32,7 @@ COMMANDS = {
     "plan": "mlc.compiler.cli.review",
     "cost": "mlc.compiler.cli.review",
     "monitor": "mlc.compiler.cli.monitor",
+    "batch": "mlc.compiler.cli.batch",
 }
 """Command name -> the module that registers it (a test checks this against the modules)."""
 

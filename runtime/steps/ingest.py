@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 from mlc.runtime import artifacts
@@ -19,6 +20,8 @@ STEP = "ingest"
 
 def _spark_session() -> Any:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # mapInPandas workers (batch scoring) must run this interpreter, not the system python3
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
     return (
