@@ -20,7 +20,6 @@ from mlc.runtime.context import BudgetExceeded, StepContext, StepError
 from mlc.runtime.steps._data import import_entry, load_frame, need, out, split_xy
 
 if TYPE_CHECKING:
-
     from mlc.compiler.ir.params import DistributedParams, LightningParams, TrainParams, TuneParams
 
 STEP = "train"
