@@ -445,8 +445,8 @@ def drift_report(
     model: Any,
     sampled: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Drift of the scored sample against the training reference (runtime.monitor statistics)."""
-    from mlc.runtime import monitor as m
+    """Drift of the scored sample against the training reference (runtime.drift statistics)."""
+    from mlc.runtime.drift import add_derived, feature_drift
 
     method = str(drift["method"]) if drift else "psi"
     threshold = float(drift["threshold"]) if drift else 0.2
@@ -455,9 +455,9 @@ def drift_report(
         rows: list[dict[str, Any]] = []
     else:
         try:
-            rows = m.feature_drift(
-                m.add_derived(reference, model),
-                m.add_derived(sample.drop(columns=["prediction"], errors="ignore"), model),
+            rows = feature_drift(
+                add_derived(reference, model),
+                add_derived(sample.drop(columns=["prediction"], errors="ignore"), model),
                 watched,
                 method,
                 threshold,

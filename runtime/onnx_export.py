@@ -925,6 +925,55 @@ def _default_opset(model: Any, opset: int) -> Any:
         ) from None
 
 
+MLP_OUTPUTS = {
+    "classification": ("label", "probabilities", "label_index", "classes"),
+    "regression": ("variable",),
+}
+"""Tensor names the MLP head adds after the merged graph: the public outputs and their helpers."""
+
+
+def _rename_tensors(graph: Any, mapping: dict[str, str]) -> None:
+    """Rename tensors in `graph` and in the subgraphs that may read them from the outer scope."""
+    for node in graph.node:
+        node.input[:] = [mapping.get(n, n) for n in node.input]
+        node.output[:] = [mapping.get(n, n) for n in node.output]
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                _rename_tensors(sub, mapping)
+    for items in (graph.output, graph.value_info, graph.initializer):
+        for item in items:
+            item.name = mapping.get(item.name, item.name)
+
+
+def _free_head_names(prep: Any, task: str) -> None:
+    """Move the preprocessing graph's tensors off the names the MLP head defines.
+
+    skl2onnx names intermediate tensors `variable`, `variable1`, ... and the regression head's
+    output is `variable`: two definitions of one name make an invalid graph.
+    """
+    graph = prep.graph
+    used = {n for node in graph.node for n in (*node.input, *node.output)}
+    used |= {i.name for i in (*graph.input, *graph.output, *graph.initializer)}
+    reserved = MLP_OUTPUTS["classification" if task == "classification" else "regression"]
+    clash = sorted(i.name for i in graph.input if i.name in reserved)
+    if clash:
+        raise StepError(
+            STEP,
+            f"input column '{clash[0]}' has a name the exported MLP graph defines itself",
+            "rename the column; names the graph defines after the network: " + ", ".join(reserved),
+        )
+    mapping = {}
+    for name in reserved:
+        if name in used:
+            fresh, k = f"prep_{name}", 1
+            while fresh in used:
+                fresh, k = f"prep_{name}_{k}", k + 1
+            used.add(fresh)
+            mapping[name] = fresh
+    if mapping:
+        _rename_tensors(graph, mapping)
+
+
 def _mlp_graph(prep: Any, est: Any, opset: int, task: str) -> Any:
     import tempfile
 
@@ -958,6 +1007,7 @@ def _mlp_graph(prep: Any, est: Any, opset: int, task: str) -> Any:
         net_model = onnx.load_from_string(path.read_bytes())
     prep = _default_opset(prep, opset)
     net_model = _default_opset(net_model, opset)
+    _free_head_names(prep, task)
     prep_out = prep.graph.output[0].name
     ir = min(prep.ir_version, net_model.ir_version)
     prep.ir_version = ir

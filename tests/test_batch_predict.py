@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlc.runtime import artifacts
-from mlc.runtime import monitor as m
+from mlc.runtime import artifacts, drift
 from mlc.runtime.context import StepContext, StepError
 from mlc.runtime.steps import batch_predict, register
 
@@ -328,8 +327,8 @@ def test_drift_of_a_shifted_column_is_the_monitor_psi(
     assert scores["income"] > 0.2 > scores["age"]
     assert doc["drifted"] == ["income"] and doc["sample"] == "all scored rows"
     reference = artifacts.load_dataframe(store["reference"])
-    assert scores["income"] == pytest.approx(m.psi(reference["income"], data["income"]), 1e-12)
-    assert scores["age"] == pytest.approx(m.psi(reference["age"], data["age"]), 1e-12)
+    assert scores["income"] == pytest.approx(drift.psi(reference["income"], data["income"]), 1e-12)
+    assert scores["age"] == pytest.approx(drift.psi(reference["age"], data["age"]), 1e-12)
 
 
 def test_reservoir_is_a_uniform_sample_of_fixed_size() -> None:
@@ -420,7 +419,7 @@ def test_the_compilers_params_relative_output_and_store_from_the_doc(
         np.testing.assert_allclose(
             got["proba_1"], store["clf"].predict_proba(data[FEATURES])[:, 1], atol=1e-12
         )
-    drift = artifacts.load_json(str(tmp_path / "art"), "drift")
-    rows = {r["feature"]: r for r in drift["drift"]}
+    drift_doc = artifacts.load_json(str(tmp_path / "art"), "drift")
+    rows = {r["feature"]: r for r in drift_doc["drift"]}
     assert set(rows) == {"income", "debt", "age", "debt_ratio"}
     assert rows["debt"]["missing"] == ["reference", "current"] and rows["income"]["score"] >= 0

@@ -1,4 +1,4 @@
-"""`mode: batch` and `mode: edge` compile for the targets that run them: the local plan, the kfp
+"""`mode: batch` and `mode: edge` compile for the targets that run them: the local pipeline, the kfp
 package (a component after register, a recurring run on the batch schedule) and the k8s
 CronJob (strict Kubernetes schema)."""
 
@@ -35,8 +35,8 @@ def test_examples_compile_for_local_and_kfp_with_the_mode_realised(
     assert not [d for d in result.diagnostics if d.code == "MLC420" and d.path == "deployment"]
     kind = "batch_predict" if mode == "batch" else "export"
     compile_spec(spec, ["local", "kfp"], tmp_path, [f"+serving={mode}"])
-    plan = json.loads((tmp_path / "local" / "plan.json").read_text())
-    (step,) = [s for s in plan["steps"] if s["kind"] == kind]
+    local = json.loads((tmp_path / "local" / "pipeline.json").read_text())
+    (step,) = [s for s in local["steps"] if s["kind"] == kind]
     assert "register" in step["after"]
     assert step["when"] == "gate.passed"
     pipeline = _docs(tmp_path / "kfp" / "pipeline.yaml")[0]

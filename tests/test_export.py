@@ -441,3 +441,65 @@ def test_lightning_mlp_exports_through_torch_onnx(tmp_path: Path) -> None:
     assert np.abs(got["proba"] - model.predict_proba(test)).max() <= 1e-5
     assert (got["label"] == model.predict(test)).all()
     assert (loc / "model.quant.onnx").is_file()
+
+
+@pytest.mark.slow
+def test_lightning_mlp_regression_after_mlc_transforms_matches_predict(tmp_path: Path) -> None:
+    import onnx
+    from sklearn.pipeline import Pipeline
+
+    from mlc.runtime.lightning_mlp import MLPEstimator
+
+    # The diabetes transforms: skl2onnx names the imputed-and-scaled column `variable`, the
+    # name of the regression output.
+    params = complete("features", {}, spec=DIABETES)
+    contract = complete("validate", {}, spec=DIABETES)["contract"]["columns"]
+    frame = cast_to_contract(
+        pd.read_csv(ROOT / "examples" / "diabetes" / "data" / "diabetes.csv").head(300), contract
+    )
+    y = frame.pop("progression")
+    transform = build_transform(params, list(frame.columns), StepContext(project_dir=tmp_path))
+    est = MLPEstimator(
+        task="regression", hidden=(16,), max_epochs=3, batch_size=32, accelerator="cpu", seed=0
+    )
+    model = Pipeline([("transform", transform), ("model", est)]).fit(frame.iloc[:220], y.iloc[:220])
+    test = frame.iloc[220:].reset_index(drop=True)
+    loc = tmp_path / "pkg"
+    report = _export(model, test, loc, "regression", contract=contract)
+    parity = report["parity"]
+    assert report["estimator"] == "MLPEstimator" and report["precision"] == "float32"
+    assert parity["passed"] and parity["rows"] == len(test)
+    graph = onnx.load(str(loc / "model.onnx")).graph
+    produced = [name for node in graph.node for name in node.output]
+    assert len(produced) == len(set(produced)) and [o.name for o in graph.output] == ["variable"]
+    got = onnx_export.load_package(loc)(test)["prediction"]
+    want = model.predict(test)
+    diff = np.abs(got - want)
+    assert parity["max_abs_diff"] == pytest.approx(diff.max(), rel=1e-9, abs=1e-15)
+    assert np.all(diff <= PARITY["atol"] + PARITY["rtol"] * np.abs(want))
+
+
+def test_mlp_head_names_are_freed_in_the_preprocessing_graph(tmp_path: Path) -> None:
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(50, 2)).astype(np.float32)
+    x[::7, 0] = np.nan
+    pipe = Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())]).fit(x)
+    types = [("x", FloatTensorType([None, 2]))]
+    prep = onnx_export._sklearn_graph(pipe, types, 17, None)
+    names = {n for node in prep.graph.node for n in node.output}
+    assert "variable" in names
+    onnx_export._free_head_names(prep, "regression")
+    names = {n for node in prep.graph.node for n in node.output}
+    assert "variable" not in names and prep.graph.output[0].name != "variable"
+    (got,) = onnx_export.session(prep.SerializeToString()).run(None, {"x": x})
+    assert np.abs(got - pipe.transform(x)).max() <= 1e-5
+    # A raw column cannot be moved off an output name: the graph reads it by that name.
+    clash = onnx_export._sklearn_graph(pipe, [("label", FloatTensorType([None, 2]))], 17, None)
+    with pytest.raises(StepError, match="'label'") as info:
+        onnx_export._free_head_names(clash, "classification")
+    assert "rename the column" in (info.value.hint or "")

@@ -106,10 +106,10 @@ def test_canary_one_manifest_per_step_and_rollback(tmp_path: Path) -> None:
         "rollout/03-canary-100.yaml": 100,
         "rollout/rollback.yaml": 0,
     }
-    plan = json.loads((tmp_path / "kserve/rollout/plan.json").read_text())
-    assert [s["traffic_percent"] for s in plan["steps"]] == [10, 50, 100]
-    assert [s["bake_time_s"] for s in plan["steps"]] == [600, 600, 0]
-    assert {c["metric"] for c in plan["rollback_when"]} == {"error_rate", "latency_p99_ms"}
+    order = json.loads((tmp_path / "kserve/rollout/order.json").read_text())
+    assert [s["traffic_percent"] for s in order["steps"]] == [10, 50, 100]
+    assert [s["bake_time_s"] for s in order["steps"]] == [600, 600, 0]
+    assert {c["metric"] for c in order["rollback_when"]} == {"error_rate", "latency_p99_ms"}
     predictor = files["rollout/01-canary-10.yaml"][0]["spec"]["predictor"]
     assert (
         predictor["model"]["storageUri"] == "s3://${artifacts_bucket}/models/credit-risk/challenger"

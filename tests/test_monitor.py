@@ -16,9 +16,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mlc.runtime import artifacts
+from mlc.runtime import artifacts, drift
 from mlc.runtime import metrics_contract as mc
-from mlc.runtime import monitor as m
 from mlc.runtime.context import StepContext, StepError
 from mlc.runtime.steps import STEPS, get
 from mlc.runtime.steps.retrain_trigger import cron_fires, evaluate_triggers
@@ -46,43 +45,45 @@ def _frames(shift: float = 0.0, scale: float = 1.0, n: int = 4000) -> tuple[pd.D
 def test_psi_is_near_zero_for_the_same_distribution_and_large_for_a_shift() -> None:
     ref, same = _frames()
     _, shifted = _frames(shift=3.0)
-    assert m.psi(ref["x"], same["x"]) < 0.02
-    assert m.psi(ref["x"], shifted["x"]) > 0.2
-    assert m.psi(ref["color"], same["color"]) < 0.02
-    assert m.psi(ref["color"], shifted["color"]) > 0.2
+    assert drift.psi(ref["x"], same["x"]) < 0.02
+    assert drift.psi(ref["x"], shifted["x"]) > 0.2
+    assert drift.psi(ref["color"], same["color"]) < 0.02
+    assert drift.psi(ref["color"], shifted["color"]) > 0.2
 
 
 def test_psi_stays_finite_when_current_falls_outside_every_reference_bin() -> None:
     ref = pd.Series(np.arange(100.0))
     cur = pd.Series(np.full(50, 1e6))
-    score = m.psi(ref, cur)
+    score = drift.psi(ref, cur)
     assert np.isfinite(score) and score > 1.0
 
 
 def test_ks_is_scipys_statistic_and_wasserstein_is_in_reference_sd_units() -> None:
     ref, cur = _frames(shift=1.0)
-    assert m.ks(ref["x"], cur["x"]) == pytest.approx(stats.ks_2samp(ref["x"], cur["x"]).statistic)
+    assert drift.ks(ref["x"], cur["x"]) == pytest.approx(
+        stats.ks_2samp(ref["x"], cur["x"]).statistic
+    )
     expected = stats.wasserstein_distance(ref["x"], cur["x"]) / np.std(ref["x"])
-    assert m.wasserstein(ref["x"], cur["x"]) == pytest.approx(expected)
-    assert m.wasserstein(ref["x"], cur["x"]) == pytest.approx(0.5, abs=0.1)  # shift 1 / sd 2
+    assert drift.wasserstein(ref["x"], cur["x"]) == pytest.approx(expected)
+    assert drift.wasserstein(ref["x"], cur["x"]) == pytest.approx(0.5, abs=0.1)  # shift 1 / sd 2
 
 
 def test_chi2_scores_categorical_shift_with_cramers_v() -> None:
     ref, same = _frames()
     _, shifted = _frames(shift=3.0)
-    v_same, p_same = m.chi2(ref["color"], same["color"])
-    v_shift, p_shift = m.chi2(ref["color"], shifted["color"])
+    v_same, p_same = drift.chi2(ref["color"], same["color"])
+    v_shift, p_shift = drift.chi2(ref["color"], shifted["color"])
     assert v_same < 0.05 and p_same > 0.01
     assert v_shift > 0.2 and p_shift < 1e-6
 
 
-@pytest.mark.parametrize("method", m.METHODS)
+@pytest.mark.parametrize("method", drift.METHODS)
 def test_feature_drift_flags_only_the_shifted_frame(method: str) -> None:
     ref, same = _frames()
     _, shifted = _frames(shift=3.0)
     threshold = {"psi": 0.2, "ks": 0.1, "chi2": 0.1, "wasserstein": 0.3}[method]
-    calm = m.feature_drift(ref, same, ["x", "color"], method, threshold)
-    moved = m.feature_drift(ref, shifted, ["x", "color"], method, threshold)
+    calm = drift.feature_drift(ref, same, ["x", "color"], method, threshold)
+    moved = drift.feature_drift(ref, shifted, ["x", "color"], method, threshold)
     assert [r["drifted"] for r in calm] == [False, False]
     assert [r["drifted"] for r in moved] == [True, True]
     # ks and wasserstein need numbers: the categorical column is scored by chi2
@@ -91,10 +92,10 @@ def test_feature_drift_flags_only_the_shifted_frame(method: str) -> None:
 
 def test_feature_drift_reports_a_missing_feature_and_rejects_an_unknown_method() -> None:
     ref, cur = _frames()
-    (row,) = m.feature_drift(ref, cur.drop(columns=["x"]), ["x"], "psi", 0.2)
+    (row,) = drift.feature_drift(ref, cur.drop(columns=["x"]), ["x"], "psi", 0.2)
     assert row["score"] is None and row["missing"] == ["current"] and not row["drifted"]
     with pytest.raises(ValueError, match="unknown drift method"):
-        m.feature_drift(ref, cur, ["x"], "jensen", 0.2)
+        drift.feature_drift(ref, cur, ["x"], "jensen", 0.2)
 
 
 def _model_and_data() -> tuple[Pipeline, pd.DataFrame]:
@@ -111,7 +112,7 @@ def _model_and_data() -> tuple[Pipeline, pd.DataFrame]:
 def test_active_learning_picks_the_rows_nearest_the_decision_boundary(strategy: str) -> None:
     model, frame = _model_and_data()
     x = frame.drop(columns=["label"])
-    picks = m.select_for_labelling(model, x, strategy, 20, seed=0)
+    picks = drift.select_for_labelling(model, x, strategy, 20, seed=0)
     rows = [row for row, _ in picks]
     # for a binary classifier all three strategies rank by closeness of p to 0.5
     closeness = np.abs(model.predict_proba(x)[:, 1] - 0.5)
@@ -122,23 +123,23 @@ def test_active_learning_picks_the_rows_nearest_the_decision_boundary(strategy: 
 
 def test_random_active_learning_is_seeded() -> None:
     model, frame = _model_and_data()
-    a = m.select_for_labelling(model, frame, "random", 10, seed=5)
-    b = m.select_for_labelling(model, frame, "random", 10, seed=5)
-    c = m.select_for_labelling(model, frame, "random", 10, seed=6)
+    a = drift.select_for_labelling(model, frame, "random", 10, seed=5)
+    b = drift.select_for_labelling(model, frame, "random", 10, seed=5)
+    c = drift.select_for_labelling(model, frame, "random", 10, seed=6)
     assert a == b and a != c and len({r for r, _ in a}) == 10
 
 
 def test_performance_uses_only_labelled_rows() -> None:
     model, frame = _model_and_data()
     frame.loc[:299, "label"] = np.nan
-    auc = m.performance(model, frame, "label", "roc_auc", "classification")
+    auc = drift.performance(model, frame, "label", "roc_auc", "classification")
     assert 0.9 < auc <= 1.0
     with pytest.raises(ValueError, match="no labelled rows"):
-        m.performance(model, frame.iloc[:300], "label", "roc_auc", "classification")
+        drift.performance(model, frame.iloc[:300], "label", "roc_auc", "classification")
 
 
 def test_prometheus_text_uses_the_contract_series_names() -> None:
-    text = m.prometheus_text("credit", [{"feature": "income", "score": 0.5}], {"roc_auc": 0.91})
+    text = drift.prometheus_text("credit", [{"feature": "income", "score": 0.5}], {"roc_auc": 0.91})
     assert f'{mc.FEATURE_DRIFT_SCORE}{{feature="income",model="credit"}} 0.5' in text
     assert f'{mc.MODEL_PERFORMANCE}{{metric="roc_auc",model="credit"}} 0.91' in text
     assert f"# TYPE {mc.FEATURE_DRIFT_SCORE} gauge" in text
@@ -147,8 +148,8 @@ def test_prometheus_text_uses_the_contract_series_names() -> None:
 def test_prometheus_textfile_passes_promtool() -> None:
     promtool = require_tool("promtool")
     ref, cur = _frames(shift=1.0)
-    text = m.prometheus_text(
-        'model "a"', m.feature_drift(ref, cur, ["x", "color"], "psi", 0.2), {"roc_auc": 0.9}
+    text = drift.prometheus_text(
+        'model "a"', drift.feature_drift(ref, cur, ["x", "color"], "psi", 0.2), {"roc_auc": 0.9}
     )
     done = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False

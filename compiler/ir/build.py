@@ -28,14 +28,14 @@ __all__ = ["IDENTITY_ROLES", "IRBuilder", "build_ir", "spec_hash"]
 
 def build_ir(spec: Spec) -> IRGraph:
     """Build the IR of a validated spec."""
-    b = SpecBuilder(spec)
-    data = build_data(spec, b)
-    transform = build_features(spec, b, data)
-    trained = build_training(spec, b, data, transform)
-    registered = build_evaluation(spec, b, data, trained)
-    signal = build_operations(spec, b, data, registered)
-    build_feedback(spec, b, signal)
-    dump = b.dump
+    builder = SpecBuilder(spec)
+    data = build_data(spec, builder)
+    transform = build_features(spec, builder, data)
+    trained = build_training(spec, builder, data, transform)
+    registered = build_evaluation(spec, builder, data, trained)
+    signal = build_operations(spec, builder, data, registered)
+    build_feedback(spec, builder, signal)
+    dump = builder.dump
     deployment = spec.deployment
     metadata = {
         "description": spec.description,
@@ -55,4 +55,4 @@ def build_ir(spec: Spec) -> IRGraph:
         "overridable": sorted(spec.overridable),
         "target_options": {k: spec.targets[k] for k in sorted(spec.targets)},
     }
-    return IRGraph(spec.name, metadata, settings, b.steps, b.artifacts)
+    return IRGraph(spec.name, metadata, settings, builder.steps, builder.artifacts)

@@ -21,9 +21,9 @@ class DataArtifacts:
     """Split part (`train`, `test`, and `validation` when there is one) -> dataset artifact."""
 
 
-def build_data(spec: Spec, b: SpecBuilder) -> DataArtifacts:
+def build_data(spec: Spec, builder: SpecBuilder) -> DataArtifacts:
     data, feats, training = spec.data, spec.features, spec.training
-    dump = b.dump
+    dump = builder.dump
     contract_columns = sorted(data.contract.columns)
     sources: dict[str, str] = {}
     for i, source in enumerate(data.sources):
@@ -36,7 +36,7 @@ def build_data(spec: Spec, b: SpecBuilder) -> DataArtifacts:
             "engine": data.engine,
             "versioning": dump(data.versioning),
         }
-        out = b.add(
+        out = builder.add(
             f"ingest-{source.name}",
             StepKind.INGEST,
             origin,
@@ -54,7 +54,7 @@ def build_data(spec: Spec, b: SpecBuilder) -> DataArtifacts:
         "sources": [s.name for s in data.sources],
         "join_on": {s.name: list(s.join_on) for s in data.sources[1:]},
     }
-    validated = b.add(
+    validated = builder.add(
         "validate",
         StepKind.VALIDATE,
         "data.contract",
@@ -91,7 +91,7 @@ def build_data(spec: Spec, b: SpecBuilder) -> DataArtifacts:
     }
     if derived_target is not None:
         split_params["derived_target"] = dump(derived_target)
-    split = b.add(
+    split = builder.add(
         "split",
         StepKind.SPLIT,
         "data.split",

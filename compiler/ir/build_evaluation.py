@@ -39,11 +39,11 @@ class Registered:
 
 
 def build_evaluation(
-    spec: Spec, b: SpecBuilder, data: DataArtifacts, trained: TrainingArtifacts
+    spec: Spec, builder: SpecBuilder, data: DataArtifacts, trained: TrainingArtifacts
 ) -> Registered:
     """Add the evaluation and governance steps; return the registration and its model."""
     ev, gov, training, feats = spec.evaluation, spec.governance, spec.training, spec.features
-    dump, split = b.dump, data.split
+    dump, split = builder.dump, data.split
     candidate = trained.model
     reports: dict[str, str] = {}
     fairness_metrics: str | None = None
@@ -70,7 +70,7 @@ def build_evaluation(
             "mitigation": fairness_spec["mitigation"],
             "target": feats.target,
         }
-        fair = b.add(
+        fair = builder.add(
             "fairness",
             StepKind.FAIRNESS,
             "governance.fairness",
@@ -95,7 +95,7 @@ def build_evaluation(
         "target": feats.target,
         "robustness": [dump(r) for r in ev.robustness],
     }
-    evaluated = b.add(
+    evaluated = builder.add(
         "evaluate",
         StepKind.EVALUATE,
         "evaluation",
@@ -124,7 +124,7 @@ def build_evaluation(
             "task": training.task,
             "exclude": sorted(kept_out - {feats.target}),
         }
-        explained = b.add(
+        explained = builder.add(
             "explain",
             StepKind.EXPLAIN,
             "governance.explainability",
@@ -141,7 +141,7 @@ def build_evaluation(
         "robustness": [dump(r) for r in ev.robustness],
         "model_name": spec.name,
     }
-    gate = b.add(
+    gate = builder.add(
         "gate",
         StepKind.GATE,
         "evaluation.gates",
@@ -162,7 +162,7 @@ def build_evaluation(
         "card": dump(gov.model_card),
         "task": training.task,
     }
-    card = b.add(
+    card = builder.add(
         "model-card",
         StepKind.MODEL_CARD,
         "governance.model_card",
@@ -196,7 +196,7 @@ def build_evaluation(
         "model": dump(training.model),
         "tuning_storage": spec.tuning.storage if spec.tuning is not None else None,
     }
-    registered = b.add(
+    registered = builder.add(
         "register",
         StepKind.REGISTER,
         "governance",

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from mlc.specs import Spec
 
 
-def build_features(spec: Spec, b: SpecBuilder, data: DataArtifacts) -> str:
+def build_features(spec: Spec, builder: SpecBuilder, data: DataArtifacts) -> str:
     """Add the `features` step; return its transform artifact."""
     feats, contract = spec.features, spec.data.contract
     feature_reqs = [
@@ -23,13 +23,13 @@ def build_features(spec: Spec, b: SpecBuilder, data: DataArtifacts) -> str:
     params: FeaturesParams = {
         "target": feats.target,
         "task": spec.training.task,
-        "transforms": [b.dump(t) for t in feats.transforms],
-        "derived": [b.dump(d) for d in feats.derived if d.name != feats.target],
-        "selection": b.dump(feats.selection),
+        "transforms": [builder.dump(t) for t in feats.transforms],
+        "derived": [builder.dump(d) for d in feats.derived if d.name != feats.target],
+        "selection": builder.dump(feats.selection),
         "dtypes": {c: col.dtype for c, col in sorted(contract.columns.items())},
         "pii": sorted(c for c, col in contract.columns.items() if col.pii),
     }
-    features = b.add(
+    features = builder.add(
         "features",
         StepKind.FEATURES,
         "features",

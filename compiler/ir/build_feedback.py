@@ -13,17 +13,17 @@ if TYPE_CHECKING:
     from mlc.specs import Spec
 
 
-def build_feedback(spec: Spec, b: SpecBuilder, signal: str | None) -> None:
+def build_feedback(spec: Spec, builder: SpecBuilder, signal: str | None) -> None:
     fb = spec.feedback
     if not fb.triggers and fb.active_learning is None:
         return
     params: RetrainTriggerParams = {
         "triggers": [
             directed(t) if t.get("kind") == "performance_drop" else t
-            for t in map(b.dump, fb.triggers)
+            for t in map(builder.dump, fb.triggers)
         ],
-        "active_learning": b.dump(fb.active_learning),
-        "promotion": b.dump(fb.promotion),
+        "active_learning": builder.dump(fb.active_learning),
+        "promotion": builder.dump(fb.promotion),
         "model_name": spec.name,
         "target": spec.features.target,
     }
@@ -32,7 +32,7 @@ def build_feedback(spec: Spec, b: SpecBuilder, signal: str | None) -> None:
     ]
     if fb.active_learning is not None:
         requires.append(("active_learning", "feedback.active_learning"))
-    b.add(
+    builder.add(
         "retrain-trigger",
         StepKind.RETRAIN_TRIGGER,
         "feedback",

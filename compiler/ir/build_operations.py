@@ -32,11 +32,11 @@ def _raw_features(spec: Spec) -> list[str]:
 
 
 def build_operations(
-    spec: Spec, b: SpecBuilder, data: DataArtifacts, registered: Registered
+    spec: Spec, builder: SpecBuilder, data: DataArtifacts, registered: Registered
 ) -> str | None:
     """Add the operations steps; return the monitor's signal artifact (None without one)."""
     dep, sec, gov, bud = spec.deployment, spec.security, spec.governance, spec.budgets
-    dump = b.dump
+    dump = builder.dump
     cloud = dep.cloud if dep else "onprem"
     storage_params: StorageParams = {
         "cloud": cloud,
@@ -45,7 +45,7 @@ def build_operations(
         "retention": dump(gov.retention),
         "versioning": dump(spec.data.versioning),
     }
-    storage = b.add(
+    storage = builder.add(
         "storage",
         StepKind.STORAGE,
         "security.encryption",
@@ -64,7 +64,7 @@ def build_operations(
         "roles": list(IDENTITY_ROLES),
         "access": [dump(a) for a in sec.access],
     }
-    identities = b.add(
+    identities = builder.add(
         "identities",
         StepKind.IDENTITY,
         "security.access",
@@ -93,7 +93,7 @@ def build_operations(
             "enforce": budgets["enforce"],
             "cloud": cloud,
         }
-        b.add(
+        builder.add(
             "budget",
             StepKind.BUDGET,
             "budgets",
@@ -143,7 +143,7 @@ def build_operations(
             "identity": identities["serving"],
         }
         if dep.mode == "online":
-            endpoint = b.add(
+            endpoint = builder.add(
                 "deploy",
                 StepKind.DEPLOY,
                 "deployment",
@@ -169,7 +169,7 @@ def build_operations(
                 "drift": drift,
                 "features": _raw_features(spec),
             }
-            b.add(
+            builder.add(
                 "batch-predict",
                 StepKind.BATCH_PREDICT,
                 "deployment.batch",
@@ -194,7 +194,7 @@ def build_operations(
                 "task": spec.training.task,
                 "features": _raw_features(spec),
             }
-            b.add(
+            builder.add(
                 "export",
                 StepKind.EXPORT,
                 "deployment.edge",
@@ -244,7 +244,7 @@ def build_operations(
         "task": spec.training.task,
         "metrics": list(spec.evaluation.metrics),
     }
-    signal = b.add(
+    signal = builder.add(
         "monitor",
         StepKind.MONITOR,
         "monitoring",
@@ -259,7 +259,7 @@ def build_operations(
             "routes": [dump(a) for a in mon.alerts],
             "model_name": spec.name,
         }
-        b.add(
+        builder.add(
             "alerts",
             StepKind.ALERTS,
             "monitoring.alerts",

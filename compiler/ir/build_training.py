@@ -27,17 +27,17 @@ class TrainingArtifacts:
 
 
 def build_training(
-    spec: Spec, b: SpecBuilder, data: DataArtifacts, transform: str
+    spec: Spec, builder: SpecBuilder, data: DataArtifacts, transform: str
 ) -> TrainingArtifacts:
     training, target = spec.training, spec.features.target
     train_params: TrainParams = {
         "framework": training.framework,
         "task": training.task,
         "target": target,
-        "model": b.dump(training.model),
+        "model": builder.dump(training.model),
         "entry_point": training.entry_point,
-        "lightning": b.dump(training.lightning),
-        "distributed": b.dump(training.distributed),
+        "lightning": builder.dump(training.lightning),
+        "distributed": builder.dump(training.distributed),
         "seed": training.seed,
         "max_time": training.max_time,
     }
@@ -73,7 +73,7 @@ def build_training(
             tune_reqs.append(("tuning.shared_storage", "tuning.storage"))
         if tuning.timeout is not None:
             tune_reqs.append(("max_time", "tuning.timeout"))
-        tuning_spec = b.dump(tuning)
+        tuning_spec = builder.dump(tuning)
         tune_params: TuneParams = {
             "engine": tuning_spec["engine"],
             "objective": {
@@ -92,14 +92,14 @@ def build_training(
             "framework": train_params["framework"],
             "task": train_params["task"],
             "target": train_params["target"],
-            "model": b.dump(training.model),
+            "model": builder.dump(training.model),
             "seed": train_params["seed"],
             "metric_direction": direction(tuning.objective.metric),
             "lightning": train_params["lightning"],
             "distributed": train_params["distributed"],
             "max_time": train_params["max_time"],
         }
-        tuned = b.add(
+        tuned = builder.add(
             "tune",
             StepKind.TUNE,
             "tuning",
@@ -117,7 +117,7 @@ def build_training(
         )
         best_params, study = tuned["best_params"], tuned["study"]
         train_inputs["params"] = best_params
-    trained = b.add(
+    trained = builder.add(
         "train",
         StepKind.TRAIN,
         "training",

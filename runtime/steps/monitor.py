@@ -31,7 +31,7 @@ def run(
     params: MonitorParams, inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
 ) -> dict[str, Any]:
     """Score drift per feature and performance against the floor; write the signal."""
-    from mlc.runtime import monitor as m
+    from mlc.runtime import drift
 
     reference = load_frame(inputs, "reference", STEP)
     current = load_frame(inputs, "current", STEP)
@@ -44,9 +44,9 @@ def run(
         if not features:
             features = [str(c) for c in reference.columns if c != target]
         try:
-            rows = m.feature_drift(
-                m.add_derived(reference, model),
-                m.add_derived(current, model),
+            rows = drift.feature_drift(
+                drift.add_derived(reference, model),
+                drift.add_derived(current, model),
                 features,
                 drift_params["method"],
                 float(drift_params["threshold"]),
@@ -62,7 +62,7 @@ def run(
         values = {}
         for name in names:
             try:
-                values[name] = m.performance(model, current, target, name, task)
+                values[name] = drift.performance(model, current, target, name, task)
             except ValueError as exc:
                 raise StepError(STEP, f"performance '{name}': {exc}") from exc
         from mlc.runtime.steps._metrics import direction_of
@@ -90,7 +90,9 @@ def run(
     }
     loc = out(outputs, "signal", STEP)
     artifacts.save_text(
-        loc, "metrics.prom", m.prometheus_text(model_name, rows, perf["values"] if perf else None)
+        loc,
+        "metrics.prom",
+        drift.prometheus_text(model_name, rows, perf["values"] if perf else None),
     )
     artifacts.save_json(
         loc, "report", report, "signal", drifted=report["drifted"], rows=len(current)

@@ -207,7 +207,7 @@ def run(
     ctx: StepContext,
 ) -> dict[str, Any]:
     """Evaluate the triggers on the signal; pick rows to label; write the decision."""
-    from mlc.runtime import monitor as m
+    from mlc.runtime.drift import select_for_labelling
 
     signal = need(inputs, "signal", STEP)
     if not artifacts.exists(signal):
@@ -238,7 +238,7 @@ def run(
         features = unlabelled.drop(columns=[target]) if target in unlabelled.columns else unlabelled
         picks = [
             (int(unlabelled.index[i]), score)
-            for i, score in m.select_for_labelling(
+            for i, score in select_for_labelling(
                 model,
                 features,
                 al["strategy"],

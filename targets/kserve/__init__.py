@@ -1,7 +1,7 @@
 """`--target kserve`: KServe InferenceServices with the spec's rollout strategy.
 
 Recreate: one InferenceService. Canary: one manifest per traffic step (`canaryTrafficPercent`)
-plus the rollback manifest, in the order of `rollout/plan.json`. A/B: one InferenceService per
+plus the rollback manifest, in the order of `rollout/order.json`. A/B: one InferenceService per
 variant behind an `InferenceGraph` Splitter. Shadow: the primary and the shadow service with an
 Istio `VirtualService` mirroring traffic. Blue-green: two services and a `VirtualService` per
 traffic position (the switch, and the switch back). Beside them, `common.yaml` holds the
@@ -127,11 +127,11 @@ class _Builder(ServingBuilder):
         if kind == "recreate":
             out["inferenceservice.yaml"] = kube.dump_docs([self.isvc(self.app, stable)])
         elif kind == "canary":
-            plan = []
+            canary_steps = []
             for i, pct in enumerate(strategy["steps"], start=1):
                 path = f"rollout/{i:02d}-canary-{pct}.yaml"
                 out[path] = kube.dump_docs([self.isvc(self.app, candidate, pct)])
-                plan.append(
+                canary_steps.append(
                     {
                         "apply": path,
                         "bake_time_s": strategy["bake_time"] if pct != 100 else 0,
@@ -141,10 +141,10 @@ class _Builder(ServingBuilder):
             out["rollout/00-stable.yaml"] = kube.dump_docs([self.isvc(self.app, stable)])
             # KServe keeps the last rolled-out revision: 0 % to the canary sends all back to it.
             out["rollout/rollback.yaml"] = kube.dump_docs([self.isvc(self.app, candidate, 0)])
-            out["rollout/plan.json"] = _json(
+            out["rollout/order.json"] = _json(
                 {
                     "initial": "rollout/00-stable.yaml",
-                    "steps": plan,
+                    "steps": canary_steps,
                     "rollback": "rollout/rollback.yaml",
                     "rollback_when": list(strategy["rollback"]),
                 }
@@ -195,7 +195,7 @@ class _Builder(ServingBuilder):
             out["switch/to-green.yaml"] = kube.dump_docs(
                 [self.virtual_service(self.app, [(blue, 0), (green, 100)])]
             )
-            out["switch/plan.json"] = _json(
+            out["switch/order.json"] = _json(
                 {
                     "initial": "switch/to-blue.yaml",
                     "switch": "switch/to-green.yaml",

@@ -1,7 +1,7 @@
 """`--target local`: the pipeline run on this machine, in-process, by `mlc run`.
 
-`emit` writes the run plan (`plan.json`: the pipeline steps in execution order with their
-inputs, outputs, conditions and cache settings); `mlc run` executes the same plan through
+`emit` writes the pipeline (`pipeline.json`: the steps in execution order with their inputs,
+outputs, conditions and cache settings); `mlc run` executes the same steps through
 `mlc.targets.local.executor`. Cheap to import: the executor and the runtime load only when a
 run starts.
 """
@@ -18,7 +18,7 @@ from mlc.compiler.ir import EXECUTED_KINDS, IRGraph, StepKind
 from mlc.runtime.capabilities import RUNTIME_FEATURES
 from mlc.targets.base import Capabilities, EmitContext, Target, TargetOptions, quantities
 
-PLAN_VERSION = "1"
+PIPELINE_VERSION = "1"
 
 _SUPPORTS = RUNTIME_FEATURES | frozenset(
     {
@@ -57,7 +57,7 @@ def _cpu_count(text: str) -> float | None:
         return None
 
 
-def run_plan(ir: IRGraph) -> dict[str, Any]:
+def pipeline_steps(ir: IRGraph) -> dict[str, Any]:
     """The pipeline steps in execution order, as `mlc run` will execute them."""
     steps = []
     for step in ir.steps:
@@ -77,7 +77,7 @@ def run_plan(ir: IRGraph) -> dict[str, Any]:
             }
         )
     return {
-        "plan_version": PLAN_VERSION,
+        "pipeline_version": PIPELINE_VERSION,
         "name": ir.name,
         "spec_hash": ir.metadata.get("spec_hash"),
         "steps": steps,
@@ -145,8 +145,8 @@ class LocalTarget(Target):
         return diags
 
     def emit(self, ir: IRGraph, ctx: EmitContext) -> Mapping[str, str | bytes]:
-        plan = run_plan(ir)
-        return {"plan.json": json.dumps(plan, indent=2, sort_keys=True) + "\n"}
+        pipeline = pipeline_steps(ir)
+        return {"pipeline.json": json.dumps(pipeline, indent=2, sort_keys=True) + "\n"}
 
 
-__all__ = ["LocalOptions", "LocalTarget", "run_plan"]
+__all__ = ["LocalOptions", "LocalTarget", "pipeline_steps"]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from mlc.compiler.diagnostics import Diagnostic, has_errors
 from mlc.compiler.ir import IRGraph, StepKind
 from mlc.targets.base import EmitError
-from mlc.targets.terraform import access, names, plan
+from mlc.targets.terraform import access, facts, names
 from mlc.targets.terraform.hcl import format_hcl, hcl_value, quote
 
 if TYPE_CHECKING:
@@ -31,14 +31,14 @@ FILES = ("versions", "variables", "storage", "identities", "budgets", "endpoint"
 
 def problems(ir: IRGraph) -> list[Diagnostic]:
     """Every reason the IR cannot become Terraform, each with its spec key path."""
-    found = plan.placement_problems(ir)
+    found = facts.placement_problems(ir)
     if has_errors(found) and any(d.code == "MLC430" for d in found):
         return found
-    found += plan.strategy_problems(ir)
+    found += facts.strategy_problems(ir)
     cloud = str(ir.settings["deployment"]["cloud"])
-    step = plan.step_of(ir, StepKind.IDENTITY)
+    step = facts.step_of(ir, StepKind.IDENTITY)
     found += access.access_bindings(cloud, list(step.params.get("access", [])) if step else [])[1]
-    budgets = plan.budget_plan(ir)
+    budgets = facts.budgets(ir)
     if cloud == "azure" and budgets and len(budgets[0]["thresholds"]) > 5:
         found.append(
             Diagnostic(
@@ -55,9 +55,9 @@ def problems(ir: IRGraph) -> list[Diagnostic]:
 def context(ir: IRGraph, options: TerraformOptions) -> dict[str, Any]:
     """Everything the templates of the IR's cloud need, as plain data."""
     cloud = str(ir.settings["deployment"]["cloud"])
-    storage = plan.storage_plan(ir)
-    endpoint = plan.endpoint_plan(ir)
-    ident = plan.step_of(ir, StepKind.IDENTITY)
+    storage = facts.storage(ir)
+    endpoint = facts.endpoint(ir)
+    ident = facts.step_of(ir, StepKind.IDENTITY)
     bindings, _ = access.access_bindings(
         cloud, list(ident.params.get("access", [])) if ident else []
     )
@@ -101,7 +101,7 @@ def context(ir: IRGraph, options: TerraformOptions) -> dict[str, Any]:
         "storage": storage,
         "roles": roles,
         "access": bindings,
-        "budgets": plan.budget_plan(ir),
+        "budgets": facts.budgets(ir),
         "endpoint": endpoint,
         "names": names,
     }

@@ -38,7 +38,7 @@ class Variant:
 
 
 @dataclass
-class EndpointPlan:
+class Endpoint:
     """A managed endpoint: where it runs and how its traffic is split."""
 
     platform: str
@@ -66,7 +66,7 @@ def days(seconds: float | None) -> int | None:
     return None if seconds is None else max(1, math.ceil(seconds / 86400))
 
 
-def storage_plan(ir: IRGraph) -> dict[str, Any]:
+def storage(ir: IRGraph) -> dict[str, Any]:
     """Buckets, their key and lifecycle rules from the `storage` step."""
     step = step_of(ir, StepKind.STORAGE)
     params = step.params if step else {}
@@ -84,7 +84,7 @@ def storage_plan(ir: IRGraph) -> dict[str, Any]:
     }
 
 
-def budget_plan(ir: IRGraph) -> list[dict[str, Any]]:
+def budgets(ir: IRGraph) -> list[dict[str, Any]]:
     """One monthly budget per cap in `budgets`, each with its alert thresholds (percent).
 
     `total_usd_per_month` watches everything tagged with the model; the others watch the spend
@@ -93,8 +93,8 @@ def budget_plan(ir: IRGraph) -> list[dict[str, Any]]:
     step = step_of(ir, StepKind.BUDGET)
     if step is None:
         return []
-    p = step.params
-    thresholds = sorted({int(t) for t in p.get("alert_thresholds") or (50, 80, 100)})
+    params = step.params
+    thresholds = sorted({int(t) for t in params.get("alert_thresholds") or (50, 80, 100)})
     caps = (
         ("total", "total_usd_per_month", "budgets.total_usd_per_month"),
         ("serving", "serving_usd_per_month", "budgets.serving_usd_per_month"),
@@ -103,7 +103,7 @@ def budget_plan(ir: IRGraph) -> list[dict[str, Any]]:
     )
     out = []
     for key, field_name, origin in caps:
-        amount = p.get(field_name)
+        amount = params.get(field_name)
         if amount is None:
             continue
         out.append(
@@ -122,21 +122,21 @@ def _money(amount: float) -> str:
     return str(int(amount)) if amount == int(amount) else f"{amount:.2f}"
 
 
-def endpoint_plan(ir: IRGraph) -> EndpointPlan | None:
+def endpoint(ir: IRGraph) -> Endpoint | None:
     """The managed endpoint, when the deployment platform is sagemaker, vertex or azureml."""
     step = step_of(ir, StepKind.DEPLOY)
     if step is None or step.params.get("platform") not in MANAGED:
         return None
-    p = step.params
-    cloud = MANAGED[p["platform"]]
+    params = step.params
+    cloud = MANAGED[params["platform"]]
     res = step.resources
     gpu = res.gpu_type if res.gpu_type and _cloud.offers_gpu(cloud, res.gpu_type) else None
     instance = _cloud.managed_instance(cloud, res.cpu, res.memory, gpu)
-    auto = p.get("autoscaling") or {}
-    strategy = p.get("strategy") or {"kind": "recreate"}
+    auto = params.get("autoscaling") or {}
+    strategy = params.get("strategy") or {"kind": "recreate"}
     kind = strategy["kind"]
-    plan = EndpointPlan(
-        platform=p["platform"],
+    managed = Endpoint(
+        platform=params["platform"],
         instance=instance,
         min_replicas=max(1, int(auto.get("min_replicas", 1))),
         max_replicas=int(auto.get("max_replicas", 1)),
@@ -146,19 +146,19 @@ def endpoint_plan(ir: IRGraph) -> EndpointPlan | None:
     )
     if kind == "canary":
         steps = [int(s) for s in strategy["steps"]]
-        plan.canary_steps = steps
+        managed.canary_steps = steps
         first = steps[0]
-        plan.variants = [Variant("stable", "champion", 100 - first)] if first < 100 else []
-        plan.variants.append(Variant("canary", "challenger", first))
+        managed.variants = [Variant("stable", "champion", 100 - first)] if first < 100 else []
+        managed.variants.append(Variant("canary", "challenger", first))
     elif kind == "ab":
-        plan.variants = [
+        managed.variants = [
             Variant(v["name"], v["model_alias"], int(v["weight"])) for v in strategy["variants"]
         ]
     elif kind == "shadow":
-        plan.shadow = Variant("shadow", "challenger", int(strategy.get("mirror_percent", 100)))
+        managed.shadow = Variant("shadow", "challenger", int(strategy.get("mirror_percent", 100)))
     elif kind == "blue_green":
-        plan.variants = [Variant("blue", "champion", 100), Variant("green", "challenger", 0)]
-    return plan
+        managed.variants = [Variant("blue", "champion", 100), Variant("green", "challenger", 0)]
+    return managed
 
 
 def strategy_problems(ir: IRGraph) -> list[Diagnostic]:

@@ -22,7 +22,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlc.runtime import metrics_contract as mc
+from mlc.runtime.metrics_contract import (
+    FEATURE_DRIFT_SCORE,
+    LABEL_FEATURE,
+    LABEL_METRIC,
+    LABEL_MODEL,
+    MODEL_PERFORMANCE,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -251,8 +257,8 @@ def prometheus_text(
 ) -> str:
     """Prometheus text exposition (node-exporter textfile format) of drift and performance."""
     lines = [
-        f"# HELP {mc.FEATURE_DRIFT_SCORE} Drift score of a feature against the reference.",
-        f"# TYPE {mc.FEATURE_DRIFT_SCORE} gauge",
+        f"# HELP {FEATURE_DRIFT_SCORE} Drift score of a feature against the reference.",
+        f"# TYPE {FEATURE_DRIFT_SCORE} gauge",
     ]
     model = _label(model_name)
     for row in sorted(drift, key=lambda r: str(r["feature"])):
@@ -260,18 +266,18 @@ def prometheus_text(
         if score is None or score != score:
             continue
         lines.append(
-            f'{mc.FEATURE_DRIFT_SCORE}{{{mc.LABEL_FEATURE}="{_label(str(row["feature"]))}",'
-            f'{mc.LABEL_MODEL}="{model}"}} {float(score):.6g}'
+            f'{FEATURE_DRIFT_SCORE}{{{LABEL_FEATURE}="{_label(str(row["feature"]))}",'
+            f'{LABEL_MODEL}="{model}"}} {float(score):.6g}'
         )
     if performance_values:
         lines += [
-            f"# HELP {mc.MODEL_PERFORMANCE} Metric on labelled production data.",
-            f"# TYPE {mc.MODEL_PERFORMANCE} gauge",
+            f"# HELP {MODEL_PERFORMANCE} Metric on labelled production data.",
+            f"# TYPE {MODEL_PERFORMANCE} gauge",
         ]
         for metric, value in sorted(performance_values.items()):
             lines.append(
-                f'{mc.MODEL_PERFORMANCE}{{{mc.LABEL_METRIC}="{_label(metric)}",'
-                f'{mc.LABEL_MODEL}="{model}"}} {float(value):.6g}'
+                f'{MODEL_PERFORMANCE}{{{LABEL_METRIC}="{_label(metric)}",'
+                f'{LABEL_MODEL}="{model}"}} {float(value):.6g}'
             )
     return "\n".join(lines) + "\n"
 
