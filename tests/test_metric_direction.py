@@ -24,8 +24,7 @@ from test_kserve_manifests import registry
 
 from mlc.compiler.api import check, compile_spec
 from mlc.compiler.ir import StepKind
-from mlc.runtime import artifacts
-from mlc.runtime import metrics_contract as mc
+from mlc.runtime import artifacts, metrics_contract
 from mlc.runtime.context import StepContext, StepError
 from mlc.runtime.steps import get
 from mlc.runtime.steps._metrics import SCORERS
@@ -325,14 +324,17 @@ def _promtool_case(promtool: str, folder: Path, series: str, value: float, fires
     """A unit test of our own against the generated rules: `series` held at `value`."""
     rules = yaml.safe_load((folder / "rules.yaml").read_text())
     (perf,) = [
-        r for g in rules["groups"] for r in g["rules"] if r.get("alert") == mc.ALERT_PERFORMANCE
+        r
+        for g in rules["groups"]
+        for r in g["rules"]
+        if r.get("alert") == metrics_contract.ALERT_PERFORMANCE
     ]
     labels = {k: v for k, v in perf["labels"].items()}
     metric = series.split('metric="')[1].split('"')[0]
     expected = [
         {
             "exp_labels": {
-                mc.LABEL_MODEL: perf["annotations"]["model"],
+                metrics_contract.LABEL_MODEL: perf["annotations"]["model"],
                 "metric": metric,
                 **labels,
             },
@@ -349,7 +351,7 @@ def _promtool_case(promtool: str, folder: Path, series: str, value: float, fires
                 "alert_rule_test": [
                     {
                         "eval_time": "10m",
-                        "alertname": mc.ALERT_PERFORMANCE,
+                        "alertname": metrics_contract.ALERT_PERFORMANCE,
                         "exp_alerts": expected if fires else [],
                     }
                 ],
@@ -372,13 +374,18 @@ def test_rmse_alert_fires_above_the_floor_under_promtool(tmp_path: Path) -> None
     out = _emit(tmp_path, _spec(tmp_path, DIABETES, REGRESSION_MONITORING))
     prom = out / "prometheus"
     rules = (prom / "rules.yaml").read_text()
-    assert f'{mc.MODEL_PERFORMANCE}{{model="diabetes-progression",metric="rmse"}} > 60' in rules
+    assert (
+        f'{metrics_contract.MODEL_PERFORMANCE}{{model="diabetes-progression",metric="rmse"}} > 60'
+        in rules
+    )
     assert "rmse on labelled traffic is above 60" in rules
     subprocess.run([promtool, "test", "rules", "rules.test.yaml"], cwd=prom, check=True)
     generated = yaml.safe_load((prom / "rules.test.yaml").read_text())["tests"]
-    perf_series = [s for s in generated[0]["input_series"] if mc.MODEL_PERFORMANCE in s["series"]]
+    perf_series = [
+        s for s in generated[0]["input_series"] if metrics_contract.MODEL_PERFORMANCE in s["series"]
+    ]
     assert perf_series[0]["values"].startswith("60.6x")  # the firing case is a larger error
-    series = f'{mc.MODEL_PERFORMANCE}{{model="diabetes-progression",metric="rmse"}}'
+    series = f'{metrics_contract.MODEL_PERFORMANCE}{{model="diabetes-progression",metric="rmse"}}'
     _promtool_case(promtool, prom, series, 75.0, fires=True)
     _promtool_case(promtool, prom, series, 45.0, fires=False)
     board = json.loads((out / "grafana" / "diabetes-progression.json").read_text())
@@ -415,9 +422,12 @@ def test_multiclass_alert_direction_under_promtool(
     spec.write_text(text)
     prom = _emit(tmp_path, spec) / "prometheus"
     rules = (prom / "rules.yaml").read_text()
-    assert f'{mc.MODEL_PERFORMANCE}{{model="credit-risk",metric="{metric}"}} {op} {floor}' in rules
+    assert (
+        f'{metrics_contract.MODEL_PERFORMANCE}{{model="credit-risk",metric="{metric}"}} '
+        f"{op} {floor}" in rules
+    )
     subprocess.run([promtool, "test", "rules", "rules.test.yaml"], cwd=prom, check=True)
-    series = f'{mc.MODEL_PERFORMANCE}{{model="credit-risk",metric="{metric}"}}'
+    series = f'{metrics_contract.MODEL_PERFORMANCE}{{model="credit-risk",metric="{metric}"}}'
     _promtool_case(promtool, prom, series, bad, fires=True)
     _promtool_case(promtool, prom, series, good, fires=False)
 

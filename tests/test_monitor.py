@@ -16,8 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mlc.runtime import artifacts, drift
-from mlc.runtime import metrics_contract as mc
+from mlc.runtime import artifacts, drift, metrics_contract
 from mlc.runtime.context import StepContext, StepError
 from mlc.runtime.steps import STEPS, get
 from mlc.runtime.steps.retrain_trigger import cron_fires, evaluate_triggers
@@ -140,9 +139,9 @@ def test_performance_uses_only_labelled_rows() -> None:
 
 def test_prometheus_text_uses_the_contract_series_names() -> None:
     text = drift.prometheus_text("credit", [{"feature": "income", "score": 0.5}], {"roc_auc": 0.91})
-    assert f'{mc.FEATURE_DRIFT_SCORE}{{feature="income",model="credit"}} 0.5' in text
-    assert f'{mc.MODEL_PERFORMANCE}{{metric="roc_auc",model="credit"}} 0.91' in text
-    assert f"# TYPE {mc.FEATURE_DRIFT_SCORE} gauge" in text
+    assert f'{metrics_contract.FEATURE_DRIFT_SCORE}{{feature="income",model="credit"}} 0.5' in text
+    assert f'{metrics_contract.MODEL_PERFORMANCE}{{metric="roc_auc",model="credit"}} 0.91' in text
+    assert f"# TYPE {metrics_contract.FEATURE_DRIFT_SCORE} gauge" in text
 
 
 def test_prometheus_textfile_passes_promtool() -> None:
@@ -264,7 +263,7 @@ def test_monitor_and_retrain_trigger_steps_write_signal_and_decision(tmp_path: P
     assert set(report["performance"]["values"]) == {"roc_auc", "accuracy"}
     assert artifacts.read_meta(str(tmp_path / "signal"))["type"] == "signal"
     prom = artifacts.load_text(str(tmp_path / "signal"), "metrics.prom")
-    assert f'{mc.FEATURE_DRIFT_SCORE}{{feature="a",model="toy"}}' in prom
+    assert f'{metrics_contract.FEATURE_DRIFT_SCORE}{{feature="a",model="toy"}}' in prom
 
     get("retrain_trigger")(
         {

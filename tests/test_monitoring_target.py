@@ -14,7 +14,7 @@ from conftest import CREDIT
 from test_kserve_manifests import registry
 
 from mlc.compiler.api import compile_spec
-from mlc.runtime import metrics_contract as mc
+from mlc.runtime import metrics_contract
 
 
 def emit(tmp_path: Path, overrides: list[str] | None = None) -> Path:
@@ -35,12 +35,14 @@ def test_promtool_checks_and_unit_tests_the_rules(tmp_path: Path) -> None:
     run(promtool, "test", "rules", "rules.test.yaml", cwd=out)
     tests = yaml.safe_load((out / "rules.test.yaml").read_text())["tests"]
     firing = {t["alertname"]: t["exp_alerts"] for t in tests[0]["alert_rule_test"]}
-    assert {a["exp_labels"]["version"] for a in firing[mc.ALERT_LATENCY_SLO]} == {"candidate"}
-    assert [a["exp_labels"]["feature"] for a in firing[mc.ALERT_DRIFT]] == ["age"]
+    assert {a["exp_labels"]["version"] for a in firing[metrics_contract.ALERT_LATENCY_SLO]} == {
+        "candidate"
+    }
+    assert [a["exp_labels"]["feature"] for a in firing[metrics_contract.ALERT_DRIFT]] == ["age"]
     assert set(firing) >= {
-        mc.rollback_alert_name("error_rate"),
-        mc.rollback_alert_name("latency_p99_ms"),
-        mc.ALERT_BUDGET_BURN,
+        metrics_contract.rollback_alert_name("error_rate"),
+        metrics_contract.rollback_alert_name("latency_p99_ms"),
+        metrics_contract.ALERT_BUDGET_BURN,
     }
     assert all(t["exp_alerts"] == [] for t in tests[1]["alert_rule_test"])
 
@@ -120,12 +122,12 @@ def test_dashboard_panels_and_sdk_round_trip(tmp_path: Path) -> None:
     ]
     exprs = " ".join(t["expr"] for p in board["panels"] for t in p.get("targets", []))
     for name in (
-        mc.RECORD_LATENCY_P99,
-        mc.RECORD_THROUGHPUT,
-        mc.RECORD_ERROR_RATIO,
-        mc.FEATURE_DRIFT_SCORE,
-        mc.MODEL_PERFORMANCE,
-        mc.SPEND_USD,
+        metrics_contract.RECORD_LATENCY_P99,
+        metrics_contract.RECORD_THROUGHPUT,
+        metrics_contract.RECORD_ERROR_RATIO,
+        metrics_contract.FEATURE_DRIFT_SCORE,
+        metrics_contract.MODEL_PERFORMANCE,
+        metrics_contract.SPEND_USD,
     ):
         assert name in exprs
     assert Dashboard.from_json(board).title == "credit-risk (mlc)"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlc.runtime import metrics_contract as mc
+from mlc.runtime import metrics_contract
 from mlc.targets._k8s_common import dns_name
 from mlc.targets.monitoring.rules import BUDGET_KEYS, duration
 
@@ -30,7 +30,8 @@ def build_dashboard(monitor: dict[str, Any], rollout: dict[str, Any] | None) -> 
 
     model = str(monitor["model_name"])
     window = duration(float(monitor["slos"]["window"]))
-    sel = f'{mc.LABEL_MODEL}="{model}"'
+    sel = f'{metrics_contract.LABEL_MODEL}="{model}"'
+    throughput = metrics_contract.RECORD_THROUGHPUT
     source = DataSourceRef(type_val="prometheus", uid="${datasource}")
     layout = {"y": 0, "x": 0}
 
@@ -70,7 +71,7 @@ def build_dashboard(monitor: dict[str, Any], rollout: dict[str, Any] | None) -> 
         return p
 
     slos = monitor["slos"]
-    version = "{{" + mc.LABEL_VERSION + "}}"
+    version = "{{" + metrics_contract.LABEL_VERSION + "}}"
     board = (
         dashboard.Dashboard(f"{model} (mlc)")
         .uid(dns_name(f"mlc-{model}")[:40])
@@ -88,18 +89,22 @@ def build_dashboard(monitor: dict[str, Any], rollout: dict[str, Any] | None) -> 
                 "Latency p99 / p50",
                 "s",
                 [
-                    (f"{mc.RECORD_LATENCY_P99}{{{sel}}}", f"p99 {version}"),
-                    (f"{mc.RECORD_LATENCY_P50}{{{sel}}}", f"p50 {version}"),
+                    (f"{metrics_contract.RECORD_LATENCY_P99}{{{sel}}}", f"p99 {version}"),
+                    (f"{metrics_contract.RECORD_LATENCY_P50}{{{sel}}}", f"p50 {version}"),
                 ],
                 float(slos["latency_p99_ms"]) / 1000 if slos.get("latency_p99_ms") else None,
             )
         )
-        .with_panel(panel("Throughput", "reqps", [(f"{mc.RECORD_THROUGHPUT}{{{sel}}}", version)]))
+        .with_panel(
+            panel(
+                "Throughput", "reqps", [(f"{metrics_contract.RECORD_THROUGHPUT}{{{sel}}}", version)]
+            )
+        )
         .with_panel(
             panel(
                 "Error rate",
                 "percentunit",
-                [(f"{mc.RECORD_ERROR_RATIO}{{{sel}}}", version)],
+                [(f"{metrics_contract.RECORD_ERROR_RATIO}{{{sel}}}", version)],
                 float(slos["error_rate"]) if slos.get("error_rate") is not None else None,
             )
         )
@@ -109,8 +114,9 @@ def build_dashboard(monitor: dict[str, Any], rollout: dict[str, Any] | None) -> 
                 "percentunit",
                 [
                     (
-                        f"{mc.RECORD_THROUGHPUT}{{{sel}}} / ignoring({mc.LABEL_VERSION}) "
-                        f"group_left sum by ({mc.LABEL_MODEL}) ({mc.RECORD_THROUGHPUT}{{{sel}}})",
+                        f"{throughput}{{{sel}}} / ignoring({metrics_contract.LABEL_VERSION}) "
+                        f"group_left sum by ({metrics_contract.LABEL_MODEL}) "
+                        f"({throughput}{{{sel}}})",
                         version,
                     )
                 ],
@@ -129,8 +135,8 @@ def build_dashboard(monitor: dict[str, Any], rollout: dict[str, Any] | None) -> 
                 "none",
                 [
                     (
-                        f'{mc.FEATURE_DRIFT_SCORE}{{{sel},{mc.LABEL_FEATURE}=~"{feats}"}}',
-                        "{{" + mc.LABEL_FEATURE + "}}",
+                        f'{metrics_contract.FEATURE_DRIFT_SCORE}{{{sel},{metrics_contract.LABEL_FEATURE}=~"{feats}"}}',
+                        "{{" + metrics_contract.LABEL_FEATURE + "}}",
                     )
                 ],
                 float(drift["threshold"]),
@@ -143,7 +149,7 @@ def build_dashboard(monitor: dict[str, Any], rollout: dict[str, Any] | None) -> 
                 "none",
                 [
                     (
-                        f'{mc.MODEL_PERFORMANCE}{{{sel},{mc.LABEL_METRIC}="{perf["metric"]}"}}',
+                        f'{metrics_contract.MODEL_PERFORMANCE}{{{sel},{metrics_contract.LABEL_METRIC}="{perf["metric"]}"}}',
                         perf["metric"],
                     )
                 ],
@@ -158,7 +164,12 @@ def build_dashboard(monitor: dict[str, Any], rollout: dict[str, Any] | None) -> 
         panel(
             "Spend this month",
             "currencyUSD",
-            [(f"{mc.SPEND_USD}{{{sel}}}", "{{" + mc.LABEL_BUDGET + "}}")],
+            [
+                (
+                    f"{metrics_contract.SPEND_USD}{{{sel}}}",
+                    "{{" + metrics_contract.LABEL_BUDGET + "}}",
+                )
+            ],
         )
     )
     if any(budgets.get(key) for key in BUDGET_KEYS):
@@ -166,7 +177,12 @@ def build_dashboard(monitor: dict[str, Any], rollout: dict[str, Any] | None) -> 
             panel(
                 "Budget burn",
                 "percentunit",
-                [(f"{mc.RECORD_BUDGET_BURN}{{{sel}}}", "{{" + mc.LABEL_BUDGET + "}}")],
+                [
+                    (
+                        f"{metrics_contract.RECORD_BUDGET_BURN}{{{sel}}}",
+                        "{{" + metrics_contract.LABEL_BUDGET + "}}",
+                    )
+                ],
                 1.0,
             )
         )

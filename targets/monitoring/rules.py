@@ -12,7 +12,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlc.runtime import metrics_contract as mc
+from mlc.runtime import metrics_contract
 
 BUDGET_KEYS = {
     "total_usd_per_month": "total",
@@ -79,7 +79,10 @@ class RuleSet:
 
 
 def _sel(model: str, **extra: str) -> str:
-    parts = [f'{mc.LABEL_MODEL}="{model}"', *(f'{k}="{v}"' for k, v in sorted(extra.items()))]
+    parts = [
+        f'{metrics_contract.LABEL_MODEL}="{model}"',
+        *(f'{k}="{v}"' for k, v in sorted(extra.items())),
+    ]
     return "{" + ",".join(parts) + "}"
 
 
@@ -89,23 +92,29 @@ def build_rules(monitor: dict[str, Any]) -> RuleSet:
     slos = monitor["slos"]
     window = duration(float(slos["window"]))
     sel = _sel(model)
-    by = f"{mc.LABEL_MODEL}, {mc.LABEL_VERSION}"
-    requests = f"sum by ({by}) (rate({mc.REQUESTS_TOTAL}{sel}[{window}]))"
-    errors = f"sum by ({by}) (rate({mc.REQUEST_ERRORS_TOTAL}{sel}[{window}]))"
-    buckets = f"sum by ({by}, le) (rate({mc.REQUEST_DURATION_BUCKET}{sel}[{window}]))"
+    by = f"{metrics_contract.LABEL_MODEL}, {metrics_contract.LABEL_VERSION}"
+    requests = f"sum by ({by}) (rate({metrics_contract.REQUESTS_TOTAL}{sel}[{window}]))"
+    errors = f"sum by ({by}) (rate({metrics_contract.REQUEST_ERRORS_TOTAL}{sel}[{window}]))"
+    buckets = f"sum by ({by}, le) (rate({metrics_contract.REQUEST_DURATION_BUCKET}{sel}[{window}]))"
     recording: list[dict[str, Any]] = [
-        {"record": mc.RECORD_THROUGHPUT, "expr": requests},
-        {"record": mc.RECORD_ERROR_RATIO, "expr": f"{errors} / {requests}"},
-        {"record": mc.RECORD_LATENCY_P99, "expr": f"histogram_quantile(0.99, {buckets})"},
-        {"record": mc.RECORD_LATENCY_P50, "expr": f"histogram_quantile(0.5, {buckets})"},
+        {"record": metrics_contract.RECORD_THROUGHPUT, "expr": requests},
+        {"record": metrics_contract.RECORD_ERROR_RATIO, "expr": f"{errors} / {requests}"},
+        {
+            "record": metrics_contract.RECORD_LATENCY_P99,
+            "expr": f"histogram_quantile(0.99, {buckets})",
+        },
+        {
+            "record": metrics_contract.RECORD_LATENCY_P50,
+            "expr": f"histogram_quantile(0.5, {buckets})",
+        },
     ]
     alerts: list[Alert] = []
     if slos.get("latency_p99_ms") is not None:
         limit = float(slos["latency_p99_ms"]) / 1000
         alerts.append(
             Alert(
-                mc.ALERT_LATENCY_SLO,
-                f"{mc.RECORD_LATENCY_P99}{sel} > {_num(limit)}",
+                metrics_contract.ALERT_LATENCY_SLO,
+                f"{metrics_contract.RECORD_LATENCY_P99}{sel} > {_num(limit)}",
                 "critical",
                 f"p99 latency over {window} is above the SLO of {_num(limit * 1000)} ms",
             )
@@ -113,8 +122,8 @@ def build_rules(monitor: dict[str, Any]) -> RuleSet:
     if slos.get("error_rate") is not None:
         alerts.append(
             Alert(
-                mc.ALERT_ERROR_RATE,
-                f"{mc.RECORD_ERROR_RATIO}{sel} > {_num(slos['error_rate'])}",
+                metrics_contract.ALERT_ERROR_RATE,
+                f"{metrics_contract.RECORD_ERROR_RATIO}{sel} > {_num(slos['error_rate'])}",
                 "critical",
                 f"error rate over {window} is above {_num(slos['error_rate'])}",
             )
@@ -124,9 +133,9 @@ def build_rules(monitor: dict[str, Any]) -> RuleSet:
         feats = "|".join(sorted(drift["features"]))
         alerts.append(
             Alert(
-                mc.ALERT_DRIFT,
-                f'{mc.FEATURE_DRIFT_SCORE}{{{mc.LABEL_MODEL}="{model}",'
-                f'{mc.LABEL_FEATURE}=~"{feats}"}} > {_num(drift["threshold"])}',
+                metrics_contract.ALERT_DRIFT,
+                f'{metrics_contract.FEATURE_DRIFT_SCORE}{{{metrics_contract.LABEL_MODEL}="{model}",'
+                f'{metrics_contract.LABEL_FEATURE}=~"{feats}"}} > {_num(drift["threshold"])}',
                 "warning",
                 f"{drift['method']} drift score above {_num(drift['threshold'])}",
             )
@@ -137,8 +146,9 @@ def build_rules(monitor: dict[str, Any]) -> RuleSet:
         worse, side = (">", "above") if perf["direction"] == "lower" else ("<", "below")
         alerts.append(
             Alert(
-                mc.ALERT_PERFORMANCE,
-                f"{mc.MODEL_PERFORMANCE}{_sel(model, **{mc.LABEL_METRIC: perf['metric']})} "
+                metrics_contract.ALERT_PERFORMANCE,
+                f"{metrics_contract.MODEL_PERFORMANCE}"
+                f"{_sel(model, **{metrics_contract.LABEL_METRIC: perf['metric']})} "
                 f"{worse} {_num(perf['floor'])}",
                 "warning",
                 f"{perf['metric']} on labelled traffic is {side} {_num(perf['floor'])}",
@@ -146,12 +156,12 @@ def build_rules(monitor: dict[str, Any]) -> RuleSet:
         )
     for cond in monitor.get("rollback", ()):
         metric = cond["metric"]
-        threshold = float(cond["threshold"]) * mc.ROLLBACK_SCALE[metric]
-        series = mc.ROLLBACK_METRICS[metric]
+        threshold = float(cond["threshold"]) * metrics_contract.ROLLBACK_SCALE[metric]
+        series = metrics_contract.ROLLBACK_METRICS[metric]
         expr = f"max by ({by}) ({series}{sel})" if metric == "drift_score" else f"{series}{sel}"
         alerts.append(
             Alert(
-                mc.rollback_alert_name(metric),
+                metrics_contract.rollback_alert_name(metric),
                 f"{expr} {cond['op']} {_num(threshold)}",
                 "critical",
                 f"rollback condition {metric} {cond['op']} {_num(cond['threshold'])} holds",
@@ -163,17 +173,18 @@ def build_rules(monitor: dict[str, Any]) -> RuleSet:
     for label, cap in sorted(caps.items()):
         recording.append(
             {
-                "record": mc.RECORD_BUDGET_BURN,
-                "expr": f"{mc.SPEND_USD}{_sel(model, **{mc.LABEL_BUDGET: label})} / {_num(cap)}",
-                "labels": {mc.LABEL_BUDGET: label},
+                "record": metrics_contract.RECORD_BUDGET_BURN,
+                "expr": f"{metrics_contract.SPEND_USD}"
+                f"{_sel(model, **{metrics_contract.LABEL_BUDGET: label})} / {_num(cap)}",
+                "labels": {metrics_contract.LABEL_BUDGET: label},
             }
         )
     if caps:
         for pct in sorted(budgets.get("alert_thresholds") or ()):
             alerts.append(
                 Alert(
-                    mc.ALERT_BUDGET_BURN,
-                    f"{mc.RECORD_BUDGET_BURN}{sel} >= {_num(pct / 100)}",
+                    metrics_contract.ALERT_BUDGET_BURN,
+                    f"{metrics_contract.RECORD_BUDGET_BURN}{sel} >= {_num(pct / 100)}",
                     "critical" if pct >= 100 else "warning",
                     f"{pct}% of a budget is spent",
                     {"threshold": str(pct)},
@@ -195,12 +206,12 @@ def _counter(per_minute: float) -> str:
 def _latency_series(model: str, version: str, bucket: float) -> list[dict[str, str]]:
     """Histogram buckets of a version whose requests all take at most `bucket` seconds."""
     out = []
-    for le in [*map(_num, mc.LATENCY_BUCKETS_SECONDS), "+Inf"]:
+    for le in [*map(_num, metrics_contract.LATENCY_BUCKETS_SECONDS), "+Inf"]:
         filled = le == "+Inf" or float(le) >= bucket
-        labels = _sel(model, **{mc.LABEL_VERSION: version, "le": le})
+        labels = _sel(model, **{metrics_contract.LABEL_VERSION: version, "le": le})
         out.append(
             {
-                "series": f"{mc.REQUEST_DURATION_BUCKET}{labels}",
+                "series": f"{metrics_contract.REQUEST_DURATION_BUCKET}{labels}",
                 "values": _counter(600 if filled else 0),
             }
         )
@@ -209,7 +220,7 @@ def _latency_series(model: str, version: str, bucket: float) -> list[dict[str, s
 
 def _bad_bucket(threshold_s: float) -> float | None:
     """Upper bound of the first bucket whose whole range lies above the threshold."""
-    bounds = (0.0, *mc.LATENCY_BUCKETS_SECONDS)
+    bounds = (0.0, *metrics_contract.LATENCY_BUCKETS_SECONDS)
     for lo, hi in itertools.pairwise(bounds):
         if lo >= threshold_s:
             return hi
@@ -238,25 +249,27 @@ def unit_tests(rules: RuleSet, rules_file: str) -> dict[str, Any]:
         for a in rules.alerts
         if a.name
         in (
-            mc.ALERT_LATENCY_SLO,
-            mc.rollback_alert_name("latency_p99_ms"),
-            mc.rollback_alert_name("latency_p50_ms"),
+            metrics_contract.ALERT_LATENCY_SLO,
+            metrics_contract.rollback_alert_name("latency_p99_ms"),
+            metrics_contract.rollback_alert_name("latency_p50_ms"),
         )
     ]
     thresholds = [float(a.expr.rsplit(" ", 1)[1]) for a in latency_limits if " >" in a.expr]
-    bad_bucket = _bad_bucket(max(thresholds)) if thresholds else mc.LATENCY_BUCKETS_SECONDS[-2]
-    good_bucket = mc.LATENCY_BUCKETS_SECONDS[0]
+    bad_bucket = (
+        _bad_bucket(max(thresholds)) if thresholds else metrics_contract.LATENCY_BUCKETS_SECONDS[-2]
+    )
+    good_bucket = metrics_contract.LATENCY_BUCKETS_SECONDS[0]
     series: list[dict[str, str]] = []
     quiet: list[dict[str, str]] = []
     for version, errors_per_min, bucket in ((GOOD, 0.0, good_bucket), (BAD, 600.0, bad_bucket)):
-        v = {mc.LABEL_VERSION: version}
+        v = {metrics_contract.LABEL_VERSION: version}
         reqs = [
             {
-                "series": f"{mc.REQUESTS_TOTAL}{_sel(model, **v, code='200')}",
+                "series": f"{metrics_contract.REQUESTS_TOTAL}{_sel(model, **v, code='200')}",
                 "values": _counter(600),
             },
             {
-                "series": f"{mc.REQUEST_ERRORS_TOTAL}{_sel(model, **v)}",
+                "series": f"{metrics_contract.REQUEST_ERRORS_TOTAL}{_sel(model, **v)}",
                 "values": _counter(errors_per_min),
             },
         ]
@@ -268,36 +281,50 @@ def unit_tests(rules: RuleSet, rules_file: str) -> dict[str, Any]:
     feats = sorted(drift.get("features") or ())
     for i, feat in enumerate(feats):
         threshold = float(drift["threshold"])
-        labels = _sel(model, **{mc.LABEL_FEATURE: feat, mc.LABEL_VERSION: BAD})
+        labels = _sel(
+            model, **{metrics_contract.LABEL_FEATURE: feat, metrics_contract.LABEL_VERSION: BAD}
+        )
         series.append(
             {
-                "series": f"{mc.FEATURE_DRIFT_SCORE}{labels}",
+                "series": f"{metrics_contract.FEATURE_DRIFT_SCORE}{labels}",
                 "values": f"{_num(threshold * (2 if i == 0 else 0.5))}x{STEPS}",
             }
         )
         quiet.append(
             {
-                "series": f"{mc.FEATURE_DRIFT_SCORE}{labels}",
+                "series": f"{metrics_contract.FEATURE_DRIFT_SCORE}{labels}",
                 "values": f"{_num(threshold * 0.5)}x{STEPS}",
             }
         )
     perf = mon.get("performance")
     if perf:
-        labels = _sel(model, **{mc.LABEL_METRIC: perf["metric"]})
+        labels = _sel(model, **{metrics_contract.LABEL_METRIC: perf["metric"]})
         worse, better = _across(float(perf["floor"]), str(perf["direction"]))
-        series.append({"series": f"{mc.MODEL_PERFORMANCE}{labels}", "values": f"{worse}x{STEPS}"})
-        quiet.append({"series": f"{mc.MODEL_PERFORMANCE}{labels}", "values": f"{better}x{STEPS}"})
+        series.append(
+            {
+                "series": f"{metrics_contract.MODEL_PERFORMANCE}{labels}",
+                "values": f"{worse}x{STEPS}",
+            }
+        )
+        quiet.append(
+            {
+                "series": f"{metrics_contract.MODEL_PERFORMANCE}{labels}",
+                "values": f"{better}x{STEPS}",
+            }
+        )
     budgets = mon.get("budgets") or {}
     for key, label in sorted(BUDGET_KEYS.items()):
         if budgets.get(key):
-            labels = _sel(model, **{mc.LABEL_BUDGET: label})
+            labels = _sel(model, **{metrics_contract.LABEL_BUDGET: label})
             series.append(
                 {
-                    "series": f"{mc.SPEND_USD}{labels}",
+                    "series": f"{metrics_contract.SPEND_USD}{labels}",
                     "values": f"{_num(float(budgets[key]))}x{STEPS}",
                 }
             )
-            quiet.append({"series": f"{mc.SPEND_USD}{labels}", "values": f"0x{STEPS}"})
+            quiet.append(
+                {"series": f"{metrics_contract.SPEND_USD}{labels}", "values": f"0x{STEPS}"}
+            )
 
     eval_time = "10m"
     firing: list[dict[str, Any]] = []
@@ -342,37 +369,54 @@ def _expected(
 ) -> list[dict[str, Any]]:
     """The alerts `alert` raises on the generated series (the bad version only)."""
     model = rules.model
-    base = {mc.LABEL_MODEL: model, "severity": alert.severity, **alert.labels}
+    base = {metrics_contract.LABEL_MODEL: model, "severity": alert.severity, **alert.labels}
     annotations = {"summary": alert.summary, "model": model}
-    per_version = {mc.ALERT_LATENCY_SLO, mc.ALERT_ERROR_RATE}
-    per_version |= {mc.rollback_alert_name(m) for m in mc.ROLLBACK_METRICS}
+    per_version = {metrics_contract.ALERT_LATENCY_SLO, metrics_contract.ALERT_ERROR_RATE}
+    per_version |= {
+        metrics_contract.rollback_alert_name(m) for m in metrics_contract.ROLLBACK_METRICS
+    }
     if alert.name in per_version:
         op = alert.expr.rsplit(" ", 2)[1]
         if op not in (">", ">="):
             return []
         if "latency" in alert.expr and bad_bucket is None:
             return []
-        if alert.name == mc.rollback_alert_name("drift_score") and not feats:
+        if alert.name == metrics_contract.rollback_alert_name("drift_score") and not feats:
             return []
-        return [{"exp_labels": {**base, mc.LABEL_VERSION: BAD}, "exp_annotations": annotations}]
-    if alert.name == mc.ALERT_DRIFT:
         return [
             {
-                "exp_labels": {**base, mc.LABEL_FEATURE: feats[0], mc.LABEL_VERSION: BAD},
+                "exp_labels": {**base, metrics_contract.LABEL_VERSION: BAD},
                 "exp_annotations": annotations,
             }
         ]
-    if alert.name == mc.ALERT_PERFORMANCE:
+    if alert.name == metrics_contract.ALERT_DRIFT:
         return [
             {
-                "exp_labels": {**base, mc.LABEL_METRIC: rules.monitor["performance"]["metric"]},
+                "exp_labels": {
+                    **base,
+                    metrics_contract.LABEL_FEATURE: feats[0],
+                    metrics_contract.LABEL_VERSION: BAD,
+                },
                 "exp_annotations": annotations,
             }
         ]
-    if alert.name == mc.ALERT_BUDGET_BURN:
+    if alert.name == metrics_contract.ALERT_PERFORMANCE:
+        return [
+            {
+                "exp_labels": {
+                    **base,
+                    metrics_contract.LABEL_METRIC: rules.monitor["performance"]["metric"],
+                },
+                "exp_annotations": annotations,
+            }
+        ]
+    if alert.name == metrics_contract.ALERT_BUDGET_BURN:
         budgets = rules.monitor["budgets"]
         return [
-            {"exp_labels": {**base, mc.LABEL_BUDGET: label}, "exp_annotations": annotations}
+            {
+                "exp_labels": {**base, metrics_contract.LABEL_BUDGET: label},
+                "exp_annotations": annotations,
+            }
             for key, label in sorted(BUDGET_KEYS.items())
             if budgets.get(key)
         ]
