@@ -47,7 +47,7 @@ import mlc.targets.local as local
 if {local!r}:
     local.__path__[:] = [{local!r}]
 from pathlib import Path
-from local_chain import STEPS, chain_ir
+from support.local_chain import STEPS, chain_ir
 from mlc.targets.local.executor import RunOptions, execute
 r = execute(chain_ir({n}), RunOptions(project_dir=Path({project!r}), quiet=True), STEPS)
 assert r.status == "succeeded" and r.executed == {n} + 1, r.error
@@ -114,7 +114,7 @@ INPROCESS = """
 import json, sys, time
 sys.path.insert(0, {tests!r})
 from pathlib import Path
-from local_chain import STEPS, chain_ir
+from support.local_chain import STEPS, chain_ir
 from mlc.targets.local.executor import RunOptions, execute
 inside = [0.0]
 def timed(fn):
@@ -137,7 +137,7 @@ print(json.dumps({{"total": total, "inside": inside[0]}}))
 
 def _inprocess(n: int, runs: int) -> None:
     """The executor's own time per step: `execute()` minus the time inside step functions."""
-    from local_chain import make_frame
+    from support.local_chain import make_frame
 
     per_step = []
     for _ in range(runs):
@@ -193,7 +193,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     sys.path.insert(0, str(TESTS))
-    from local_chain import make_frame
+    from support.local_chain import make_frame
 
     variants = [
         ("plain-parquet", sys.executable, PLAIN_PARQUET),

@@ -58,9 +58,19 @@ class ServingTarget(Target):
     builder: ClassVar[type[ServingBuilder]]
     """Builds the files from the IR, the deploy step and the validated options."""
 
+    def jobs(
+        self, ir: IRGraph, opts: kube.K8sOptions, serving: Mapping[str, str | bytes]
+    ) -> dict[str, str | bytes]:
+        """Files for the other steps the target realises beside the endpoint (a batch job);
+        `serving` is what the builder wrote. None by default."""
+        return {}
+
+    def _steps(self, ir: IRGraph) -> list[Step]:
+        return [s for s in ir.steps if s.kind in self.capabilities.realises]
+
     def check(self, ir: IRGraph, ctx: EmitContext) -> list[Diagnostic]:
-        step = kube.deploy_step(ir)
-        if step is None:
+        steps = self._steps(ir)
+        if not steps:
             return [
                 Diagnostic(
                     "MLC711",
@@ -69,7 +79,7 @@ class ServingTarget(Target):
                     path="deployment",
                 )
             ]
-        return kube.check_gpu(ir, step)
+        return [d for step in steps for d in kube.check_gpu(ir, step)]
 
     def emit(self, ir: IRGraph, ctx: EmitContext) -> Mapping[str, str | bytes]:
         opts = ctx.options
@@ -79,6 +89,6 @@ class ServingTarget(Target):
                 f"not {type(opts).__name__}"
             )
         step = kube.deploy_step(ir)
-        if step is None:
-            return {}
-        return self.builder(ir, step, opts).files()
+        files = self.builder(ir, step, opts).files() if step is not None else {}
+        files.update(self.jobs(ir, opts, files))
+        return files

@@ -8,11 +8,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from _tree import left_behind, snapshot
-
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = REPO / "examples"
-CREDIT = EXAMPLES / "credit" / "mlc.yaml"
+from support import CREDIT, EXAMPLES, REPO
+from support.tree import left_behind, snapshot
 
 _BEFORE = pytest.StashKey[frozenset[str] | None]()
 _MLFLOW_HOME: list[str] = []

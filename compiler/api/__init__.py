@@ -1,10 +1,11 @@
 """The library behind the CLI: every `mlc` command is one call here, returning a result the
 command prints.
 
-Checking and compiling (`check`, `compile_spec`), running here (`run`, `monitor`, `batch`), a
-project's state (`runs`, `lineage`, `cache_info`, `cache_gc`, `audit_verify`, `audit_records`)
-and review (`plan`, `cost`, `diff`). Importing this package stays light (`mlc validate` imports
-it): each function imports what it needs (pandas, MLflow, the runtime) when it is called.
+Checking and compiling (`check`, `compile_spec`), running here (`run`, `monitor`, `batch`,
+`serve_plan`), a project's state (`runs`, `lineage`, `cache_info`, `cache_gc`, `audit_verify`,
+`audit_records`) and review (`plan`, `cost`, `diff`). Importing this package stays light
+(`mlc validate` imports it): each function imports what it needs (pandas, MLflow, the runtime)
+when it is called.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from mlc.compiler.api._run import (
     run,
     runs,
 )
+from mlc.compiler.api._serve import ServeError, ServePlan, serve_plan
 from mlc.compiler.sourcemap import dotted
 
 __all__ = [
@@ -51,6 +53,8 @@ __all__ = [
     "MonitorResult",
     "PipelineRun",
     "ScoredModel",
+    "ServeError",
+    "ServePlan",
     "UsageError",
     "audit_records",
     "audit_verify",
@@ -70,5 +74,6 @@ __all__ = [
     "record_compile",
     "run",
     "runs",
+    "serve_plan",
     "warnings_of",
 ]

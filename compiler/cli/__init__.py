@@ -33,6 +33,7 @@ COMMANDS = {
     "cost": "mlc.compiler.cli.review",
     "monitor": "mlc.compiler.cli.monitor",
     "batch": "mlc.compiler.cli.batch",
+    "serve": "mlc.compiler.cli.serve",
 }
 """Command name -> the module that registers it (a test checks this against the modules)."""
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mlc.compiler.diagnostics import Diagnostic
 from mlc.compiler.ir import IRGraph, Step, StepKind
 from mlc.runtime import metrics_contract
 from mlc.targets import _k8s_common as kube
 from mlc.targets._serving import ServingBuilder, ServingTarget
-from mlc.targets.base import Capabilities, EmitContext
+from mlc.targets.base import Capabilities
 from mlc.targets.k8s.batch import batch_files
 
 ROLLOUTS_API = "argoproj.io/v1alpha1"
@@ -290,17 +289,11 @@ class K8sTarget(ServingTarget):
     )
     builder = _Builder
 
-    def check(self, ir: IRGraph, ctx: EmitContext) -> list[Diagnostic]:
+    def jobs(
+        self, ir: IRGraph, opts: kube.K8sOptions, serving: Mapping[str, str | bytes]
+    ) -> dict[str, str | bytes]:
         batch = ir.first(StepKind.BATCH_PREDICT)
         if batch is None:
-            return super().check(ir, ctx)
-        return kube.check_gpu(ir, batch)
-
-    def emit(self, ir: IRGraph, ctx: EmitContext) -> Mapping[str, str | bytes]:
-        files = dict(super().emit(ir, ctx))
-        batch = ir.first(StepKind.BATCH_PREDICT)
-        if batch is not None:
-            opts = ctx.options
-            assert isinstance(opts, K8sTargetOptions)
-            files.update(batch_files(ir, batch, opts, with_account="common.yaml" not in files))
-        return files
+            return {}
+        assert isinstance(opts, K8sTargetOptions)
+        return batch_files(ir, batch, opts, with_account="common.yaml" not in serving)

@@ -1,0 +1,147 @@
+"""`mlc serve`: the serving plan of a spec, for the serving runtime (`mlc.runtime.serving`).
+
+The plan says which registered versions serve and how traffic splits between them, from
+`deployment.strategy`: `recreate` serves the `champion`; `canary` the champion and the
+`challenger` at the first step's weight; `ab` each variant's alias at its weight; `shadow` the
+champion, mirroring `mirror_percent` % of requests to the challenger; `blue_green` the champion,
+with the challenger loaded at weight 0 until the switch. Requests are checked against the data
+contract. A version with a passing ONNX export (`mode: edge`'s package, in lineage) is served
+from the graph. Secret values come from the environment, as `mlc run` reads them; the plan is
+handed to the runtime in memory, never written with them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlc.compiler.api._check import UsageError, check
+from mlc.compiler.ir import IRGraph, StepKind
+
+
+class ServeError(UsageError):
+    """Serving cannot start: no registered model, no such alias; the message says which."""
+
+
+@dataclass
+class ServePlan:
+    plan: dict[str, Any]
+    state_dir: Path
+
+
+def _tracks(strategy: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    def track(name: str, alias: str, weight: float) -> dict[str, Any]:
+        return {"name": name, "alias": alias, "version": None, "weight": weight, "onnx": None}
+
+    kind = strategy["kind"]
+    if kind == "canary":
+        first = float(strategy["steps"][0])
+        if first >= 100:
+            return [track("canary", "challenger", 100.0)], None
+        stable, canary = (
+            track("stable", "champion", 100 - first),
+            track("canary", "challenger", first),
+        )
+        return [stable, canary], None
+    if kind == "ab":
+        variants = strategy["variants"]
+        return [track(v["name"], v["model_alias"], float(v["weight"])) for v in variants], None
+    if kind == "shadow":
+        percent = float(strategy["mirror_percent"])
+        shadow = {"track": "stable", "mirror": "shadow", "percent": percent}
+        return [track("stable", "champion", 100.0), track("shadow", "challenger", 0.0)], shadow
+    if kind == "blue_green":
+        return [track("stable", "champion", 100.0), track("preview", "challenger", 0.0)], None
+    return [track("stable", "champion", 100.0)], None
+
+
+def _exports(state_dir: Path) -> dict[str, str]:
+    """Registered version -> its newest export package that still exists (parity passed: a
+    failing export writes no package)."""
+    from mlc.runtime import lineage
+
+    found: dict[str, str] = {}
+    for record in lineage.exports(state_dir):
+        package = record.get("package")
+        if package and Path(package, "model.onnx").is_file():
+            found[str(record.get("version"))] = str(package)
+    return found
+
+
+def serve_plan(
+    spec_path: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    tracking_uri: str | None = None,
+    log_sample: float = 1.0,
+    onnx: bool = True,
+) -> ServePlan:
+    """The serving plan of the spec: tracks resolved to registered versions in the store.
+
+    Raises:
+        DiagnosticError: the spec has errors.
+        ServeError: a track's alias or the model does not exist in the store.
+    """
+    from mlc.compiler.api._batch import _last_run
+    from mlc.compiler.diagnostics import DiagnosticError
+    from mlc.runtime.context import StepError
+    from mlc.runtime.steps.batch_predict import resolve_version
+    from mlc.targets.local import LocalOptions
+
+    result = check(spec_path, overrides, targets=["local"])
+    if not result.ok:
+        raise DiagnosticError(result.diagnostics)
+    ir: IRGraph = result.ir
+    options = result.options["local"]
+    assert isinstance(options, LocalOptions)
+    state_dir = Path(result.loaded.project_dir) / options.state_dir
+    register = ir.first(StepKind.REGISTER)
+    if register is None:
+        raise ServeError("the spec registers no model: there is nothing to serve")
+    deploy = ir.first(StepKind.DEPLOY)
+    strategy = dict(deploy.params["strategy"]) if deploy is not None else {"kind": "recreate"}
+    secret_names = (ir.settings.get("security") or {}).get("secrets") or {}
+    _, run_uri = _last_run(ir, state_dir)
+    uri = tracking_uri or options.tracking_uri or run_uri
+    if uri is None:
+        uri = f"sqlite:///{(state_dir / 'mlflow.db').resolve()}"
+    reg = register.params
+    tracks, shadow = _tracks(strategy)
+    packages = _exports(state_dir) if onnx else {}
+    for entry in tracks:
+        try:
+            version, _why = resolve_version(reg["model_name"], entry["alias"], None, uri)
+        except StepError as exc:
+            raise ServeError(f"track '{entry['name']}': {exc}") from None
+        entry["version"] = version
+        entry["onnx"] = packages.get(version)
+    plan: dict[str, Any] = {
+        "model_name": reg["model_name"],
+        "tracking_uri": uri,
+        "task": reg["task"],
+        "target": reg["target"],
+        "features": [c for c in reg["contract"]["columns"] if c != reg["target"]],
+        "contract": reg["contract"],
+        "strategy": strategy,
+        "tracks": tracks,
+        "shadow": shadow,
+        "sticky_header": "x-mlc-key",
+        "log": {
+            "path": str((state_dir / "predictions").resolve()),
+            "sample": log_sample,
+            "segment_rows": 1000,
+            "segment_seconds": 60.0,
+        }
+        if log_sample > 0
+        else None,
+        "limits": {"max_body_bytes": 1_048_576, "max_rows": 1000, "timeout_s": 10.0},
+        # as `mlc run` does: the values of the spec's secrets that this environment holds
+        "secrets": {n: os.environ[n] for n in sorted(secret_names) if n in os.environ},
+    }
+    admin = os.environ.get("MLC_SERVE_ADMIN_TOKEN")
+    if admin:
+        plan["admin_token"] = admin
+    return ServePlan(plan, state_dir)

@@ -1,0 +1,85 @@
+"""`mlc serve`: serve the spec's registered model over HTTP on this machine.
+
+Loads the versions the spec's `deployment.strategy` needs from the registry, warms each up, and
+only then listens: the Open Inference Protocol v2 (`/v2/...`), KServe v1
+(`/v1/models/NAME:predict`) and MLflow's `/invocations`, with requests checked against the data
+contract (4xx bodies naming the input, row and rule), Prometheus metrics on `/metrics` (the
+series the monitoring target's rules query), traffic split per the strategy, and a sampled
+prediction log under `.mlc/predictions/`. Binds to 127.0.0.1 unless `--host` says otherwise.
+SIGTERM drains in-flight requests and flushes the log. `MLC_SERVE_ADMIN_TOKEN` in the
+environment enables `POST /admin/weights` with that bearer token.
+
+Exit codes: 0 after a clean shutdown; 2 spec errors, no model or alias to serve, a version that
+cannot load, a port in use; 1 internal error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from mlc.compiler.cli._app import app
+from mlc.compiler.cli._common import EXIT_SPEC, SpecArg, handle_errors
+from mlc.compiler.cli._project import resolve_spec
+from mlc.compiler.cli.run import OverridesArg
+
+
+@app.command()
+@handle_errors
+def serve(
+    spec: SpecArg = None,
+    overrides: OverridesArg = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 8080,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option("--tracking-uri", help="MLflow tracking URI (default: the project's)."),
+    ] = None,
+    log_sample: Annotated[
+        float,
+        typer.Option("--log-sample", min=0.0, max=1.0, help="Share of requests logged (0: off)."),
+    ] = 1.0,
+    no_onnx: Annotated[
+        bool, typer.Option("--no-onnx", help="Serve the registered model, not its ONNX export.")
+    ] = False,
+    show_plan: Annotated[
+        bool, typer.Option("--show-plan", help="Print the plan (secrets masked) and exit.")
+    ] = False,
+) -> None:
+    """Serve the registered model: V2, KServe v1 and MLflow protocols, guards, metrics, log.
+
+    Exit codes: 0 after a clean shutdown; 2 spec errors, nothing to serve, a version that
+    cannot load or a port in use; 1 internal error.
+    """
+    from mlc.compiler import api
+
+    spec, overrides = resolve_spec(spec, overrides)
+    try:
+        built = api.serve_plan(
+            spec, overrides, tracking_uri=tracking_uri, log_sample=log_sample, onnx=not no_onnx
+        )
+    except api.ServeError as exc:
+        print(f"mlc serve: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_SPEC) from None
+    plan = built.plan
+    if show_plan:
+        shown = {**plan, "secrets": {k: "***" for k in plan["secrets"]}}
+        if "admin_token" in shown:
+            shown["admin_token"] = "***"
+        print(json.dumps(shown, indent=2, sort_keys=True))
+        return
+    served = ", ".join(
+        f"{t['name']} v{t['version']} ({t['alias']}, {t['weight']:g}%"
+        + (", onnx" if t["onnx"] else "")
+        + ")"
+        for t in plan["tracks"]
+    )
+    print(f"mlc serve: {plan['model_name']}: {served} on http://{host}:{port}", file=sys.stderr)
+    from mlc.runtime.serving.__main__ import serve as run_server
+
+    code = run_server(plan, host, port)
+    if code:
+        raise typer.Exit(EXIT_SPEC)

@@ -1,0 +1,89 @@
+"""`python -m mlc.runtime.serving --plan PLAN.json --host 127.0.0.1 --port N`.
+
+Loads and warms up every track before listening (a failure exits 2 with the track, its
+alias or version and the cause on stderr), then serves until SIGTERM or SIGINT: listening
+stops, in-flight requests finish, the shadow queue and the prediction log are flushed, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from typing import Any
+
+from mlc.runtime.context import StepError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def serve(plan_doc: Any, host: str, port: int, log_level: str = "warning") -> int:
+    """Check `plan_doc`, load and warm up every track, then serve until SIGTERM or SIGINT.
+
+    Returns the exit code: 0 after a graceful shutdown, 2 when a track cannot load or the port
+    cannot be listened on (the cause on stderr).
+    """
+    from mlc.runtime.serving import plan as plans
+    from mlc.runtime.serving.models import load_tracks
+
+    try:
+        plan = plans.check(plan_doc)
+        tracks = load_tracks(plan)
+    except StepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    import uvicorn
+
+    from mlc.runtime.serving.app import Service, build_app
+
+    service = Service(plan, tracks)
+    config = uvicorn.Config(
+        build_app(service),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=int(plan["limits"]["timeout_s"]) + 5,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    # uvicorn re-raises the signal it shut down on; a handler of ours turns that into exit 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    try:
+        server.run()
+    except OSError as exc:
+        service.close()
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        return 2
+    return 0 if server.started else 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _Parser(prog="python -m mlc.runtime.serving", description=__doc__)
+    parser.add_argument("--plan", required=True, help="the serving plan (JSON)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--log-level", default="warning")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(name)s: %(message)s")
+
+    from mlc.runtime.serving import plan as plans
+
+    try:
+        raw = plans.read(args.plan)
+    except StepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return serve(raw, args.host, args.port, args.log_level)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,424 @@
+"""The Starlette application: protocols, guards, routing, shadowing, metrics and the log.
+
+Every prediction endpoint goes the same way: the model name and version (404), the track, the
+body within `max_body_bytes` (413), JSON (400), the protocol's columns, at most `max_rows`
+rows (413), the contract guards (422), then scoring on a bounded thread pool within
+`timeout_s` (504). Bad input never reaches a model and never answers 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import math
+import queue
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mlc.runtime.serving import protocols
+from mlc.runtime.serving.guards import Guard, Rejection
+from mlc.runtime.serving.metrics import CONTENT_TYPE, ServingMetrics
+from mlc.runtime.serving.predlog import PredictionLog
+from mlc.runtime.serving.routing import Router
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from mlc.runtime.serving.models import Outputs, Track
+    from mlc.runtime.serving.plan import ServingPlan
+
+logger = logging.getLogger("mlc.serving")
+NO_VERSION = "none"
+"""`version` label of requests no track was chosen for (unknown model or version)."""
+SCORING_THREADS = 4
+SHADOW_QUEUE = 1000
+
+
+@dataclass
+class _Mirror:
+    frame: pd.DataFrame
+    served: Outputs
+    request_id: str
+    logged: bool
+
+
+class Service:
+    """The loaded tracks and everything a request needs, shared by the endpoints."""
+
+    def __init__(self, plan: ServingPlan, tracks: dict[str, Track]) -> None:
+        self.plan = plan
+        self.tracks = tracks
+        self.model = plan["model_name"]
+        columns = plan["contract"]["columns"]
+        self.columns = {f: columns[f] for f in plan["features"]}
+        self.guard = Guard(columns, plan["features"])
+        self.router = Router({t["name"]: t["weight"] for t in plan["tracks"]}, plan["seed"])
+        self.metrics = ServingMetrics()
+        # An error ratio needs its numerator before the first error: a series that appears only
+        # then leaves rollback rules with no data, which never fire.
+        for track in tracks.values():
+            self.metrics.errors.inc(0.0, model=self.model, version=track.version)
+        self.limits = plan["limits"]
+        self.shadow = plan["shadow"]
+        self.sticky = (plan["sticky_header"] or "").lower() or None
+        self.ready = False
+        self._pool = ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="mlc-score")
+        self.log: PredictionLog | None = None
+        if plan["log"] is not None:
+            self.log = PredictionLog(
+                plan["log"]["path"],
+                segment_rows=plan["log"]["segment_rows"],
+                segment_seconds=plan["log"]["segment_seconds"],
+                on_error=lambda exc: logger.warning("prediction log: %s", exc),
+            )
+        self._mirror_queue: queue.Queue[_Mirror | None] = queue.Queue(SHADOW_QUEUE)
+        self._mirror_thread: threading.Thread | None = None
+        if self.shadow is not None:
+            self._mirror_thread = threading.Thread(
+                target=self._mirror_loop, name="mlc-shadow", daemon=True
+            )
+            self._mirror_thread.start()
+
+    # -- life cycle ------------------------------------------------------------------------
+    def close(self) -> None:
+        """Drain the shadow queue, then flush the log: nothing accepted is lost."""
+        self.ready = False
+        if self._mirror_thread is not None:
+            self._mirror_queue.put(None)
+            self._mirror_thread.join()
+        self._pool.shutdown(wait=True)
+        if self.log is not None:
+            self.log.close()
+
+    # -- tracks ----------------------------------------------------------------------------
+    def versions(self) -> list[str]:
+        return sorted({t.version for t in self.tracks.values()}, key=lambda v: (len(v), v))
+
+    def by_version(self, version: str) -> Track | None:
+        return next((t for t in self.tracks.values() if t.version == version), None)
+
+    def pick(self, request: Request, version: str | None) -> Track:
+        if version is not None:
+            track = self.by_version(version)
+            if track is None:
+                raise Rejection(
+                    404,
+                    f"model '{self.model}' has no served version '{version}'; served: "
+                    + ", ".join(self.versions()),
+                    "version",
+                )
+            return track
+        if self.shadow is not None:
+            return self.tracks[self.shadow["track"]]
+        key = request.headers.get(self.sticky) if self.sticky else None
+        return self.tracks[self.router.choose(key)]
+
+    # -- logging and shadowing -------------------------------------------------------------
+    def _rows(
+        self,
+        frame: pd.DataFrame,
+        out: Outputs,
+        track: Track,
+        request_id: str,
+        latency_ms: float,
+        shadow: bool,
+    ) -> list[dict[str, Any]]:
+        now = time.time()
+        inputs = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        rows = []
+        for i, values in enumerate(inputs):
+            row: dict[str, Any] = {
+                "request_id": request_id,
+                "time": now,
+                "track": track.name,
+                "model_version": track.version,
+                "shadow": shadow,
+                "latency_ms": latency_ms,
+                **{k: (v.item() if hasattr(v, "item") else v) for k, v in values.items()},
+            }
+            if out.label is not None and out.proba is not None:
+                row["label"] = out.label[i]
+                row["probabilities"] = [float(p) for p in out.proba[i]]
+            else:
+                row["prediction"] = (out.prediction or [])[i]
+            rows.append(row)
+        return rows
+
+    def _mirror_loop(self) -> None:
+        assert self.shadow is not None
+        mirror = self.tracks[self.shadow["mirror"]]
+        while True:
+            item = self._mirror_queue.get()
+            if item is None:
+                return
+            start = time.perf_counter()
+            try:
+                got = mirror.score(item.frame)
+            except Exception as exc:  # the mirror's failures never reach the caller
+                logger.warning("shadow track '%s' failed: %s", mirror.name, exc)
+                continue
+            latency = (time.perf_counter() - start) * 1000
+            served, mine = item.served.values(), got.values()
+            differ = sum(1 for a, b in zip(served, mine, strict=True) if not _same(a, b))
+            if differ:
+                self.metrics.disagreements.inc(differ, model=self.model)
+            if item.logged and self.log is not None:
+                self.log.append(
+                    self._rows(item.frame, got, mirror, item.request_id, latency, shadow=True)
+                )
+
+    # -- scoring ---------------------------------------------------------------------------
+    async def score(self, track: Track, frame: pd.DataFrame) -> Outputs:
+        submitted = time.perf_counter()
+
+        def run() -> Outputs:
+            self.metrics.queue.observe(
+                time.perf_counter() - submitted, model=self.model, version=track.version
+            )
+            return track.score(frame)
+
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, run)
+        try:
+            return await asyncio.wait_for(future, timeout=self.limits["timeout_s"])
+        except TimeoutError:
+            raise Rejection(
+                504,
+                f"track '{track.name}' (v{track.version}) did not answer within "
+                f"{self.limits['timeout_s']:g} s",
+                "timeout",
+            ) from None
+
+    async def body(self, request: Request) -> bytes:
+        limit = self.limits["max_body_bytes"]
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise Rejection(413, f"the body has {declared} bytes, over the {limit}", "body_size")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Rejection(413, f"the body is over the {limit} bytes allowed", "body_size")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def predict(
+        self,
+        request: Request,
+        name: str,
+        version: str | None,
+        parse: Callable[[Any], tuple[dict[str, list[Any]], int, str | None]],
+        answer: Callable[[Outputs, Track, int, str], dict[str, Any]],
+    ) -> Response:
+        start = time.perf_counter()
+        track: Track | None = None
+        try:
+            if name != self.model:
+                raise Rejection(
+                    404, f"no model '{name}' here; this server serves '{self.model}'", "model"
+                )
+            track = self.pick(request, version)
+            doc = protocols.parse_json(await self.body(request))
+            data, rows, given_id = parse(doc)
+            if rows == 0:
+                raise Rejection(400, "the request holds no rows", "rows")
+            if rows > self.limits["max_rows"]:
+                raise Rejection(
+                    413, f"{rows} rows, over the {self.limits['max_rows']} allowed", "rows"
+                )
+            self.guard.check(data, rows)
+            frame = self.guard.frame(data)
+            request_id = given_id or request.headers.get("x-request-id") or uuid.uuid4().hex
+            try:
+                out = await self.score(track, frame)
+            except Rejection:
+                raise
+            except Exception as exc:  # a model failing on checked rows is a server error
+                self.metrics.errors.inc(model=self.model, version=track.version)
+                logger.error("track '%s' failed: %s", track.name, exc)
+                return self._reply(
+                    {"error": f"track '{track.name}' (v{track.version}) failed to score: {exc}"},
+                    500,
+                    track,
+                    start,
+                )
+            latency_ms = (time.perf_counter() - start) * 1000
+            for label in out.label or []:
+                self.metrics.predictions.inc(
+                    1.0, model=self.model, version=track.version, **{"class": str(label)}
+                )
+            sample = self.plan["log"]["sample"] if self.plan["log"] is not None else 0.0
+            logged = self.log is not None and self.router.draw() < sample
+            if logged and self.log is not None:
+                self.log.append(self._rows(frame, out, track, request_id, latency_ms, False))
+            if (
+                self.shadow is not None
+                and track.name == self.shadow["track"]
+                and self.router.draw() * 100 < self.shadow["percent"]
+            ):
+                with contextlib.suppress(queue.Full):
+                    self._mirror_queue.put_nowait(_Mirror(frame, out, request_id, logged))
+            return self._reply(answer(out, track, rows, request_id), 200, track, start)
+        except Rejection as rejection:
+            code = rejection.status
+            if code in (400, 413, 422):
+                self.metrics.rejections.inc(model=self.model, rule=rejection.rule)
+            if code >= 500 and track is not None:
+                self.metrics.errors.inc(model=self.model, version=track.version)
+            return self._reply(rejection.body(), code, track, start)
+
+    def _reply(self, doc: dict[str, Any], code: int, track: Track | None, start: float) -> Response:
+        from starlette.responses import JSONResponse
+
+        version = track.version if track is not None else NO_VERSION
+        self.metrics.requests.inc(model=self.model, version=version, code=str(code))
+        self.metrics.duration.observe(
+            time.perf_counter() - start, model=self.model, version=version
+        )
+        headers = {}
+        if track is not None:
+            headers = {"x-mlc-track": track.name, "x-mlc-model-version": track.version}
+        return JSONResponse(doc, status_code=code, headers=headers)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return bool(a == b)
+
+
+def build_app(service: Service) -> Starlette:
+    """The ASGI application over a loaded `Service`."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.routing import Route
+
+    model = service.model
+
+    def _v2(rows_doc: Any) -> tuple[dict[str, list[Any]], int, str | None]:
+        parsed: tuple[dict[str, list[Any]], int, str | None]
+        parsed = protocols.v2_inputs(rows_doc, service.columns)
+        return parsed
+
+    def _v2_answer(out: Outputs, track: Track, rows: int, request_id: str) -> dict[str, Any]:
+        return {
+            "model_name": model,
+            "model_version": track.version,
+            "id": request_id,
+            "parameters": {"track": track.name},
+            "outputs": protocols.v2_outputs(out, track, rows),
+        }
+
+    def _v1(doc: Any) -> tuple[dict[str, list[Any]], int, str | None]:
+        return (*protocols.v1_inputs(doc, service.guard.features), None)
+
+    def _mlflow(doc: Any) -> tuple[dict[str, list[Any]], int, str | None]:
+        return (*protocols.mlflow_inputs(doc), None)
+
+    def _simple(out: Outputs, track: Track, rows: int, request_id: str) -> dict[str, Any]:
+        answer: dict[str, Any] = protocols.simple_outputs(out)
+        return answer
+
+    async def live(request: Request) -> Response:
+        return JSONResponse({"live": True})
+
+    async def ready(request: Request) -> Response:
+        return JSONResponse({"ready": service.ready}, status_code=200 if service.ready else 503)
+
+    async def server_meta(request: Request) -> Response:
+        return JSONResponse({"name": "mlc", "version": "1", "extensions": []})
+
+    def _known(request: Request) -> tuple[str | None, Response | None]:
+        name = request.path_params["name"]
+        version = request.path_params.get("version")
+        if name != model:
+            return None, JSONResponse({"error": f"no model '{name}' here"}, status_code=404)
+        if version is not None and service.by_version(version) is None:
+            return None, JSONResponse(
+                {"error": f"model '{name}' has no served version '{version}'"}, status_code=404
+            )
+        return version, None
+
+    async def model_meta(request: Request) -> Response:
+        version, missing = _known(request)
+        if missing is not None:
+            return missing
+        versions = [version] if version else service.versions()
+        classes = next(iter(service.tracks.values())).classes
+        return JSONResponse(
+            protocols.metadata(model, versions, service.columns, service.guard.features, classes)
+        )
+
+    async def model_ready(request: Request) -> Response:
+        _, missing = _known(request)
+        if missing is not None:
+            return missing
+        return JSONResponse(
+            {"name": model, "ready": service.ready}, status_code=200 if service.ready else 503
+        )
+
+    async def v2_infer(request: Request) -> Response:
+        p = request.path_params
+        return await service.predict(request, p["name"], p.get("version"), _v2, _v2_answer)
+
+    async def v1_predict(request: Request) -> Response:
+        return await service.predict(request, request.path_params["name"], None, _v1, _simple)
+
+    async def invocations(request: Request) -> Response:
+        return await service.predict(request, model, None, _mlflow, _simple)
+
+    async def metrics(request: Request) -> Response:
+        return PlainTextResponse(service.metrics.render(), media_type=CONTENT_TYPE)
+
+    async def admin_weights(request: Request) -> Response:
+        token = service.plan["admin_token"]
+        if not token:
+            return JSONResponse({"error": "the admin endpoint is disabled"}, status_code=404)
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return JSONResponse({"error": "a valid bearer token is required"}, status_code=401)
+        try:
+            doc = protocols.parse_json(await service.body(request))
+            weights = doc.get("weights") if isinstance(doc, dict) else None
+            if not isinstance(weights, dict):
+                raise Rejection(400, 'the body needs {"weights": {track: weight}}', "json")
+            service.router.set_weights(weights)
+        except Rejection as rejection:
+            return JSONResponse(rejection.body(), status_code=rejection.status)
+        logger.warning("weights set to %s", service.router.weights)
+        return JSONResponse({"weights": service.router.weights})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        service.ready = True
+        try:
+            yield
+        finally:
+            service.close()
+
+    routes = [
+        Route("/v2", server_meta),
+        Route("/v2/health/live", live),
+        Route("/v2/health/ready", ready),
+        Route("/v2/models/{name}", model_meta),
+        Route("/v2/models/{name}/ready", model_ready),
+        Route("/v2/models/{name}/versions/{version}", model_meta),
+        Route("/v2/models/{name}/versions/{version}/ready", model_ready),
+        Route("/v2/models/{name}/infer", v2_infer, methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/infer", v2_infer, methods=["POST"]),
+        Route("/v1/models/{name}:predict", v1_predict, methods=["POST"]),
+        Route("/invocations", invocations, methods=["POST"]),
+        Route("/metrics", metrics),
+        Route("/admin/weights", admin_weights, methods=["POST"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

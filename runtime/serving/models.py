@@ -1,0 +1,186 @@
+"""Loading the tracks' models once at start-up, and the one scoring path every protocol uses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlc.runtime.context import StepContext, StepError
+from mlc.runtime.serving.plan import STEP
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from mlc.runtime.serving.plan import ServingPlan, TrackPlan
+
+
+@dataclass
+class Outputs:
+    """Predictions for a batch of rows: labels and probabilities, or regression values."""
+
+    label: list[Any] | None = None
+    proba: np.ndarray | None = None
+    prediction: list[float] | None = None
+
+    def values(self) -> list[Any]:
+        """One answer per row: the label (classification) or the prediction."""
+        return list(self.label if self.label is not None else self.prediction or [])
+
+
+@dataclass
+class Track:
+    """A loaded model answering under a track name."""
+
+    name: str
+    version: str
+    chosen_by: str
+    task: str
+    features: list[str]
+    classes: list[Any] = field(default_factory=list)
+    score_fn: Callable[[pd.DataFrame], Outputs] | None = None
+
+    def score(self, frame: pd.DataFrame) -> Outputs:
+        assert self.score_fn is not None
+        return self.score_fn(frame[self.features])
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _sklearn_scorer(model: Any, task: str) -> Callable[[pd.DataFrame], Outputs]:
+    import numpy as np
+
+    def score(frame: pd.DataFrame) -> Outputs:
+        if task == "classification":
+            proba = np.asarray(model.predict_proba(frame), dtype="float64")
+            label = [_plain(v) for v in np.asarray(model.predict(frame))]
+            return Outputs(label=label, proba=proba)
+        values = np.asarray(model.predict(frame), dtype="float64").ravel()
+        return Outputs(prediction=[float(v) for v in values])
+
+    return score
+
+
+def _bind_prestep_keys(folder: Path, secrets: dict[str, str]) -> None:
+    """Keys for the package's pre-step pseudonymisers (the package holds only references)."""
+    import json
+
+    from mlc.runtime.steps._data import resolve_secret
+    from mlc.runtime.steps._transforms import Pseudonymiser
+
+    path = folder / "prestep.json"
+    if not path.is_file():
+        return
+    for stage in json.loads(path.read_text()).get("stages", []):
+        for spec in [stage.get("transform") or {}, *(stage.get("transforms") or [])]:
+            if spec.get("class") == "Pseudonymiser":
+                ref = str(spec["key_ref"])
+                Pseudonymiser(key_ref=ref).bind_key(resolve_secret(ref, secrets, STEP))
+
+
+def _onnx_scorer(
+    folder: str, task: str, secrets: dict[str, str]
+) -> tuple[Callable[[pd.DataFrame], Outputs], list[Any]]:
+    import json
+
+    import numpy as np
+
+    from mlc.runtime.onnx_export import load_package
+
+    run = load_package(folder)
+    _bind_prestep_keys(Path(folder), secrets)
+    report = json.loads((Path(folder) / "export.json").read_text())
+    classes = list(report.get("classes") or [])
+
+    def score(frame: pd.DataFrame) -> Outputs:
+        got = run(frame)
+        if task == "classification":
+            return Outputs(
+                label=[_plain(v) for v in np.asarray(got["label"]).ravel()],
+                proba=np.asarray(got["proba"], dtype="float64"),
+            )
+        return Outputs(prediction=[float(v) for v in np.asarray(got["prediction"]).ravel()])
+
+    return score, classes
+
+
+def warmup_row(columns: Mapping[str, Any], features: list[str]) -> dict[str, Any]:
+    """One row every contract check accepts, to run each model once before readiness."""
+    row: dict[str, Any] = {}
+    for name in features:
+        col = columns[name]
+        low, high = col.get("min"), col.get("max")
+        if col.get("allowed"):
+            row[name] = col["allowed"][0]
+        elif col["dtype"] in ("int", "float"):
+            value = (
+                (low + high) / 2
+                if low is not None and high is not None
+                else low
+                if low is not None
+                else high
+                if high is not None
+                else 0
+            )
+            row[name] = int(value) if col["dtype"] == "int" else float(value)
+        elif col["dtype"] == "bool":
+            row[name] = False
+        elif col["dtype"] == "datetime":
+            row[name] = "2000-01-01T00:00:00"
+        else:
+            row[name] = "x"
+    return row
+
+
+def _cause(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first[:300]
+
+
+def load_track(spec: TrackPlan, plan: ServingPlan) -> Track:
+    """Resolve, load, bind secrets and warm up one track; a failure names the track."""
+    import pandas as pd
+
+    from mlc.runtime.steps._data import bind_secrets, cast_to_contract
+    from mlc.runtime.steps.batch_predict import load_registered, resolve_version
+
+    name, uri, model_name = spec["name"], plan["tracking_uri"], plan["model_name"]
+    wanted = f"version {spec['version']}" if spec["version"] else f"alias '{spec['alias']}'"
+    where = f"track '{name}' ({model_name} {wanted})"
+    columns = plan["contract"]["columns"]
+    try:
+        version, why = resolve_version(model_name, spec["alias"] or "", spec["version"], uri)
+        track = Track(name, version, why, plan["task"], list(plan["features"]))
+        if spec["onnx"]:
+            track.score_fn, track.classes = _onnx_scorer(
+                spec["onnx"], plan["task"], dict(plan["secrets"])
+            )
+        else:
+            model = load_registered(model_name, version, uri)
+            bind_secrets(model, StepContext(secrets=dict(plan["secrets"])))
+            track.classes = [_plain(c) for c in getattr(model, "classes_", [])]
+            track.score_fn = _sklearn_scorer(model, plan["task"])
+        if plan["task"] == "classification" and not track.classes:
+            raise StepError(STEP, "the model has no classes_ (not a fitted classifier)")
+        row = pd.DataFrame([warmup_row(columns, track.features)])
+        track.score(cast_to_contract(row, {f: columns[f] for f in track.features}))
+    except StepError as exc:
+        text = str(exc.args[0]).split("\n  hint:")[0].split(": ", 1)[-1]
+        raise StepError(STEP, f"{where}: {text}", exc.hint) from None
+    except Exception as exc:  # the store, the model and its libraries raise many types
+        raise StepError(
+            STEP,
+            f"{where}: {_cause(exc)}",
+            "check the tracking store, the registered version and the secrets it needs",
+        ) from None
+    return track
+
+
+def load_tracks(plan: ServingPlan) -> dict[str, Track]:
+    """Every track of the plan, loaded and warmed up, by name."""
+    return {spec["name"]: load_track(spec, plan) for spec in plan["tracks"]}

@@ -1,0 +1,236 @@
+"""The serving plan: everything `python -m mlc.runtime.serving` needs, in one JSON file.
+
+The compiler side (`mlc serve SPEC`) writes it from the IR; the runtime reads nothing else::
+
+    {"model_name": "credit-risk", "tracking_uri": "sqlite:////abs/.mlc/mlflow.db",
+     "task": "classification", "target": "default", "features": ["age", ...],
+     "contract": {"columns": {name: ColumnParams, ...}, "on_failure": "stop"},
+     "strategy": {"kind": "recreate" | "canary" | "ab" | "shadow" | "blue_green", ...},
+     "tracks": [{"name": "stable", "alias": "champion", "version": null, "weight": 90,
+                 "onnx": null}, ...],
+     "shadow": null | {"track": "stable", "mirror": "canary", "percent": 25},
+     "sticky_header": "x-mlc-key",
+     "log": null | {"path": "/abs/.mlc/predictions", "sample": 1.0, "segment_rows": 1000,
+                    "segment_seconds": 60},
+     "limits": {"max_body_bytes": 1048576, "max_rows": 1000, "timeout_s": 10.0},
+     "secrets": {"MLC_PSEUDONYM_KEY": "..."},
+     "admin_token": null | "...",            # optional: enables POST /admin/weights
+     "seed": 0}                               # optional: routing and sampling RNG seed
+
+`features` are the raw input columns in the order the model takes them. Track weights sum to
+100 (a mirror-only shadow track may weigh 0). A track names `version` (pinned) or an `alias`
+resolved once at start-up; `onnx`, when set, is an export package folder scored with
+`mlc.runtime.onnx_export.load_package` instead of the registered sklearn model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
+
+from mlc.runtime.context import StepError
+
+if TYPE_CHECKING:
+    from mlc.compiler.ir.params import ContractParams
+
+STEP = "serve"
+DEFAULT_LIMITS = {"max_body_bytes": 1_048_576, "max_rows": 1000, "timeout_s": 10.0}
+STRATEGIES = ("recreate", "canary", "ab", "shadow", "blue_green")
+
+
+class TrackPlan(TypedDict):
+    """One model served under a name (`stable`, `canary`, a variant)."""
+
+    name: str
+    alias: str | None
+    version: str | None
+    weight: float
+    onnx: str | None
+
+
+class ShadowPlan(TypedDict):
+    """`track` answers; `mirror` gets `percent` % of the same rows off the request path."""
+
+    track: str
+    mirror: str
+    percent: float
+
+
+class LogPlan(TypedDict):
+    """Prediction log: `sample` share of requests, Parquet segments rotated by rows or age."""
+
+    path: str
+    sample: float
+    segment_rows: int
+    segment_seconds: float
+
+
+class LimitsPlan(TypedDict):
+    max_body_bytes: int
+    max_rows: int
+    timeout_s: float
+
+
+class ServingPlan(TypedDict):
+    """The whole plan (see the module docstring)."""
+
+    model_name: str
+    tracking_uri: str
+    task: Literal["classification", "regression"]
+    target: str | None
+    features: list[str]
+    contract: ContractParams
+    strategy: dict[str, Any]
+    tracks: list[TrackPlan]
+    shadow: ShadowPlan | None
+    sticky_header: str | None
+    log: LogPlan | None
+    limits: LimitsPlan
+    secrets: dict[str, str]
+    admin_token: str | None
+    seed: int
+
+
+def _fail(message: str, hint: str = "") -> StepError:
+    return StepError(STEP, message, hint)
+
+
+def _number(value: Any, where: str, *, low: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _fail(f"plan: {where} must be a finite number, got {value!r}")
+    if value < low:
+        raise _fail(f"plan: {where} must be at least {low}, got {value!r}")
+    return float(value)
+
+
+def _tracks(raw: Any, kind: str) -> list[TrackPlan]:
+    if not isinstance(raw, list) or not raw:
+        raise _fail("plan: 'tracks' must be a non-empty list", "one track per served model")
+    tracks: list[TrackPlan] = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise _fail(f"plan: tracks[{i}] must be an object with a 'name'")
+        alias, version = item.get("alias"), item.get("version")
+        if alias is None and version is None:
+            raise _fail(f"plan: track '{item['name']}' names neither an alias nor a version")
+        tracks.append(
+            {
+                "name": item["name"],
+                "alias": None if alias is None else str(alias),
+                "version": None if version is None else str(version),
+                "weight": _number(item.get("weight", 100), f"tracks[{i}].weight"),
+                "onnx": None if item.get("onnx") is None else str(item["onnx"]),
+            }
+        )
+    names = [t["name"] for t in tracks]
+    if len(set(names)) != len(names):
+        raise _fail(f"plan: track names repeat: {', '.join(names)}")
+    total = sum(t["weight"] for t in tracks)
+    if abs(total - 100.0) > 1e-6:
+        raise _fail(
+            f"plan: track weights sum to {total:g}, not 100",
+            ", ".join(f"{t['name']}={t['weight']:g}" for t in tracks),
+        )
+    if kind == "recreate" and len(tracks) != 1:
+        raise _fail(f"plan: strategy 'recreate' serves one track, the plan has {len(tracks)}")
+    return tracks
+
+
+def check(raw: Any) -> ServingPlan:
+    """A plan from its JSON document; a wrong field is a `StepError` naming it."""
+    if not isinstance(raw, dict):
+        raise _fail("plan: the document must be a JSON object")
+    for key in ("model_name", "tracking_uri", "task", "features", "contract", "tracks"):
+        if key not in raw:
+            raise _fail(f"plan: missing key '{key}'")
+    task = raw["task"]
+    if task not in ("classification", "regression"):
+        raise _fail(f"plan: task '{task}' is not classification or regression")
+    strategy = raw.get("strategy") or {"kind": "recreate"}
+    kind = strategy.get("kind", "recreate")
+    if kind not in STRATEGIES:
+        raise _fail(f"plan: strategy kind '{kind}' is unknown", "one of " + ", ".join(STRATEGIES))
+    features = raw["features"]
+    if (
+        not isinstance(features, list)
+        or not features
+        or not all(isinstance(f, str) for f in features)
+    ):
+        raise _fail("plan: 'features' must be a non-empty list of column names")
+    columns = (raw["contract"] or {}).get("columns") or {}
+    missing = [f for f in features if f not in columns]
+    if missing:
+        raise _fail(
+            "plan: features without a contract column: " + ", ".join(missing),
+            "every raw input column needs data.contract.columns.<name>",
+        )
+    tracks = _tracks(raw["tracks"], kind)
+    names = {t["name"] for t in tracks}
+    raw_shadow = raw.get("shadow")
+    shadow: ShadowPlan | None = None
+    if raw_shadow is not None:
+        for key in ("track", "mirror"):
+            if raw_shadow.get(key) not in names:
+                raise _fail(
+                    f"plan: shadow.{key} '{raw_shadow.get(key)}' is not a track",
+                    "tracks: " + ", ".join(sorted(names)),
+                )
+        shadow = {
+            "track": str(raw_shadow["track"]),
+            "mirror": str(raw_shadow["mirror"]),
+            "percent": _number(raw_shadow.get("percent", 100), "shadow.percent"),
+        }
+    raw_log = raw.get("log")
+    log: LogPlan | None = None
+    if raw_log is not None:
+        if not isinstance(raw_log, dict) or not isinstance(raw_log.get("path"), str):
+            raise _fail("plan: 'log' must be an object with a 'path'")
+        log = {
+            "path": raw_log["path"],
+            "sample": _number(raw_log.get("sample", 1.0), "log.sample"),
+            "segment_rows": int(
+                _number(raw_log.get("segment_rows", 1000), "log.segment_rows", low=1)
+            ),
+            "segment_seconds": _number(raw_log.get("segment_seconds", 60), "log.segment_seconds"),
+        }
+    limits = {**DEFAULT_LIMITS, **(raw.get("limits") or {})}
+    return {
+        "model_name": str(raw["model_name"]),
+        "tracking_uri": str(raw["tracking_uri"]),
+        "task": task,
+        "target": raw.get("target"),
+        "features": list(features),
+        "contract": raw["contract"],
+        "strategy": dict(strategy),
+        "tracks": tracks,
+        "shadow": shadow,
+        "sticky_header": raw.get("sticky_header"),
+        "log": log,
+        "limits": {
+            "max_body_bytes": int(
+                _number(limits["max_body_bytes"], "limits.max_body_bytes", low=1)
+            ),
+            "max_rows": int(_number(limits["max_rows"], "limits.max_rows", low=1)),
+            "timeout_s": _number(limits["timeout_s"], "limits.timeout_s"),
+        },
+        "secrets": {str(k): str(v) for k, v in (raw.get("secrets") or {}).items()},
+        "admin_token": raw.get("admin_token") or None,
+        "seed": int(raw.get("seed", 0)),
+    }
+
+
+def read(path: str | Path) -> Any:
+    """The plan file's JSON, unchecked."""
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise _fail(f"cannot read the plan {path}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise _fail(f"the plan {path} is not JSON: {exc}") from None
+
+
+def load(path: str | Path) -> ServingPlan:
+    """Read and check the plan file."""
+    return check(read(path))

@@ -1,0 +1,170 @@
+"""The prediction log: sampled rows appended off the request path into Parquet segments.
+
+Requests put their rows on a queue; one writer thread appends them to the open segment
+`.seg-<seq>.parquet.tmp` and closes it after `segment_rows` rows or `segment_seconds` seconds:
+the file is flushed, fsynced and renamed to `seg-<start>-<seq>.parquet`. Only those names are
+data, so a segment torn by a crash (no Parquet footer, still `.tmp`) is never read.
+`read_log` reads the closed segments.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+SEGMENT = re.compile(r"^seg-(\d{8}T\d{6}Z)-(\d{6})\.parquet$")
+BASE_COLUMNS = ("request_id", "time", "track", "model_version", "shadow", "latency_ms")
+_STOP = object()
+
+
+def _seq_after(folder: Path) -> int:
+    """The next segment number: segments of earlier runs in the folder are kept."""
+    seqs = [int(m.group(2)) for p in folder.iterdir() if (m := SEGMENT.match(p.name))]
+    tmps = [
+        int(p.name[5:11])
+        for p in folder.iterdir()
+        if re.match(r"^\.seg-\d{6}\.parquet\.tmp$", p.name)
+    ]
+    return max([*seqs, *tmps], default=-1) + 1
+
+
+class PredictionLog:
+    """Queue and writer thread for one log folder."""
+
+    def __init__(
+        self, path: str | Path, *, segment_rows: int, segment_seconds: float, on_error: Any = None
+    ) -> None:
+        self.folder = Path(path)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.segment_rows = max(1, int(segment_rows))
+        self.segment_seconds = float(segment_seconds)
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._seq = _seq_after(self.folder)
+        self._writer: Any = None
+        self._schema: pa.Schema | None = None
+        self._tmp: Path | None = None
+        self._start = 0.0
+        self._rows = 0
+        self._on_error = on_error
+        self.written = 0
+        self._thread = threading.Thread(target=self._run, name="mlc-predlog", daemon=True)
+        self._thread.start()
+
+    def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Queue rows for writing; never blocks on the disk."""
+        if rows:
+            self._queue.put(rows)
+
+    def close(self) -> None:
+        """Write everything queued, close the open segment and stop the writer."""
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            timeout = None
+            if self._writer is not None and self.segment_seconds > 0:
+                timeout = max(0.0, self._start + self.segment_seconds - time.time())
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                self._guarded(self._close_segment)
+                continue
+            if item is _STOP:
+                self._guarded(self._close_segment)
+                return
+            self._guarded(lambda rows=item: self._write(rows))
+
+    def _guarded(self, fn: Any) -> None:
+        # A full disk must not stop serving: the writer reports and goes on.
+        try:
+            fn()
+        except Exception as exc:  # pyarrow and the OS raise many types
+            if self._on_error is not None:
+                self._on_error(exc)
+            self._abandon()
+
+    def _abandon(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._writer is not None:
+                self._writer.close()
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+        self._writer, self._schema, self._tmp, self._rows = None, None, None, 0
+
+    def _table(self, rows: list[Mapping[str, Any]]) -> pa.Table:
+        import pyarrow as pa
+
+        names = list(rows[0])
+        return pa.table({n: [r.get(n) for r in rows] for n in names})
+
+    def _write(self, rows: list[Mapping[str, Any]]) -> None:
+        while rows:
+            room = self.segment_rows - self._rows
+            head, rows = rows[:room], rows[room:]
+            table = self._table(head)
+            if self._writer is not None and self._schema is not None:
+                try:
+                    table = table.cast(self._schema)
+                except (ValueError, TypeError, NotImplementedError):
+                    # A column changed type (e.g. nulls first seen): a new segment, a new schema.
+                    self._close_segment()
+            if self._writer is None:
+                self._open(table.schema)
+            self._writer.write_table(table)
+            self._rows += len(head)
+            if self._rows >= self.segment_rows:
+                self._close_segment()
+
+    def _open(self, schema: pa.Schema) -> None:
+        import pyarrow.parquet as pq
+
+        self._tmp = self.folder / f".seg-{self._seq:06d}.parquet.tmp"
+        self._schema = schema
+        self._writer = pq.ParquetWriter(str(self._tmp), schema)
+        self._start = time.time()
+        self._rows = 0
+
+    def _close_segment(self) -> None:
+        if self._writer is None or self._tmp is None:
+            return
+        self._writer.close()
+        with open(self._tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._start))
+        final = self.folder / f"seg-{stamp}-{self._seq:06d}.parquet"
+        os.replace(self._tmp, final)
+        self.written += self._rows
+        self._seq += 1
+        self._writer, self._schema, self._tmp, self._rows = None, None, None, 0
+
+
+def segments(path: str | Path) -> list[Path]:
+    """The closed segments in the folder, in the order they were written."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(2)), p) for p in folder.iterdir() if (m := SEGMENT.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def read_log(path: str | Path) -> pd.DataFrame:
+    """Every row of the closed segments (open or torn `.tmp` segments are not data)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    frames = [pq.read_table(p).to_pandas() for p in segments(path)]
+    if not frames:
+        return pd.DataFrame(columns=list(BASE_COLUMNS))
+    return pd.concat(frames, ignore_index=True)

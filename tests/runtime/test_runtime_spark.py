@@ -1,0 +1,50 @@
+"""ingest with `engine: spark`: pyspark local[1] reads CSV and catalog tables into a dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from support import CREDIT
+from support.runtime import complete
+
+from mlc.runtime import artifacts
+from mlc.runtime.context import StepContext
+from mlc.runtime.steps import get
+
+
+@pytest.mark.slow
+def test_spark_ingest_csv_and_table(tmp_path: Path) -> None:
+    pytest.importorskip("pyspark", reason="the spark extra is not installed")
+    from mlc.runtime.steps.ingest import _spark_session
+
+    ctx = StepContext(project_dir=CREDIT.parent)
+    source = {
+        "name": "applications",
+        "format": "csv",
+        "path": "data/applications.csv",
+        "delimiter": ",",
+        "join_on": [],
+    }
+    summary = get("ingest")(
+        complete("ingest", {"source": source, "engine": "spark"}),
+        {},
+        {"dataset": str(tmp_path / "csv")},
+        ctx,
+    )
+    assert summary["rows"] == 2000 and summary["columns"] == 11
+    expected = pd.read_csv(CREDIT.parent / "data" / "applications.csv")
+    got = artifacts.load_dataframe(str(tmp_path / "csv"))
+    assert got["income"].sum() == pytest.approx(expected["income"].sum())
+
+    spark = _spark_session()
+    spark.createDataFrame(expected.head(30)).createOrReplaceTempView("applications_view")
+    table = {"name": "t", "format": "spark_table", "table": "applications_view", "join_on": []}
+    summary = get("ingest")(
+        complete("ingest", {"source": table, "engine": "spark"}),
+        {},
+        {"dataset": str(tmp_path / "tbl")},
+        ctx,
+    )
+    assert summary["rows"] == 30
