@@ -44,6 +44,8 @@ class K8sOptions(TargetOptions):
 
     namespace: str = "default"
     """Namespace every manifest is placed in."""
+    tracking_uri: str = "http://mlflow.mlflow.svc:5000"
+    """MLflow tracking server the served versions (and batch jobs) load from."""
     stable_version: str = "champion"
     """Registry alias of the version serving today (the rollback destination)."""
     candidate_version: str = "challenger"
@@ -365,3 +367,62 @@ SERVING_FEATURES = frozenset(
     }
 )
 """What both Kubernetes serving targets honour; each adds its platform and extra strategies."""
+
+
+# -- the serving container -------------------------------------------------------------------
+
+SERVE_IMAGE = "ghcr.io/mlc-project/mlc-serve:0.1.0"
+"""Default serving image: what the emitted `Dockerfile` builds (mlc with the serving extras and
+the spec's project), running `mlc serve`."""
+PROJECT_DIR = "/project"
+LOG_MOUNT = "/var/lib/mlc"
+"""A writable volume for the prediction log (the container's root filesystem is read-only)."""
+
+
+def serve_args(alias: str, port: int, tls: bool) -> list[str]:
+    """`mlc serve` for one registered alias in a pod: V2 protocol, metrics, guards, log."""
+    args = [
+        "serve",
+        f"{PROJECT_DIR}/mlc.yaml",
+        "--alias",
+        alias,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(port),
+        "--log-dir",
+        f"{LOG_MOUNT}/predictions",
+    ]
+    if tls:
+        args += ["--tls-cert", f"{TLS_MOUNT}/tls.crt", "--tls-key", f"{TLS_MOUNT}/tls.key"]
+    return args
+
+
+def serve_probes(port: int, tls: bool) -> dict[str, Any]:
+    """Readiness after the model loaded and warmed up; liveness of the process."""
+    scheme = "HTTPS" if tls else "HTTP"
+    return {
+        "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": port, "scheme": scheme}},
+        "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": port, "scheme": scheme}},
+    }
+
+
+def serving_dockerfile(model: str, version: str) -> str:
+    """The serving image's Dockerfile, built from the spec's project folder."""
+    return f"""# The serving image of {model}: `mlc serve` over the registry, as manifests run it.
+# Build from the spec's project folder (it is copied to {PROJECT_DIR}):
+#   docker build -f <this file> -t {SERVE_IMAGE} <project folder>
+# MLC_PACKAGE may name a wheel or an index's release of mlc {version}.
+FROM python:3.11-slim
+
+ARG MLC_PACKAGE="mlc[ml,serve]=={version}"
+ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN pip install "$MLC_PACKAGE" && useradd --uid 10001 --no-create-home mlc \
+    && mkdir -p {LOG_MOUNT} && chown mlc {LOG_MOUNT}
+COPY . {PROJECT_DIR}
+WORKDIR {PROJECT_DIR}
+USER 10001
+EXPOSE 8080
+ENTRYPOINT ["mlc"]
+CMD ["serve", "{PROJECT_DIR}/mlc.yaml", "--host", "0.0.0.0", "--port", "8080"]
+"""

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from mlc.compiler.diagnostics import Diagnostic
 from mlc.compiler.ir import IRGraph, Step
 from mlc.targets import _k8s_common as kube
-from mlc.targets.base import EmitContext, Target
+from mlc.targets.base import COMPILER_VERSION, EmitContext, Target
 
 
 class ServingBuilder(ABC):
@@ -91,4 +91,6 @@ class ServingTarget(Target):
         step = kube.deploy_step(ir)
         files = self.builder(ir, step, opts).files() if step is not None else {}
         files.update(self.jobs(ir, opts, files))
+        if files:
+            files["Dockerfile"] = kube.serving_dockerfile(ir.name, COMPILER_VERSION)
         return files

@@ -77,9 +77,14 @@ def serve_plan(
     *,
     tracking_uri: str | None = None,
     log_sample: float = 1.0,
+    log_dir: str | Path | None = None,
+    alias: str | None = None,
     onnx: bool = True,
 ) -> ServePlan:
     """The serving plan of the spec: tracks resolved to registered versions in the store.
+
+    `alias` serves that alias alone (one pod per version, as the cluster targets run it);
+    `log_dir` moves the prediction log out of the state folder (a writable volume in a pod).
 
     Raises:
         DiagnosticError: the spec has errors.
@@ -105,11 +110,13 @@ def serve_plan(
     strategy = dict(deploy.params["strategy"]) if deploy is not None else {"kind": "recreate"}
     secret_names = (ir.settings.get("security") or {}).get("secrets") or {}
     _, run_uri = _last_run(ir, state_dir)
-    uri = tracking_uri or options.tracking_uri or run_uri
+    uri = tracking_uri or options.tracking_uri or run_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if uri is None:
         uri = f"sqlite:///{(state_dir / 'mlflow.db').resolve()}"
     reg = register.params
-    tracks, shadow = _tracks(strategy)
+    tracks, shadow = _tracks(strategy if alias is None else {"kind": "recreate"})
+    if alias is not None:
+        tracks[0]["alias"] = alias
     packages = _exports(state_dir) if onnx else {}
     for entry in tracks:
         try:
@@ -130,7 +137,9 @@ def serve_plan(
         "shadow": shadow,
         "sticky_header": "x-mlc-key",
         "log": {
-            "path": str((state_dir / "predictions").resolve()),
+            "path": str(
+                Path(log_dir).resolve() if log_dir else (state_dir / "predictions").resolve()
+            ),
             "sample": log_sample,
             "segment_rows": 1000,
             "segment_seconds": 60.0,

@@ -42,6 +42,20 @@ def serve(
         float,
         typer.Option("--log-sample", min=0.0, max=1.0, help="Share of requests logged (0: off)."),
     ] = 1.0,
+    alias: Annotated[
+        str | None,
+        typer.Option("--alias", help="Serve this registered alias alone (one version per pod)."),
+    ] = None,
+    log_dir: Annotated[
+        str | None,
+        typer.Option("--log-dir", help="Folder of the prediction log (default .mlc/predictions)."),
+    ] = None,
+    tls_cert: Annotated[
+        str | None, typer.Option("--tls-cert", help="Serve HTTPS with this certificate.")
+    ] = None,
+    tls_key: Annotated[
+        str | None, typer.Option("--tls-key", help="The certificate's private key.")
+    ] = None,
     no_onnx: Annotated[
         bool, typer.Option("--no-onnx", help="Serve the registered model, not its ONNX export.")
     ] = False,
@@ -59,7 +73,13 @@ def serve(
     spec, overrides = resolve_spec(spec, overrides)
     try:
         built = api.serve_plan(
-            spec, overrides, tracking_uri=tracking_uri, log_sample=log_sample, onnx=not no_onnx
+            spec,
+            overrides,
+            tracking_uri=tracking_uri,
+            log_sample=log_sample,
+            log_dir=log_dir,
+            alias=alias,
+            onnx=not no_onnx,
         )
     except api.ServeError as exc:
         print(f"mlc serve: {exc}", file=sys.stderr)
@@ -80,6 +100,9 @@ def serve(
     print(f"mlc serve: {plan['model_name']}: {served} on http://{host}:{port}", file=sys.stderr)
     from mlc.runtime.serving.__main__ import serve as run_server
 
-    code = run_server(plan, host, port)
+    if (tls_cert is None) != (tls_key is None):
+        print("mlc serve: give --tls-cert and --tls-key together", file=sys.stderr)
+        raise typer.Exit(EXIT_SPEC)
+    code = run_server(plan, host, port, tls_cert=tls_cert, tls_key=tls_key)
     if code:
         raise typer.Exit(EXIT_SPEC)

@@ -23,7 +23,14 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def serve(plan_doc: Any, host: str, port: int, log_level: str = "warning") -> int:
+def serve(
+    plan_doc: Any,
+    host: str,
+    port: int,
+    log_level: str = "warning",
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+) -> int:
     """Check `plan_doc`, load and warm up every track, then serve until SIGTERM or SIGINT.
 
     Returns the exit code: 0 after a graceful shutdown, 2 when a track cannot load or the port
@@ -52,6 +59,8 @@ def serve(plan_doc: Any, host: str, port: int, log_level: str = "warning") -> in
         access_log=False,
         timeout_graceful_shutdown=int(plan["limits"]["timeout_s"]) + 5,
         lifespan="on",
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
     )
     server = uvicorn.Server(config)
     # uvicorn re-raises the signal it shut down on; a handler of ours turns that into exit 0.
@@ -72,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--tls-cert", default=None, help="serve HTTPS with this certificate")
+    parser.add_argument("--tls-key", default=None, help="the certificate's private key")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(name)s: %(message)s")
 
@@ -82,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     except StepError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return serve(raw, args.host, args.port, args.log_level)
+    return serve(raw, args.host, args.port, args.log_level, args.tls_cert, args.tls_key)
 
 
 if __name__ == "__main__":

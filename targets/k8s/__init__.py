@@ -34,16 +34,14 @@ _OPS = {">": "<=", ">=": "<", "<": ">=", "<=": ">"}
 class K8sTargetOptions(kube.K8sOptions):
     """Options of the k8s target (`targets.k8s` in a spec)."""
 
-    image: str = "ghcr.io/mlc/serve:0.1.0"
-    """Serving image: runs `mlc serve` on the model files it downloads from `MODEL_URI`."""
+    image: str = kube.SERVE_IMAGE
+    """Serving image running `mlc serve` (build it from the emitted `Dockerfile`)."""
     analysis_interval: str = "1m"
     """How often the rollout analysis queries Prometheus."""
     batch_image: str = "ghcr.io/mlc-project/mlc-runtime:0.1.0"
     """Image the batch scoring job runs `mlc batch` in (the kfp components' runtime image)."""
     project_dir: str = "/project"
     """Where the spec's project lives in the batch image."""
-    tracking_uri: str = "http://mlflow.mlflow.svc:5000"
-    """MLflow tracking server the batch job resolves the model alias in."""
 
 
 class _Builder(ServingBuilder):
@@ -63,43 +61,36 @@ class _Builder(ServingBuilder):
     def pod_template(self, alias: str) -> dict[str, Any]:
         res = self.step.resources.to_dict()
         env: list[dict[str, Any]] = [
+            {"name": "MLFLOW_TRACKING_URI", "value": self.opts.tracking_uri},
             {"name": "MODEL_NAME", "value": self.model},
-            {"name": "MODEL_URI", "value": kube.model_uri(self.ir, self.model, alias)},
             {"name": "MODEL_VERSION", "value": alias},
-            {"name": "PORT", "value": str(self.port)},
         ]
         container: dict[str, Any] = {
             "name": "model",
             "image": self.opts.image,
+            "command": ["mlc"],
+            "args": kube.serve_args(alias, self.port, self.tls),
             "ports": [{"containerPort": self.port, "name": "http", "protocol": "TCP"}],
-            "readinessProbe": {
-                "httpGet": {
-                    "path": "/health",
-                    "port": self.port,
-                    "scheme": "HTTPS" if self.tls else "HTTP",
-                }
-            },
+            **kube.serve_probes(self.port, self.tls),
             "securityContext": {
                 "allowPrivilegeEscalation": False,
                 "runAsNonRoot": True,
                 "readOnlyRootFilesystem": True,
             },
+            "volumeMounts": [{"name": "predictions", "mountPath": kube.LOG_MOUNT}],
         }
         pod: dict[str, Any] = {
             "serviceAccountName": kube.service_account_name(self.model),
             "containers": [container],
+            "volumes": [{"name": "predictions", "emptyDir": {}}],
         }
         if self.tls:
-            env += [
-                {"name": "TLS_CERT_FILE", "value": f"{kube.TLS_MOUNT}/tls.crt"},
-                {"name": "TLS_KEY_FILE", "value": f"{kube.TLS_MOUNT}/tls.key"},
-            ]
-            container["volumeMounts"] = [
+            container["volumeMounts"].append(
                 {"name": "tls", "mountPath": kube.TLS_MOUNT, "readOnly": True}
-            ]
-            pod["volumes"] = [
+            )
+            pod["volumes"].append(
                 {"name": "tls", "secret": {"secretName": kube.tls_secret_name(self.app)}}
-            ]
+            )
         container["env"] = env + kube.secret_env(self.params["secrets"])
         resources = kube.container_resources(res)
         if resources:

@@ -31,8 +31,10 @@ SUPPORTS = kube.SERVING_FEATURES | frozenset(
 class KServeOptions(kube.K8sOptions):
     """Options of the kserve target (`targets.kserve` in a spec)."""
 
-    model_format: str = "mlflow"
-    """KServe model format the registry's files are served as."""
+    image: str = kube.SERVE_IMAGE
+    """Predictor image running `mlc serve` (V2 protocol; build it from the emitted
+    `Dockerfile`): the registered model needs mlc's transforms, which KServe's stock mlflow
+    runtime does not have."""
 
 
 class _Builder(ServingBuilder):
@@ -49,24 +51,30 @@ class _Builder(ServingBuilder):
     def isvc(self, name: str, alias: str, canary_percent: int | None = None) -> dict[str, Any]:
         auto = self.params["autoscaling"]
         res = self.step.resources.to_dict()
-        model: dict[str, Any] = {
-            "modelFormat": {"name": self.opts.model_format},
-            "protocolVersion": "v2",
-            "storageUri": kube.model_uri(self.ir, self.model, alias),
+        container: dict[str, Any] = {
+            "name": "kserve-container",
+            "image": self.opts.image,
+            "command": ["mlc"],
+            "args": kube.serve_args(alias, kube.SERVING_PORT, False),
+            "env": [
+                {"name": "MLFLOW_TRACKING_URI", "value": self.opts.tracking_uri},
+                *kube.secret_env(self.params["secrets"]),
+            ],
+            "ports": [{"containerPort": kube.SERVING_PORT, "protocol": "TCP"}],
+            **kube.serve_probes(kube.SERVING_PORT, False),
+            "volumeMounts": [{"name": "predictions", "mountPath": kube.LOG_MOUNT}],
         }
         resources = kube.container_resources(res)
         if resources:
-            model["resources"] = resources
-        env = kube.secret_env(self.params["secrets"])
-        if env:
-            model["env"] = env
+            container["resources"] = resources
         predictor: dict[str, Any] = {
             "serviceAccountName": kube.service_account_name(self.model),
             "minReplicas": 0 if auto["scale_to_zero"] else auto["min_replicas"],
             "maxReplicas": auto["max_replicas"],
             "scaleMetric": "concurrency",
             "scaleTarget": auto["target_utilization"],
-            "model": model,
+            "containers": [container],
+            "volumes": [{"name": "predictions", "emptyDir": {}}],
         }
         selector = kube.node_selector(self.ir, res)
         if selector:

@@ -52,7 +52,14 @@ def test_canary_rollout_steps_pauses_and_analysis(tmp_path: Path) -> None:
     assert hpa["scaleTargetRef"]["kind"] == "Rollout"
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (1, 2)
     container = files["deployment.yaml"][0]["spec"]["template"]["spec"]["containers"][0]
-    assert container["volumeMounts"][0]["mountPath"] == "/etc/mlc/tls"
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts == {"tls": "/etc/mlc/tls", "predictions": "/var/lib/mlc"}
+    assert container["args"][-4:] == [
+        "--tls-cert",
+        "/etc/mlc/tls/tls.crt",
+        "--tls-key",
+        "/etc/mlc/tls/tls.key",
+    ]
     secret_env = [e for e in container["env"] if "valueFrom" in e]
     assert secret_env[0]["valueFrom"]["secretKeyRef"]["name"] == "vault-secret-data-credit-risk"
 

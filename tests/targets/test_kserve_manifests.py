@@ -65,18 +65,22 @@ def test_canary_one_manifest_per_step_and_rollback(tmp_path: Path) -> None:
     assert [s["bake_time_s"] for s in order["steps"]] == [600, 600, 0]
     assert {c["metric"] for c in order["rollback_when"]} == {"error_rate", "latency_p99_ms"}
     predictor = files["rollout/01-canary-10.yaml"][0]["spec"]["predictor"]
-    assert (
-        predictor["model"]["storageUri"] == "s3://${artifacts_bucket}/models/credit-risk/challenger"
-    )
-    assert files["rollout/00-stable.yaml"][0]["spec"]["predictor"]["model"]["storageUri"].endswith(
-        "/champion"
-    )
+    # the predictor runs `mlc serve` for one alias: the registry, not a copied model folder
+    (container,) = predictor["containers"]
+    assert container["command"] == ["mlc"] and container["args"][:2] == [
+        "serve",
+        "/project/mlc.yaml",
+    ]
+    assert container["args"][container["args"].index("--alias") + 1] == "challenger"
+    (stable,) = files["rollout/00-stable.yaml"][0]["spec"]["predictor"]["containers"]
+    assert stable["args"][stable["args"].index("--alias") + 1] == "champion"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert (predictor["minReplicas"], predictor["maxReplicas"], predictor["scaleTarget"]) == (
         1,
         2,
         70,
     )
-    assert predictor["model"]["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
+    assert container["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
 
 
 def test_common_objects_follow_security_and_identity(tmp_path: Path) -> None:
@@ -93,7 +97,12 @@ def test_common_objects_follow_security_and_identity(tmp_path: Path) -> None:
         {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "risk-release"}
     ]
     assert by_kind["DestinationRule"]["spec"]["trafficPolicy"]["tls"]["mode"] == "ISTIO_MUTUAL"
-    env = files["rollout/00-stable.yaml"][0]["spec"]["predictor"]["model"]["env"]
+    (container,) = files["rollout/00-stable.yaml"][0]["spec"]["predictor"]["containers"]
+    assert container["env"][0] == {
+        "name": "MLFLOW_TRACKING_URI",
+        "value": "http://mlflow.mlflow.svc:5000",
+    }
+    env = [e for e in container["env"] if "valueFrom" in e]
     assert env == [
         {
             "name": "MLC_PSEUDONYM_KEY",
@@ -161,7 +170,7 @@ def test_gpu_and_scale_to_zero(tmp_path: Path) -> None:
         ],
     )
     predictor = files["rollout/00-stable.yaml"][0]["spec"]["predictor"]
-    assert predictor["model"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert predictor["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert predictor["nodeSelector"] == {"k8s.amazonaws.com/accelerator": "nvidia-tesla-t4"}
     assert predictor["minReplicas"] == 0
     assert validate_all(files) == []
@@ -205,5 +214,5 @@ def test_strict_crd_check_rejects_unknown_fields(tmp_path: Path) -> None:
     doc["spec"]["predictor"]["canaryPercent"] = 10
     assert any("canaryPercent" in e for e in validate_custom(doc))
     doc["spec"]["predictor"].pop("canaryPercent")
-    doc["spec"]["predictor"]["model"]["resources"]["limits"]["cpu"] = 2
+    doc["spec"]["predictor"]["containers"][0]["resources"]["limits"]["cpu"] = 2
     assert validate_custom(doc) == []

@@ -50,3 +50,43 @@ def test_gpu_the_cloud_lacks_is_checked_by_both(target: type[ServingTarget], opt
 def test_wrong_options_are_refused_by_name() -> None:
     with pytest.raises(TypeError, match="k8s target needs K8sTargetOptions"):
         K8sTarget().emit(check(CREDIT).ir, EmitContext(options=KServeOptions()))
+
+
+@pytest.mark.parametrize("target", ["kserve", "k8s"])
+def test_manifests_run_mlc_serve_with_options_it_has_and_ship_its_dockerfile(
+    tmp_path: Path, target: str
+) -> None:
+    """The container's command line parses with `mlc serve`'s own options; the image that runs
+    it is built by the emitted Dockerfile, as a non-root user."""
+    import typer.main
+    import yaml
+
+    from mlc.compiler.api import compile_spec
+    from mlc.compiler.cli import load_commands
+
+    overrides = ["deployment.platform=k8s"] if target == "k8s" else []
+    compile_spec(CREDIT, [target], tmp_path, overrides)
+    command = typer.main.get_command(load_commands(("mlc.compiler.cli.serve",)))
+    serve = command.commands["serve"]  # type: ignore[attr-defined]
+    containers = [
+        c
+        for path in (tmp_path / target).rglob("*.yaml")
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc and doc["kind"] in ("Deployment", "InferenceService")
+        for c in (
+            doc["spec"]["template"]["spec"]["containers"]
+            if doc["kind"] == "Deployment"
+            else doc["spec"]["predictor"]["containers"]
+        )
+    ]
+    assert containers
+    for container in containers:
+        assert container["command"] == ["mlc"] and container["args"][0] == "serve"
+        ctx = serve.make_context("serve", list(container["args"][1:]))
+        assert ctx.params["alias"] in ("champion", "challenger")
+        assert ctx.params["host"] == "0.0.0.0"
+    dockerfile = (tmp_path / target / "Dockerfile").read_text()
+    assert dockerfile.startswith("# The serving image of credit-risk")
+    assert 'ENTRYPOINT ["mlc"]' in dockerfile and "USER 10001" in dockerfile
+    assert "COPY . /project" in dockerfile
+    assert containers[0]["image"] in dockerfile
