@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     step.add_argument("--outputs", nargs="*", default=[])
     step.add_argument("--project-dir", default=".")
     step.add_argument("--state-dir", default=None)
-    step.add_argument("--tracking-uri", default=None)
+    step.add_argument("--tracking-uri", default=None, help="a URL, or env:NAME")
+    step.add_argument("--artifact-location", default=None, help="a URL, or env:NAME")
     step.add_argument("--run-id", default="adhoc")
     args = parser.parse_args(argv)
 
@@ -77,12 +78,21 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, StepError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from mlc.runtime import store
+
+    try:
+        tracking_uri = store.configured_uri(args.tracking_uri, "--tracking-uri")
+        artifact_location = store.configured_uri(args.artifact_location, "--artifact-location")
+    except store.StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     ctx = StepContext(
         project_dir=Path(args.project_dir),
         state_dir=args.state_dir,
-        tracking_uri=args.tracking_uri,
+        tracking_uri=tracking_uri,
         run_id=args.run_id,
         step_id=args.kind,
+        extra={"artifact_location": artifact_location} if artifact_location else {},
     )
     try:
         summary = fn(params, inputs, outputs, ctx)

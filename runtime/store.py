@@ -67,6 +67,31 @@ class StoreError(Exception):
     """The store cannot be set up or repaired; the message names it and says what to do."""
 
 
+def configured_uri(value: str | None, what: str = "tracking.uri") -> str | None:
+    """A configured tracking URI or artifact location, its secret reference resolved here.
+
+    `env:NAME` reads the environment; other references (`vault:…`) are the orchestrator's to
+    resolve into the environment first (then name them `env:NAME`).
+
+    Raises:
+        StoreError: the reference cannot be resolved here.
+    """
+    if not value:
+        return None
+    scheme, sep, name = value.partition(":")
+    if scheme == "env" and sep:
+        found = os.environ.get(name)
+        if not found:
+            raise StoreError(f"{what} is {value}, and the environment variable {name} is not set")
+        return found
+    if scheme in ("vault", "aws-sm", "gcp-sm", "azure-kv") and sep:
+        raise StoreError(
+            f"{what} is the secret reference {value}, which only an orchestrator resolves: "
+            "resolve it into an environment variable and write 'env:NAME'"
+        )
+    return value
+
+
 def sqlite_file(tracking_uri: str) -> Path | None:
     """The database file of a `sqlite:///` URI, else None.
 

@@ -18,6 +18,7 @@ from mlc.specs.governance import Governance
 from mlc.specs.monitoring import Monitoring
 from mlc.specs.security import Security
 from mlc.specs.targets import TargetOptions
+from mlc.specs.tracking import Tracking
 from mlc.specs.training import Training
 from mlc.specs.tuning import Tuning
 
@@ -33,6 +34,7 @@ SECTIONS = (
     "security",
     "budgets",
     "feedback",
+    "tracking",
     "targets",
 )
 
@@ -63,6 +65,7 @@ class Spec(StrictModel):
     security: Security = Security()
     budgets: Budgets = Budgets()
     feedback: Feedback = Feedback()
+    tracking: Tracking = Tracking()
     targets: TargetOptions = Field(default_factory=dict)
 
     def violations(self, parsed: Collection[str] | None = None) -> Iterator[Violation]:

@@ -16,7 +16,7 @@ import yaml
 from mlc.compiler.diagnostics import Diagnostic
 from mlc.compiler.ir import IRGraph, Step, StepKind
 from mlc.targets import _cloud
-from mlc.targets.base import TargetOptions
+from mlc.targets.base import TargetOptions, is_secret_ref
 from mlc.targets.terraform import names
 
 MANAGED_BY = "mlc"
@@ -377,6 +377,19 @@ the spec's project), running `mlc serve`."""
 PROJECT_DIR = "/project"
 LOG_MOUNT = "/var/lib/mlc"
 """A writable volume for the prediction log (the container's root filesystem is read-only)."""
+
+
+def tracking_env(ir: IRGraph, opts: K8sOptions) -> dict[str, Any]:
+    """`MLFLOW_TRACKING_URI` of a pod: the spec's `tracking.uri` (a secret reference from its
+    Secret, as every secret is mounted), else the target's `tracking_uri` option."""
+    uri = (ir.settings.get("tracking") or {}).get("uri")
+    if uri and is_secret_ref(str(uri)):
+        name, key = secret_ref(str(uri))
+        return {
+            "name": "MLFLOW_TRACKING_URI",
+            "valueFrom": {"secretKeyRef": {"name": name, "key": key}},
+        }
+    return {"name": "MLFLOW_TRACKING_URI", "value": str(uri or opts.tracking_uri)}
 
 
 def serve_args(alias: str, port: int, tls: bool) -> list[str]:

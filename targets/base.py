@@ -25,6 +25,7 @@ from mlc.compiler.diagnostics import Diagnostic
 from mlc.compiler.ir import IRGraph, StepKind
 from mlc.compiler.sourcemap import parse_path
 from mlc.specs import clouds, quantities
+from mlc.specs._base import is_secret_ref
 
 __all__ = [
     "COMPILER_VERSION",
@@ -35,6 +36,7 @@ __all__ = [
     "TargetOptions",
     "check_emitted",
     "clouds",
+    "is_secret_ref",
     "parse_path",
     "quantities",
     "write_file",

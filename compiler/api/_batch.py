@@ -65,6 +65,20 @@ def batch_params(ir: IRGraph, input_path: str, output: str, alias: str | None) -
     return params
 
 
+def _configured(ir: IRGraph) -> str | None:
+    """The spec's `tracking.uri`, its `env:` reference resolved.
+
+    Raises:
+        BatchError: a reference this environment cannot resolve.
+    """
+    from mlc.runtime.store import StoreError, configured_uri
+
+    try:
+        return configured_uri((ir.settings.get("tracking") or {}).get("uri"))
+    except StoreError as exc:
+        raise BatchError(str(exc)) from None
+
+
 def _last_run(ir: IRGraph, state_dir: Path) -> tuple[str | None, str | None]:
     """The train part of the project's newest finished run (for the batch's drift) and the
     tracking store it registered into; (None, None) without one."""
@@ -123,7 +137,7 @@ def batch(
     ctx = StepContext(
         project_dir=project,
         state_dir=state_dir,
-        tracking_uri=tracking_uri or options.tracking_uri or run_uri,
+        tracking_uri=tracking_uri or options.tracking_uri or _configured(result.ir) or run_uri,
         run_id=f"batch-{time.strftime('%Y%m%dT%H%M%S')}",
         step_id="batch-predict",
         # as `mlc run` does: the values of the spec's secrets that this environment holds

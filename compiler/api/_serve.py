@@ -90,7 +90,7 @@ def serve_plan(
         DiagnosticError: the spec has errors.
         ServeError: a track's alias or the model does not exist in the store.
     """
-    from mlc.compiler.api._batch import _last_run
+    from mlc.compiler.api._batch import _configured, _last_run
     from mlc.compiler.diagnostics import DiagnosticError
     from mlc.runtime.context import StepError
     from mlc.runtime.steps.batch_predict import resolve_version
@@ -110,7 +110,13 @@ def serve_plan(
     strategy = dict(deploy.params["strategy"]) if deploy is not None else {"kind": "recreate"}
     secret_names = (ir.settings.get("security") or {}).get("secrets") or {}
     _, run_uri = _last_run(ir, state_dir)
-    uri = tracking_uri or options.tracking_uri or run_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    uri = (
+        tracking_uri
+        or options.tracking_uri
+        or _configured(ir)
+        or run_uri
+        or os.environ.get("MLFLOW_TRACKING_URI")
+    )
     if uri is None:
         uri = f"sqlite:///{(state_dir / 'mlflow.db').resolve()}"
     reg = register.params

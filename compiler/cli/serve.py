@@ -81,7 +81,7 @@ def serve(
             alias=alias,
             onnx=not no_onnx,
         )
-    except api.ServeError as exc:
+    except api.UsageError as exc:
         print(f"mlc serve: {exc}", file=sys.stderr)
         raise typer.Exit(EXIT_SPEC) from None
     plan = built.plan

@@ -53,6 +53,7 @@ def build_ir(spec: Spec) -> IRGraph:
             "region": deployment.region if deployment else None,
         },
         "overridable": sorted(spec.overridable),
+        "tracking": dump(spec.tracking),
         "target_options": {k: spec.targets[k] for k in sorted(spec.targets)},
     }
     return IRGraph(spec.name, metadata, settings, builder.steps, builder.artifacts)

@@ -291,7 +291,11 @@ def _experiment(client: Any, name: str, ctx: StepContext) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return str(exp.experiment_id)
-    location = (ctx.state / "mlartifacts").resolve().as_uri()
+    # The spec's tracking.artifact_location; the embedded store keeps them beside it; a
+    # tracking server, by default, where it is configured to (its --default-artifact-root).
+    location = ctx.extra.get("artifact_location")
+    if location is None and store.sqlite_file(ctx.effective_tracking_uri()) is not None:
+        location = (ctx.state / "mlartifacts").resolve().as_uri()
     return str(client.create_experiment(name, artifact_location=location))
 
 

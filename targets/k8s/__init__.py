@@ -61,7 +61,7 @@ class _Builder(ServingBuilder):
     def pod_template(self, alias: str) -> dict[str, Any]:
         res = self.step.resources.to_dict()
         env: list[dict[str, Any]] = [
-            {"name": "MLFLOW_TRACKING_URI", "value": self.opts.tracking_uri},
+            kube.tracking_env(self.ir, self.opts),
             {"name": "MODEL_NAME", "value": self.model},
             {"name": "MODEL_VERSION", "value": alias},
         ]

@@ -35,7 +35,7 @@ def batch_files(ir: IRGraph, step: Step, opts: Any, with_account: bool) -> dict[
         str(batch["alias"]),
     ]
     env: list[dict[str, Any]] = [
-        {"name": "MLFLOW_TRACKING_URI", "value": opts.tracking_uri},
+        kube.tracking_env(ir, opts),
         *kube.secret_env(params["secrets"]),
     ]
     container: dict[str, Any] = {

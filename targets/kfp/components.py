@@ -102,6 +102,9 @@ class Component:
     """kfp input name -> (IR input name, artifact class)."""
     outputs: dict[str, tuple[str, str]] = field(default_factory=dict)
     overrides: list[Override] = field(default_factory=list)
+    tracking: dict[str, str | None] = field(default_factory=dict)
+    """The spec's `tracking` (uri, artifact_location): without it a pod's registry would be a
+    sqlite file inside the pod, lost with it."""
 
     @property
     def name(self) -> str:
@@ -124,7 +127,8 @@ def output_key(step: Step, name: str) -> str:
 
 
 def component_for(ir: IRGraph, step: Step, overrides: list[Override]) -> Component:
-    comp = Component(step, overrides=overrides)
+    tracking = dict(ir.settings.get("tracking") or {})
+    comp = Component(step, overrides=overrides, tracking=tracking)
     for name, art in sorted(step.inputs.items()):
         comp.inputs[py_name(name)] = (name, artifact_class(ir, art))
     for name, art in sorted(step.outputs.items()):
@@ -195,6 +199,19 @@ def function_source(comp: Component) -> tuple[str, str]:
         f'{json.dumps(step.kind.value)}, "--params",',
         '                mlc_json.dumps(mlc_step, sort_keys=True), "--project-dir", '
         "mlc_project_dir]",
+        *(
+            [f'    mlc_argv += ["--tracking-uri", {json.dumps(comp.tracking["uri"])}]']
+            if comp.tracking.get("uri")
+            else []
+        ),
+        *(
+            [
+                '    mlc_argv += ["--artifact-location", '
+                f"{json.dumps(comp.tracking['artifact_location'])}]"
+            ]
+            if comp.tracking.get("artifact_location")
+            else []
+        ),
         f"    mlc_inputs = [{ins}]",
         f"    mlc_outputs = [{outs}]",
         "    if mlc_inputs:",

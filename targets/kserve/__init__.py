@@ -57,7 +57,7 @@ class _Builder(ServingBuilder):
             "command": ["mlc"],
             "args": kube.serve_args(alias, kube.SERVING_PORT, False),
             "env": [
-                {"name": "MLFLOW_TRACKING_URI", "value": self.opts.tracking_uri},
+                kube.tracking_env(self.ir, self.opts),
                 *kube.secret_env(self.params["secrets"]),
             ],
             "ports": [{"containerPort": kube.SERVING_PORT, "protocol": "TCP"}],

@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from mlc.compiler.ir import EXECUTED_KINDS, IRGraph, Step, StepKind
+from mlc.runtime import store
 from mlc.runtime.context import BudgetExceeded, StepError
 from mlc.runtime.lineage import RunEventLines
 from mlc.targets.local.cache import (
@@ -120,9 +121,20 @@ class Executor:
                 f"governance.audit.hmac_key: the audit key ${self.audit_key} is not set; "
                 "set it (from its secret reference) to run"
             )
+        tracking = ir.settings.get("tracking") or {}
+        try:
+            configured = store.configured_uri(tracking.get("uri"))
+            artifacts_at = store.configured_uri(
+                tracking.get("artifact_location"), "tracking.artifact_location"
+            )
+        except store.StoreError as exc:
+            raise RunError(str(exc)) from None
         self.tracking_uri = (
-            options.tracking_uri or f"sqlite:///{(self.state / 'mlflow.db').resolve()}"
+            options.tracking_uri
+            or configured
+            or f"sqlite:///{(self.state / 'mlflow.db').resolve()}"
         )
+        self.artifact_location = artifacts_at
         self.facts = RunFacts(
             ir,
             self.pipeline,
@@ -132,6 +144,7 @@ class Executor:
             spec_hash=self.spec_hash,
             tracking_uri=self.tracking_uri,
             secrets=secrets,
+            artifact_location=self.artifact_location,
         )
         self.started = time.time()
         self._functions: dict[StepKind, StepFunction] = {}
@@ -470,8 +483,6 @@ class Executor:
     def _recover(self) -> None:
         """What killed runs left outside the cache: run records still `running`, a
         half-built MLflow store, MLflow runs still `RUNNING` (see `mlc.runtime.store`)."""
-        from mlc.runtime import store
-
         close_interrupted(self.state, self.run_id)
         try:
             store.prepare(self.tracking_uri, self.progress.note)

@@ -33,6 +33,7 @@ class RunFacts:
         spec_hash: str,
         tracking_uri: str,
         secrets: dict[str, str],
+        artifact_location: str | None = None,
     ) -> None:
         self.ir = ir
         self.project_dir = project_dir
@@ -40,6 +41,7 @@ class RunFacts:
         self.run_id = run_id
         self.spec_hash = spec_hash
         self.tracking_uri = tracking_uri
+        self.artifact_location = artifact_location
         self.secrets = secrets
         self.commit: str | None = None
         self.locations: dict[str, str] = {}
@@ -97,6 +99,7 @@ class RunFacts:
             "model_hashes": dict(sorted(self.model_hashes.items())),
             "verdicts": dict(self.verdicts),
             "tracking_uri": self.tracking_uri,
+            "artifact_location": self.artifact_location,
         }
         if champion is not None:
             extra["champion"] = champion

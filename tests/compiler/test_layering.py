@@ -35,9 +35,11 @@ TARGET_BASE_IMPORTS = (
     "mlc.compiler",
     "mlc.specs.clouds",
     "mlc.specs.quantities",
+    "mlc.specs._base",
 )
 """What `targets/base.py` may import to expose it to targets: `mlc.compiler` only for its
-`__version__`, `mlc.compiler.output` only for `write_file`."""
+`__version__`, `mlc.compiler.output` only for `write_file`, `mlc.specs._base` only for
+`is_secret_ref`."""
 
 TYPE_ONLY = {"runtime": ("mlc.compiler.ir.params",)}
 """Modules a room may import under `if TYPE_CHECKING:` only (types, no run-time arrow)."""
