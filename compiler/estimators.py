@@ -1,6 +1,6 @@
 """Estimator parameters, checked before any step runs, without importing the estimator.
 
-`mlc validate` must stay light (tests/test_startup.py: no scikit-learn, no torch), so the
+`mlc validate` must stay light (tests/compiler/test_startup.py: no scikit-learn, no torch), so the
 estimator's `__init__` signature, and scikit-learn's `_parameter_constraints` where the class
 declares them, are read from its source with `ast`: modules are found the way `import` would
 find them, but nothing is executed. An estimator whose source cannot be read here (not

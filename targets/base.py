@@ -6,8 +6,8 @@ target imports `mlc.compiler.ir`, `mlc.compiler.diagnostics` and what this modul
 the cloud facts (`clouds`) and the quantity parser (`quantities`) the front end validates the
 spec with, so that a target reads a region or `1.5Gi` exactly as the passes do; `parse_path`
 to turn a step's origin into a source-map key path; `write_file` for files a target writes at
-run time (atomically); and `COMPILER_VERSION` to stamp what it records. `tests/test_layering.py`
-holds targets to this.
+run time (atomically); and `COMPILER_VERSION` to stamp what it records.
+`tests/compiler/test_layering.py` holds targets to this.
 """
 
 from __future__ import annotations

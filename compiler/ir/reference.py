@@ -6,7 +6,7 @@
 Params types, key types and docs come from `mlc.compiler.ir.params`; defaults come from the
 spec models (the one place they live), never from this file; inputs, outputs and the operations
 graph come from building the IR of a few small specs that together reach every step kind, so the
-document shows what the builder really emits. `tests/test_ir_reference.py` fails when the
+document shows what the builder really emits. `tests/compiler/test_ir_reference.py` fails when the
 committed file is stale.
 """
 

@@ -1,8 +1,8 @@
 """IR goldens: the IR of every example spec, byte for byte.
 
 One golden per `examples/<name>/mlc.yaml`, at `tests/goldens/ir/<name>.json`. After an intended
-change to the IR, regenerate with `pytest tests/test_goldens_ir.py --update-goldens` and review
-the diff like code.
+change to the IR, regenerate with `pytest tests/compiler/test_goldens_ir.py --update-goldens`
+and review the diff like code.
 """
 
 from __future__ import annotations

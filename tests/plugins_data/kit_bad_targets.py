@@ -1,6 +1,6 @@
 """Targets that break one rule each, to prove the conformance kit catches them.
 
-Used by tests/test_plugins.py::test_kit_catches_broken_targets, which runs the kit on each
+Used by tests/compiler/test_plugins.py::test_kit_catches_broken_targets, which runs the kit on each
 class in a separate pytest process and checks which kit tests fail.
 """
 

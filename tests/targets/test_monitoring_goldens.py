@@ -1,6 +1,7 @@
 """Byte-exact goldens of the kserve, k8s and monitoring outputs of the example spec.
 
-Regenerate with `pytest tests/test_monitoring_goldens.py --update-goldens` and review the diff.
+Regenerate with `pytest tests/targets/test_monitoring_goldens.py --update-goldens` and review
+the diff.
 """
 
 from __future__ import annotations
