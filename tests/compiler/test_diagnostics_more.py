@@ -2,8 +2,8 @@
 checked against the estimator, and `mlc validate` listing every problem (issue 11, items 11-12).
 
 Each case runs the real `mlc validate` (a process, as tests/compiler/test_cli.py does) on a spec
-written to tmp_path and pins the code, the place and the suggestion; the expected place is found in the
-text the test wrote, not copied from the output.
+written to tmp_path and pins the code, the place and the suggestion; the expected place is found
+in the text the test wrote, not copied from the output.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """kserve and k8s are one serving-target base (`targets/_serving.py`) with their own builders.
 
-Their goldens (tests/targets/test_monitoring_goldens.py) prove the bytes did not move; this checks the
-shared part itself: the MLC711 refusal, the GPU check and the empty emit without a deployment.
+Their goldens (tests/targets/test_monitoring_goldens.py) prove the bytes did not move; this checks
+the shared part itself: the MLC711 refusal, the GPU check and the empty emit without a deployment.
 """
 
 from __future__ import annotations
