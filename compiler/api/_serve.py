@@ -155,6 +155,8 @@ def serve_plan(
         "limits": {"max_body_bytes": 1_048_576, "max_rows": 1000, "timeout_s": 10.0},
         # as `mlc run` does: the values of the spec's secrets that this environment holds
         "secrets": {n: os.environ[n] for n in sorted(secret_names) if n in os.environ},
+        # rollout decisions (automatic or through /admin/rollout) go to the project's audit chain
+        "audit_dir": str(state_dir.resolve()),
     }
     admin = os.environ.get("MLC_SERVE_ADMIN_TOKEN")
     if admin:

@@ -34,6 +34,7 @@ COMMANDS = {
     "monitor": "mlc.compiler.cli.monitor",
     "batch": "mlc.compiler.cli.batch",
     "serve": "mlc.compiler.cli.serve",
+    "rollout": "mlc.compiler.cli.rollout",
 }
 """Command name -> the module that registers it (a test checks this against the modules)."""
 

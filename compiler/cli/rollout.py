@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
 from mlc.compiler.cli._app import app
-from mlc.compiler.cli._common import EXIT_SPEC, SpecArg, handle_errors
+from mlc.compiler.cli._common import EXIT_SPEC, handle_errors
 
 TOKEN_ENV = "MLC_SERVE_ADMIN_TOKEN"
 TIMEOUT_S = 30.0
@@ -37,6 +38,13 @@ rollout_app = typer.Typer(
 )
 app.add_typer(rollout_app, name="rollout")
 
+SpecArg = Annotated[
+    Path | None,
+    typer.Argument(
+        help="Spec file or project folder; when given, the server must serve its model.",
+        show_default=False,
+    ),
+]
 UrlOpt = Annotated[
     str, typer.Option("--url", help="The server's address (as `mlc serve` printed it).")
 ]

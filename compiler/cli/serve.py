@@ -7,7 +7,11 @@ contract (4xx bodies naming the input, row and rule), Prometheus metrics on `/me
 series the monitoring target's rules query), traffic split per the strategy, and a sampled
 prediction log under `.mlc/predictions/`. Binds to 127.0.0.1 unless `--host` says otherwise.
 SIGTERM drains in-flight requests and flushes the log. `MLC_SERVE_ADMIN_TOKEN` in the
-environment enables `POST /admin/weights` with that bearer token.
+environment enables, with that bearer token, `POST /admin/weights` and the rollout endpoints
+`/admin/rollout[/advance|/promote|/rollback]` (see `mlc rollout`); with the strategy's
+`bake_time` set the server judges the canary on the rollback conditions from its own metrics
+after each bake and advances, promotes (moves `champion`) or rolls back by itself; too few
+requests is inconclusive and extends the bake. Every decision goes to the audit chain.
 
 Exit codes: 0 after a clean shutdown; 2 spec errors, no model or alias to serve, a version that
 cannot load, a port in use; 1 internal error.

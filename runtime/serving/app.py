@@ -4,6 +4,11 @@ Every prediction endpoint goes the same way: the model name and version (404), t
 body within `max_body_bytes` (413), JSON (400), the protocol's columns, at most `max_rows`
 rows (413), the contract guards (422), then scoring on a bounded thread pool within
 `timeout_s` (504). Bad input never reaches a model and never answers 500.
+
+With `admin_token` set, `POST /admin/weights` sets the split by hand and `/admin/rollout`
+(GET: state and live evidence; POST `.../advance`, `.../promote`, `.../rollback`) drives the
+rollout of `mlc.runtime.serving.rollout`, which also judges the candidate by itself after each
+bake when the strategy has a `bake_time`.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from mlc.runtime.serving import protocols
 from mlc.runtime.serving.guards import Guard, Rejection
 from mlc.runtime.serving.metrics import CONTENT_TYPE, ServingMetrics
 from mlc.runtime.serving.predlog import PredictionLog
+from mlc.runtime.serving.rollout import Rollout, RolloutConflict
 from mlc.runtime.serving.routing import Router
 
 if TYPE_CHECKING:
@@ -64,6 +70,7 @@ class Service:
         self.guard = Guard(columns, plan["features"])
         self.router = Router({t["name"]: t["weight"] for t in plan["tracks"]}, plan["seed"])
         self.metrics = ServingMetrics()
+        self.rollout = Rollout(plan, tracks, self.router)
         # An error ratio needs its numerator before the first error: a series that appears only
         # then leaves rollback rules with no data, which never fire.
         for track in tracks.values():
@@ -281,10 +288,11 @@ class Service:
         from starlette.responses import JSONResponse
 
         version = track.version if track is not None else NO_VERSION
+        seconds = time.perf_counter() - start
         self.metrics.requests.inc(model=self.model, version=version, code=str(code))
-        self.metrics.duration.observe(
-            time.perf_counter() - start, model=self.model, version=version
-        )
+        self.metrics.duration.observe(seconds, model=self.model, version=version)
+        if track is not None:
+            self.rollout.observe(version, code, seconds)
         headers = {}
         if track is not None:
             headers = {"x-mlc-track": track.name, "x-mlc-model-version": track.version}
@@ -380,13 +388,19 @@ def build_app(service: Service) -> Starlette:
     async def metrics(request: Request) -> Response:
         return PlainTextResponse(service.metrics.render(), media_type=CONTENT_TYPE)
 
-    async def admin_weights(request: Request) -> Response:
+    def _refused(request: Request) -> Response | None:
         token = service.plan["admin_token"]
         if not token:
             return JSONResponse({"error": "the admin endpoint is disabled"}, status_code=404)
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             return JSONResponse({"error": "a valid bearer token is required"}, status_code=401)
+        return None
+
+    async def admin_weights(request: Request) -> Response:
+        refused = _refused(request)
+        if refused is not None:
+            return refused
         try:
             doc = protocols.parse_json(await service.body(request))
             weights = doc.get("weights") if isinstance(doc, dict) else None
@@ -398,12 +412,49 @@ def build_app(service: Service) -> Starlette:
         logger.warning("weights set to %s", service.router.weights)
         return JSONResponse({"weights": service.router.weights})
 
+    async def rollout_status(request: Request) -> Response:
+        refused = _refused(request)
+        if refused is not None:
+            return refused
+        return JSONResponse(await asyncio.to_thread(service.rollout.status))
+
+    def rollout_action(action: str) -> Callable[[Request], Any]:
+        async def act(request: Request) -> Response:
+            refused = _refused(request)
+            if refused is not None:
+                return refused
+            try:
+                # the registry and the audit chain are files and a database: off the loop
+                record = await asyncio.to_thread(service.rollout.decide, action)
+            except RolloutConflict as exc:
+                return JSONResponse({"error": str(exc)}, status_code=409)
+            failed = record["decision"].endswith("_failed")
+            return JSONResponse(
+                {"decision": record, "status": await asyncio.to_thread(service.rollout.status)},
+                status_code=502 if failed else 200,
+            )
+
+        return act
+
+    async def ticker() -> None:
+        while True:
+            await asyncio.sleep(service.rollout.tick_s)
+            try:
+                await asyncio.to_thread(service.rollout.tick)
+            except Exception:  # one bad judgement must not end automatic rollouts
+                logger.exception("rollout: the judgement failed")
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         service.ready = True
+        task = asyncio.create_task(ticker()) if service.rollout.auto else None
         try:
             yield
         finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             service.close()
 
     routes = [
@@ -420,5 +471,10 @@ def build_app(service: Service) -> Starlette:
         Route("/invocations", invocations, methods=["POST"]),
         Route("/metrics", metrics),
         Route("/admin/weights", admin_weights, methods=["POST"]),
+        Route("/admin/rollout", rollout_status),
+        *(
+            Route(f"/admin/rollout/{action}", rollout_action(action), methods=["POST"])
+            for action in ("advance", "promote", "rollback")
+        ),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

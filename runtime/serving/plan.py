@@ -14,8 +14,10 @@ The compiler side (`mlc serve SPEC`) writes it from the IR; the runtime reads no
                     "segment_seconds": 60},
      "limits": {"max_body_bytes": 1048576, "max_rows": 1000, "timeout_s": 10.0},
      "secrets": {"MLC_PSEUDONYM_KEY": "..."},
-     "admin_token": null | "...",            # optional: enables POST /admin/weights
-     "seed": 0}                               # optional: routing and sampling RNG seed
+     "admin_token": null | "...",            # optional: enables the /admin/ endpoints
+     "seed": 0,                               # optional: routing and sampling RNG seed
+     "audit_dir": null | "/abs/.mlc",         # optional: rollout decisions go to its audit chain
+     "rollout": {"min_requests": 200, "tick_s": 0.5}}   # optional: see `rollout`
 
 `features` are the raw input columns in the order the model takes them. Track weights sum to
 100 (a mirror-only shadow track may weigh 0). A track names `version` (pinned) or an `alias`
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 STEP = "serve"
 DEFAULT_LIMITS = {"max_body_bytes": 1_048_576, "max_rows": 1000, "timeout_s": 10.0}
 STRATEGIES = ("recreate", "canary", "ab", "shadow", "blue_green")
+DEFAULT_ROLLOUT = {"min_requests": 200, "tick_s": 0.5}
 
 
 class TrackPlan(TypedDict):
@@ -73,6 +76,13 @@ class LimitsPlan(TypedDict):
     timeout_s: float
 
 
+class RolloutSettings(TypedDict):
+    """Automatic rollouts: candidate requests a bake needs to be judged, seconds between checks."""
+
+    min_requests: int
+    tick_s: float
+
+
 class ServingPlan(TypedDict):
     """The whole plan (see the module docstring)."""
 
@@ -91,6 +101,8 @@ class ServingPlan(TypedDict):
     secrets: dict[str, str]
     admin_token: str | None
     seed: int
+    audit_dir: str | None
+    rollout: RolloutSettings
 
 
 def _fail(message: str, hint: str = "") -> StepError:
@@ -152,6 +164,10 @@ def check(raw: Any) -> ServingPlan:
     kind = strategy.get("kind", "recreate")
     if kind not in STRATEGIES:
         raise _fail(f"plan: strategy kind '{kind}' is unknown", "one of " + ", ".join(STRATEGIES))
+    if kind in ("canary", "blue_green"):
+        from mlc.runtime.serving.rollout import check_strategy
+
+        check_strategy(strategy)
     features = raw["features"]
     if (
         not isinstance(features, list)
@@ -196,6 +212,13 @@ def check(raw: Any) -> ServingPlan:
             "segment_seconds": _number(raw_log.get("segment_seconds", 60), "log.segment_seconds"),
         }
     limits = {**DEFAULT_LIMITS, **(raw.get("limits") or {})}
+    raw_rollout = raw.get("rollout") or {}
+    if not isinstance(raw_rollout, dict):
+        raise _fail("plan: 'rollout' must be an object", "keys: min_requests, tick_s")
+    rollout = {**DEFAULT_ROLLOUT, **raw_rollout}
+    audit_dir = raw.get("audit_dir")
+    if audit_dir is not None and not isinstance(audit_dir, str):
+        raise _fail(f"plan: 'audit_dir' must be a folder path, got {audit_dir!r}")
     return {
         "model_name": str(raw["model_name"]),
         "tracking_uri": str(raw["tracking_uri"]),
@@ -218,6 +241,11 @@ def check(raw: Any) -> ServingPlan:
         "secrets": {str(k): str(v) for k, v in (raw.get("secrets") or {}).items()},
         "admin_token": raw.get("admin_token") or None,
         "seed": int(raw.get("seed", 0)),
+        "audit_dir": audit_dir or None,
+        "rollout": {
+            "min_requests": int(_number(rollout["min_requests"], "rollout.min_requests", low=1)),
+            "tick_s": max(0.05, _number(rollout["tick_s"], "rollout.tick_s")),
+        },
     }
 
 
