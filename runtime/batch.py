@@ -1,12 +1,15 @@
 """Batch scoring with bounded memory: read, check, score and write one record batch at a time.
 
-The input (a CSV file, a Parquet file or a folder of Parquet files) is read through
-`pyarrow.dataset` in record batches of `chunk_rows` rows, so an input larger than memory is
-never held whole. Each batch is cast to the data contract and checked with the same pandera
-schema as the `validate` step; `on_failure` decides what a failing row does (`stop` the run,
-`quarantine` it into `quarantine.parquet`, or `warn` and score it). Predictions are appended to
-a temp Parquet file in the output folder and renamed to `predictions.parquet` only when every
-batch was scored; `drift.json` and `summary.json` follow, the summary last.
+The input (a CSV file, a Parquet file or a folder of Parquet files) is read in record batches
+of `chunk_rows` rows, so an input larger than memory is never held whole: a CSV through
+`pyarrow.csv.open_csv`, a streaming reader that reads a block only when the scorer asks for
+the next one (`pyarrow.dataset` reads a CSV ahead of a slower consumer, so its memory grew with
+the file), Parquet through `pyarrow.dataset`. Each batch is cast to the data contract and
+checked with the same pandera schema as the `validate` step; `on_failure` decides what a
+failing row does (`stop` the run, `quarantine` it into `quarantine.parquet`, or `warn` and
+score it). Predictions are appended to a temp Parquet file in the output folder and renamed to
+`predictions.parquet` only when every batch was scored; `drift.json` and `summary.json`
+follow, the summary last.
 
 Drift and the regression quantiles are computed on a uniform reservoir sample of the scored
 rows (`sample_rows`, seeded), not on every row: exact when the input fits in the sample.
@@ -14,6 +17,10 @@ rows (`sample_rows`, seeded), not on every row: exact when the input fits in the
 `score_file` is the pandas engine, `score_spark` the Spark one (`mapInPandas` runs the same
 per-batch code, so both give the same predictions). Neither knows about steps or artifacts:
 the `batch_predict` step and `mlc batch` build on them.
+
+A classifier is scored once per batch: labels are derived from `predict_proba` (the most
+probable class, or a fairness-mitigated model's seeded draw, taken by each row's position in
+the whole input so that labels do not depend on `chunk_rows` or on Spark's partitions).
 """
 
 from __future__ import annotations
@@ -66,9 +73,70 @@ def _csv_types(columns: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+class CsvInput:
+    """A CSV file read block by block on demand; `schema` and `to_batches` as a dataset's."""
+
+    def __init__(
+        self,
+        path: str,
+        columns: Mapping[str, Any],
+        step: str = STEP,
+        block_size: int | None = None,
+    ) -> None:
+        self.path = path
+        self.columns = dict(columns)
+        self.step = step
+        self.block_size = block_size
+        reader = self._open()
+        self.schema = reader.schema
+        reader.close()
+
+    def _open(self) -> Any:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        convert = pacsv.ConvertOptions(
+            column_types=_csv_types(self.columns), strings_can_be_null=True
+        )
+        source: Any = self.path
+        try:
+            if "://" in self.path:
+                import pyarrow.fs as pafs
+
+                fs, where = pafs.FileSystem.from_uri(self.path)
+                source = fs.open_input_stream(where)  # compression detected from the name
+            read = pacsv.ReadOptions(**({"block_size": self.block_size} if self.block_size else {}))
+            return pacsv.open_csv(source, read_options=read, convert_options=convert)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise StepError(self.step, f"cannot read batch input {self.path}: {exc}") from exc
+
+    def to_batches(self, batch_size: int | None = None) -> Iterator[pa.RecordBatch]:
+        """The file's record batches in order (sized by Arrow's blocks; `record_batches`
+        re-cuts them to `batch_size`)."""
+        import pyarrow as pa
+
+        reader = self._open()
+        try:
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                except pa.ArrowInvalid as exc:
+                    raise StepError(
+                        self.step,
+                        f"cannot read batch input {self.path}: {exc}",
+                        "a column outside the data contract changed type mid-file: add it "
+                        "to data.contract.columns (contract columns are read as text)",
+                    ) from exc
+                yield batch
+        finally:
+            reader.close()
+
+
 def open_input(path: str, columns: Mapping[str, Any], step: str = STEP) -> Any:
-    """A `pyarrow.dataset.Dataset` over a .csv file, a .parquet file or a folder of Parquet."""
-    import pyarrow.csv as pacsv
+    """A reader over a .csv file (`CsvInput`), or a `pyarrow.dataset.Dataset` over a .parquet
+    file or a folder of Parquet; both have `schema` and `to_batches`."""
     import pyarrow.dataset as ds
 
     local = "://" not in path
@@ -82,12 +150,7 @@ def open_input(path: str, columns: Mapping[str, Any], step: str = STEP) -> Any:
     lower = path.lower().rstrip("/")
     try:
         if lower.endswith((".csv", ".csv.gz")):
-            fmt = ds.CsvFileFormat(
-                convert_options=pacsv.ConvertOptions(
-                    column_types=_csv_types(columns), strings_can_be_null=True
-                )
-            )
-            return ds.dataset(path, format=fmt)
+            return CsvInput(path, columns, step)
         if lower.endswith((".parquet", ".pq")) or (local and os.path.isdir(path)):
             return ds.dataset(path, format="parquet")
     except (OSError, ValueError) as exc:
@@ -100,7 +163,8 @@ def open_input(path: str, columns: Mapping[str, Any], step: str = STEP) -> Any:
 
 
 def record_batches(dataset: Any, chunk_rows: int) -> Iterator[pa.RecordBatch]:
-    """The dataset's rows in order, `chunk_rows` per batch (the last may be shorter).
+    """The rows of `open_input`'s reader in order, `chunk_rows` per batch (the last may be
+    shorter).
 
     Arrow cuts batches at file and block boundaries; they are re-cut here so that a batch is
     exactly `chunk_rows` rows, holding at most two batches' worth at a time.
@@ -166,6 +230,10 @@ class BatchScorer:
             )
         self._schema: Any = None
         self._out_schema: Any = None
+        # The mitigated model's draw stream and the input row it stands at: consecutive
+        # batches continue it instead of skipping from row 0 again.
+        self._stream: Any = None
+        self._stream_row = 0
 
     @property
     def proba_columns(self) -> list[str]:
@@ -233,7 +301,8 @@ class BatchScorer:
         return df, failures, bad
 
     def score(self, df: pd.DataFrame, ids: Any, first_row: int) -> pd.DataFrame:
-        """The output columns for the rows of `df`."""
+        """The output columns for the rows of `df`, whose index is each row's position in its
+        batch; the batch starts at row `first_row` of the input."""
         import numpy as np
         import pandas as pd
 
@@ -242,7 +311,8 @@ class BatchScorer:
         try:
             if self.task == "classification":
                 proba = np.asarray(self.model.predict_proba(x), dtype="float64")
-                out["prediction"] = np.asarray(self.model.predict(x))
+                rows = first_row + np.asarray(df.index, dtype="int64")
+                out["prediction"] = self._labels(x, proba, rows)
                 for i, name in enumerate(self.proba_columns):
                     out[name] = proba[:, i]
             else:
@@ -260,6 +330,44 @@ class BatchScorer:
         out["model_version"] = self.model_version
         return pd.DataFrame(out, index=df.index)
 
+    def _labels(self, x: pd.DataFrame, proba: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The model's `predict` labels, derived from `proba` instead of scoring again."""
+        import numpy as np
+
+        model = self.model
+        if hasattr(model, "predict_from_proba"):
+            return np.asarray(model.predict_from_proba(proba, self._draws(rows)))
+        if not _labels_follow_proba(model):
+            return np.asarray(model.predict(x))
+        labels: np.ndarray = np.asarray(model.classes_)[proba.argmax(axis=1)]
+        if proba.shape[1] > 1:
+            # predict decides on scores whose probabilities can round to a tie (a sigmoid of
+            # a score of 1e-17 is 0.5): those rows are left to predict itself.
+            top = np.sort(proba, axis=1)
+            tied = np.flatnonzero(top[:, -1] - top[:, -2] <= 1e-9)
+            if len(tied):
+                labels[tied] = np.asarray(model.predict(x.iloc[tied]))
+        return labels
+
+    def _draws(self, rows: np.ndarray) -> np.ndarray:
+        """The mitigated model's draws for input rows `rows` (increasing): a row's draw is
+        that of its position in the whole input, so labels do not depend on the batching."""
+        import numpy as np
+
+        if not len(rows):
+            return np.empty(0)
+        start, stop = int(rows[0]), int(rows[-1]) + 1
+        if self._stream is None or start < self._stream_row:
+            self._stream, self._stream_row = self.model.draw_stream(start), start
+        while start > self._stream_row:  # rows skipped since the last batch (quarantined)
+            step = min(start - self._stream_row, 1 << 20)
+            self._stream.random_sample(step)
+            self._stream_row += step
+        draws: np.ndarray = np.asarray(self._stream.random_sample(stop - start))
+        self._stream_row = stop
+        picked: np.ndarray = draws[rows - start]
+        return picked
+
     def arrow(self, frame: pd.DataFrame) -> pa.Table:
         """`frame` as an Arrow table with the first batch's schema (so every batch matches)."""
         import pyarrow as pa
@@ -269,6 +377,19 @@ class BatchScorer:
             self._out_schema = table.schema.remove_metadata()
             return table.replace_schema_metadata(None)
         return pa.Table.from_pandas(frame, schema=self._out_schema, preserve_index=False)
+
+
+# Classifiers whose predict_proba is fitted apart from predict (Platt scaling by internal
+# cross-validation), so the most probable class is not always the predicted one.
+_PROBA_APART = frozenset({"SVC", "NuSVC"})
+
+
+def _labels_follow_proba(model: Any) -> bool:
+    """Whether `predict` is the most probable class of `predict_proba` (up to ties)."""
+    final = model
+    while hasattr(final, "steps"):  # a Pipeline predicts with its last step
+        final = final.steps[-1][1]
+    return type(final).__name__ not in _PROBA_APART
 
 
 def _ids(scorer: BatchScorer, raw: pd.DataFrame, df: pd.DataFrame, first_row: int) -> Any:

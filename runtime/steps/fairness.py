@@ -40,7 +40,15 @@ class MitigatedModel:
     registry's format, cannot save). `predict_proba` is the probability with which the rule
     predicts each class; `predict` draws from it with a fixed seed, as fairlearn does, so
     predictions are reproducible. The sensitive columns are read from `X`.
+
+    Row `i` of an input is decided by draw `i` of the one seeded stream (`draw_stream`), so
+    `predict(X)` equals fairlearn's `predict(X, random_state=0)`, and a batch scorer that
+    passes each row's draw by its position in the whole input gets the labels `predict` gives
+    on the whole input, however the input is cut into batches.
     """
+
+    DRAW_SEED = 0
+    _SKIP_BLOCK = 1 << 20
 
     def __init__(
         self,
@@ -71,12 +79,31 @@ class MitigatedModel:
             positive += weight * np.asarray(predictor.predict(X), dtype=float)
         return np.column_stack([1.0 - positive, positive])
 
-    def predict(self, X: Any) -> Any:
+    def draw_stream(self, first_row: int = 0) -> Any:
+        """The seeded `numpy.random.RandomState` the draws come from, moved on to row
+        `first_row` (its next `random_sample(n)` are the draws of rows `first_row` onwards)."""
         import numpy as np
 
-        positive = self.predict_proba(X)[:, 1]
-        draws = np.random.RandomState(0).rand(len(positive))
-        return np.asarray(self.classes_)[(positive >= draws).astype(int)]
+        stream = np.random.RandomState(self.DRAW_SEED)
+        left = int(first_row)
+        while left > 0:  # MT19937 cannot jump ahead; drawn in blocks to bound memory
+            step = min(left, self._SKIP_BLOCK)
+            stream.random_sample(step)
+            left -= step
+        return stream
+
+    def predict_from_proba(self, proba: Any, draws: Any = None) -> Any:
+        """The labels `predict` gives for rows with probabilities `proba`; `draws` are the rows'
+        uniform draws (default: those of rows 0..n-1, as `predict` uses)."""
+        import numpy as np
+
+        positive = np.asarray(proba, dtype=float)[:, 1]
+        if draws is None:
+            draws = self.draw_stream().random_sample(len(positive))
+        return np.asarray(self.classes_)[(positive >= np.asarray(draws)).astype(int)]
+
+    def predict(self, X: Any) -> Any:
+        return self.predict_from_proba(self.predict_proba(X))
 
 
 class _WeightedPipeline:

@@ -90,7 +90,7 @@ def _register(root: Path, name: str, model: Any, task: str, target: str) -> str:
     artifacts.save_object(locs["model"], model, "model")
     artifacts.save_json(locs["metrics"], "metrics", {"metrics": {"score": 0.8}}, "metrics")
     artifacts.save_json(locs["verdict"], "verdict", {"passed": True}, "verdict", passed=True)
-    params = {
+    params: dict[str, Any] = {
         "model_name": name,
         "promotion": {"policy": "auto", "min_improvement": 0.0},
         "approvers": [],
@@ -151,7 +151,8 @@ def _params(input_path: Path, *, name: str = "credit", **batch: Any) -> dict[str
 def _score(store: dict[str, Any], params: dict[str, Any], out: Path) -> dict[str, Any]:
     inputs = {"model_version": store[params["model_name"]], "reference": store["reference"]}
     ctx = StepContext(project_dir=store["root"], run_id="batch")
-    return batch_predict.run(params, inputs, {"predictions": str(out)}, ctx)
+    summary: dict[str, Any] = batch_predict.run(params, inputs, {"predictions": str(out)}, ctx)
+    return summary
 
 
 def _write(df: pd.DataFrame, path: Path) -> Path:
@@ -423,3 +424,193 @@ def test_the_compilers_params_relative_output_and_store_from_the_doc(
     rows = {r["feature"]: r for r in drift_doc["drift"]}
     assert set(rows) == {"income", "debt", "age", "debt_ratio"}
     assert rows["debt"]["missing"] == ["reference", "current"] and rows["income"]["score"] >= 0
+
+
+def test_csv_reader_yields_the_same_batches_as_arrows_dataset(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.dataset as ds
+
+    from mlc.runtime.batch import CsvInput, _csv_types, open_input, record_batches
+
+    data = _frame(10).drop(columns=["amount"])
+    data["vip"] = np.arange(ROWS) % 3 == 0
+    data["note"] = [f"n{i}" for i in range(ROWS)]  # outside the contract: types as inferred
+    columns = {**_contract()["columns"], "vip": _col("bool")}
+    path = _write(data, tmp_path / "in.csv")
+    assert isinstance(open_input(str(path), columns), CsvInput)
+    # the reading this replaces, and small blocks so Arrow's batches cut across chunks
+    fmt = ds.CsvFileFormat(
+        convert_options=pacsv.ConvertOptions(
+            column_types=_csv_types(columns), strings_can_be_null=True
+        )
+    )
+    want = list(record_batches(ds.dataset(str(path), format=fmt), 64))
+    reader = CsvInput(str(path), columns, block_size=2048)
+    assert len(list(reader.to_batches())) > ROWS // 64  # many blocks, re-cut below
+    got = list(record_batches(reader, 64))
+    assert [b.num_rows for b in got] == [b.num_rows for b in want]
+    assert [b.num_rows for b in got] == [64] * (ROWS // 64) + [ROWS % 64]
+    assert pa.Table.from_batches(got).equals(pa.Table.from_batches(want))
+    table = pa.Table.from_batches(got)
+    assert table.schema.field("age").type == pa.string()
+    assert table.schema.field("vip").type == pa.bool_()
+    assert table.column("age").to_pylist() == [str(v) for v in data["age"]]
+    assert table.column("vip").to_pylist() == data["vip"].tolist()
+    assert table.column("note").to_pylist() == data["note"].tolist()
+
+
+def test_a_column_outside_the_contract_changing_type_is_a_step_error(tmp_path: Path) -> None:
+    from mlc.runtime.batch import CsvInput, record_batches
+
+    data = _frame(11).drop(columns=["amount"])
+    data["extra"] = [str(i) for i in range(ROWS - 1)] + ["not a number"]
+    path = _write(data, tmp_path / "in.csv")
+    with pytest.raises(StepError) as err:
+        list(record_batches(CsvInput(str(path), _contract()["columns"], block_size=2048), 64))
+    assert "in.csv" in str(err.value) and "data.contract.columns" in (err.value.hint or "")
+
+
+def _scorer(model: Any, features: list[str], contract: dict[str, Any]) -> Any:
+    from mlc.runtime.batch import BatchScorer
+
+    return BatchScorer(
+        model,
+        contract=contract,
+        features=features,
+        task="classification",
+        id_column=None,
+        on_failure="stop",
+        model_name="m",
+        model_version="1",
+        target="default",
+    )
+
+
+def test_labels_from_one_scoring_equal_each_classifiers_predict(store: dict[str, Any]) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import SVC
+
+    train, data = _frame(12, 300), _frame(13, 300)
+    num = ["age", "income"]
+    multi = np.where(train["age"] < 40, "young", np.where(train["age"] < 65, "mid", "old"))
+    models: list[tuple[Any, list[str]]] = [
+        (store["clf"], FEATURES),
+        (HistGradientBoostingClassifier(max_iter=15).fit(train[num], multi), num),
+        # shallow trees over few trees: many exact 50/50 ties in predict_proba
+        (RandomForestClassifier(4, max_depth=2, random_state=0).fit(train[num], multi), num),
+        (SVC(probability=True, random_state=0).fit(train[num], train["default"]), num),
+    ]
+    # a score of 1e-17 rounds to probability 0.5 on both sides, predict still says 1
+    tie = LogisticRegression().fit(train[num], train["default"])
+    tie.coef_[:] = 0.0
+    tie.intercept_[:] = 1e-17
+    models.append((tie, num))
+    contract = _contract()
+    for model, features in models:
+        scorer = _scorer(model, features, contract)
+        df, failures, _ = scorer.check(data.drop(columns=["default", "amount"]))
+        assert not failures
+        out = scorer.score(df, np.arange(len(df)), 0)
+        assert out["prediction"].tolist() == model.predict(df[features]).tolist(), model
+        np.testing.assert_allclose(
+            out[scorer.proba_columns].to_numpy(), model.predict_proba(df[features]), atol=1e-12
+        )
+    assert set(tie.predict(data[num])) == {1}
+
+
+def _mitigated(tmp_path: Path) -> tuple[Any, pd.DataFrame, dict[str, Any]]:
+    """A threshold-optimized model from the fairness step, and rows to score with it."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from mlc.runtime.steps import get
+
+    rng = np.random.default_rng(14)
+    n = 900
+    grp = rng.choice(["a0", "a1"], n, p=[0.6, 0.4])
+    x1 = rng.normal(size=n) + np.where(grp == "a0", 0.6, -0.6)
+    x2 = rng.normal(size=n)
+    frame = pd.DataFrame(
+        {"id": np.arange(n), "x1": x1.round(4), "x2": x2.round(4), "grp": grp}
+    ).assign(y=((x1 + 0.3 * x2 + rng.normal(scale=0.7, size=n)) > 0).astype(int))
+    train, test, rows = frame.iloc[:400], frame.iloc[400:600], frame.iloc[600:]
+    pipe = Pipeline(
+        [
+            ("keep", ColumnTransformer([("keep", "passthrough", ["x1", "x2"])])),
+            ("model", LogisticRegression()),
+        ]
+    ).fit(train.drop(columns="y"), train["y"])
+    locs = {name: str(tmp_path / name) for name in ("train", "test", "model")}
+    artifacts.save_dataframe(locs["train"], train)
+    artifacts.save_dataframe(locs["test"], test)
+    artifacts.save_object(locs["model"], pipe, "model")
+    params = {
+        "sensitive_attributes": ["grp"],
+        "metric": "demographic_parity_difference",
+        "threshold": 0.05,
+        "mitigation": "threshold_optimizer",
+        "target": "y",
+    }
+    outs = {name: str(tmp_path / f"fair-{name}") for name in ("metrics", "report", "model")}
+    get("fairness")(params, locs, outs, StepContext(project_dir=tmp_path))
+    contract = {
+        "on_failure": "quarantine",
+        "columns": {
+            "id": _col("int", unique=True),
+            "x1": _col("float"),
+            "x2": _col("float"),
+            "grp": _col("category", allowed=["a0", "a1"]),
+            "y": _col("int", allowed=[0, 1]),
+        },
+    }
+    return artifacts.load_object(outs["model"]), rows.drop(columns="y"), contract
+
+
+def test_mitigated_labels_do_not_depend_on_chunk_rows(tmp_path: Path) -> None:
+    from mlc.runtime.batch import score_file
+
+    model, rows, contract = _mitigated(tmp_path)
+    assert type(model).__name__ == "MitigatedModel"
+    x = rows.drop(columns="id").reset_index(drop=True)
+    proba = model.predict_proba(x)
+    assert ((proba[:, 1] > 0) & (proba[:, 1] < 1)).sum() >= 20  # the draw decides these rows
+    whole = model.predict(x)
+    # predict is fairlearn's own randomized rule with random_state=0 ...
+    rule = model.mitigator
+    want = (proba[:, 1] >= np.random.RandomState(0).rand(len(x))).astype(int)
+    assert whole.tolist() == want.tolist()
+    assert rule.predict(x, sensitive_features=x[["grp"]], random_state=0).tolist() == want.tolist()
+    # ... and restarting it per chunk (the old batch behaviour) gives other labels
+    per_chunk = np.concatenate([model.predict(x.iloc[i : i + 50]) for i in range(0, len(x), 50)])
+    assert per_chunk.tolist() != whole.tolist()
+
+    data = rows.copy()
+    data.loc[data.index[[5, 77, 120]], "grp"] = "zz"  # quarantined: later rows keep their draw
+    path = _write(data, tmp_path / "rows.csv")
+    got = {}
+    for chunk in (50, 10_000, 7):
+        out = tmp_path / f"out{chunk}"
+        score_file(
+            model,
+            str(path),
+            str(out),
+            contract=contract,
+            features=["x1", "x2", "grp"],
+            task="classification",
+            id_column="id",
+            chunk_rows=chunk,
+            on_failure="quarantine",
+            model_name="fair",
+            model_version="1",
+            target="y",
+        )
+        got[chunk] = pd.read_parquet(out / "predictions.parquet")
+    assert got[50]["prediction"].tolist() == got[10_000]["prediction"].tolist()
+    assert got[7]["prediction"].tolist() == got[10_000]["prediction"].tolist()
+    kept = ~data["grp"].eq("zz").to_numpy()
+    assert got[50]["id"].tolist() == rows["id"][kept].tolist()
+    assert got[50]["prediction"].tolist() == whole[kept].tolist()
+    np.testing.assert_allclose(got[50]["proba_1"].to_numpy(), proba[kept, 1], atol=1e-12)
