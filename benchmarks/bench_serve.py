@@ -24,6 +24,7 @@ In-process (`--inproc`, same pinning): the median of 500 one-row calls of the py
 
     .venv/bin/python benchmarks/bench_serve.py [--work DIR] [--duration 15]
         [--peer-mlflow /tmp/peer-mlflow] [--peer-mlserver /tmp/peer-mlserver]
+        [--only bare,mlc,mlc-onnx]
 """
 
 from __future__ import annotations
@@ -318,13 +319,42 @@ def peer_pythonpath(work: Path) -> str:
     return str(folder)
 
 
+SHORT = {
+    "bare": "bare-fastapi",
+    "mlc": "mlc-serve-no-onnx",
+    "mlc-onnx": "mlc-serve-onnx",
+    "mlc-onnx-v2": "mlc-serve-onnx-v2",
+    "mlflow": "mlflow-models-serve",
+    "mlserver": "mlserver",
+}
+"""Short names for `--only`; each names exactly one server (peers also run their `'` form)."""
+
+
+def _servers(text: str) -> list[str]:
+    return [SHORT.get(w.strip(), w.strip()) for w in text.split(",") if w.strip()]
+
+
+def _chosen(name: str, only: list[str]) -> bool:
+    # "mlc-serve-onnx" must not also start mlc-serve-onnx-v2; the peers' PYTHONPATH variants
+    # (name + tag) run with their peer.
+    full = {"bare-fastapi", "mlc-serve-no-onnx", "mlc-serve-onnx", "mlc-serve-onnx-v2"}
+    return any(name == o or (o not in full and name.startswith(o)) for o in only)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--peer-mlflow", type=Path, default=Path("/tmp/peer-mlflow"))
     parser.add_argument("--peer-mlserver", type=Path, default=Path("/tmp/peer-mlserver"))
-    parser.add_argument("--only", nargs="*", default=None, help="servers to run (by name)")
+    parser.add_argument(
+        "--only",
+        type=_servers,
+        default=None,
+        help="comma-separated servers to run: "
+        + ", ".join(f"{k} ({v})" for k, v in SHORT.items())
+        + "; a full name runs that server, any other word the servers it starts",
+    )
     parser.add_argument("--inproc", action="store_true", help=argparse.SUPPRESS)
     a = parser.parse_args()
     work = (a.work or Path(tempfile.mkdtemp(prefix="bench_serve."))).resolve()
@@ -372,7 +402,7 @@ def main() -> None:
     results: list[dict[str, Any]] = []
 
     def run(name: str, build: Callable[[int], tuple[list[str], dict[str, str], str, Any]]) -> Any:
-        if a.only and not any(name.startswith(o) for o in a.only):
+        if a.only and not _chosen(name, a.only):
             return None
         port = free_port()
         cmd, env, url, body = build(port)

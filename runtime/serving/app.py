@@ -52,6 +52,7 @@ SHADOW_QUEUE = 1000
 
 @dataclass
 class _Mirror:
+    data: dict[str, list[Any]]
     frame: pd.DataFrame
     served: Outputs
     request_id: str
@@ -68,6 +69,12 @@ class Service:
         columns = plan["contract"]["columns"]
         self.columns = {f: columns[f] for f in plan["features"]}
         self.guard = Guard(columns, plan["features"])
+        self._recast = [
+            f
+            for f, col in self.columns.items()
+            if col["dtype"] in ("category", "datetime")
+            or (col["dtype"] == "str" and col.get("allowed"))
+        ]
         self.router = Router({t["name"]: t["weight"] for t in plan["tracks"]}, plan["seed"])
         self.metrics = ServingMetrics()
         self.rollout = Rollout(plan, tracks, self.router)
@@ -133,6 +140,7 @@ class Service:
     # -- logging and shadowing -------------------------------------------------------------
     def _rows(
         self,
+        data: dict[str, list[Any]],
         frame: pd.DataFrame,
         out: Outputs,
         track: Track,
@@ -140,10 +148,17 @@ class Service:
         latency_ms: float,
         shadow: bool,
     ) -> list[dict[str, Any]]:
+        """Log rows from the request's JSON values (already plain); run on the log's writer."""
+        import pandas as pd
+
         now = time.time()
-        inputs = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        inputs = {name: data[name] for name in self.guard.features}
+        for name in self._recast:
+            # The contract maps these (declared category texts, timestamps): log what was scored.
+            inputs[name] = [None if pd.isna(v) else v for v in frame[name].tolist()]
+        names = list(inputs)
         rows = []
-        for i, values in enumerate(inputs):
+        for i, values in enumerate(zip(*inputs.values(), strict=True)):
             row: dict[str, Any] = {
                 "request_id": request_id,
                 "time": now,
@@ -151,11 +166,11 @@ class Service:
                 "model_version": track.version,
                 "shadow": shadow,
                 "latency_ms": latency_ms,
-                **{k: (v.item() if hasattr(v, "item") else v) for k, v in values.items()},
+                **dict(zip(names, values, strict=True)),
             }
             if out.label is not None and out.proba is not None:
                 row["label"] = out.label[i]
-                row["probabilities"] = [float(p) for p in out.proba[i]]
+                row["probabilities"] = out.proba[i].tolist()
             else:
                 row["prediction"] = (out.prediction or [])[i]
             rows.append(row)
@@ -181,18 +196,22 @@ class Service:
                 self.metrics.disagreements.inc(differ, model=self.model)
             if item.logged and self.log is not None:
                 self.log.append(
-                    self._rows(item.frame, got, mirror, item.request_id, latency, shadow=True)
+                    self._rows(
+                        item.data, item.frame, got, mirror, item.request_id, latency, shadow=True
+                    )
                 )
 
     # -- scoring ---------------------------------------------------------------------------
-    async def score(self, track: Track, frame: pd.DataFrame) -> Outputs:
+    async def score(self, track: Track, data: dict[str, list[Any]]) -> tuple[pd.DataFrame, Outputs]:
+        """The checked columns typed and scored on the pool: the event loop only parses."""
         submitted = time.perf_counter()
 
-        def run() -> Outputs:
+        def run() -> tuple[pd.DataFrame, Outputs]:
             self.metrics.queue.observe(
                 time.perf_counter() - submitted, model=self.model, version=track.version
             )
-            return track.score(frame)
+            frame = self.guard.frame(data)
+            return frame, track.score(frame)
 
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._pool, run)
@@ -244,10 +263,9 @@ class Service:
                     413, f"{rows} rows, over the {self.limits['max_rows']} allowed", "rows"
                 )
             self.guard.check(data, rows)
-            frame = self.guard.frame(data)
             request_id = given_id or request.headers.get("x-request-id") or uuid.uuid4().hex
             try:
-                out = await self.score(track, frame)
+                frame, out = await self.score(track, data)
             except Rejection:
                 raise
             except Exception as exc:  # a model failing on checked rows is a server error
@@ -267,14 +285,17 @@ class Service:
             sample = self.plan["log"]["sample"] if self.plan["log"] is not None else 0.0
             logged = self.log is not None and self.router.draw() < sample
             if logged and self.log is not None:
-                self.log.append(self._rows(frame, out, track, request_id, latency_ms, False))
+                chosen = track  # narrowed here; a lambda would see `Track | None`
+                self.log.append_later(
+                    lambda: self._rows(data, frame, out, chosen, request_id, latency_ms, False)
+                )
             if (
                 self.shadow is not None
                 and track.name == self.shadow["track"]
                 and self.router.draw() * 100 < self.shadow["percent"]
             ):
                 with contextlib.suppress(queue.Full):
-                    self._mirror_queue.put_nowait(_Mirror(frame, out, request_id, logged))
+                    self._mirror_queue.put_nowait(_Mirror(data, frame, out, request_id, logged))
             return self._reply(answer(out, track, rows, request_id), 200, track, start)
         except Rejection as rejection:
             code = rejection.status

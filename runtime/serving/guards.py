@@ -2,8 +2,8 @@
 
 The rules are the validate step's (`dtype`, `nullable`, `min`, `max`, `allowed`, `regex`,
 `unique`, read from `ColumnParams`), applied to the JSON values as sent so that a failure names
-the input, the row and the rule; passing rows are then cast with `cast_to_contract`, the cast the
-model saw in training.
+the input, the row and the rule; passing rows then become the model's frame, typed as
+`cast_to_contract` (the cast the model saw in training) types them.
 """
 
 from __future__ import annotations
@@ -90,6 +90,12 @@ class Guard:
             for name, col in self.columns.items()
             if col.get("allowed") is not None
         }
+        # Declared texts of category columns: values already equal to one need no mapping.
+        self._texts = {
+            name: set(allowed_texts(col.get("allowed") or ()))
+            for name, col in self.columns.items()
+            if col["dtype"] in ("category", "str")
+        }
         self._regex = {
             name: re.compile(col["regex"]) for name, col in self.columns.items() if col.get("regex")
         }
@@ -166,10 +172,57 @@ class Guard:
             )
 
     def frame(self, data: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
-        """The checked columns as the model's input frame, cast to the contract."""
+        """The checked columns as the model's input frame, typed as `cast_to_contract` types
+        them, built straight from the checked values (no generic frame to cast)."""
+        import pandas as pd
+
+        try:
+            built = {name: self._column(name, data[name]) for name in self.features}
+        except (ValueError, TypeError, OverflowError):
+            # Values the direct build cannot type are left to the training cast itself.
+            return self.cast_frame(data)
+        return pd.DataFrame(built, columns=self.features, copy=False)
+
+    def cast_frame(self, data: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
+        """The checked columns cast with `cast_to_contract`, the cast the model saw in training."""
         import pandas as pd
 
         from mlc.runtime.steps._data import cast_to_contract
 
         frame = pd.DataFrame({name: list(data[name]) for name in self.features})
         return cast_to_contract(frame, cast("Mapping[str, ColumnParams]", self.columns))
+
+    def _column(self, name: str, values: Sequence[Any]) -> Any:
+        import numpy as np
+        import pandas as pd
+
+        col = self.columns[name]
+        dtype = col["dtype"]
+        if dtype == "int":
+            if any(v is None for v in values):
+                return np.array(values, dtype="float64")
+            return np.array(values, dtype="int64")
+        if dtype == "float":
+            return np.array(values, dtype="float64")
+        if dtype == "bool":
+            return pd.array(list(values), dtype="boolean")
+        if dtype == "category" or (dtype == "str" and col.get("allowed")):
+            texts = self._texts[name]
+            plain = not col.get("allowed")
+            if all(v is None or (isinstance(v, str) and (plain or v in texts)) for v in values):
+                return np.array(list(values), dtype=object)
+            return self._categories(name, values)
+        if dtype == "str":
+            return np.array([v if v is None else str(v) for v in values], dtype=object)
+        if dtype == "datetime":
+            return pd.to_datetime(pd.Series(list(values), dtype=object))
+        raise TypeError(f"no direct build for dtype {dtype}")
+
+    def _categories(self, name: str, values: Sequence[Any]) -> Any:
+        # Numbers and bools sent for declared categories map to the declared value's text.
+        import pandas as pd
+
+        from mlc.runtime.steps._data import _as_category
+
+        series = pd.Series(list(values), dtype=object)
+        return _as_category(series, self.columns[name].get("allowed")).to_numpy(dtype=object)

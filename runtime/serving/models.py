@@ -51,16 +51,49 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+_PROBA_APART = frozenset({"SVC", "NuSVC"})
+"""sklearn classifiers whose `predict` does not follow their (Platt-scaled) probabilities."""
+
+
+def _labels_follow_proba(model: Any) -> bool:
+    """Whether `predict` is sklearn's most probable class of `predict_proba` (up to ties)."""
+    final = model
+    while hasattr(final, "steps"):  # a Pipeline predicts with its last step
+        final = final.steps[-1][1]
+    kind = type(final)
+    return kind.__module__.startswith("sklearn.") and kind.__name__ not in _PROBA_APART
+
+
 def _sklearn_scorer(model: Any, task: str) -> Callable[[pd.DataFrame], Outputs]:
     import numpy as np
+
+    from_proba = getattr(model, "predict_from_proba", None)
+    argmax = from_proba is None and _labels_follow_proba(model)
+    classes = np.asarray(getattr(model, "classes_", []))
+
+    def labels(frame: pd.DataFrame, proba: np.ndarray) -> np.ndarray:
+        # One pass through the pipeline: the labels come from the probabilities where that is
+        # the model's own predict rule, instead of scoring the rows a second time.
+        if from_proba is not None:
+            return np.asarray(from_proba(proba))
+        if not argmax:
+            return np.asarray(model.predict(frame))
+        found: np.ndarray = classes[proba.argmax(axis=1)]
+        if proba.shape[1] > 1:
+            # predict decides on scores whose probabilities can round to a tie (a sigmoid of
+            # a score of 1e-17 is 0.5): those rows are left to predict itself.
+            top = np.sort(proba, axis=1)
+            tied = np.flatnonzero(top[:, -1] - top[:, -2] <= 1e-9)
+            if len(tied):
+                found[tied] = np.asarray(model.predict(frame.iloc[tied]))
+        return found
 
     def score(frame: pd.DataFrame) -> Outputs:
         if task == "classification":
             proba = np.asarray(model.predict_proba(frame), dtype="float64")
-            label = [_plain(v) for v in np.asarray(model.predict(frame))]
-            return Outputs(label=label, proba=proba)
+            return Outputs(label=labels(frame, proba).tolist(), proba=proba)
         values = np.asarray(model.predict(frame), dtype="float64").ravel()
-        return Outputs(prediction=[float(v) for v in values])
+        return Outputs(prediction=values.tolist())
 
     return score
 

@@ -15,7 +15,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 SEGMENT = re.compile(r"^seg-(\d{8}T\d{6}Z)-(\d{6})\.parquet$")
 BASE_COLUMNS = ("request_id", "time", "track", "model_version", "shadow", "latency_ms")
 _STOP = object()
+BATCH_ROWS = 4096
+"""Most rows the writer takes off the queue for one table (one row group)."""
 
 
 def _seq_after(folder: Path) -> int:
@@ -66,6 +68,11 @@ class PredictionLog:
         if rows:
             self._queue.put(rows)
 
+    def append_later(self, make_rows: Callable[[], Sequence[Mapping[str, Any]]]) -> None:
+        """Queue a function giving the rows: they are built on the writer thread, off the
+        request path."""
+        self._queue.put(make_rows)
+
     def close(self) -> None:
         """Write everything queued, close the open segment and stop the writer."""
         self._queue.put(_STOP)
@@ -81,10 +88,31 @@ class PredictionLog:
             except queue.Empty:
                 self._guarded(self._close_segment)
                 continue
-            if item is _STOP:
+            batch, stop = self._drain(item)
+            if batch:
+                self._guarded(lambda rows=batch: self._write(rows))
+            if stop:
                 self._guarded(self._close_segment)
                 return
-            self._guarded(lambda rows=item: self._write(rows))
+
+    def _drain(self, item: Any) -> tuple[list[Mapping[str, Any]], bool]:
+        """The rows of `item` and of what else is queued now (up to `BATCH_ROWS`): one table
+        per batch, not one per request; and whether the stop came."""
+        batch: list[Mapping[str, Any]] = []
+        while True:
+            if item is _STOP:
+                return batch, True
+            try:
+                batch.extend(item() if callable(item) else item)
+            except Exception as exc:  # a row that cannot be built is reported, not fatal
+                if self._on_error is not None:
+                    self._on_error(exc)
+            if len(batch) >= BATCH_ROWS:
+                return batch, False
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return batch, False
 
     def _guarded(self, fn: Any) -> None:
         # A full disk must not stop serving: the writer reports and goes on.

@@ -760,3 +760,98 @@ def test_log_rotates_by_age_and_read_log_skips_open_segments(tmp_path: Path) -> 
     expected = pd.DataFrame({"request_id": ["a", "b", "c"], "x": [1.0, np.nan, 2.0]})
     pd.testing.assert_frame_equal(got, expected)
     assert len(list(tmp_path.glob("seg-*.parquet"))) == 2
+
+
+def test_guard_frame_types_as_cast_to_contract_does() -> None:
+    from mlc.runtime.steps._data import cast_to_contract
+
+    columns = {
+        "n": _col("int", nullable=True),
+        "k": _col("int"),
+        "x": _col("float", nullable=True),
+        "c": _col("category", nullable=True, allowed=["a", "b", 0, True]),
+        "s": _col("str", nullable=True),
+        "t": _col("str", nullable=True, allowed=["p", "q"]),
+        "f": _col("bool", nullable=True),
+        "d": _col("datetime", nullable=True),
+    }
+    data: dict[str, list[Any]] = {
+        "n": [1, None, 3, 4],
+        "k": [1, 2.0, 3, -4],
+        "x": [1, None, 2.5, -0.5],
+        "c": ["a", None, 0, True],
+        "s": ["u", None, "v", "w"],
+        "t": ["p", None, "q", "p"],
+        "f": [True, None, False, True],
+        "d": ["2020-01-01T00:00:00", None, "2021-02-03T04:05:06", "2022-03-04"],
+    }
+    guard = Guard(columns, list(columns))
+    guard.check(data, 4)
+    expected = cast_to_contract(pd.DataFrame(data), columns)
+    got = guard.frame(data)
+    pd.testing.assert_frame_equal(got, expected)
+    assert got["c"].tolist() == ["a", None, "0", "true"] and str(got["n"].dtype) == "float64"
+    only_texts = {**data, "c": ["a", "b", None, "a"]}
+    expected = cast_to_contract(pd.DataFrame(only_texts), columns)
+    pd.testing.assert_frame_equal(guard.frame(only_texts), expected)
+
+
+@pytest.mark.filterwarnings("ignore:The `probability` parameter:FutureWarning")
+def test_sklearn_scorer_scores_once_and_labels_as_predict_does() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+    from sklearn.svm import SVC
+
+    from mlc.runtime.serving.models import _sklearn_scorer
+
+    rng = np.random.default_rng(3)
+    x = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    y = np.where(x["a"] + 0.5 * rng.normal(size=200) > 0, "bad", "good")
+    passes: list[int] = []
+
+    def count(frame: pd.DataFrame) -> pd.DataFrame:
+        passes.append(len(frame))
+        return frame
+
+    pipe = make_pipeline(FunctionTransformer(count), LogisticRegression()).fit(x, y)
+    passes.clear()
+    out = _sklearn_scorer(pipe, "classification")(x)
+    assert passes == [200]  # predict_proba only: the labels do not score the rows again
+    assert out.label == pipe.predict(x).tolist()
+    np.testing.assert_allclose(out.proba, pipe.predict_proba(x))
+    # SVC's predict does not follow its Platt probabilities: predict itself gives the labels.
+    svc = SVC(probability=True, random_state=0).fit(x, y)
+    assert _sklearn_scorer(svc, "classification")(x).label == svc.predict(x).tolist()
+
+
+def test_log_writes_one_table_per_drained_batch_in_closed_segments(tmp_path: Path) -> None:
+    import threading
+
+    import pyarrow.parquet as pq
+
+    errors: list[Exception] = []
+    log = PredictionLog(tmp_path, segment_rows=7, segment_seconds=600, on_error=errors.append)
+    gate = threading.Event()
+
+    def first() -> list[dict[str, Any]]:
+        gate.wait(10)  # holds the writer while the other requests queue up
+        return [{"request_id": "r0", "x": 0.0}]
+
+    def broken() -> list[dict[str, Any]]:
+        raise ValueError("row build failed")
+
+    log.append_later(first)
+    log.append_later(broken)
+    for i in range(1, 21):
+        log.append([{"request_id": f"r{i}", "x": float(i)}, {"request_id": f"r{i}", "x": None}])
+    gate.set()
+    log.close()
+    got = read_log(tmp_path)
+    expected = [("r0", 0.0)] + [(f"r{i}", v) for i in range(1, 21) for v in (float(i), None)]
+    values = got["x"].astype(object).where(got["x"].notna(), None)
+    assert list(zip(got["request_id"], values, strict=True)) == expected
+    files = sorted(tmp_path.glob("seg-*.parquet"))
+    assert [pq.ParquetFile(f).metadata.num_rows for f in files] == [7, 7, 7, 7, 7, 6]
+    assert all(pq.ParquetFile(f).metadata.num_row_groups == 1 for f in files)
+    assert not list(tmp_path.glob(".*.tmp")) and [str(e) for e in errors] == ["row build failed"]
