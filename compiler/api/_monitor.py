@@ -83,9 +83,11 @@ class MonitorResult:
 
 def monitor(
     spec_path: str | Path,
-    current: str | Path,
+    current: str | Path | None,
     overrides: Sequence[str] = (),
     *,
+    from_log: str | Path | None = None,
+    labels: str | Path | None = None,
     labels_column: str | None = None,
     now: str | None = None,
     out_dir: str | Path | None = None,
@@ -95,7 +97,11 @@ def monitor(
 
     Args:
         spec_path: the spec (its `targets.local` settings say where the runs are).
-        current: current (production) data, CSV or Parquet.
+        current: current (production) data, CSV or Parquet (None with `from_log`).
+        from_log: a prediction log folder of `mlc serve` to read as current data instead (the
+            served rows of its closed segments; shadow copies left out).
+        labels: with `from_log`, a CSV or Parquet of labels that arrived later, joined on
+            `request_id` (the column named by `labels_column`, default the spec's target).
         overrides: Hydra overrides, as for a run.
         labels_column: column of `current` holding arrived labels (default: the spec's target).
         now: evaluation time, ISO-8601 (default: the clock); schedule triggers read it.
@@ -125,11 +131,17 @@ def monitor(
     project = Path(result.loaded.project_dir)
     state_dir = project / options.state_dir
     target: str | None = split.params.get("target")
-    current = Path(current)
-    frame = _labelled(_read_current(current), labels_column, target, current)
     validate = ir.first(StepKind.VALIDATE)
     columns = dict((validate.params.get("contract") or {}).get("columns", {})) if validate else {}
-    frame = _contract_check(frame, columns, target, current)
+    if (current is None) == (from_log is None):
+        raise MonitorError("give the current data or a prediction log to read, not both")
+    if from_log is not None:
+        source = Path(from_log)
+        frame = _from_log(source, columns, labels, labels_column or target, target)
+    else:
+        source = Path(current)  # type: ignore[arg-type]
+        frame = _labelled(_read_current(source), labels_column, target, source)
+    frame = _contract_check(frame, columns, target, source)
     record, got, champion = pick_model(ir, state_dir, ir.name, options.tracking_uri, model_version)
     scored = ScoredModel(**got)
     reference_id = mon_step.inputs["reference"] if mon_step else f"{split.id}.train"
@@ -210,6 +222,45 @@ def _read_current(path: Path) -> pd.DataFrame:
         return pd.read_csv(path)
     except (ValueError, OSError) as exc:
         raise MonitorError(f"cannot read current data '{path}': {exc}") from exc
+
+
+def _from_log(
+    folder: Path,
+    columns: dict[str, Any],
+    labels: str | Path | None,
+    label_column: str | None,
+    target: str | None,
+) -> pd.DataFrame:
+    """The served rows of a prediction log as current data, with later labels joined on
+    `request_id`."""
+    from mlc.runtime.serving import read_log
+
+    if not folder.is_dir():
+        raise MonitorError(f"prediction log '{folder}' does not exist (mlc serve writes it)")
+    logged = read_log(folder)
+    logged = logged[~logged["shadow"].astype(bool)] if "shadow" in logged else logged
+    if logged.empty:
+        raise MonitorError(f"prediction log '{folder}' has no closed segment with served rows")
+    keep = [c for c in columns if c in logged.columns and c != target]
+    frame = logged[["request_id", "row", *keep]].reset_index(drop=True)
+    if labels is None:
+        return frame.drop(columns=["request_id", "row"])
+    path = Path(labels)
+    arrived = _read_current(path)
+    for needed in ("request_id", label_column):
+        if needed not in arrived.columns:
+            raise MonitorError(f"{path}: labels need columns 'request_id' and '{label_column}'")
+    keys = ["request_id", "row"] if "row" in arrived.columns else ["request_id"]
+    if keys == ["request_id"] and frame["request_id"].duplicated().any():
+        raise MonitorError(
+            f"{path}: some logged requests scored several rows; give each label its 'row' "
+            "(the row's index in its request) beside 'request_id'"
+        )
+    arrived = arrived[[*keys, str(label_column)]].drop_duplicates(keys, keep="last")
+    joined = frame.merge(arrived, on=keys, how="left")
+    if target and label_column != target:
+        joined = joined.rename(columns={label_column: target})
+    return joined.drop(columns=["request_id", "row"])
 
 
 def _labelled(

@@ -30,7 +30,7 @@ import typer
 from mlc.compiler.api import MonitorError, pick_model
 from mlc.compiler.cli._app import app
 from mlc.compiler.cli._common import EXIT_SPEC, SpecArg, handle_errors
-from mlc.compiler.cli._project import resolve_spec
+from mlc.compiler.cli._project import find_project, resolve_spec
 from mlc.compiler.cli.run import OverridesArg
 
 EXIT_RETRAIN = 10
@@ -89,11 +89,25 @@ def _table(report: dict[str, Any], decision: dict[str, Any]) -> None:
 @app.command()
 @handle_errors
 def monitor(
-    current: Annotated[
-        Path, typer.Option("--current", help="Current (production) data: CSV or Parquet.")
-    ],
     spec: SpecArg = None,
     overrides: OverridesArg = None,
+    current: Annotated[
+        Path | None, typer.Option("--current", help="Current (production) data: CSV or Parquet.")
+    ] = None,
+    from_log: Annotated[
+        bool,
+        typer.Option("--from-log", help="Read the prediction log of `mlc serve` as current data."),
+    ] = False,
+    log_dir: Annotated[
+        Path | None,
+        typer.Option("--log-dir", help="The prediction log folder (default .mlc/predictions)."),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--labels", help="With --from-log: labels that arrived later, joined on request_id."
+        ),
+    ] = None,
     labels_column: Annotated[
         str | None,
         typer.Option(
@@ -130,11 +144,22 @@ def monitor(
     from mlc.compiler.api import monitor as monitor_
 
     spec, overrides = resolve_spec(spec, overrides)
+    if from_log == (current is not None):
+        print("mlc monitor: give --current FILE or --from-log, one of them", file=sys.stderr)
+        raise typer.Exit(EXIT_SPEC)
+    if labels is not None and not from_log:
+        print("mlc monitor: --labels joins a prediction log; use --labels-column", file=sys.stderr)
+        raise typer.Exit(EXIT_SPEC)
+    log = None
+    if from_log:
+        log = log_dir if log_dir is not None else find_project(spec).state_dir / "predictions"
     try:
         result = monitor_(
             spec,
             current,
             overrides,
+            from_log=log,
+            labels=labels,
             labels_column=labels_column,
             now=now,
             out_dir=out,

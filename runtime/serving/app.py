@@ -161,6 +161,7 @@ class Service:
         for i, values in enumerate(zip(*inputs.values(), strict=True)):
             row: dict[str, Any] = {
                 "request_id": request_id,
+                "row": i,
                 "time": now,
                 "track": track.name,
                 "model_version": track.version,

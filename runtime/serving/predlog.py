@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 SEGMENT = re.compile(r"^seg-(\d{8}T\d{6}Z)-(\d{6})\.parquet$")
-BASE_COLUMNS = ("request_id", "time", "track", "model_version", "shadow", "latency_ms")
+BASE_COLUMNS = ("request_id", "row", "time", "track", "model_version", "shadow", "latency_ms")
+"""`row` is the row's index within its request: (request_id, row) names one scored row."""
 _STOP = object()
 BATCH_ROWS = 4096
 """Most rows the writer takes off the queue for one table (one row group)."""

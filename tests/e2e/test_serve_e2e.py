@@ -192,3 +192,39 @@ def test_mlc_serve_answers_like_the_registered_model_and_exports_what_rules_quer
 
     logged = read_log(project / ".mlc" / "predictions")
     assert len(logged) >= 50  # the two scoring calls above, 25 rows each
+
+    # the log is current data for `mlc monitor`; labels that arrive later join on
+    # (request_id, row); the performance it reports is the metric on exactly those rows
+    first = logged[logged["request_id"] == logged["request_id"].iloc[0]]
+    truth = rows.reset_index(drop=True)["default"]
+    labels = pd.DataFrame(
+        {
+            "request_id": first["request_id"],
+            "row": first["row"],
+            "default": truth[first["row"]].values,
+        }
+    )
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    watched = subprocess.run(
+        [
+            MLC,
+            "monitor",
+            "mlc.yaml",
+            *RECREATE,
+            "--from-log",
+            "--labels",
+            str(tmp_path / "labels.csv"),
+        ],
+        cwd=project,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert watched.returncode in (0, 10), watched.stderr[-3000:]
+    report = json.loads((project / ".mlc" / "monitor" / "signal" / "report.json").read_text())
+    assert report["performance"]["rows"] == len(first)
+    from sklearn.metrics import roc_auc_score
+
+    expected_auc = roc_auc_score(truth[first["row"]], expected[first["row"], 1])
+    assert report["performance"]["values"]["roc_auc"] == pytest.approx(expected_auc, abs=1e-12)
