@@ -45,6 +45,9 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Rejection(400, f"the request body is not JSON: {exc}", "json") from None
+    except RecursionError:
+        # no inference body nests this deep; the parser's stack gives out before the size limit
+        raise Rejection(400, "the request body nests too deeply to be a request", "json") from None
 
 
 def _bad(message: str, rule: str = "shape") -> Rejection:

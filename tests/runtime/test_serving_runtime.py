@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -855,3 +856,62 @@ def test_log_writes_one_table_per_drained_batch_in_closed_segments(tmp_path: Pat
     assert [pq.ParquetFile(f).metadata.num_rows for f in files] == [7, 7, 7, 7, 7, 6]
     assert all(pq.ParquetFile(f).metadata.num_row_groups == 1 for f in files)
     assert not list(tmp_path.glob(".*.tmp")) and [str(e) for e in errors] == ["row build failed"]
+
+
+def _mutations(rng: random.Random, good: dict[str, Any]) -> bytes | Any:
+    """One hostile variant of a valid V2 body: broken JSON, wrong shapes, types and values."""
+    body = json.loads(json.dumps(good))
+    col = rng.randrange(len(body["inputs"]))
+    entry = body["inputs"][col]
+    choice = rng.randrange(14)
+    if choice == 0:
+        return json.dumps(body).encode()[: rng.randrange(1, 40)]  # truncated JSON
+    if choice == 1:
+        return bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))  # binary noise
+    if choice == 2:
+        entry["data"] = entry["data"][:-1]  # shape mismatch
+    elif choice == 3:
+        entry["data"][0] = rng.choice(["x", None, [], {}, True, 1e308, -1e308])
+    elif choice == 4:
+        entry["datatype"] = rng.choice(["FP16", "UINT8", "BOOL", "nonsense", 3, None])
+    elif choice == 5:
+        entry["name"] = rng.choice(["", "agee", "x" * 300, None, 5])
+    elif choice == 6:
+        body["inputs"].pop(col)
+    elif choice == 7:
+        body["inputs"].append(dict(entry))  # duplicate input
+    elif choice == 8:
+        entry["shape"] = rng.choice([[], [-1], [2, 2, 2], "3", [10**12]])
+    elif choice == 9:
+        body = rng.choice([[], "inputs", 3, None, {"inputs": {}}, {"inputs": [None]}])
+    elif choice == 10:
+        return b'{"inputs": [' + b"[" * 5000 + b"]" * 5000 + b"]}"  # deep nesting
+    elif choice == 11:
+        entry["data"] = [float("nan")] * len(entry["data"])
+        return json.dumps(body).encode()  # a NaN literal is not JSON
+    elif choice == 12:
+        entry["data"] = [rng.choice(REGIONS) for _ in entry["data"]] if col != 1 else entry["data"]
+        entry["data"][0] = "\u202e\u0000\ud800".encode("utf-8", "surrogatepass").decode("latin-1")
+    else:
+        body["parameters"] = {"content_type": rng.choice(["np", "pd", 7])}
+        entry["data"] = entry["data"] * 3
+    return body
+
+
+def test_a_thousand_fuzzed_payloads_get_only_4xx_and_the_server_stays_up(server: Server) -> None:
+    rng = random.Random(15)
+    good = _v2_body(_rows(3, 2))
+    codes: dict[int, int] = {}
+    for _ in range(1000):
+        payload = _mutations(rng, good)
+        raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        status, _, _ = server.request(
+            "POST", f"/v2/models/{NAME}/infer", raw, {"content-type": "application/json"}
+        )
+        codes[status] = codes.get(status, 0) + 1
+    assert all(400 <= code < 500 or code == 200 for code in codes), codes
+    assert sum(n for code, n in codes.items() if code >= 400) >= 900, codes
+    assert server.proc.poll() is None
+    assert server.get("/v2/health/ready")[0] == 200
+    status, _, doc = server.post(f"/v2/models/{NAME}/infer", good)
+    assert status == 200 and len(doc["outputs"][0]["data"]) == 2
