@@ -102,7 +102,15 @@ def handle_errors(func: F) -> F:
             print(f"mlc: error: {loop.group(1)}: a symlink loop", file=sys.stderr)
             raise typer.Exit(EXIT_SPEC) from None
         except Exception as exc:
-            _internal(exc)
+            # A tracking store that is locked, corrupt or unreachable is the user's to mend (the
+            # message says how), not an internal error; the module is light, and only imported
+            # on this path.
+            from mlc.runtime.store import StoreError
+
+            if not isinstance(exc, StoreError):
+                _internal(exc)
+            print(f"mlc: error: {exc}", file=sys.stderr)
+            raise typer.Exit(EXIT_SPEC) from None
 
     return wrapper  # type: ignore[return-value]
 

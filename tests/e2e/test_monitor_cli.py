@@ -136,3 +136,27 @@ def test_monitor_without_a_run_says_to_run_first(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "run `mlc run SPEC` first" in result.stderr
+
+
+def test_a_corrupt_tracking_store_is_a_clear_exit_2_not_an_internal_error(
+    credit: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "mlflow.db"
+    store.write_bytes(b"garbage" * 100)
+    result = _monitor(
+        credit,
+        credit / "data" / "applications.csv",
+        f"+targets.local.tracking_uri=sqlite:///{store}",
+    )
+    assert result.returncode == 2, result.stderr
+    assert "cannot be opened as a sqlite database" in result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_current_data_and_the_prediction_log_are_one_or_the_other(credit: Path) -> None:
+    both = _mlc(credit, "monitor", "mlc.yaml", "--current", "data/applications.csv", "--from-log")
+    assert both.returncode == 2 and "one of them" in both.stderr
+    neither = _mlc(credit, "monitor", "mlc.yaml")
+    assert neither.returncode == 2 and "one of them" in neither.stderr
+    no_log = _mlc(credit, "monitor", "mlc.yaml", "--from-log")
+    assert no_log.returncode == 2 and "prediction log" in no_log.stderr
