@@ -139,6 +139,8 @@ class PredictionLog:
         return pa.table({n: [r.get(n) for r in rows] for n in names})
 
     def _write(self, rows: list[Mapping[str, Any]]) -> None:
+        import pyarrow as pa
+
         while rows:
             room = self.segment_rows - self._rows
             head, rows = rows[:room], rows[room:]
@@ -146,7 +148,7 @@ class PredictionLog:
             if self._writer is not None and self._schema is not None:
                 try:
                     table = table.cast(self._schema)
-                except (ValueError, TypeError, NotImplementedError):
+                except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
                     # A column changed type (e.g. nulls first seen): a new segment, a new schema.
                     self._close_segment()
             if self._writer is None:

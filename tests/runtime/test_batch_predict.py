@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from support.credit_like import PURPOSES, REGIONS, column
 
 from mlc.runtime import artifacts, drift
 from mlc.runtime.context import StepContext, StepError
@@ -16,35 +17,18 @@ from mlc.runtime.steps import batch_predict, register
 
 ROWS = 500
 FEATURES = ["age", "income", "region", "purpose"]
-REGIONS = ["north", "south", "east", "west"]
-PURPOSES = ["car", "home", "education"]
-
-
-def _col(dtype: str, **kw: Any) -> dict[str, Any]:
-    base = {
-        "dtype": dtype,
-        "nullable": False,
-        "min": None,
-        "max": None,
-        "allowed": None,
-        "unique": False,
-        "regex": None,
-        "pii": False,
-        "description": "",
-    }
-    return {**base, **kw}
 
 
 def _contract(on_failure: str = "stop", target: str = "default") -> dict[str, Any]:
     return {
         "on_failure": on_failure,
         "columns": {
-            "applicant_id": _col("int", unique=True),
-            "age": _col("int", min=18, max=100),
-            "income": _col("float", min=0),
-            "region": _col("category", allowed=REGIONS),
-            "purpose": _col("category", allowed=PURPOSES),
-            target: _col("int", allowed=[0, 1]) if target == "default" else _col("float"),
+            "applicant_id": column("int", unique=True),
+            "age": column("int", min=18, max=100),
+            "income": column("float", min=0),
+            "region": column("category", allowed=REGIONS),
+            "purpose": column("category", allowed=PURPOSES),
+            target: column("int", allowed=[0, 1]) if target == "default" else column("float"),
         },
     }
 
@@ -436,7 +420,7 @@ def test_csv_reader_yields_the_same_batches_as_arrows_dataset(tmp_path: Path) ->
     data = _frame(10).drop(columns=["amount"])
     data["vip"] = np.arange(ROWS) % 3 == 0
     data["note"] = [f"n{i}" for i in range(ROWS)]  # outside the contract: types as inferred
-    columns = {**_contract()["columns"], "vip": _col("bool")}
+    columns = {**_contract()["columns"], "vip": column("bool")}
     path = _write(data, tmp_path / "in.csv")
     assert isinstance(open_input(str(path), columns), CsvInput)
     # the reading this replaces, and small blocks so Arrow's batches cut across chunks
@@ -559,11 +543,11 @@ def _mitigated(tmp_path: Path) -> tuple[Any, pd.DataFrame, dict[str, Any]]:
     contract = {
         "on_failure": "quarantine",
         "columns": {
-            "id": _col("int", unique=True),
-            "x1": _col("float"),
-            "x2": _col("float"),
-            "grp": _col("category", allowed=["a0", "a1"]),
-            "y": _col("int", allowed=[0, 1]),
+            "id": column("int", unique=True),
+            "x1": column("float"),
+            "x2": column("float"),
+            "grp": column("category", allowed=["a0", "a1"]),
+            "y": column("int", allowed=[0, 1]),
         },
     }
     return artifacts.load_object(outs["model"]), rows.drop(columns="y"), contract

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from support.credit_like import PURPOSES, REGIONS, column, frame
 
 from mlc.runtime import artifacts, audit
 from mlc.runtime.context import StepContext
@@ -34,53 +35,21 @@ from mlc.runtime.steps import register
 
 NAME = "rollout-risk"
 FEATURES = ["age", "income", "region", "purpose"]
-REGIONS = ["north", "south", "east", "west"]
-PURPOSES = ["car", "home", "education"]
 TOKEN = "roll-s3cret"
 START_S = 90.0
 HERE = Path(__file__).resolve().parent
 
 
-def _col(dtype: str, **kw: Any) -> dict[str, Any]:
-    base = {
-        "dtype": dtype,
-        "nullable": False,
-        "min": None,
-        "max": None,
-        "allowed": None,
-        "unique": False,
-        "regex": None,
-        "pii": False,
-        "description": "",
-    }
-    return {**base, **kw}
-
-
 CONTRACT = {
     "on_failure": "stop",
     "columns": {
-        "age": _col("int", min=18, max=100),
-        "income": _col("float", min=0),
-        "region": _col("category", allowed=REGIONS),
-        "purpose": _col("category", allowed=PURPOSES),
-        "default": _col("int", allowed=[0, 1]),
+        "age": column("int", min=18, max=100),
+        "income": column("float", min=0),
+        "region": column("category", allowed=REGIONS),
+        "purpose": column("category", allowed=PURPOSES),
+        "default": column("int", allowed=[0, 1]),
     },
 }
-
-
-def _frame(seed: int, rows: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    df = pd.DataFrame(
-        {
-            "age": rng.integers(18, 90, rows),
-            "income": rng.lognormal(10, 0.5, rows).round(2),
-            "region": rng.choice(REGIONS, rows),
-            "purpose": rng.choice(PURPOSES, rows),
-        }
-    )
-    score = (df["age"] - 50) / 20 + np.log(df["income"]) - 10 + (df["region"] == "east")
-    df["default"] = (score + rng.normal(0, 0.5, rows) > 0).astype(int)
-    return df
 
 
 def _pipeline() -> Any:
@@ -123,7 +92,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from rollout_faulty import FailsOnRegion
 
     root = tmp_path_factory.mktemp("rollout-store")
-    train = _frame(0, 300)
+    train = frame(0, 300)
     v1 = _pipeline().fit(train[FEATURES], train["default"])
     v2 = _pipeline().fit(train[FEATURES], 1 - train["default"])
     v3 = FailsOnRegion(v2, "west")
@@ -408,7 +377,7 @@ def test_automatic_advance_and_promotion_under_load(
         ],
     }
     srv = serve(_plan(store, tmp_path / "promote", strategy, "2", 50, 30))
-    rows = _frame(11, 200)
+    rows = frame(11, 200)
     load = Load(srv.port, rows, threads=2, per_thread=100_000)
     try:
         doc = srv.wait_for(lambda d: d["state"] == "promoted", timeout=40)
@@ -451,7 +420,7 @@ def test_automatic_rollback_on_an_injected_error_rate(
         "rollback": [{"metric": "error_rate", "op": ">", "threshold": 0.1}],
     }
     srv = serve(_plan(store, tmp_path / "rollback", strategy, "3", 50, 30))
-    rows = _frame(12, 200)
+    rows = frame(12, 200)
     load = Load(srv.port, rows, threads=2, per_thread=100_000)
     try:
         doc = srv.wait_for(lambda d: d["state"] == "rolled_back", timeout=40)
@@ -561,7 +530,7 @@ def test_blue_green_switches_after_the_preview_bakes(
     folder = tmp_path / "bluegreen"
     srv = serve(_plan(store, folder, strategy, "2", 0, 20))
     assert srv.status()["step"] == -1
-    rows = _frame(14, 100)
+    rows = frame(14, 100)
     # the preview takes no routed traffic: it is judged on calls naming its version
     load = Load(srv.port, rows, 1, 100_000, path=f"/v2/models/{NAME}/versions/2/infer")
     try:
@@ -592,7 +561,7 @@ def test_ten_thousand_requests_through_advance_promotion_and_rollback(
     }
     folder = tmp_path / "load"
     srv = serve(_plan(store, folder, strategy, "2", 10, 50))
-    rows = _frame(13, 300)
+    rows = frame(13, 300)
     load = Load(srv.port, rows, threads=4, per_thread=2_500)
     try:
         doc = srv.wait_for(lambda d: d["state"] == "promoted", timeout=120)

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from support.credit_like import PURPOSES, REGIONS, column, frame
 
-from mlc.runtime import artifacts
-from mlc.runtime import metrics_contract as mc
+from mlc.runtime import artifacts, metrics_contract
 from mlc.runtime.context import StepContext
 from mlc.runtime.serving import read_log
 from mlc.runtime.serving.guards import Guard, Rejection
@@ -37,54 +37,22 @@ from mlc.runtime.steps import register
 
 NAME = "credit-risk"
 FEATURES = ["age", "income", "region", "purpose"]
-REGIONS = ["north", "south", "east", "west"]
-PURPOSES = ["car", "home", "education"]
 KEY_REF = "env:MLC_TEST_SERVE_KEY"
 KEY = "serve-test-key"
 START_S = 90.0
 
 
-def _col(dtype: str, **kw: Any) -> dict[str, Any]:
-    base = {
-        "dtype": dtype,
-        "nullable": False,
-        "min": None,
-        "max": None,
-        "allowed": None,
-        "unique": False,
-        "regex": None,
-        "pii": False,
-        "description": "",
-    }
-    return {**base, **kw}
-
-
 CONTRACT = {
     "on_failure": "stop",
     "columns": {
-        "applicant_id": _col("int", unique=True),
-        "age": _col("int", min=18, max=100),
-        "income": _col("float", min=0),
-        "region": _col("category", allowed=REGIONS),
-        "purpose": _col("category", allowed=PURPOSES),
-        "default": _col("int", allowed=[0, 1]),
+        "applicant_id": column("int", unique=True),
+        "age": column("int", min=18, max=100),
+        "income": column("float", min=0),
+        "region": column("category", allowed=REGIONS),
+        "purpose": column("category", allowed=PURPOSES),
+        "default": column("int", allowed=[0, 1]),
     },
 }
-
-
-def _frame(seed: int, rows: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    df = pd.DataFrame(
-        {
-            "age": rng.integers(18, 90, rows),
-            "income": rng.lognormal(10, 0.5, rows).round(2),
-            "region": rng.choice(REGIONS, rows),
-            "purpose": rng.choice(PURPOSES, rows),
-        }
-    )
-    score = (df["age"] - 50) / 20 + np.log(df["income"]) - 10 + (df["region"] == "east")
-    df["default"] = (score + rng.normal(0, 0.5, rows) > 0).astype(int)
-    return df
 
 
 def _pipeline() -> Any:
@@ -132,7 +100,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from mlflow import MlflowClient
 
     root = tmp_path_factory.mktemp("serve-store")
-    train = _frame(0, 300)
+    train = frame(0, 300)
     v1 = _pipeline().fit(train[FEATURES], train["default"])
     v2 = _pipeline().fit(train[FEATURES], 1 - train["default"])
     _register(root, "v1", v1)
@@ -260,7 +228,7 @@ def server(store: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def _rows(seed: int, n: int) -> pd.DataFrame:
-    return _frame(seed, n)[FEATURES]
+    return frame(seed, n)[FEATURES]
 
 
 def _v2_body(rows: pd.DataFrame, **kw: Any) -> dict[str, Any]:
@@ -500,10 +468,10 @@ def test_metrics_export_every_series_and_count_what_was_sent(
         return after.get(key, 0.0) - before.get(key, 0.0)
 
     base = f'model="{NAME}",version="1"'
-    assert delta(f'{mc.REQUESTS_TOTAL}{{{base},code="200"}}') == 5
-    assert delta(f'{mc.REQUESTS_TOTAL}{{{base},code="422"}}') == 3
-    assert delta(f'{mc.REQUESTS_TOTAL}{{{base},code="400"}}') == 1
-    assert delta(f"{mc.REQUEST_DURATION_SECONDS}_count{{{base}}}") == 9
+    assert delta(f'{metrics_contract.REQUESTS_TOTAL}{{{base},code="200"}}') == 5
+    assert delta(f'{metrics_contract.REQUESTS_TOTAL}{{{base},code="422"}}') == 3
+    assert delta(f'{metrics_contract.REQUESTS_TOTAL}{{{base},code="400"}}') == 1
+    assert delta(f"{metrics_contract.REQUEST_DURATION_SECONDS}_count{{{base}}}") == 9
     assert delta(f'mlc_guard_rejections_total{{model="{NAME}",rule="min"}}') == 3
     assert delta(f'mlc_guard_rejections_total{{model="{NAME}",rule="json"}}') == 1
     assert delta(f"mlc_queue_duration_seconds_count{{{base}}}") == 5
@@ -513,19 +481,23 @@ def test_metrics_export_every_series_and_count_what_was_sent(
     bounds = [
         float(m.group(1))
         for key in after
-        if (m := re.match(rf'{mc.REQUEST_DURATION_BUCKET}\{{{base},le="([^"]+)"\}}', key))
+        if (
+            m := re.match(
+                rf'{metrics_contract.REQUEST_DURATION_BUCKET}\{{{base},le="([^"]+)"\}}', key
+            )
+        )
         and m.group(1) != "+Inf"
     ]
-    assert tuple(bounds) == mc.LATENCY_BUCKETS_SECONDS
+    assert tuple(bounds) == metrics_contract.LATENCY_BUCKETS_SECONDS
     assert (
-        after[f'{mc.REQUEST_DURATION_BUCKET}{{{base},le="+Inf"}}']
-        == after[f"{mc.REQUEST_DURATION_SECONDS}_count{{{base}}}"]
+        after[f'{metrics_contract.REQUEST_DURATION_BUCKET}{{{base},le="+Inf"}}']
+        == after[f"{metrics_contract.REQUEST_DURATION_SECONDS}_count{{{base}}}"]
     )
     _, _, text = server.get("/metrics")
     for series in (
-        mc.REQUESTS_TOTAL,
-        mc.REQUEST_ERRORS_TOTAL,
-        mc.REQUEST_DURATION_SECONDS,
+        metrics_contract.REQUESTS_TOTAL,
+        metrics_contract.REQUEST_ERRORS_TOTAL,
+        metrics_contract.REQUEST_DURATION_SECONDS,
         "mlc_queue_duration_seconds",
         "mlc_guard_rejections_total",
         "mlc_predictions_total",
@@ -687,7 +659,9 @@ def test_timeout_answers_504_not_a_prediction(store: dict[str, Any], tmp_path: P
         )
         assert status == 504 and "did not answer within" in doc["error"] and "outputs" not in doc
         assert headers["x-mlc-model-version"] == "1"
-        errors = _metrics(srv)[f'{mc.REQUEST_ERRORS_TOTAL}{{model="{NAME}",version="1"}}']
+        errors = _metrics(srv)[
+            f'{metrics_contract.REQUEST_ERRORS_TOTAL}{{model="{NAME}",version="1"}}'
+        ]
         assert errors == 1
     finally:
         assert srv.stop() == 0, srv.stderr()
@@ -702,7 +676,7 @@ def test_onnx_package_is_the_fast_path_of_its_track(store: dict[str, Any], tmp_p
     package = tmp_path / "package"
     onnx_export.export_package(
         store["models"]["1"],
-        _frame(0, 200)[FEATURES],
+        frame(0, 200)[FEATURES],
         task="classification",
         features=FEATURES,
         edge={"format": "onnx", "quantize": "none", "opset": 17, "parity": parity},
@@ -767,14 +741,14 @@ def test_guard_frame_types_as_cast_to_contract_does() -> None:
     from mlc.runtime.steps._data import cast_to_contract
 
     columns = {
-        "n": _col("int", nullable=True),
-        "k": _col("int"),
-        "x": _col("float", nullable=True),
-        "c": _col("category", nullable=True, allowed=["a", "b", 0, True]),
-        "s": _col("str", nullable=True),
-        "t": _col("str", nullable=True, allowed=["p", "q"]),
-        "f": _col("bool", nullable=True),
-        "d": _col("datetime", nullable=True),
+        "n": column("int", nullable=True),
+        "k": column("int"),
+        "x": column("float", nullable=True),
+        "c": column("category", nullable=True, allowed=["a", "b", 0, True]),
+        "s": column("str", nullable=True),
+        "t": column("str", nullable=True, allowed=["p", "q"]),
+        "f": column("bool", nullable=True),
+        "d": column("datetime", nullable=True),
     }
     data: dict[str, list[Any]] = {
         "n": [1, None, 3, 4],
