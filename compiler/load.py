@@ -667,6 +667,7 @@ def _merge(
 
     A mapping whose `kind` the overlay changes is replaced whole: its other keys belong to the
     old kind (a canary's `steps` mean nothing to `recreate`), so merging would only make errors.
+    So is `training.model` when the overlay names another model (its params are the old one's).
     """
     for key, value in over.items():
         child = (*path, key)
@@ -678,6 +679,14 @@ def _merge(
             and old.get("kind", value["kind"]) != value["kind"]
         ):
             old = None
+        if (
+            child == ("training", "model")
+            and isinstance(value, dict)
+            and isinstance(old, dict)
+            and "name" in value
+            and old.get("name", value["name"]) != value["name"]
+        ):
+            old = None  # another model's params mean nothing to this one (a framework overlay)
         if isinstance(value, dict) and isinstance(old, dict):
             span = over_map.span(child)
             if span is not None and base_map.span(child) is None:

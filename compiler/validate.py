@@ -131,6 +131,8 @@ def _param_diagnostics(
     model = spec.training.model
     if model is None:
         return []
+    if spec.training.framework == "lightning" and spec.training.lightning.module is not None:
+        return []  # the params go to the user's module; the train step checks its interface
     signature, wrong = lookup(spec.training.framework, model.name)
     problems: list[tuple[KeyPath, Problem]] = []
     if wrong is not None:

@@ -24,7 +24,16 @@ As each hash covers everything before it, a rewrite that passes needs the key. T
 name (never its value) is kept in the checkpoint, so every later writer keys its records too.
 
 Appends take an exclusive `flock` on the log so that two processes never interleave or fork
-the chain. Events written by mlc: `compile`, `run.start`, `step.outputs` (the digests of every
+the chain.
+
+Where the log lives: the project's `.mlc/`, unless `MLC_AUDIT_URI` says otherwise — what cluster
+jobs set, since a pod's own folder dies with it. A local folder (a PersistentVolumeClaim mount,
+or `file://…`) then holds `audit.jsonl` and `audit.head` in place of `.mlc/`, with the same
+locking. Any other fsspec URL (`s3://bucket/audit/credit-risk`) is a mirror: a process with no
+local log first fetches the mirror's, appends locally as always, then uploads both files. An
+object store has no append or lock, so a mirror takes one writer at a time (a CronJob with
+`concurrencyPolicy: Forbid`, a recurring run with `max_concurrency: 1`); concurrent writers
+share a folder instead. Events written by mlc: `compile`, `run.start`, `step.outputs` (the digests of every
 file a step wrote), `gate.verdict`, `registration`, `promotion`, `run.end`.
 """
 
@@ -156,12 +165,74 @@ def git_commit(path: str | Path) -> str | None:
     return commit + ("+dirty" if dirty.stdout.strip() else "")
 
 
+AUDIT_URI_ENV = "MLC_AUDIT_URI"
+
+
+def _uri() -> str:
+    return os.environ.get(AUDIT_URI_ENV, "").strip()
+
+
+def _remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+def log_dir(state_dir: str | Path) -> Path:
+    """The folder holding the log: `MLC_AUDIT_URI` when it is a local folder, else
+    `state_dir` (also the local copy of a remote mirror)."""
+    uri = _uri()
+    if uri and not _remote(uri):
+        return Path(uri.removeprefix("file://"))
+    return Path(state_dir)
+
+
 def audit_path(state_dir: str | Path) -> Path:
-    return Path(state_dir) / AUDIT_FILE
+    return log_dir(state_dir) / AUDIT_FILE
 
 
 def head_path(state_dir: str | Path) -> Path:
-    return Path(state_dir) / HEAD_FILE
+    return log_dir(state_dir) / HEAD_FILE
+
+
+def _mirror() -> tuple[Any, str] | None:
+    uri = _uri()
+    if not uri or not _remote(uri):
+        return None
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(uri)
+    return fs, root.rstrip("/")
+
+
+def pull(state_dir: str | Path) -> None:
+    """Fetch the remote mirror's log and head when there is no local log (a fresh pod)."""
+    mirror = _mirror()
+    if mirror is None or audit_path(state_dir).exists():
+        return
+    fs, root = mirror
+    try:
+        for name in (AUDIT_FILE, HEAD_FILE):
+            if fs.exists(f"{root}/{name}"):
+                Path(state_dir).mkdir(parents=True, exist_ok=True)
+                fs.get_file(f"{root}/{name}", str(Path(state_dir) / name))
+    except Exception as exc:  # every object store raises its own types
+        raise OSError(f"cannot read the audit mirror {_uri()}: {exc}") from exc
+
+
+def push(state_dir: str | Path) -> None:
+    """Upload the log and its head to the remote mirror (the head last: it vouches for the
+    log)."""
+    mirror = _mirror()
+    if mirror is None:
+        return
+    fs, root = mirror
+    try:
+        fs.makedirs(root, exist_ok=True)
+        for name in (AUDIT_FILE, HEAD_FILE):
+            local = Path(state_dir) / name
+            if local.exists():
+                fs.put_file(str(local), f"{root}/{name}")
+    except Exception as exc:
+        raise OSError(f"cannot write the audit mirror {_uri()}: {exc}") from exc
 
 
 def read_head(state_dir: str | Path) -> dict[str, Any] | None:
@@ -188,6 +259,7 @@ def write_head(state_dir: str | Path, head: dict[str, Any], *, sync: bool = True
     """Replace the checkpoint atomically (temp file, fsync unless `sync` is off, rename):
     never half a head."""
     path = head_path(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f"{HEAD_FILE}.tmp-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -280,6 +352,7 @@ def append(
     if commit is None:
         state = Path(state_dir)
         commit = git_commit(project_dir if project_dir is not None else state.parent)
+    pull(state_dir)
     with locked(state_dir) as fh:
         try:
             head = read_head(state_dir) or {}
@@ -323,6 +396,7 @@ def append(
             },
             sync=sync,
         )
+    push(state_dir)
     if mac is not None:
         record["mac"] = mac
     return record

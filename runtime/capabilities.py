@@ -20,6 +20,7 @@ RUNTIME_FEATURES = frozenset(
         "split.random",
         "split.stratified",
         "split.time",
+        "split.hash",
         # features
         "transform.scale",
         "transform.one_hot",
@@ -32,6 +33,10 @@ RUNTIME_FEATURES = frozenset(
         "framework.sklearn",
         "framework.lightning",
         "framework.custom",
+        "framework.xgboost",
+        "framework.lightgbm",
+        "framework.keras",
+        "framework.spark_ml",
         # DDP runs in spawned workers (`lightning_mlp.launch_plan`); FSDP and DeepSpeed would
         # re-run the step's command in every rank, so no target claims them
         "distributed.ddp",

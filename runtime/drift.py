@@ -12,14 +12,23 @@ Drift scores, all "higher = more drift", compared with the spec's `drift.thresho
   threshold fits features of any unit.
 - `chi2`: Cramér's V of the reference-vs-current contingency table (0 = same shares, 1 =
   disjoint), with the chi-squared p-value alongside; numeric columns are binned as for PSI.
+- `jensen_shannon`: the Jensen-Shannon distance (base 2: 0 = same shares, 1 = disjoint) of the
+  binned shares, binned as for PSI.
 
-`ks` and `wasserstein` need numbers: on a categorical column they fall back to `chi2` and the
-result says which method scored it.
+The test is chosen per feature type: `numeric` (default `method`) scores numeric columns,
+`categorical` (default `method` when it can score categories, else `chi2`) the others. `ks` and
+`wasserstein` need numbers: asked for on a categorical column they fall back to `chi2`. Each
+result says which test scored it and why (`method`, `why`).
+
+`profile_drift` scores the current data against a stored reference profile
+(`runtime.profile`) instead of the raw reference: the same numbers for the binned tests, an
+approximation with a stated bound for `ks` and `wasserstein`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlc.runtime.metrics_contract import (
@@ -27,14 +36,27 @@ from mlc.runtime.metrics_contract import (
     LABEL_FEATURE,
     LABEL_METRIC,
     LABEL_MODEL,
+    LABEL_SAMPLE,
     MODEL_PERFORMANCE,
+    MONITOR_LAST_RUN,
+    MONITOR_ROWS,
+    PREDICTION_DRIFT_SCORE,
 )
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-METHODS = ("psi", "ks", "chi2", "wasserstein")
+METHODS = ("psi", "ks", "chi2", "wasserstein", "jensen_shannon")
+CATEGORICAL_METHODS = ("psi", "chi2", "jensen_shannon")
+"""Tests that can score a categorical column."""
+DESCRIPTIONS = {
+    "psi": "population stability index over the reference's quantile bins",
+    "ks": "two-sample Kolmogorov-Smirnov statistic",
+    "wasserstein": "Wasserstein distance in reference standard deviations",
+    "chi2": "Cramér's V of the chi-squared contingency table",
+    "jensen_shannon": "Jensen-Shannon distance (base 2) of the binned shares",
+}
 STRATEGIES = ("uncertainty", "margin", "entropy", "random")
 EPSILON = 1e-4
 """Smoothing added to every bin share before the PSI logarithm."""
@@ -86,11 +108,7 @@ def psi(reference: pd.Series, current: pd.Series) -> float:
     import numpy as np
 
     rc, cc = _binned_counts(reference, current, _is_numeric(reference))
-    if rc.sum() == 0 or cc.sum() == 0:
-        return float("nan")
-    p = rc / rc.sum() + EPSILON
-    q = cc / cc.sum() + EPSILON
-    return float(np.sum((q - p) * np.log(q / p)))
+    return psi_counts(np.asarray(rc), np.asarray(cc))
 
 
 def ks(reference: pd.Series, current: pd.Series) -> float:
@@ -117,10 +135,45 @@ def wasserstein(reference: pd.Series, current: pd.Series) -> float:
 
 def chi2(reference: pd.Series, current: pd.Series) -> tuple[float, float]:
     """Cramér's V and the chi-squared p-value of reference vs current shares."""
+    return chi2_counts(*_binned_counts(reference, current, _is_numeric(reference)))
+
+
+def psi_counts(rc: np.ndarray, cc: np.ndarray) -> float:
+    """PSI of two count vectors over the same bins."""
+    import numpy as np
+
+    if rc.sum() == 0 or cc.sum() == 0:
+        return float("nan")
+    p = rc / rc.sum() + EPSILON
+    q = cc / cc.sum() + EPSILON
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def jensen_shannon_counts(rc: np.ndarray, cc: np.ndarray) -> float:
+    """Jensen-Shannon distance (base 2) of two count vectors over the same bins."""
+    import numpy as np
+
+    if rc.sum() == 0 or cc.sum() == 0:
+        return float("nan")
+    p = rc / rc.sum()
+    q = cc / cc.sum()
+    m = (p + q) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl_p = np.where(p > 0, p * np.log2(p / m), 0.0).sum()
+        kl_q = np.where(q > 0, q * np.log2(q / m), 0.0).sum()
+    return float(np.sqrt(max((kl_p + kl_q) / 2, 0.0)))
+
+
+def jensen_shannon(reference: pd.Series, current: pd.Series) -> float:
+    """Jensen-Shannon distance of the binned shares (0 = same, 1 = disjoint)."""
+    return jensen_shannon_counts(*_binned_counts(reference, current, _is_numeric(reference)))
+
+
+def chi2_counts(rc: np.ndarray, cc: np.ndarray) -> tuple[float, float]:
+    """Cramér's V and chi-squared p-value of two count vectors over the same bins."""
     import numpy as np
     from scipy import stats
 
-    rc, cc = _binned_counts(reference, current, _is_numeric(reference))
     keep = (rc + cc) > 0
     table = np.vstack([rc[keep], cc[keep]])
     if table.shape[1] < 2 or table[0].sum() == 0 or table[1].sum() == 0:
@@ -145,19 +198,65 @@ def add_derived(frame: pd.DataFrame, model: Any) -> pd.DataFrame:
     return frame
 
 
+def choose(
+    numeric: bool, method: str, numeric_method: str | None, categorical_method: str | None
+) -> tuple[str, str]:
+    """The test scoring a column of this type, and why it was chosen."""
+    for name in (method, numeric_method, categorical_method):
+        if name is not None and name not in METHODS:
+            raise ValueError(f"unknown drift method '{name}' (known: {', '.join(METHODS)})")
+    if numeric:
+        if numeric_method is not None:
+            return numeric_method, f"numeric column: drift.numeric is {numeric_method}"
+        return method, f"numeric column: drift.method is {method}"
+    if categorical_method is not None:
+        if categorical_method not in CATEGORICAL_METHODS:
+            return "chi2", f"categorical column: {categorical_method} needs numbers, chi2 instead"
+        return categorical_method, f"categorical column: drift.categorical is {categorical_method}"
+    if method in CATEGORICAL_METHODS:
+        return method, f"categorical column: drift.method is {method}"
+    return "chi2", f"categorical column: {method} needs numbers, chi2 instead"
+
+
+def _score_row(
+    row: dict[str, Any], used: str, rc: Any, cc: Any, exact: Any = None
+) -> dict[str, Any]:
+    """`row` with the score of a binned test over counts `rc`/`cc`, or of `exact()`."""
+    import numpy as np
+
+    if used == "psi":
+        row["score"] = psi_counts(np.asarray(rc), np.asarray(cc))
+    elif used == "jensen_shannon":
+        row["score"] = jensen_shannon_counts(np.asarray(rc), np.asarray(cc))
+    elif used == "chi2":
+        row["score"], row["p_value"] = chi2_counts(np.asarray(rc), np.asarray(cc))
+    else:
+        row["score"] = exact()
+    return row
+
+
+def _finish(row: dict[str, Any], threshold: float) -> dict[str, Any]:
+    score = row["score"]
+    row["drifted"] = bool(score == score and score > threshold)  # NaN never drifts
+    return row
+
+
 def feature_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     features: Sequence[str],
     method: str,
     threshold: float,
+    *,
+    numeric: str | None = None,
+    categorical: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Drift of each feature: `{feature, method, score, threshold, drifted, ...}`.
+    """Drift of each feature: `{feature, method, why, score, threshold, drifted, ...}`.
 
-    A feature missing from either frame gets `score: None`, `drifted: False` and `missing`.
+    `numeric`/`categorical` pick the test per column type (see the module). A feature missing
+    from either frame gets `score: None`, `drifted: False` and `missing`.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown drift method '{method}' (known: {', '.join(METHODS)})")
+    choose(True, method, numeric, categorical)  # unknown names fail before any work
     results = []
     for name in features:
         row: dict[str, Any] = {"feature": name, "threshold": threshold}
@@ -171,26 +270,95 @@ def feature_drift(
             results.append(row)
             continue
         ref, cur = reference[name], current[name]
-        numeric = _is_numeric(ref) and _is_numeric(cur)
-        used = method if numeric or method in ("psi", "chi2") else "chi2"
-        if used == "psi":
-            score = psi(ref, cur)
-        elif used == "ks":
-            score = ks(ref, cur)
-        elif used == "wasserstein":
-            score = wasserstein(ref, cur)
+        is_num = _is_numeric(ref) and _is_numeric(cur)
+        used, why = choose(is_num, method, numeric, categorical)
+        row.update(method=used, why=why, kind="numeric" if is_num else "categorical")
+        if used in ("ks", "wasserstein"):
+            raw = ks if used == "ks" else wasserstein
+            _score_row(row, used, None, None, lambda f=raw, r=ref, c=cur: f(r, c))
         else:
-            score, pvalue = chi2(ref, cur)
-            row["p_value"] = pvalue
+            _score_row(row, used, *_binned_counts(ref, cur, is_num))
         row.update(
-            method=used,
-            score=score,
-            drifted=bool(score == score and score > threshold),  # NaN never drifts
-            kind="numeric" if numeric else "categorical",
-            reference_mean=float(ref.mean()) if numeric else None,
-            current_mean=float(cur.mean()) if numeric else None,
+            reference_mean=float(ref.mean()) if is_num else None,
+            current_mean=float(cur.mean()) if is_num else None,
+            missing_rate_reference=_rate(int(ref.isna().sum()), len(ref)),
+            missing_rate_current=_rate(int(cur.isna().sum()), len(cur)),
         )
-        results.append(row)
+        results.append(_finish(row, threshold))
+    return results
+
+
+def _rate(missing: int, rows: int) -> float | None:
+    return missing / rows if rows else None
+
+
+def profile_drift(
+    profile: dict[str, Any],
+    current: pd.DataFrame,
+    features: Sequence[str],
+    method: str,
+    threshold: float,
+    *,
+    numeric: str | None = None,
+    categorical: str | None = None,
+) -> list[dict[str, Any]]:
+    """`feature_drift` against a reference profile (`runtime.profile`) instead of raw data.
+
+    The binned tests give the numbers `feature_drift` gives on the profiled data; `ks` and
+    `wasserstein` are approximations, and their rows carry the `approximation` bound.
+    """
+    import numpy as np
+
+    from mlc.runtime import profile as prof
+
+    choose(True, method, numeric, categorical)
+    entries: dict[str, Any] = profile.get("features") or {}
+    results = []
+    for name in features:
+        row: dict[str, Any] = {"feature": name, "threshold": threshold}
+        entry = entries.get(name) if name != prof.PREDICTION else profile.get("prediction")
+        absent = [
+            side
+            for side, there in (("reference", entry is not None), ("current", name in current))
+            if not there
+        ]
+        if absent or entry is None:
+            row.update(method=method, score=None, drifted=False, missing=absent)
+            results.append(row)
+            continue
+        cur = current[name]
+        is_num = entry["kind"] == "numeric"
+        if is_num and not _is_numeric(cur):
+            row.update(
+                method=method,
+                score=None,
+                drifted=False,
+                kind="numeric",
+                why="the profile has a numeric column, the current data another type",
+            )
+            results.append(row)
+            continue
+        used, why = choose(is_num, method, numeric, categorical)
+        row.update(method=used, why=why, kind=entry["kind"])
+        values: Any = cur.to_numpy(dtype=float, na_value=np.nan) if is_num else cur
+        if used in ("ks", "wasserstein"):
+            approx = prof.ks_approx if used == "ks" else prof.wasserstein_approx
+            _score_row(row, used, None, None, lambda a=approx, e=entry, v=values: a(e, v))
+            row["approximation"] = (
+                f"from {len(entry['quantiles']) - 1} reference quantiles: within "
+                f"{prof.approximation_bound(entry, used):.3g} of the raw-data score"
+            )
+        else:
+            _score_row(row, used, *prof.binned_counts(entry, values))
+        rows_ref = int(entry["n"]) + int(entry["missing"])
+        n_missing = int(cur.isna().sum())
+        row.update(
+            reference_mean=entry.get("mean") if is_num else None,
+            current_mean=float(np.nanmean(values)) if is_num and len(cur) > n_missing else None,
+            missing_rate_reference=_rate(int(entry["missing"]), rows_ref),
+            missing_rate_current=_rate(n_missing, len(cur)),
+        )
+        results.append(_finish(row, threshold))
     return results
 
 
@@ -254,8 +422,16 @@ def prometheus_text(
     model_name: str,
     drift: Iterable[dict[str, Any]],
     performance_values: dict[str, float] | None = None,
+    *,
+    prediction: dict[str, Any] | None = None,
+    rows: dict[str, int] | None = None,
+    timestamp: float | None = None,
 ) -> str:
-    """Prometheus text exposition (node-exporter textfile format) of drift and performance."""
+    """Prometheus text exposition (node-exporter textfile format) of drift and performance.
+
+    `prediction` is the prediction-drift row, `rows` the row counts by sample (`current`,
+    `labelled`, `reference`), `timestamp` when the monitor ran (Unix seconds).
+    """
     lines = [
         f"# HELP {FEATURE_DRIFT_SCORE} Drift score of a feature against the reference.",
         f"# TYPE {FEATURE_DRIFT_SCORE} gauge",
@@ -279,20 +455,110 @@ def prometheus_text(
                 f'{MODEL_PERFORMANCE}{{{LABEL_METRIC}="{_label(metric)}",'
                 f'{LABEL_MODEL}="{model}"}} {float(value):.6g}'
             )
+    score = (prediction or {}).get("score")
+    if score is not None and score == score:
+        lines += [
+            f"# HELP {PREDICTION_DRIFT_SCORE} Drift score of the predictions against the "
+            "reference profile.",
+            f"# TYPE {PREDICTION_DRIFT_SCORE} gauge",
+            f'{PREDICTION_DRIFT_SCORE}{{{LABEL_MODEL}="{model}"}} {float(score):.6g}',
+        ]
+    if rows:
+        lines += [
+            f"# HELP {MONITOR_ROWS} Rows the latest monitor run judged, by sample.",
+            f"# TYPE {MONITOR_ROWS} gauge",
+        ]
+        for sample, count in sorted(rows.items()):
+            lines.append(
+                f'{MONITOR_ROWS}{{{LABEL_MODEL}="{model}",{LABEL_SAMPLE}="{_label(sample)}"}} '
+                f"{int(count)}"
+            )
+    if timestamp is not None:
+        lines += [
+            f"# HELP {MONITOR_LAST_RUN} When the latest monitor run finished (Unix seconds).",
+            f"# TYPE {MONITOR_LAST_RUN} gauge",
+            f'{MONITOR_LAST_RUN}{{{LABEL_MODEL}="{model}"}} {float(timestamp):.3f}',
+        ]
     return "\n".join(lines) + "\n"
 
 
+class PushError(RuntimeError):
+    """A Pushgateway that cannot be reached or refused the gauges."""
+
+
+def write_textfile(path: str | Path, text: str) -> None:
+    """Write `text` to `path` for node-exporter's textfile collector: to a temporary file in the
+    same folder, then renamed, so a scrape never reads half a file."""
+    import os
+    import tempfile
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _group(name: str, value: str) -> str:
+    """One grouping-key path segment of the Pushgateway API (base64 when not URL-plain)."""
+    import base64
+    import re
+    from urllib.parse import quote
+
+    if value and re.fullmatch(r"[A-Za-z0-9_.:-]+", value):
+        return f"{name}/{quote(value)}"
+    encoded = base64.urlsafe_b64encode(value.encode()).decode() or "="
+    return f"{name}@base64/{encoded}"
+
+
+def push(url: str, text: str, job: str, instance: str, timeout: float = 10.0) -> None:
+    """Replace the gauges of group (`job`, `instance`) on the Pushgateway at `url` (HTTP PUT)."""
+    import urllib.error
+    import urllib.request
+
+    where = f"{url.rstrip('/')}/metrics/{_group('job', job)}/{_group('instance', instance)}"
+    request = urllib.request.Request(
+        where,
+        data=text.encode(),
+        method="PUT",
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            answer.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode(errors="replace").strip()
+        raise PushError(f"the Pushgateway at {url} refused the gauges: {exc.code} {body}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise PushError(f"cannot reach the Pushgateway at {url}: {exc}") from exc
+
+
 __all__ = [
+    "CATEGORICAL_METHODS",
     "METHODS",
     "STRATEGIES",
+    "PushError",
     "add_derived",
     "chi2",
+    "choose",
     "feature_drift",
+    "jensen_shannon",
     "ks",
     "performance",
+    "profile_drift",
     "prometheus_text",
     "psi",
+    "push",
     "select_for_labelling",
     "uncertainty_scores",
     "wasserstein",
+    "write_textfile",
 ]

@@ -292,10 +292,35 @@ class TabularMLP(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.learning_rate, fused=fused or None)
 
 
+def _user_module_class(ref: str, pickled: bytes | None) -> Any:
+    """A user LightningModule's class for loading a saved model: imported by its path, or,
+    where the user's package is not installed (a serving image), the copy pickled by value.
+
+    Only torch, numpy and cloudpickle here: a registered model loads with mlc's modules that
+    the saved classes import at module level, and nothing of the train step."""
+    import importlib
+
+    module_name, _, attr = ref.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError):
+        if pickled is None:
+            raise
+        import cloudpickle
+
+        return cloudpickle.loads(pickled)
+
+
 def _device_count(accelerator: str) -> int:
     if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
         return torch.cuda.device_count()
     return 1
+
+
+def num_nodes() -> int:
+    """Nodes of a multi-node run: `MLC_NUM_NODES`, which the kfp target's TrainJob sets (with
+    `NODE_RANK`, `MASTER_ADDR` and `MASTER_PORT`, which Lightning reads) on every node."""
+    return max(1, int(os.environ.get("MLC_NUM_NODES") or 1))
 
 
 def launch_plan(strategy: str, devices: int | str, accelerator: str = "auto") -> tuple[str, Any]:
@@ -311,6 +336,9 @@ def launch_plan(strategy: str, devices: int | str, accelerator: str = "auto") ->
     are refused on more than one device.
     """
     count = _device_count(accelerator) if devices == "auto" else int(devices)
+    if strategy == "ddp" and num_nodes() > 1:
+        # One step process per node (a Kubeflow TrainJob's), each spawning its devices' ranks.
+        return "ddp_spawn", devices
     if strategy in ("none", "auto"):
         if devices == "auto":
             return "auto", 1
@@ -403,6 +431,7 @@ def _trainer(
         devices=devices,
         precision=precision,  # type: ignore[arg-type]
         strategy=strategy,
+        num_nodes=num_nodes() if strategy == "ddp_spawn" else 1,
         max_epochs=max_epochs,
         max_time=datetime.timedelta(seconds=max_time) if max_time else None,
         logger=False,
@@ -442,6 +471,8 @@ class MLPEstimator(_Base):  # type: ignore[misc]
         seed: int = 0,
         early_stopping_patience: int | None = None,
         early_stopping_min_delta: float = 0.0,
+        module: str | None = None,
+        module_params: dict[str, Any] | None = None,
     ) -> None:
         self.task = task
         self.hidden = hidden
@@ -456,6 +487,10 @@ class MLPEstimator(_Base):  # type: ignore[misc]
         self.seed = seed
         self.early_stopping_patience = early_stopping_patience
         self.early_stopping_min_delta = early_stopping_min_delta
+        # A user LightningModule (`package.module:Class`) and its constructor's params; None:
+        # the built-in TabularMLP (`hidden`, `learning_rate` apply to it only).
+        self.module = module
+        self.module_params = module_params
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         keys = (
@@ -472,8 +507,10 @@ class MLPEstimator(_Base):  # type: ignore[misc]
             "seed",
             "early_stopping_patience",
             "early_stopping_min_delta",
+            "module",
+            "module_params",
         )
-        return {k: getattr(self, k) for k in keys}
+        return {k: getattr(self, k, None) for k in keys}
 
     def set_params(self, **params: Any) -> MLPEstimator:
         for k, v in params.items():
@@ -517,6 +554,8 @@ class MLPEstimator(_Base):  # type: ignore[misc]
                 "patience": self.early_stopping_patience,
                 "min_delta": self.early_stopping_min_delta,
             }
+        if self.module is not None:
+            return self._fit_user_module(x, target, out, val, early, max_time)
         module, trainer = fit_mlp(
             x,
             target,
@@ -560,6 +599,35 @@ class MLPEstimator(_Base):  # type: ignore[misc]
         self.out_features_ = out
         return self
 
+    def _fit_user_module(
+        self,
+        x: np.ndarray,
+        target: np.ndarray,
+        out: int,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        early: EarlyStoppingParams | None,
+        max_time: float | None,
+    ) -> MLPEstimator:
+        # Imported here: this module loads by file path (the GPU benchmark) without mlc.
+        from mlc.runtime.frameworks import lightning_module
+
+        trainer, best = lightning_module.fit(self, x, target, out, val, early, max_time)
+        metrics = trainer.callback_metrics
+        self.epochs_ = int(trainer.current_epoch)
+        loss = metrics.get("train_loss", metrics.get("loss"))
+        self.final_loss_ = float(loss) if loss is not None else float("nan")
+        stopper = trainer.early_stopping_callback
+        if self.epochs_ >= self.max_epochs:
+            self.stopped_ = "max_epochs"
+        elif stopper is not None and stopper.stopped_epoch > 0:
+            self.stopped_ = "early_stopping"
+        else:
+            self.stopped_ = "max_time"
+        last = float(metrics["val_loss"]) if "val_loss" in metrics else None
+        self.val_loss_ = best if best is not None else last
+        self.out_features_ = out
+        return self
+
     def _encode_validation(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray] | None:
         x = np.asarray(X, dtype=np.float32)
         y_arr = np.asarray(y)
@@ -579,6 +647,10 @@ class MLPEstimator(_Base):  # type: ignore[misc]
         """
         state = dict(self.__dict__)
         net = state.pop("module_", None)
+        if net is not None and getattr(self, "module", None) is not None:
+            from mlc.runtime.frameworks import lightning_module
+
+            return lightning_module.state_of(state, net)
         if net is not None:
             state["weights_"] = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
         return state
@@ -586,8 +658,15 @@ class MLPEstimator(_Base):  # type: ignore[misc]
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
         weights = state.pop("weights_", None)
+        pickled = state.pop("module_class_", None)
         self.__dict__.update(state)
-        if weights is not None:
+        if weights is not None and getattr(self, "module", None) is not None:
+            cls = _user_module_class(str(self.module), pickled)
+            params = dict(self.module_params or {})
+            net = cls(self.n_features_in_, self.out_features_, params)
+            net.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()})
+            self.module_ = net.eval()
+        elif weights is not None:
             net = make_net(self.n_features_in_, self.out_features_, tuple(self.hidden))
             net.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()})
             self.module_ = net.eval()
@@ -596,7 +675,8 @@ class MLPEstimator(_Base):  # type: ignore[misc]
         x = torch.as_tensor(np.asarray(X, dtype=np.float32))
         with torch.no_grad():
             result: np.ndarray = self.module_(x).float().numpy()
-        return result
+        # A user module's regression head may return (n,) where the built-in returns (n, 1).
+        return result.reshape(len(result), -1)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         if self.task != "classification":

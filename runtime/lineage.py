@@ -7,6 +7,11 @@ Two files under the project's `.mlc/lineage/`:
 - `events/<run id>.jsonl`: OpenLineage run events (`START`, `COMPLETE`, `FAIL`), one per step
   transition, with the step's input and output artifacts as datasets, so any OpenLineage
   consumer (Marquez, a catalogue) can ingest a local run.
+
+With `governance.lineage.openlineage` in the spec, every event is also POSTed to that endpoint
+by the `openlineage-python` client's HTTP transport (extra `mlc[lineage]`), as it is written.
+The file stays the record: an endpoint that is down, slow or refusing costs one warning on
+stderr and no further attempts in that run, never the run itself.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import fcntl
 import functools
 import json
 import os
+import sys
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -134,10 +141,12 @@ class RunEventLines:
     which matters when a pipeline has hundreds of small steps.
     """
 
-    def __init__(self, pipeline: str, run_id: str) -> None:
+    def __init__(self, pipeline: str, run_id: str, sender: EventSender | None = None) -> None:
         namespace = f"mlc/{pipeline}"
         self.pipeline = pipeline
         self.run_id = run_id
+        self.sender = sender
+        """Also sends each event to an OpenLineage endpoint (None: the file only)."""
         dumps = _compact
         parent = run_event(
             "START", pipeline=pipeline, run_id=run_id, step_id="", inputs={}, outputs={}
@@ -175,13 +184,123 @@ class RunEventLines:
             raise ValueError(f"unknown OpenLineage event type {event_type!r}")
         stamp = (when or dt.datetime.now(dt.UTC)).isoformat(timespec="milliseconds")
         job = _compact(f"{self.pipeline}.{step_id}")
-        return (
+        text = (
             f'{{"eventTime":"{stamp}","eventType":"{event_type}",'
             f'"inputs":{self._datasets(inputs)},'
             f'"job":{{"facets":{{}},"name":{job}{self._ns},'
             f'"outputs":{self._datasets(outputs)}'
             f'{self._tail}"{run_uuid(self.run_id, step_id)}"}}{self._schema}\n'
         )
+        if self.sender is not None:
+            self.sender.send(json.loads(text))
+        return text
+
+
+class EventSender:
+    """POSTs RunEvents to an OpenLineage HTTP endpoint; the first failure warns and stops it.
+
+    Args:
+        url: the consumer's base URL (events go to `<url>/api/v1/lineage`).
+        api_key: bearer token, if the consumer wants one.
+        timeout: seconds per event.
+        namespace: job and dataset namespace replacing `mlc/<pipeline>`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 5.0,
+        namespace: str | None = None,
+    ) -> None:
+        from openlineage.client.transport.http import (
+            ApiKeyTokenProvider,
+            HttpConfig,
+            HttpTransport,
+            TokenProvider,
+        )
+
+        auth = ApiKeyTokenProvider({"api_key": api_key}) if api_key else TokenProvider({})
+        # one try: a consumer that is down must not slow every step of the run
+        config = HttpConfig(url=url, timeout=timeout, auth=auth, retry={"total": 0})
+        self.url = url
+        self.namespace = namespace
+        self.transport = HttpTransport(config)
+        self.sent = 0
+        self.failed: str | None = None
+
+    def send(self, event: dict[str, Any]) -> bool:
+        """Send one event; False (and, the first time, a warning) when it did not arrive."""
+        if self.failed is not None:
+            return False
+        if self.namespace:
+            event = _renamespaced(event, self.namespace)
+        try:
+            self.transport.emit(event)  # type: ignore[arg-type]
+        except Exception as exc:  # requests, urllib3 and the client raise many types
+            self.failed = f"{type(exc).__name__}: {str(exc)[:300]}"
+            print(
+                f"mlc: warning: OpenLineage events are not reaching {self.url} "
+                f"({self.failed}); the run goes on, its events stay in .mlc/lineage/events/",
+                file=sys.stderr,
+            )
+            return False
+        self.sent += 1
+        return True
+
+
+def _renamespaced(event: dict[str, Any], namespace: str) -> dict[str, Any]:
+    out = json.loads(json.dumps(event))
+    out["job"]["namespace"] = namespace
+    parent = out.get("run", {}).get("facets", {}).get("parent")
+    if parent:
+        parent["job"]["namespace"] = namespace
+    for key in ("inputs", "outputs"):
+        for dataset in out.get(key, ()):
+            dataset["namespace"] = namespace
+    return out
+
+
+API_KEY_ENV = "OPENLINEAGE_API_KEY"
+"""Where a cluster job finds the endpoint's key (mounted from the secret reference)."""
+
+
+def sender_for(governance: Mapping[str, Any] | None) -> EventSender | None:
+    """The sender the spec's `governance.lineage.openlineage` asks for, or None.
+
+    The key's reference is read from the environment: `env:NAME` from `$NAME`, any other
+    scheme from `OPENLINEAGE_API_KEY` (where cluster jobs mount it). Without the client
+    installed, or without the key, a warning and no sender: lineage must not stop a run.
+    """
+    endpoint = ((governance or {}).get("lineage") or {}).get("openlineage")
+    if not endpoint:
+        return None
+    ref = endpoint.get("api_key")
+    key = None
+    if ref:
+        scheme, _, rest = str(ref).partition(":")
+        key = os.environ.get(rest if scheme == "env" else API_KEY_ENV)
+        if not key:
+            print(
+                f"mlc: warning: the OpenLineage key {ref} is not set here; events are not sent",
+                file=sys.stderr,
+            )
+            return None
+    try:
+        return EventSender(
+            str(endpoint["url"]),
+            api_key=key,
+            timeout=float(endpoint.get("timeout") or 5.0),
+            namespace=endpoint.get("namespace"),
+        )
+    except ImportError:
+        print(
+            "mlc: warning: governance.lineage.openlineage needs the openlineage-python client "
+            "(pip install 'mlc[lineage]'); events are not sent",
+            file=sys.stderr,
+        )
+        return None
 
 
 def _compact(value: Any) -> str:
@@ -229,9 +348,11 @@ def record_model(
     model_hash: str | None,
     tracking_uri: str = "",
     aliases: list[str] | None = None,
+    reason: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Record that (data hash, spec hash, code version) produced `model_name` version `version`."""
-    record = {
+    """Record that (data hash, spec hash, code version) produced `model_name` version `version`;
+    `reason` is why it was trained (a retrain decision with its evidence), when one was given."""
+    record: dict[str, Any] = {
         "model_name": model_name,
         "version": str(version),
         "run_id": run_id,
@@ -243,6 +364,8 @@ def record_model(
         "aliases": sorted(aliases or []),
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+    if reason is not None:
+        record["reason"] = reason
     _append_line(Path(state_dir) / LINEAGE_DIR / MODELS_FILE, record)
     return record
 

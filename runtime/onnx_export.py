@@ -606,7 +606,7 @@ def _register_boosting(estimator: Any) -> None:
             STEP,
             f"exporting {_class_name(estimator)} needs the package onnxmltools, which is not "
             "installed",
-            "pip install onnxmltools",
+            "pip install 'mlc[boost]'",
         ) from None
     from skl2onnx import update_registered_converter
     from skl2onnx.common.shape_calculator import (
@@ -737,6 +737,10 @@ def _tree_thresholds(est: Any) -> tuple[list[tuple[int, float]], bool] | None:
     before comparing (sklearn's trees and forests do; HistGradientBoosting does not)."""
     import numpy as np
 
+    if _boosting_package(est) is not None:
+        from mlc.runtime.frameworks.boost import split_thresholds
+
+        return split_thresholds(est)
     if hasattr(est, "_predictors"):
         out: list[tuple[int, float]] = []
         for per_iter in est._predictors:

@@ -125,7 +125,9 @@ class SplitMinimum(StrictModel):
 
 
 class Split(StrictModel):
-    method: Literal["random", "stratified", "time"] = "random"
+    method: Literal["random", "stratified", "time", "hash"] = "random"
+    """`hash` puts each row by a stable hash of its `key` column, so every engine (and every
+    run) computes the same parts."""
     test_size: float = Field(0.2, gt=0, lt=1)
     validation_size: float = Field(0.0, ge=0, lt=1)
     seed: int = Field(42, ge=0, le=SEED_MAX)
@@ -133,6 +135,8 @@ class Split(StrictModel):
     """Column to stratify on; defaults to the target column."""
     time_column: Identifier | None = None
     """Column that orders rows for a time-based split (required for `method: time`)."""
+    key: Identifier | None = None
+    """Key column whose hash assigns each row to a part (required for `method: hash`)."""
     minimum: SplitMinimum = SplitMinimum()
     """Minimum rows per split, per class and per sensitive group, checked before training."""
 
@@ -143,6 +147,13 @@ class Split(StrictModel):
                 "MLC304",
                 "a time-based split needs 'time_column'",
                 "name the datetime column that orders the rows",
+            )
+        if self.method == "hash" and self.key is None:
+            yield Violation(
+                ("key",),
+                "MLC314",
+                "a hash split needs 'key'",
+                "name a column that identifies each row, e.g. the customer id",
             )
         if self.test_size + self.validation_size >= 1:
             yield Violation(
@@ -160,8 +171,23 @@ class Versioning(StrictModel):
     noncurrent versions)."""
 
 
+class SparkSettings(StrictModel):
+    """Where and how the spark engine runs.
+
+    The environment variable `MLC_SPARK_MASTER`, when set, overrides `master` (a cluster
+    launcher points the same spec at its own master); `conf` always applies.
+    """
+
+    master: str = "local[1]"
+    """Spark master URL: `local[N]`, `spark://host:7077`, `k8s://…`, `yarn`."""
+    conf: dict[str, str] = {}
+    """Spark configuration, e.g. `{spark.executor.memory: 4g}`."""
+
+
 class Data(StrictModel):
     engine: Engine = "pandas"
+    spark: SparkSettings | None = None
+    """Spark settings for `engine: spark`."""
     sources: tuple[Source, ...] = Field(min_length=1)
     contract: Contract
     split: Split = Split()
@@ -195,7 +221,14 @@ class Data(StrictModel):
                     "MLC308",
                     "a spark_table source needs 'engine: spark'",
                 )
-        for col_field in ("stratify_by", "time_column"):
+        if self.spark is not None and self.engine != "spark":
+            yield Violation(
+                ("spark",),
+                "MLC313",
+                "'data.spark' is set but the engine is not spark",
+                "set 'engine: spark', or remove 'spark'",
+            )
+        for col_field in ("stratify_by", "time_column", "key"):
             col = getattr(self.split, col_field)
             if col is not None and col not in self.contract.columns:
                 yield Violation(
@@ -209,6 +242,16 @@ class Data(StrictModel):
                     "MLC309",
                     f"time column '{self.split.time_column}' has dtype '{column.dtype}', "
                     "not 'datetime'",
+                )
+        if self.split.key is not None:
+            key = self.contract.columns.get(self.split.key)
+            if key is not None and (key.dtype not in ("int", "str", "category") or key.nullable):
+                yield Violation(
+                    ("split", "key"),
+                    "MLC315",
+                    f"hash key column '{self.split.key}' must be a non-nullable int, str or "
+                    f"category column (it is {'nullable ' if key.nullable else ''}{key.dtype})",
+                    "both engines hash the key's text form, which only these dtypes spell alike",
                 )
         for v in self.contract.violations():
             yield v.under("contract")

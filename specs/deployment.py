@@ -13,6 +13,7 @@ from mlc.specs._base import (
     Duration,
     Identifier,
     Resources,
+    SecretRef,
     StrictModel,
     Violation,
 )
@@ -160,6 +161,29 @@ class Edge(StrictModel):
     parity: Parity = Parity()
 
 
+class Serving(StrictModel):
+    """How `mlc serve` (and the containers the cluster targets run) serves."""
+
+    admin_token: SecretRef | None = None
+    """Bearer token of the admin and rollout endpoints (off without one). `env:NAME` is read
+    from the environment; other references are resolved into it by the orchestrator."""
+    log_sample: float = Field(1.0, ge=0, le=1)
+    """Share of requests written to the prediction log (0: no log)."""
+    log_segment_rows: int = Field(1000, ge=1, le=10_000_000)
+    """Rows after which a log segment is closed (and readable by `mlc monitor`)."""
+    log_segment_seconds: Duration = 60
+    """Age after which a log segment is closed, however few rows it holds."""
+    reload_interval: Duration = 30
+    """Seconds between registry polls for moved aliases (a new challenger starts a canary;
+    0: load once at start-up)."""
+    min_requests: int = Field(200, ge=1)
+    """Candidate requests a canary bake needs before it is judged (fewer: inconclusive)."""
+    max_batch_size: int = Field(1, ge=1, le=10_000)
+    """Adaptive micro-batching: requests scored together, at most this many rows (1: off)."""
+    max_latency_ms: float = Field(2.0, ge=0, le=1000)
+    """How long a request may wait for others to join its batch."""
+
+
 class Deployment(StrictModel):
     mode: Literal["online", "batch", "edge"] = "online"
     platform: Platform = "kserve"
@@ -170,6 +194,7 @@ class Deployment(StrictModel):
     resources: Resources = Resources()
     batch: Batch | None = None
     edge: Edge | None = None
+    serving: Serving = Serving()
 
     def violations(self) -> Iterator[Violation]:
         for v in self.strategy.violations():

@@ -79,11 +79,25 @@ class Gate(StrictModel):
     name: str | None = None
 
 
+class Bootstrap(StrictModel):
+    """A paired bootstrap of the test rows: the challenger passes only when the lower end of the
+    confidence interval of its improvement over the champion clears `min_improvement`."""
+
+    samples: int = Field(1000, ge=100, le=100_000)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    seed: int = Field(0, ge=0)
+
+
 class Champion(StrictModel):
     compare: bool = True
     metric: Identifier
     min_improvement: float = 0.0
     """A challenger must beat the champion by at least this margin."""
+    same_holdout: bool = True
+    """Score the registered champion on this run's test split, beside the challenger (and per
+    sensitive group); off, or when the champion cannot be loaded, the metrics recorded when it
+    was registered are compared (said in the verdict)."""
+    bootstrap: Bootstrap | None = None
 
 
 class Robustness(StrictModel):

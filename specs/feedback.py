@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from mlc.specs._base import Cron, Identifier, StrictModel
+from mlc.specs._base import Cron, Duration, Identifier, StrictModel
 
 
 class DriftTrigger(StrictModel):
@@ -50,7 +50,28 @@ class Promotion(StrictModel):
     min_improvement: float = 0.0
 
 
+class Retrain(StrictModel):
+    """What a retrain triggered by `mlc loop` trains on, and how often it may run."""
+
+    production_rows: bool = True
+    """Add the labelled rows of the serving prediction log (inside `window`) to the spec's
+    first source, deduplicated (by the contract's unique columns, else whole rows; the newest
+    row wins)."""
+    window: Duration = 2592000
+    """How far back labelled rows of the prediction log are taken for training (the monitor
+    judges drift over `monitoring.window`)."""
+    labels: str = "labels"
+    """Folder (or file) of arrived labels: CSV or Parquet with `request_id`, `row` and the
+    target column, relative to the spec's folder."""
+    cooldown: Duration = 3600
+    """Least time between two retrains."""
+    max_runs_per_month: int = Field(10, ge=1)
+    max_usd_per_month: float | None = Field(None, gt=0)
+    """Cap on the estimated training cost of this calendar month's retrains (`mlc cost`)."""
+
+
 class Feedback(StrictModel):
     triggers: tuple[Trigger, ...] = ()
+    retrain: Retrain = Retrain()
     active_learning: ActiveLearning | None = None
     promotion: Promotion = Promotion()

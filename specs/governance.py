@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from mlc.specs._base import Duration, Identifier, StrictModel, Violation
+from mlc.specs._base import Duration, Identifier, SecretRef, StrictModel, Violation
 
 
 class Fairness(StrictModel):
@@ -47,6 +47,25 @@ class Audit(StrictModel):
     audit record, so that rewriting the log needs the key; unset: hash chain and heads only."""
 
 
+class OpenLineageEndpoint(StrictModel):
+    url: str = Field(pattern=r"^https?://[^\s/]+(/\S*)?$")
+    """Base URL of an OpenLineage HTTP consumer (Marquez: `http://marquez:5000`); events are
+    POSTed to its `/api/v1/lineage`."""
+    namespace: str | None = Field(None, min_length=1)
+    """Job namespace of the events (default `mlc/<name>`)."""
+    api_key: SecretRef | None = None
+    """Bearer token of the endpoint, as a secret reference (never the value)."""
+    timeout: float = Field(5.0, gt=0, le=60)
+    """Seconds one event may take to send; a consumer that is down costs a warning, never the
+    run."""
+
+
+class Lineage(StrictModel):
+    openlineage: OpenLineageEndpoint | None = None
+    """Also send every run's OpenLineage `RunEvent`s (START, COMPLETE, FAIL per step) here; they
+    are always written under `.mlc/lineage/events/`."""
+
+
 class ModelCard(StrictModel):
     intended_use: str = ""
     out_of_scope: str = ""
@@ -68,6 +87,8 @@ class Governance(StrictModel):
     model_card: ModelCard = ModelCard()
     audit: Audit = Audit()
     """How `mlc audit verify` can trust the audit log (`.mlc/audit.jsonl`)."""
+    lineage: Lineage = Lineage()
+    """Where run lineage goes beside the project's own record."""
 
     def violations(self) -> Iterator[Violation]:
         if len(set(self.compliance)) != len(self.compliance):

@@ -26,8 +26,17 @@ class Slos(StrictModel):
     """Window the SLOs are evaluated over."""
 
 
+DriftMethod = Literal["psi", "ks", "chi2", "wasserstein", "jensen_shannon"]
+
+
 class Drift(StrictModel):
-    method: Literal["psi", "ks", "chi2", "wasserstein"] = "psi"
+    method: DriftMethod = "psi"
+    """The drift test; per column type, `numeric` and `categorical` take precedence."""
+    numeric: Literal["psi", "ks", "wasserstein", "chi2", "jensen_shannon"] | None = None
+    """Test for numeric features (default: `method`)."""
+    categorical: Literal["chi2", "jensen_shannon", "psi"] | None = None
+    """Test for categorical features (default: `method` when it scores categories — chi2 or
+    jensen_shannon — else chi2, Cramér's V)."""
     threshold: float = Field(0.2, gt=0)
     features: tuple[Identifier, ...] = ()
     """Columns watched (default: every feature)."""
@@ -70,6 +79,11 @@ class Dashboards(StrictModel):
 
 
 class Monitoring(StrictModel):
+    window: Duration = 86400
+    """How far back `mlc monitor` reads the prediction log (current data), from now."""
+    min_rows: int = Field(100, ge=1)
+    """Fewest rows in the window to judge drift: below, the verdict is "insufficient data"
+    and nothing retrains."""
     slos: Slos = Slos()
     drift: Drift | None = None
     performance: Performance | None = None

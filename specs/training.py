@@ -18,14 +18,15 @@ from mlc.specs._base import (
     Violation,
 )
 
-Framework = Literal["sklearn", "lightning", "custom"]
+Framework = Literal["sklearn", "lightning", "custom", "xgboost", "lightgbm", "keras", "spark_ml"]
 Task = Literal["classification", "regression"]
 
 
 class Model(StrictModel):
     name: str = Field(min_length=1)
     """Estimator: a scikit-learn class (`HistGradientBoostingClassifier` or its dotted path),
-    or for Lightning a built-in module (`tabular_mlp`)."""
+    for Lightning and Keras the built-in `tabular_mlp`, for XGBoost and LightGBM the library's
+    scikit-learn class (`XGBClassifier`, `LGBMRegressor`; by default the task's)."""
     params: dict[str, FreeValue] = Field(default_factory=dict)
 
 
@@ -52,6 +53,35 @@ class LightningOptions(StrictModel):
     early_stopping: EarlyStopping | None = None
     """Needs a validation split (`data.split.validation_size` > 0); the weights kept are those
     of the epoch with the lowest validation loss."""
+    module: EntryPoint | None = None
+    """A user `LightningModule` (`package.module:Class`) trained instead of `tabular_mlp`:
+    `Class(input_dim, output_dim, params)` with `forward`, `training_step` and
+    `configure_optimizers` (and `validation_step` logging `val_loss` for early stopping);
+    batches are `(x, y)`, float32 features and class indices (or float targets)."""
+
+
+class BoostOptions(StrictModel):
+    """XGBoost and LightGBM options (`framework: xgboost | lightgbm`)."""
+
+    early_stopping: EarlyStopping | None = None
+    """The library's own early stopping on the validation split (`data.split.validation_size`
+    > 0): stop adding trees after `patience` rounds without a loss improvement of `min_delta`,
+    keep the best round's trees. Tuning trials stop on a fifth of each fold's training rows."""
+
+
+class KerasOptions(StrictModel):
+    """Keras 3 options (`framework: keras`)."""
+
+    builder: EntryPoint | None = None
+    """`package.module:build_model(input_dim, params) -> keras.Model` (params: `model.params`);
+    without it the built-in tabular MLP. A model returned uncompiled is compiled with Adam and
+    the task's loss."""
+    backend: Literal["torch", "tensorflow", "jax"] = "torch"
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(256, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    early_stopping: EarlyStopping | None = None
+    """On the validation split's loss; the best epoch's weights are kept."""
 
 
 class Training(StrictModel):
@@ -61,6 +91,8 @@ class Training(StrictModel):
     entry_point: EntryPoint | None = None
     """For `framework: custom`: `module:function(X_train, y_train, params) -> fitted model`."""
     lightning: LightningOptions = LightningOptions()
+    boost: BoostOptions = BoostOptions()
+    keras: KerasOptions = KerasOptions()
     resources: Resources = Resources()
     distributed: Distributed = Distributed()
     max_time: Duration | None = None
@@ -77,7 +109,7 @@ class Training(StrictModel):
                 "framework 'custom' needs 'entry_point'",
                 "write 'entry_point: mypackage.train:fit'",
             )
-        if self.framework != "custom" and self.model is None:
+        if self.model is None and self._needs_model():
             yield Violation(
                 ("model",),
                 "MLC321",
@@ -89,7 +121,8 @@ class Training(StrictModel):
                 "MLC322",
                 "'entry_point' is only used with framework 'custom'",
             )
-        if self.distributed.strategy != "none" and self.framework == "sklearn":
+        yield from self._foreign_options()
+        if self.distributed.strategy != "none" and self.framework not in ("lightning", "custom"):
             yield Violation(
                 ("distributed", "strategy"),
                 "MLC323",
@@ -116,4 +149,32 @@ class Training(StrictModel):
                 "MLC324",
                 "more than one node needs a distributed strategy",
                 "set 'distributed.strategy: ddp'",
+            )
+
+    def _needs_model(self) -> bool:
+        """Whether `model` must be given: XGBoost and LightGBM default to the task's class, a
+        Lightning module or Keras builder from an entry point takes `model.params` alone."""
+        if self.framework == "lightning":
+            return self.lightning.module is None
+        return self.framework == "sklearn"
+
+    def _foreign_options(self) -> Iterator[Violation]:
+        """Options of a framework other than the one chosen: silently unused otherwise."""
+        owners = (
+            (("lightning", "module"), self.lightning.module is not None, "lightning"),
+            (("boost", "early_stopping"), self.boost.early_stopping is not None, "xgboost"),
+            (("keras", "builder"), self.keras.builder is not None, "keras"),
+        )
+        for path, given, framework in owners:
+            if not given or self.framework == framework:
+                continue
+            if framework == "xgboost" and self.framework == "lightgbm":
+                continue
+            wanted = "xgboost' or 'lightgbm" if framework == "xgboost" else framework
+            yield Violation(
+                path,
+                "MLC329",
+                f"training.{'.'.join(path)} is only used with framework '{wanted}', "
+                f"and framework is '{self.framework}'",
+                f"set training.framework: {framework}, or drop training.{'.'.join(path)}",
             )

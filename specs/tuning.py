@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
 from pydantic import Field
 
-from mlc.specs._base import Duration, Identifier, StrictModel, Violation
+from mlc.specs._base import Duration, Identifier, StrictModel, Violation, is_secret_ref
+
+_RDB_SCHEMES = ("postgresql", "postgres", "mysql", "sqlite")
+_URL = re.compile(r"^([a-z][a-z0-9+.-]*)://(.+)$")
+
+
+def storage_kind(value: str) -> Literal["rdb", "journal", "secret"] | None:
+    """What a `tuning.storage` value names, or None when it is none of the three.
+
+    >>> [storage_kind(v) for v in ("env:OPTUNA_URL", "journal:///s/study.log",
+    ...                            "postgresql+psycopg://o@db/optuna", "redis://x")]
+    ['secret', 'journal', 'rdb', None]
+    """
+    if is_secret_ref(value):
+        return "secret"
+    found = _URL.match(value)
+    if found is None:
+        return None
+    scheme = found.group(1)
+    if scheme == "journal":
+        return "journal"
+    return "rdb" if scheme.split("+")[0] in _RDB_SCHEMES else None
 
 
 class FloatParam(StrictModel):
@@ -63,13 +85,26 @@ class Tuning(StrictModel):
     pruner: Literal["none", "median", "hyperband", "successive_halving"] = "median"
     sampler: Literal["tpe", "random", "cmaes"] = "tpe"
     cv_folds: int = Field(3, ge=2)
-    storage: str | None = None
-    """Shared RDB URL for the Optuna study (parallel trials across workers)."""
+    storage: str | None = Field(None, min_length=1)
+    """Where the Optuna study lives, shared by parallel trials across workers (None: sqlite in
+    the project's state folder). A database URL (`postgresql://optuna@db:5432/optuna`,
+    `mysql://…`, `sqlite:///…`), a secret reference to one (`env:OPTUNA_STORAGE`: a URL with a
+    password belongs in a secret), or Optuna's journal file (`journal:///shared/study.log`,
+    relative paths against the project folder) on a file system all workers mount."""
 
     def violations(self) -> Iterator[Violation]:
         for name, param in self.search_space.items():
             for v in param.violations():
                 yield v.under("search_space", name)
+        if self.storage is not None and storage_kind(self.storage) is None:
+            yield Violation(
+                ("storage",),
+                "MLC333",
+                f"tuning.storage {self.storage[:80]!r} is neither a database URL, a journal "
+                "file nor a secret reference",
+                "write 'postgresql://user@host:5432/db', 'journal:///shared/study.log' or "
+                "'env:OPTUNA_STORAGE'",
+            )
         if self.parallelism > self.trials:
             yield Violation(
                 ("parallelism",),

@@ -2,7 +2,8 @@
 command prints.
 
 Checking and compiling (`check`, `compile_spec`), running here (`run`, `monitor`, `batch`,
-`serve_plan`), a project's state (`runs`, `lineage`, `cache_info`, `cache_gc`, `audit_verify`,
+`serve_plan`, `loop`),
+a project's state (`runs`, `lineage`, `cache_info`, `cache_gc`, `audit_verify`,
 `audit_records`) and review (`plan`, `cost`, `diff`). Importing this package stays light
 (`mlc validate` imports it): each function imports what it needs (pandas, MLflow, the runtime)
 when it is called.
@@ -20,6 +21,7 @@ from mlc.compiler.api._check import (
     record_compile,
     warnings_of,
 )
+from mlc.compiler.api._loop import LoopBusy, LoopResult, loop
 from mlc.compiler.api._monitor import (
     MonitorError,
     MonitorResult,
@@ -49,6 +51,8 @@ __all__ = [
     "BatchResult",
     "CheckResult",
     "CompileResult",
+    "LoopBusy",
+    "LoopResult",
     "MonitorError",
     "MonitorResult",
     "PipelineRun",
@@ -67,6 +71,7 @@ __all__ = [
     "diff",
     "dotted",
     "lineage",
+    "loop",
     "monitor",
     "monitor_params",
     "pick_model",

@@ -92,6 +92,10 @@ def monitor(
     now: str | None = None,
     out_dir: str | Path | None = None,
     model_version: str | None = None,
+    textfile: str | Path | None = None,
+    pushgateway: str | None = None,
+    push_job: str | None = None,
+    push_instance: str | None = None,
 ) -> MonitorResult:
     """Score `current` for drift and performance against a run's model; evaluate the triggers.
 
@@ -106,7 +110,19 @@ def monitor(
         labels_column: column of `current` holding arrived labels (default: the spec's target).
         now: evaluation time, ISO-8601 (default: the clock); schedule triggers read it.
         out_dir: folder for the signal and decision (default: `<state_dir>/monitor`).
-        model_version: a registered version, or a run id for that run's candidate model.
+        model_version: a registered version, or a run id for that run's candidate model
+            (default with `from_log`: the version that served the window's rows).
+        textfile: write the gauges here too (node-exporter textfile format; written aside and
+            renamed into place).
+        pushgateway: push the gauges to this Prometheus Pushgateway URL, grouped by job
+            (`push_job`, default `mlc-monitor`) and instance (`push_instance`, default the
+            model name).
+
+    With `from_log`, only the rows logged in the last `monitoring.window` before `now` are
+    current data. The reference is the profile stored with the scored version
+    (`runtime.profile`); a version registered without one falls back to the training split
+    artifact, and the report says so. Fewer current rows than `monitoring.min_rows`: the
+    verdict is "insufficient data" and the decision never retrains.
 
     Raises:
         DiagnosticError: the spec has errors.
@@ -135,26 +151,53 @@ def monitor(
     columns = dict((validate.params.get("contract") or {}).get("columns", {})) if validate else {}
     if (current is None) == (from_log is None):
         raise MonitorError("give the current data or a prediction log to read, not both")
+    mon_params = monitor_params(result.spec, ir, trig_step)
+    clock = _now(now)
+    window_note: str | None = None
+    why_version = "asked for with --model-version"
     if from_log is not None:
         source = Path(from_log)
-        frame = _from_log(source, columns, labels, labels_column or target, target)
+        frame, served, window_note = _from_log(
+            source,
+            columns,
+            labels,
+            labels_column or target,
+            target,
+            window=float(mon_params.get("window") or 0),
+            now=clock,
+        )
+        if model_version is None and served is not None:
+            model_version, why_version = served
     else:
         source = Path(current)  # type: ignore[arg-type]
         frame = _labelled(_read_current(source), labels_column, target, source)
     frame = _contract_check(frame, columns, target, source)
-    record, got, champion = pick_model(ir, state_dir, ir.name, options.tracking_uri, model_version)
+    try:
+        record, got, champion = pick_model(
+            ir, state_dir, ir.name, options.tracking_uri, model_version, why_version
+        )
+    except MonitorError:
+        if why_version == "asked for with --model-version":
+            raise
+        # the version that served has no run here (registered elsewhere): the default choice
+        record, got, champion = pick_model(ir, state_dir, ir.name, options.tracking_uri)
     scored = ScoredModel(**got)
-    reference_id = mon_step.inputs["reference"] if mon_step else f"{split.id}.train"
-    reference = _artifact_folder(ir, record, reference_id)
     register = ir.first(StepKind.REGISTER)
     model_id = register.inputs.get("model") if register else None
     model = _artifact_folder(ir, record, model_id) if model_id else None
-    if reference is None or model is None:
+    profile_path, reference_note = _profile_of(ir, record, scored, options.tracking_uri, state_dir)
+    reference: str | None = None
+    if profile_path is None:
+        reference_id = mon_step.inputs["reference"] if mon_step else f"{split.id}.train"
+        reference = _artifact_folder(ir, record, reference_id)
+    if (profile_path is None and reference is None) or model is None:
         raise MonitorError(
             f"the artifacts of run {record.get('run_id')} are gone from the cache: "
             "run `mlc run SPEC` again"
         )
-    mon_params = monitor_params(result.spec, ir, trig_step)
+    mon_params["reference_note"] = reference_note
+    if window_note:
+        mon_params["window_note"] = window_note
     trig_params: dict[str, Any] = (
         dict(trig_step.params)
         if trig_step
@@ -163,25 +206,137 @@ def monitor(
     trig_params["state"] = {
         "champion_metrics": (champion or {}).get("metrics", {}),
         "last_trained": record.get("started"),
-        "now": now or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "now": now or clock.isoformat(timespec="seconds"),
         "new_rows": len(frame),
     }
     from mlc.runtime.context import StepContext, StepError
 
     ctx = StepContext(project_dir=project, state_dir=state_dir, tracking_uri=options.tracking_uri)
+    inputs = {"model": model}
+    if profile_path is not None:
+        inputs["profile"] = profile_path
+    else:
+        assert reference is not None
+        inputs["reference"] = reference
     try:
         report, decision, folder = _evaluate(
             mon_params,
             trig_params,
             frame,
-            {"reference": reference, "model": model},
+            inputs,
             Path(out_dir) if out_dir is not None else state_dir / "monitor",
             ctx,
         )
     except StepError as exc:
         # the current data reached the model but it could not score it (e.g. unseen values)
         raise MonitorError(str(exc), scored) from exc
+    _export(report, scored, textfile, pushgateway, push_job, push_instance)
     return MonitorResult(result, scored, report, decision, folder)
+
+
+def _now(now: str | None) -> dt.datetime:
+    """The evaluation time: `now` (ISO-8601; naive means UTC) or the clock."""
+    if now is None:
+        return dt.datetime.now(dt.UTC)
+    try:
+        when = dt.datetime.fromisoformat(now)
+    except ValueError as exc:
+        raise MonitorError(f"--now '{now}' is not an ISO-8601 time: {exc}") from exc
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
+def _profile_of(
+    ir: IRGraph,
+    record: dict[str, Any],
+    scored: ScoredModel,
+    tracking_uri: str | None,
+    state_dir: Path,
+) -> tuple[str | None, str]:
+    """The reference profile of the scored version (a file) and a note on the reference used.
+
+    The register step's local `model_version` artifact keeps the profile; a record without it
+    is looked up among the artifacts of the version's MLflow run. None: the version has no
+    profile (registered before profiles existed, or an unregistered candidate), so the caller
+    uses the training split.
+    """
+    from mlc.compiler.ir import StepKind
+    from mlc.runtime import profile as ref_profile
+
+    register = ir.first(StepKind.REGISTER)
+    what = f"v{scored.version}" if scored.version is not None else f"run {scored.run_id}"
+    fallback = (
+        f"the training split artifact of run {scored.run_id}: {what} has no reference profile "
+        "(registered before profiles were stored, or not registered)"
+    )
+    if register is None or scored.version is None:
+        return None, fallback
+    mlflow_run = None
+    for step in record.get("steps", []):
+        if step.get("step_id") != register.id:
+            continue
+        folder = (step.get("outputs") or {}).get("model_version")
+        if folder and Path(folder, ref_profile.FILE).is_file():
+            return str(Path(folder, ref_profile.FILE)), (
+                f"the reference profile stored with {what} (local copy)"
+            )
+        mlflow_run = (step.get("summary") or {}).get("mlflow_run_id")
+        if folder and Path(folder, "model_version.json").is_file():
+            import json
+
+            doc = json.loads(Path(folder, "model_version.json").read_text())
+            mlflow_run = doc.get("mlflow_run_id") or mlflow_run
+    uri = tracking_uri or record.get("tracking_uri")
+    if mlflow_run and uri:
+        got = _download_profile(str(uri), str(mlflow_run), state_dir)
+        if got is not None:
+            return got, f"the reference profile stored with {what} ({ref_profile.MLFLOW_PATH})"
+    return None, fallback
+
+
+def _download_profile(uri: str, run_id: str, state_dir: Path) -> str | None:
+    """`reference/profile.json` of MLflow run `run_id`, downloaded; None when it has none."""
+    from mlc.runtime import profile as ref_profile
+
+    try:
+        from mlflow import MlflowClient
+
+        folder = state_dir / "monitor-profiles" / run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        path = MlflowClient(tracking_uri=uri).download_artifacts(
+            run_id, ref_profile.MLFLOW_PATH, str(folder)
+        )
+    except Exception:  # no such artifact, or a store that cannot be read: use the split
+        return None
+    return str(path) if Path(path).is_file() else None
+
+
+def _export(
+    report: dict[str, Any],
+    scored: ScoredModel,
+    textfile: str | Path | None,
+    pushgateway: str | None,
+    job: str | None,
+    instance: str | None,
+) -> None:
+    """The report's gauges to a textfile and/or a Pushgateway."""
+    if textfile is None and pushgateway is None:
+        return
+    import time
+
+    from mlc.runtime import drift as gauges
+    from mlc.runtime.steps.monitor import prometheus
+
+    text = prometheus(report, timestamp=time.time())
+    if textfile is not None:
+        try:
+            gauges.write_textfile(textfile, text)
+        except OSError as exc:
+            raise MonitorError(f"cannot write the textfile {textfile}: {exc}", scored) from exc
+    if pushgateway is not None:
+        try:
+            gauges.push(pushgateway, text, job or "mlc-monitor", instance or scored.name)
+        except gauges.PushError as exc:
+            raise MonitorError(str(exc), scored) from exc
 
 
 def monitor_params(spec: Spec, ir: IRGraph, trig_step: Step | None) -> dict[str, Any]:
@@ -230,21 +385,45 @@ def _from_log(
     labels: str | Path | None,
     label_column: str | None,
     target: str | None,
-) -> pd.DataFrame:
+    *,
+    window: float = 0.0,
+    now: dt.datetime | None = None,
+) -> tuple[pd.DataFrame, tuple[str, str] | None, str | None]:
     """The served rows of a prediction log as current data, with later labels joined on
-    `request_id`."""
-    from mlc.runtime.serving import read_log
+    `request_id`; the version that served them (and why it is the one) and a note on the
+    window read.
 
+    With `window` (seconds) and `now`, only rows logged in `(now - window, now]` are read (the
+    log's `time` column). Segments that are not closed Parquet files of this log (torn by a
+    kill, or foreign files) are left out.
+    """
     if not folder.is_dir():
         raise MonitorError(f"prediction log '{folder}' does not exist (mlc serve writes it)")
-    logged = read_log(folder)
+    logged, skipped = _read_segments(folder)
     logged = logged[~logged["shadow"].astype(bool)] if "shadow" in logged else logged
     if logged.empty:
-        raise MonitorError(f"prediction log '{folder}' has no closed segment with served rows")
+        raise MonitorError(
+            f"prediction log '{folder}' has no closed segment with served rows"
+            + (f" ({'; '.join(skipped)})" if skipped else "")
+        )
+    note = "; ".join(skipped) if skipped else None
+    if window > 0 and now is not None and "time" in logged.columns:
+        end = now.timestamp()
+        stamps = logged["time"].astype(float)
+        inside = (stamps > end - window) & (stamps <= end)
+        note = "; ".join(
+            [
+                f"{int(inside.sum())} of {len(logged)} logged row(s) in the window "
+                f"({window:g} s up to {now.isoformat(timespec='seconds')})",
+                *skipped,
+            ]
+        )
+        logged = logged[inside]
+    served = _served_version(logged)
     keep = [c for c in columns if c in logged.columns and c != target]
     frame = logged[["request_id", "row", *keep]].reset_index(drop=True)
     if labels is None:
-        return frame.drop(columns=["request_id", "row"])
+        return frame.drop(columns=["request_id", "row"]), served, note
     path = Path(labels)
     arrived = _read_current(path)
     for needed in ("request_id", label_column):
@@ -260,7 +439,69 @@ def _from_log(
     joined = frame.merge(arrived, on=keys, how="left")
     if target and label_column != target:
         joined = joined.rename(columns={label_column: target})
-    return joined.drop(columns=["request_id", "row"])
+    return joined.drop(columns=["request_id", "row"]), served, note
+
+
+def _read_segments(folder: Path) -> tuple[pd.DataFrame, list[str]]:
+    """The rows of the log's closed segments, and notes on the files left out: open or torn
+    segments (`.tmp`), files that are not segments, and segments that cannot be read or lack
+    the log's columns (foreign files under a segment's name)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from mlc.runtime.serving.predlog import BASE_COLUMNS, SEGMENT, segments
+
+    closed = segments(folder)
+    names = {p.name for p in closed}
+    torn = sorted(p.name for p in folder.iterdir() if p.name.endswith(".parquet.tmp"))
+    other = sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.is_file() and p.name not in names and p.name not in torn and not SEGMENT.match(p.name)
+    )
+    notes = []
+    if torn:
+        notes.append(f"skipped {len(torn)} open or torn segment(s): {', '.join(torn[:3])}")
+    if other:
+        notes.append(f"skipped {len(other)} file(s) that are not log segments")
+    frames = []
+    bad = []
+    for path in closed:
+        try:
+            table = pq.read_table(path)
+        except Exception:  # pyarrow raises many types for a file that is not Parquet
+            bad.append(path.name)
+            continue
+        if not set(BASE_COLUMNS) <= set(table.column_names):
+            bad.append(path.name)
+            continue
+        frames.append(table.to_pandas())
+    if bad:
+        notes.append(
+            f"skipped {len(bad)} segment(s) that are not this log's Parquet: {', '.join(bad[:3])}"
+        )
+    if not frames:
+        return pd.DataFrame(columns=list(BASE_COLUMNS)), notes
+    return pd.concat(frames, ignore_index=True), notes
+
+
+def _served_version(logged: pd.DataFrame) -> tuple[str, str] | None:
+    """The registered version that served most of the logged rows, with why; None when the
+    log names none (rows of an unregistered model, or no rows)."""
+    if "model_version" not in logged.columns or logged.empty:
+        return None
+    counts = logged["model_version"].dropna().astype(str).value_counts()
+    counts = counts[counts.index.str.fullmatch(r"\d+")]
+    if counts.empty:
+        return None
+    top = str(counts.index[0])
+    why = (
+        f"it served the window's rows ({int(counts.iloc[0])} of {int(counts.sum())})"
+        if len(counts) == 1
+        else f"it served most of the window's rows ({int(counts.iloc[0])} of "
+        f"{int(counts.sum())}; also served: " + ", ".join(f"v{v}" for v in counts.index[1:]) + ")"
+    )
+    return top, why
 
 
 def _labelled(
@@ -347,6 +588,7 @@ def pick_model(
     model_name: str,
     tracking_uri: str | None,
     wanted: str | None = None,
+    why_wanted: str = "asked for with --model-version",
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
     """The run whose model is scored, that model (`ScoredModel`'s fields) and the champion
     (for the triggers' comparison).
@@ -376,7 +618,7 @@ def pick_model(
     if wanted is not None:
         for rec, got in versions:
             if got["version"] == wanted:
-                return chosen(rec, got, "asked for with --model-version")
+                return chosen(rec, got, why_wanted)
         for rec in runs:
             if rec.get("run_id") == wanted:
                 got = _registered(ir, rec) or {
@@ -432,6 +674,7 @@ def _evaluate(
     """
     from mlc.runtime import artifacts
     from mlc.runtime.steps import get
+    from mlc.runtime.steps.monitor import INSUFFICIENT
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".monitor-", dir=out_dir.parent))
@@ -442,7 +685,7 @@ def _evaluate(
         model = inputs["model"]
         get("monitor")(
             mon_params,
-            {"reference": inputs["reference"], "current": current_loc, "model": model},
+            {**inputs, "current": current_loc, "model": model},
             {"signal": signal},
             ctx,
         )
@@ -454,6 +697,18 @@ def _evaluate(
         )
         report = artifacts.load_json(signal, "report")
         decision = artifacts.load_json(str(tmp / "decision"), "decision")
+        if report.get("verdict") == INSUFFICIENT:
+            # too few rows to judge: whatever the triggers say, nothing retrains on it
+            decision = {
+                **decision,
+                "retrain": False,
+                "insufficient_data": report.get("insufficient"),
+                "held_back": decision.get("reasons") or [],
+                "reasons": [],
+            }
+            artifacts.save_json(
+                str(tmp / "decision"), "decision", decision, "decision", retrain=False
+            )
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)

@@ -39,6 +39,7 @@ def run(
     tracking_uri: str | None = None,
     quiet: bool = False,
     on_checked: Callable[[CheckResult], None] | None = None,
+    reason: dict[str, Any] | None = None,
 ) -> PipelineRun:
     """Check the spec for the `local` target and run its pipeline: cached, resumable, gated.
 
@@ -52,6 +53,8 @@ def run(
             state folder).
         quiet: no progress lines.
         on_checked: called with the check before anything runs (to show its warnings first).
+        reason: why this run trains (a retrain decision with its evidence), kept with the run
+            record and the version it registers.
 
     Raises:
         UsageError: the run cannot start (an unknown step, another run holding the project).
@@ -75,6 +78,7 @@ def run(
         from_step=from_step,
         only=only,
         quiet=quiet,
+        reason=reason,
     )
     try:
         return PipelineRun(result, execute(result.ir, run_options))

@@ -76,15 +76,17 @@ def serve_plan(
     overrides: Sequence[str] = (),
     *,
     tracking_uri: str | None = None,
-    log_sample: float = 1.0,
+    log_sample: float | None = None,
     log_dir: str | Path | None = None,
     alias: str | None = None,
     onnx: bool = True,
+    reload_interval: float | None = None,
 ) -> ServePlan:
     """The serving plan of the spec: tracks resolved to registered versions in the store.
 
     `alias` serves that alias alone (one pod per version, as the cluster targets run it);
-    `log_dir` moves the prediction log out of the state folder (a writable volume in a pod).
+    `log_dir` moves the prediction log out of the state folder (a writable volume in a pod);
+    `log_sample` and `reload_interval` override `deployment.serving`'s.
 
     Raises:
         DiagnosticError: the spec has errors.
@@ -108,6 +110,11 @@ def serve_plan(
         raise ServeError("the spec registers no model: there is nothing to serve")
     deploy = ir.first(StepKind.DEPLOY)
     strategy = dict(deploy.params["strategy"]) if deploy is not None else {"kind": "recreate"}
+    serving: dict[str, Any] = dict(deploy.params.get("serving") or {}) if deploy else {}
+    if log_sample is None:
+        log_sample = float(serving.get("log_sample", 1.0))
+    if reload_interval is None:
+        reload_interval = float(serving.get("reload_interval", 0) or 0)
     secret_names = (ir.settings.get("security") or {}).get("secrets") or {}
     _, run_uri = _last_run(ir, state_dir)
     uri = (
@@ -143,12 +150,12 @@ def serve_plan(
         "shadow": shadow,
         "sticky_header": "x-mlc-key",
         "log": {
-            "path": str(
-                Path(log_dir).resolve() if log_dir else (state_dir / "predictions").resolve()
-            ),
+            "path": str(log_dir)
+            if log_dir and "://" in str(log_dir)
+            else str(Path(log_dir).resolve() if log_dir else (state_dir / "predictions").resolve()),
             "sample": log_sample,
-            "segment_rows": 1000,
-            "segment_seconds": 60.0,
+            "segment_rows": int(serving.get("log_segment_rows", 1000)),
+            "segment_seconds": float(serving.get("log_segment_seconds", 60.0)),
         }
         if log_sample > 0
         else None,
@@ -158,7 +165,27 @@ def serve_plan(
         # rollout decisions (automatic or through /admin/rollout) go to the project's audit chain
         "audit_dir": str(state_dir.resolve()),
     }
-    admin = os.environ.get("MLC_SERVE_ADMIN_TOKEN")
+    if reload_interval:
+        plan["reload_s"] = reload_interval
+    if "min_requests" in serving:
+        plan["rollout"] = {"min_requests": int(serving["min_requests"]), "tick_s": 0.5}
+    if int(serving.get("max_batch_size", 1)) > 1:
+        plan["batching"] = {
+            "max_batch_size": int(serving["max_batch_size"]),
+            "max_latency_ms": float(serving.get("max_latency_ms", 2.0)),
+        }
+    admin = os.environ.get("MLC_SERVE_ADMIN_TOKEN") or _admin_token(serving.get("admin_token"))
     if admin:
         plan["admin_token"] = admin
     return ServePlan(plan, state_dir)
+
+
+def _admin_token(ref: str | None) -> str | None:
+    """The admin token from its secret reference (`env:NAME` here; others resolved into the
+    environment by the orchestrator and named `env:NAME`)."""
+    from mlc.runtime import store
+
+    try:
+        return store.configured_uri(ref, "deployment.serving.admin_token")
+    except store.StoreError as exc:
+        raise ServeError(str(exc)) from None

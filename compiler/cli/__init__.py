@@ -24,6 +24,7 @@ COMMANDS = {
     "schema": "mlc.compiler.cli.core",
     "targets": "mlc.compiler.cli.core",
     "run": "mlc.compiler.cli.run",
+    "loop": "mlc.compiler.cli.loop",
     "runs": "mlc.compiler.cli.run",
     "audit": "mlc.compiler.cli.run",
     "cache": "mlc.compiler.cli.run",

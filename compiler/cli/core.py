@@ -167,11 +167,17 @@ def init(
     directory: Annotated[Path, typer.Argument(help="Folder for the new spec project.")] = Path("."),
     name: Annotated[str | None, typer.Option(help="System name (default: folder name).")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
+    template: Annotated[
+        str,
+        typer.Option(
+            help="Training starter: sklearn, xgboost, lightgbm, lightning, lightning-module, keras."
+        ),
+    ] = "sklearn",
 ) -> None:
     """Scaffold a spec project: mlc.yaml, overlays, schema, sample data."""
     from mlc.compiler.scaffold import scaffold
 
-    written = scaffold(directory, name=name, force=force)
+    written = scaffold(directory, name=name, force=force, template=template)
     for path in written:
         print(f"created {path}")
     print(f"next: mlc validate {directory / 'mlc.yaml'}")

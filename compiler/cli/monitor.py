@@ -10,6 +10,12 @@ that failed it registers nothing) is scored only when asked for: `--model-versio
 version number): monitoring a model nobody approved would report on something that is not, and
 should not be, serving. The model scored is printed first, with its version, alias and verdict.
 
+With `--from-log`, the current data is the log's rows of the last `monitoring.window`, scored
+against the reference profile stored with the version that served them (the training split
+when that version has none; the report says which). Fewer rows than `monitoring.min_rows`:
+"insufficient data", and nothing retrains. `--textfile PATH` and `--pushgateway URL` export the
+drift scores, performance and row counts as Prometheus gauges.
+
 Labelled current data is scored with `monitoring.performance.metric` and the retrain triggers'
 metrics; without `monitoring.performance`, with the spec's evaluation metrics.
 
@@ -48,19 +54,39 @@ def _table(report: dict[str, Any], decision: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console(highlight=False)
-    drift = Table(title="drift against the training data", title_justify="left")
-    for col in ("feature", "method", "score", "threshold", "drift"):
+    ref = report.get("reference") or {}
+    if ref:
+        console.print(f"reference: {ref.get('note') or ref.get('source')}")
+    if report.get("window"):
+        console.print(f"window: {report['window']}")
+    if report.get("verdict") == "insufficient data":
+        console.print(f"drift: INSUFFICIENT DATA — {report.get('insufficient')}")
+    drift = Table(
+        title=f"drift against the {ref.get('source', 'training data')}", title_justify="left"
+    )
+    for col in ("feature", "method", "score", "threshold", "drift", "why"):
         drift.add_column(col)
-    for row in report["drift"]:
+    pred = report.get("prediction_drift")
+    for row in [*report["drift"], *([pred] if pred else [])]:
         score = row.get("score")
+        shown = (
+            "missing in " + "/".join(row["missing"])
+            if row.get("missing")
+            else "n/a"
+            if score is None
+            else f"{score:.4g}"
+        )
         drift.add_row(
             str(row["feature"]),
             str(row.get("method")),
-            "missing in " + "/".join(row["missing"]) if row.get("missing") else f"{score:.4g}",
+            shown,
             f"{row['threshold']:g}",
             "DRIFT" if row["drifted"] else "ok",
+            str(row.get("why") or "")
+            + (f"; {row['approximation']}" if row.get("approximation") else ""),
         )
-    console.print(drift)
+    if report["drift"] or pred:
+        console.print(drift)
     perf = report.get("performance")
     if perf:
         values = ", ".join(
@@ -82,6 +108,12 @@ def _table(report: dict[str, Any], decision: dict[str, Any]) -> None:
     console.print(checks)
     if decision["retrain"]:
         console.print("decision: RETRAIN recommended — " + "; ".join(decision["reasons"]))
+    elif decision.get("insufficient_data"):
+        held = decision.get("held_back") or []
+        console.print(
+            "decision: no retraining — insufficient data"
+            + (f" (triggers held back: {'; '.join(held)})" if held else "")
+        )
     else:
         console.print("decision: no retraining needed")
 
@@ -125,13 +157,32 @@ def monitor(
         Path | None,
         typer.Option("--out", help="Folder for the signal and decision (default .mlc/monitor)."),
     ] = None,
+    textfile: Annotated[
+        Path | None,
+        typer.Option(
+            "--textfile",
+            help="Also write the gauges to this file (node-exporter textfile format).",
+        ),
+    ] = None,
+    pushgateway: Annotated[
+        str | None,
+        typer.Option("--pushgateway", help="Also push the gauges to this Prometheus Pushgateway."),
+    ] = None,
+    push_job: Annotated[
+        str | None,
+        typer.Option("--push-job", help="Pushgateway job label (default mlc-monitor)."),
+    ] = None,
+    push_instance: Annotated[
+        str | None,
+        typer.Option("--push-instance", help="Pushgateway instance label (default: model name)."),
+    ] = None,
     model_version: Annotated[
         str | None,
         typer.Option(
             "--model-version",
             help="Score this registered version, or the candidate model of this run id (default: "
-            "the champion, else the newest version whose gate passed; a model whose gate failed "
-            "only when named here).",
+            "with --from-log the version that served the window, else the champion, else the "
+            "newest version whose gate passed; a model whose gate failed only when named here).",
         ),
     ] = None,
 ) -> None:
@@ -164,6 +215,10 @@ def monitor(
             now=now,
             out_dir=out,
             model_version=model_version,
+            textfile=textfile,
+            pushgateway=pushgateway,
+            push_job=push_job,
+            push_instance=push_instance,
         )
     except MonitorError as exc:
         if exc.model is not None:

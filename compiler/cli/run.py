@@ -378,3 +378,6 @@ def lineage(
             f"spec {str(rec.get('spec_hash'))[:12]}  code {rec.get('code_version')}  "
             f"run {rec.get('run_id')}"
         )
+        reason = rec.get("reason")
+        if isinstance(reason, dict):
+            print(f"  trained because: {reason.get('summary') or reason.get('decision')}")

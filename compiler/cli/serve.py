@@ -6,12 +6,15 @@ only then listens: the Open Inference Protocol v2 (`/v2/...`), KServe v1
 contract (4xx bodies naming the input, row and rule), Prometheus metrics on `/metrics` (the
 series the monitoring target's rules query), traffic split per the strategy, and a sampled
 prediction log under `.mlc/predictions/`. Binds to 127.0.0.1 unless `--host` says otherwise.
-SIGTERM drains in-flight requests and flushes the log. `MLC_SERVE_ADMIN_TOKEN` in the
-environment enables, with that bearer token, `POST /admin/weights` and the rollout endpoints
+SIGTERM drains in-flight requests and flushes the log. `deployment.serving.admin_token` (a
+secret reference), or `MLC_SERVE_ADMIN_TOKEN` in the environment, enables with that bearer
+token `POST /admin/weights` and the rollout endpoints
 `/admin/rollout[/advance|/promote|/rollback]` (see `mlc rollout`); with the strategy's
 `bake_time` set the server judges the canary on the rollback conditions from its own metrics
 after each bake and advances, promotes (moves `champion`) or rolls back by itself; too few
-requests is inconclusive and extends the bake. Every decision goes to the audit chain.
+requests is inconclusive and extends the bake. Every decision goes to the audit chain. The
+server polls the registry (`--reload-interval`): a new `challenger` is loaded without a restart
+and its canary starts; a moved `champion` is served.
 
 Exit codes: 0 after a clean shutdown; 2 spec errors, no model or alias to serve, a version that
 cannot load, a port in use; 1 internal error.
@@ -43,9 +46,24 @@ def serve(
         typer.Option("--tracking-uri", help="MLflow tracking URI (default: the project's)."),
     ] = None,
     log_sample: Annotated[
-        float,
-        typer.Option("--log-sample", min=0.0, max=1.0, help="Share of requests logged (0: off)."),
-    ] = 1.0,
+        float | None,
+        typer.Option(
+            "--log-sample",
+            min=0.0,
+            max=1.0,
+            help="Share of requests logged (0: off; default deployment.serving.log_sample).",
+        ),
+    ] = None,
+    reload_interval: Annotated[
+        float | None,
+        typer.Option(
+            "--reload-interval",
+            min=0.0,
+            help="Seconds between polls of the registry's aliases: a new challenger starts a "
+            "canary, a moved champion is served (0: off; default "
+            "deployment.serving.reload_interval).",
+        ),
+    ] = None,
     alias: Annotated[
         str | None,
         typer.Option("--alias", help="Serve this registered alias alone (one version per pod)."),
@@ -60,6 +78,16 @@ def serve(
     tls_key: Annotated[
         str | None, typer.Option("--tls-key", help="The certificate's private key.")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Processes answering on the port (one set of metrics; canary and blue-green "
+            "serve with one).",
+        ),
+    ] = 1,
     no_onnx: Annotated[
         bool, typer.Option("--no-onnx", help="Serve the registered model, not its ONNX export.")
     ] = False,
@@ -84,6 +112,7 @@ def serve(
             log_dir=log_dir,
             alias=alias,
             onnx=not no_onnx,
+            reload_interval=reload_interval,
         )
     except api.UsageError as exc:
         print(f"mlc serve: {exc}", file=sys.stderr)
@@ -107,6 +136,6 @@ def serve(
     if (tls_cert is None) != (tls_key is None):
         print("mlc serve: give --tls-cert and --tls-key together", file=sys.stderr)
         raise typer.Exit(EXIT_SPEC)
-    code = run_server(plan, host, port, tls_cert=tls_cert, tls_key=tls_key)
+    code = run_server(plan, host, port, tls_cert=tls_cert, tls_key=tls_key, workers=workers)
     if code:
         raise typer.Exit(EXIT_SPEC)

@@ -9,7 +9,7 @@ from mlc.compiler.ir.builder import SpecBuilder
 from mlc.compiler.ir.model import ArtifactType, StepKind
 
 if TYPE_CHECKING:
-    from mlc.compiler.ir.params import IngestParams, SplitParams, ValidateParams
+    from mlc.compiler.ir.params import IngestParams, SparkParams, SplitParams, ValidateParams
     from mlc.specs import Spec
 
 
@@ -21,11 +21,22 @@ class DataArtifacts:
     """Split part (`train`, `test`, and `validation` when there is one) -> dataset artifact."""
 
 
+def spark_params(spec: Spec) -> SparkParams | None:
+    """The spark engine's settings (`data.spark` or its defaults); None for pandas."""
+    if spec.data.engine != "spark":
+        return None
+    settings = spec.data.spark
+    if settings is None:
+        return {"master": "local[1]", "conf": {}}
+    return {"master": settings.master, "conf": dict(sorted(settings.conf.items()))}
+
+
 def build_data(spec: Spec, builder: SpecBuilder) -> DataArtifacts:
     data, feats, training = spec.data, spec.features, spec.training
     dump = builder.dump
     contract_columns = sorted(data.contract.columns)
     sources: dict[str, str] = {}
+    spark = spark_params(spec)
     for i, source in enumerate(data.sources):
         origin = f"data.sources[{i}]"
         reqs = [(f"source.{source.format}", f"{origin}.format")]
@@ -36,6 +47,8 @@ def build_data(spec: Spec, builder: SpecBuilder) -> DataArtifacts:
             "engine": data.engine,
             "versioning": dump(data.versioning),
         }
+        if spark is not None:
+            ingest["spark"] = spark
         out = builder.add(
             f"ingest-{source.name}",
             StepKind.INGEST,
@@ -54,6 +67,8 @@ def build_data(spec: Spec, builder: SpecBuilder) -> DataArtifacts:
         "sources": [s.name for s in data.sources],
         "join_on": {s.name: list(s.join_on) for s in data.sources[1:]},
     }
+    if spark is not None:
+        validate["spark"] = spark
     validated = builder.add(
         "validate",
         StepKind.VALIDATE,
@@ -91,6 +106,11 @@ def build_data(spec: Spec, builder: SpecBuilder) -> DataArtifacts:
     }
     if derived_target is not None:
         split_params["derived_target"] = dump(derived_target)
+    if data.split.key is not None:
+        split_params["key"] = data.split.key
+    if spark is not None:
+        split_params["engine"] = "spark"
+        split_params["spark"] = spark
     split = builder.add(
         "split",
         StepKind.SPLIT,

@@ -108,6 +108,10 @@ def build_evaluation(
         requires=eval_reqs,
     )
     gate_inputs = {"metrics": evaluated["metrics"]}
+    if ev.champion is not None and ev.champion.compare and ev.champion.same_holdout:
+        # the registered champion is scored on these very rows beside the candidate
+        gate_inputs["model"] = candidate
+        gate_inputs["test"] = split["test"]
     if fairness_metrics is not None:
         gate_inputs["fairness"] = fairness_metrics
     if gov.explainability is not None:
@@ -140,6 +144,8 @@ def build_evaluation(
         "fairness": directed(dump(gov.fairness)),
         "robustness": [dump(r) for r in ev.robustness],
         "model_name": spec.name,
+        "target": feats.target,
+        "task": training.task,
     }
     gate = builder.add(
         "gate",
@@ -181,6 +187,8 @@ def build_evaluation(
         "metrics": evaluated["metrics"],
         "verdict": gate["verdict"],
         "card": card["card"],
+        # the train split, profiled with the model as the reference for drift
+        "reference": split["train"],
         **reports,
     }
     if trained.best_params is not None and trained.study is not None:
@@ -195,6 +203,10 @@ def build_evaluation(
         "task": training.task,
         "model": dump(training.model),
         "tuning_storage": spec.tuning.storage if spec.tuning is not None else None,
+        "promote_by": "rollout"
+        if spec.deployment is not None
+        and spec.deployment.strategy.kind in ("canary", "blue_green")
+        else "register",
     }
     registered = builder.add(
         "register",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mlc.compiler.ir.build_data import DataArtifacts
+from mlc.compiler.ir.build_data import DataArtifacts, spark_params
 from mlc.compiler.ir.builder import SpecBuilder
 from mlc.compiler.ir.model import ArtifactType, StepKind
 
@@ -29,6 +29,10 @@ def build_features(spec: Spec, builder: SpecBuilder, data: DataArtifacts) -> str
         "dtypes": {c: col.dtype for c, col in sorted(contract.columns.items())},
         "pii": sorted(c for c, col in contract.columns.items() if col.pii),
     }
+    spark = spark_params(spec)
+    if spark is not None:
+        params["engine"] = "spark"
+        params["spark"] = spark
     features = builder.add(
         "features",
         StepKind.FEATURES,

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlc.compiler.ir.build_data import DataArtifacts
 from mlc.compiler.ir.build_evaluation import Registered
@@ -24,6 +24,16 @@ if TYPE_CHECKING:
     from mlc.specs import Spec
 
 IDENTITY_ROLES = ("pipeline", "training", "serving", "monitoring")
+
+
+def drift_tests(drift: Any) -> Any:
+    """`monitoring.drift` dumped, with the test per column type filled in (runtime.drift)."""
+    if drift is not None:
+        method = drift["method"]
+        drift["numeric"] = drift["numeric"] or method
+        default = method if method in ("chi2", "jensen_shannon") else "chi2"
+        drift["categorical"] = drift["categorical"] or default
+    return drift
 
 
 def _raw_features(spec: Spec) -> list[str]:
@@ -131,6 +141,7 @@ def build_operations(
             "resources": deployment["resources"],
             "batch": deployment["batch"],
             "edge": deployment["edge"],
+            "serving": deployment["serving"],
             "model_name": spec.name,
             "secrets": dict(sec.secrets),
             "network": dump(sec.network),
@@ -157,7 +168,7 @@ def build_operations(
             )["endpoint"]
         elif dep.mode == "batch":
             mon_drift = spec.monitoring.drift if spec.monitoring is not None else None
-            drift = dump(mon_drift)
+            drift = drift_tests(dump(mon_drift))
             if drift is not None and not drift["features"]:
                 drift["features"] = sorted(spec.data.contract.columns)
             batch_params: BatchPredictParams = {
@@ -218,8 +229,13 @@ def build_operations(
     if mon is None:
         return None
     mon_reqs: list[tuple[str, str]] = []
+    drift = drift_tests(dump(mon.drift))
     if mon.drift is not None:
         mon_reqs.append((f"drift.{mon.drift.method}", "monitoring.drift.method"))
+        for field in ("numeric", "categorical"):
+            chosen = getattr(mon.drift, field)
+            if chosen is not None:
+                mon_reqs.append((f"drift.{chosen}", f"monitoring.drift.{field}"))
     if mon.performance is not None:
         mon_reqs.append(("performance.delayed_labels", "monitoring.performance"))
     if mon.slos.latency_p99_ms is not None:
@@ -229,12 +245,13 @@ def build_operations(
     mon_inputs = {"reference": data.split["train"], "identity": identities["monitoring"]}
     if endpoint is not None:
         mon_inputs["endpoint"] = endpoint
-    drift = dump(mon.drift)
     if drift is not None and not drift["features"]:
         drift["features"] = sorted(spec.feature_columns())
     monitor_params: MonitorParams = {
         "slos": dump(mon.slos),
         "drift": drift,
+        "window": float(mon.window),
+        "min_rows": mon.min_rows,
         "performance": directed(dump(mon.performance)),
         "dashboards": dump(mon.dashboards),
         "model_name": spec.name,

@@ -37,6 +37,8 @@ def build_training(
         "model": builder.dump(training.model),
         "entry_point": training.entry_point,
         "lightning": builder.dump(training.lightning),
+        "boost": builder.dump(training.boost),
+        "keras": builder.dump(training.keras),
         "distributed": builder.dump(training.distributed),
         "seed": training.seed,
         "max_time": training.max_time,
@@ -96,6 +98,8 @@ def build_training(
             "seed": train_params["seed"],
             "metric_direction": direction(tuning.objective.metric),
             "lightning": train_params["lightning"],
+            "boost": train_params["boost"],
+            "keras": train_params["keras"],
             "distributed": train_params["distributed"],
             "max_time": train_params["max_time"],
         }

@@ -38,7 +38,7 @@ class Doc:
 Engine = Literal["pandas", "spark"]
 DType = Literal["int", "float", "str", "bool", "category", "datetime"]
 Task = Literal["classification", "regression"]
-Framework = Literal["sklearn", "lightning", "custom"]
+Framework = Literal["sklearn", "lightning", "custom", "xgboost", "lightgbm", "keras", "spark_ml"]
 Direction = Literal["higher", "lower"]
 """Which way a metric is better, from the spec's one metric table (`mlc.specs.evaluation`)."""
 Comparison = Literal[">", ">=", "<", "<=", "==", "!="]
@@ -100,6 +100,13 @@ class VersioningParams(TypedDict):
     keep: Annotated[int, Doc("How many versions to keep.")]
 
 
+class SparkParams(TypedDict):
+    """Where the spark engine runs (`data.spark`); `MLC_SPARK_MASTER` overrides `master`."""
+
+    master: Annotated[str, Doc("Spark master URL.")]
+    conf: Annotated[dict[str, str], Doc("Spark configuration.")]
+
+
 class ColumnParams(TypedDict):
     """The data contract of one column (`data.contract.columns.<name>`)."""
 
@@ -151,6 +158,9 @@ class IngestParams(TypedDict):
     source: Annotated[SourceParams, Doc("The source, by `format`.")]
     engine: Annotated[Engine, Doc("DataFrame engine.", spec="data.engine")]
     versioning: Annotated[VersioningParams, Doc("Dataset versioning.")]
+    spark: NotRequired[
+        Annotated[SparkParams, Doc("Spark settings; present when the engine is spark.")]
+    ]
 
 
 class ValidateParams(TypedDict):
@@ -162,13 +172,16 @@ class ValidateParams(TypedDict):
     join_on: Annotated[
         dict[str, list[str]], Doc("Source name -> join columns, for every source but the first.")
     ]
+    spark: NotRequired[
+        Annotated[SparkParams, Doc("Spark settings; present when the engine is spark.")]
+    ]
 
 
 class SplitParams(TypedDict):
     """`split`: train/validation/test parts, checked against what later steps need."""
 
     method: Annotated[
-        Literal["random", "stratified", "time"], Doc("How rows are assigned to parts.")
+        Literal["random", "stratified", "time", "hash"], Doc("How rows are assigned to parts.")
     ]
     test_size: Annotated[float, Doc("Share of rows in the test part.")]
     validation_size: Annotated[float, Doc("Share of rows in the validation part (0: none).")]
@@ -189,6 +202,17 @@ class SplitParams(TypedDict):
         Annotated[
             DerivedParams, Doc("Present when the target is derived: computed before splitting.")
         ]
+    ]
+    key: NotRequired[
+        Annotated[
+            str, Doc("Key column whose hash assigns rows (`method: hash`).", spec="data.split.key")
+        ]
+    ]
+    engine: NotRequired[
+        Annotated[Engine, Doc("DataFrame engine; present when it is spark.", spec="data.engine")]
+    ]
+    spark: NotRequired[
+        Annotated[SparkParams, Doc("Spark settings; present when the engine is spark.")]
     ]
 
 
@@ -286,6 +310,12 @@ class FeaturesParams(TypedDict):
     selection: Annotated[SelectionParams, Doc("Feature selection.")]
     dtypes: Annotated[dict[str, DType], Doc("Contract column -> dtype.")]
     pii: Annotated[list[str], Doc("Contract columns marked PII, sorted.")]
+    engine: NotRequired[
+        Annotated[Engine, Doc("DataFrame engine; present when it is spark.", spec="data.engine")]
+    ]
+    spark: NotRequired[
+        Annotated[SparkParams, Doc("Spark settings; present when the engine is spark.")]
+    ]
 
 
 # -- training and tuning ---------------------------------------------------------------------------
@@ -323,6 +353,28 @@ class LightningParams(TypedDict):
     ]
     accelerator: Annotated[Literal["auto", "cpu", "gpu"], Doc("Device kind.")]
     early_stopping: Annotated[EarlyStoppingParams | None, Doc("None: train all epochs.")]
+    module: Annotated[
+        str | None, Doc("User `LightningModule` `module:Class` (None: the built-in model).")
+    ]
+
+
+class BoostParams(TypedDict):
+    """XGBoost / LightGBM options (`training.boost`)."""
+
+    early_stopping: Annotated[
+        EarlyStoppingParams | None, Doc("Rounds without improvement on validation (None: off).")
+    ]
+
+
+class KerasParams(TypedDict):
+    """Keras 3 options (`training.keras`)."""
+
+    builder: Annotated[str | None, Doc("`module:build_model` (None: the built-in MLP).")]
+    backend: Annotated[Literal["torch", "tensorflow", "jax"], Doc("KERAS_BACKEND.")]
+    epochs: Annotated[int, Doc("Most epochs trained.")]
+    batch_size: Annotated[int, Doc("Rows per batch.")]
+    learning_rate: Annotated[float, Doc("Adam learning rate of the built-in compile.")]
+    early_stopping: Annotated[EarlyStoppingParams | None, Doc("None: train all epochs.")]
 
 
 class TrainParams(TypedDict):
@@ -336,6 +388,8 @@ class TrainParams(TypedDict):
         str | None, Doc("`module:function` for `framework: custom`.", spec="training.entry_point")
     ]
     lightning: Annotated[LightningParams, Doc("Lightning options (read with `lightning`).")]
+    boost: Annotated[BoostParams, Doc("XGBoost / LightGBM options.")]
+    keras: Annotated[KerasParams, Doc("Keras options.")]
     distributed: Annotated[DistributedParams, Doc("Distributed training.")]
     seed: Annotated[int, Doc("Seed of every random draw in training.", spec="training.seed")]
     max_time: Annotated[
@@ -411,6 +465,8 @@ class TuneParams(TypedDict):
     seed: Annotated[int, Doc("Seed of the sampler and folds.", spec="training.seed")]
     metric_direction: Annotated[Direction, Doc("Which way the objective metric is better.")]
     lightning: Annotated[LightningParams, Doc("Lightning options each trial trains with.")]
+    boost: Annotated[BoostParams, Doc("XGBoost / LightGBM options of each trial.")]
+    keras: Annotated[KerasParams, Doc("Keras options of each trial.")]
     distributed: Annotated[DistributedParams, Doc("Distributed training of each trial.")]
     max_time: Annotated[
         float | None, Doc("Wall-clock cap of each trial's fit.", spec="training.max_time")
@@ -482,12 +538,22 @@ class GateEntryParams(TypedDict):
     direction: Annotated[Direction, Doc("Which way the metric is better.")]
 
 
+class BootstrapParams(TypedDict):
+    """Paired bootstrap of the champion comparison (`evaluation.champion.bootstrap`)."""
+
+    samples: Annotated[int, Doc("Resamples of the test rows.")]
+    confidence: Annotated[float, Doc("Two-sided confidence of the interval.")]
+    seed: Annotated[int, Doc("Resampling seed.")]
+
+
 class ChampionParams(TypedDict):
     """Champion comparison (`evaluation.champion`) with its metric's direction."""
 
     compare: Annotated[bool, Doc("Whether to compare at all.")]
     metric: Annotated[str, Doc("Metric compared.")]
     min_improvement: Annotated[float, Doc("Margin a challenger must beat the champion by.")]
+    same_holdout: Annotated[bool, Doc("Rescore the champion on this run's test split.")]
+    bootstrap: Annotated[BootstrapParams | None, Doc("Bootstrap interval (None: none).")]
     direction: Annotated[Direction, Doc("Which way the metric is better.")]
 
 
@@ -509,6 +575,8 @@ class GateParams(TypedDict):
     fairness: Annotated[FairnessGateParams | None, Doc("Fairness gate (None: none).")]
     robustness: Annotated[list[RobustnessParams], Doc("Robustness limits checked.")]
     model_name: Annotated[str, Doc("Registered model name.", spec="name")]
+    target: Annotated[str, Doc("The label column.", spec="features.target")]
+    task: Annotated[Task, Doc("Learning task.", spec="training.task")]
 
 
 class CardParams(TypedDict):
@@ -553,6 +621,13 @@ class RegisterParams(TypedDict):
     model: Annotated[ModelParams | None, Doc("Estimator and its fixed params.")]
     tuning_storage: Annotated[
         str | None, Doc("The study's shared storage (None: local or no tuning).")
+    ]
+    promote_by: Annotated[
+        Literal["register", "rollout"],
+        Doc(
+            "Who moves `champion` once one exists: register (auto policy), or the canary or "
+            "blue-green rollout that judges the new version live."
+        ),
     ]
 
 
@@ -754,6 +829,19 @@ class NetworkParams(TypedDict):
     allow_public: Annotated[bool, Doc("Expose the endpoint publicly.")]
 
 
+class ServingParams(TypedDict):
+    """How `mlc serve` serves (`deployment.serving`)."""
+
+    admin_token: Annotated[str | None, Doc("Admin token's secret reference (None: no admin).")]
+    log_sample: Annotated[float, Doc("Share of requests in the prediction log.")]
+    log_segment_rows: Annotated[int, Doc("Rows that close a log segment.")]
+    log_segment_seconds: Annotated[float, Doc("Age that closes a log segment.")]
+    reload_interval: Annotated[float, Doc("Seconds between alias polls (0: never).")]
+    min_requests: Annotated[int, Doc("Candidate requests a bake needs to be judged.")]
+    max_batch_size: Annotated[int, Doc("Micro-batch size in rows (1: off).")]
+    max_latency_ms: Annotated[float, Doc("Longest wait for a micro-batch to fill.")]
+
+
 class DeploymentParams(TypedDict):
     """`deploy`, `batch_predict` and `export`: the deployment section plus security settings."""
 
@@ -769,6 +857,7 @@ class DeploymentParams(TypedDict):
     resources: Annotated[ResourcesParams, Doc("Serving resources as written in the spec.")]
     batch: Annotated[BatchParams | None, Doc("Batch settings (mode batch).")]
     edge: Annotated[EdgeParams | None, Doc("Edge settings (mode edge).")]
+    serving: Annotated[ServingParams, Doc("Serving runtime settings.")]
     model_name: Annotated[str, Doc("Registered model name.", spec="name")]
     secrets: Annotated[dict[str, str], Doc("Environment variable -> secret reference.")]
     network: Annotated[NetworkParams, Doc("Network policy.")]
@@ -809,7 +898,17 @@ class SlosParams(TypedDict):
 class DriftParams(TypedDict):
     """Drift detection (`monitoring.drift`)."""
 
-    method: Annotated[Literal["psi", "ks", "chi2", "wasserstein"], Doc("Drift statistic.")]
+    method: Annotated[
+        Literal["psi", "ks", "chi2", "wasserstein", "jensen_shannon"], Doc("Drift statistic.")
+    ]
+    numeric: Annotated[
+        Literal["psi", "ks", "chi2", "wasserstein", "jensen_shannon"],
+        Doc("Test for numeric features (the builder fills in `method`)."),
+    ]
+    categorical: Annotated[
+        Literal["psi", "chi2", "jensen_shannon"],
+        Doc("Test for categorical features (the builder fills in `method` or chi2)."),
+    ]
     threshold: Annotated[float, Doc("Score above which a feature has drifted.")]
     features: Annotated[list[str], Doc("Columns watched (the builder fills in every feature).")]
     schedule: Annotated[str, Doc("Cron schedule of the check.")]
@@ -837,6 +936,8 @@ class MonitorParams(TypedDict):
 
     slos: Annotated[SlosParams, Doc("SLOs.")]
     drift: Annotated[DriftParams | None, Doc("Drift detection (None: none).")]
+    window: Annotated[float, Doc("Seconds of the prediction log read as current data.")]
+    min_rows: Annotated[int, Doc("Fewest current rows to judge drift.")]
     performance: Annotated[PerformanceParams | None, Doc("Performance check (None: none).")]
     dashboards: Annotated[DashboardsParams, Doc("Dashboards.")]
     model_name: Annotated[str, Doc("Registered model name.", spec="name")]
@@ -951,6 +1052,7 @@ SPEC_MODELS: dict[type, str] = {
     SqlSourceParams: "mlc.specs.data:SqlSource",
     SparkTableSourceParams: "mlc.specs.data:SparkTableSource",
     VersioningParams: "mlc.specs.data:Versioning",
+    SparkParams: "mlc.specs.data:SparkSettings",
     ColumnParams: "mlc.specs.data:Column",
     ContractParams: "mlc.specs.data:Contract",
     SplitMinimumParams: "mlc.specs.data:SplitMinimum",
@@ -968,6 +1070,8 @@ SPEC_MODELS: dict[type, str] = {
     DistributedParams: "mlc.specs.training:Distributed",
     EarlyStoppingParams: "mlc.specs.training:EarlyStopping",
     LightningParams: "mlc.specs.training:LightningOptions",
+    BoostParams: "mlc.specs.training:BoostOptions",
+    KerasParams: "mlc.specs.training:KerasOptions",
     FloatParamParams: "mlc.specs.tuning:FloatParam",
     IntParamParams: "mlc.specs.tuning:IntParam",
     CategoricalParamParams: "mlc.specs.tuning:CategoricalParam",
@@ -976,6 +1080,7 @@ SPEC_MODELS: dict[type, str] = {
     RobustnessParams: "mlc.specs.evaluation:Robustness",
     GateEntryParams: "mlc.specs.evaluation:Gate",
     ChampionParams: "mlc.specs.evaluation:Champion",
+    BootstrapParams: "mlc.specs.evaluation:Bootstrap",
     FairnessParams: "mlc.specs.governance:Fairness",
     FairnessGateParams: "mlc.specs.governance:Fairness",
     ExplainParams: "mlc.specs.governance:Explainability",
@@ -1000,6 +1105,7 @@ SPEC_MODELS: dict[type, str] = {
     BatchParams: "mlc.specs.deployment:Batch",
     ParityParams: "mlc.specs.deployment:Parity",
     EdgeParams: "mlc.specs.deployment:Edge",
+    ServingParams: "mlc.specs.deployment:Serving",
     DeploymentParams: "mlc.specs.deployment:Deployment",
     SlosParams: "mlc.specs.monitoring:Slos",
     DriftParams: "mlc.specs.monitoring:Drift",

@@ -30,8 +30,13 @@ def serve(
     log_level: str = "warning",
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    workers: int = 1,
+    fd: int | None = None,
 ) -> int:
     """Check `plan_doc`, load and warm up every track, then serve until SIGTERM or SIGINT.
+
+    With `workers` > 1, that many processes share the socket (`workers.supervise`); `fd` is a
+    worker's inherited socket.
 
     Returns the exit code: 0 after a graceful shutdown, 2 when a track cannot load or the port
     cannot be listened on (the cause on stderr).
@@ -41,6 +46,10 @@ def serve(
 
     try:
         plan = plans.check(plan_doc)
+        if workers > 1:
+            from mlc.runtime.serving.workers import supervise
+
+            return supervise(dict(plan_doc), host, port, workers, log_level, tls_cert, tls_key)
         tracks = load_tracks(plan)
     except StepError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -55,6 +64,7 @@ def serve(
         build_app(service),
         host=host,
         port=port,
+        fd=fd,
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=int(plan["limits"]["timeout_s"]) + 5,
@@ -77,7 +87,11 @@ def serve(
 
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="python -m mlc.runtime.serving", description=__doc__)
-    parser.add_argument("--plan", required=True, help="the serving plan (JSON)")
+    parser.add_argument("--plan", help="the serving plan (JSON)")
+    parser.add_argument("--workers", type=int, default=1, help="processes sharing the port")
+    parser.add_argument(
+        "--worker-fd", type=int, default=None, help=argparse.SUPPRESS
+    )  # a worker of `--workers`: the socket it inherits, the plan in $MLC_SERVE_PLAN
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--log-level", default="warning")
@@ -86,14 +100,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(name)s: %(message)s")
 
+    import json
+    import os
+
     from mlc.runtime.serving import plan as plans
+    from mlc.runtime.serving.workers import PLAN_ENV
 
     try:
-        raw = plans.read(args.plan)
-    except StepError as exc:
+        if args.worker_fd is not None:
+            raw = json.loads(os.environ.pop(PLAN_ENV, "null"))
+        elif args.plan:
+            raw = plans.read(args.plan)
+        else:
+            parser.error("--plan is required")
+    except (StepError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return serve(raw, args.host, args.port, args.log_level, args.tls_cert, args.tls_key)
+    return serve(
+        raw,
+        args.host,
+        args.port,
+        args.log_level,
+        args.tls_cert,
+        args.tls_key,
+        workers=args.workers,
+        fd=args.worker_fd,
+    )
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlc.runtime.serving import protocols
+from mlc.runtime.serving.batching import Batcher
 from mlc.runtime.serving.guards import Guard, Rejection
 from mlc.runtime.serving.metrics import CONTENT_TYPE, ServingMetrics
 from mlc.runtime.serving.predlog import PredictionLog
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 
     from mlc.runtime.serving.models import Outputs, Track
     from mlc.runtime.serving.plan import ServingPlan
+    from mlc.runtime.serving.reload import Reloader
+    from mlc.runtime.serving.workers import SharedMetrics
 
 logger = logging.getLogger("mlc.serving")
 NO_VERSION = "none"
@@ -78,6 +81,11 @@ class Service:
         self.router = Router({t["name"]: t["weight"] for t in plan["tracks"]}, plan["seed"])
         self.metrics = ServingMetrics()
         self.rollout = Rollout(plan, tracks, self.router)
+        self.reloader: Reloader | None = None
+        if plan.get("reload_s"):
+            from mlc.runtime.serving.reload import Reloader
+
+            self.reloader = Reloader(self, float(plan["reload_s"] or 0))
         # An error ratio needs its numerator before the first error: a series that appears only
         # then leaves rollback rules with no data, which never fire.
         for track in tracks.values():
@@ -87,6 +95,19 @@ class Service:
         self.sticky = (plan["sticky_header"] or "").lower() or None
         self.ready = False
         self._pool = ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="mlc-score")
+        self.batcher: Batcher | None = None
+        if plan.get("batching"):
+            batching = plan["batching"]
+            assert batching is not None
+            self.batcher = Batcher(
+                self._pool,
+                self.guard.frame,
+                batching["max_batch_size"],
+                batching["max_latency_ms"],
+                on_queued=lambda t, s: self.metrics.queue.observe(
+                    s, model=self.model, version=t.version
+                ),
+            )
         self.log: PredictionLog | None = None
         if plan["log"] is not None:
             self.log = PredictionLog(
@@ -94,7 +115,15 @@ class Service:
                 segment_rows=plan["log"]["segment_rows"],
                 segment_seconds=plan["log"]["segment_seconds"],
                 on_error=lambda exc: logger.warning("prediction log: %s", exc),
+                worker=worker_plan["index"] if (worker_plan := plan.get("worker")) else 0,
             )
+        self.shared: SharedMetrics | None = None
+        if plan.get("worker"):
+            from mlc.runtime.serving.workers import SharedMetrics
+
+            worker = plan["worker"]
+            assert worker is not None
+            self.shared = SharedMetrics(self.metrics, worker["metrics_dir"], worker["index"])
         self._mirror_queue: queue.Queue[_Mirror | None] = queue.Queue(SHADOW_QUEUE)
         self._mirror_thread: threading.Thread | None = None
         if self.shadow is not None:
@@ -107,6 +136,10 @@ class Service:
     def close(self) -> None:
         """Drain the shadow queue, then flush the log: nothing accepted is lost."""
         self.ready = False
+        if self.reloader is not None:
+            self.reloader.stop()
+        if self.shared is not None:
+            self.shared.stop()
         if self._mirror_thread is not None:
             self._mirror_queue.put(None)
             self._mirror_thread.join()
@@ -115,6 +148,12 @@ class Service:
             self.log.close()
 
     # -- tracks ----------------------------------------------------------------------------
+    def swap(self, name: str, track: Track) -> None:
+        """Serve `track` under `name` from now on (requests already routed keep the old one)."""
+        self.metrics.errors.inc(0.0, model=self.model, version=track.version)
+        self.tracks[name] = track
+        self.rollout.versions[name] = track.version
+
     def versions(self) -> list[str]:
         return sorted({t.version for t in self.tracks.values()}, key=lambda v: (len(v), v))
 
@@ -215,7 +254,11 @@ class Service:
             return frame, track.score(frame)
 
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, run)
+        if self.batcher is not None:
+            rows = len(next(iter(data.values()), []))
+            future: Any = self.batcher.score(track, data, rows)
+        else:
+            future = loop.run_in_executor(self._pool, run)
         try:
             return await asyncio.wait_for(future, timeout=self.limits["timeout_s"])
         except TimeoutError:
@@ -408,7 +451,8 @@ def build_app(service: Service) -> Starlette:
         return await service.predict(request, model, None, _mlflow, _simple)
 
     async def metrics(request: Request) -> Response:
-        return PlainTextResponse(service.metrics.render(), media_type=CONTENT_TYPE)
+        others = service.shared.others() if service.shared is not None else []
+        return PlainTextResponse(service.metrics.render(others), media_type=CONTENT_TYPE)
 
     def _refused(request: Request) -> Response | None:
         token = service.plan["admin_token"]
@@ -438,7 +482,10 @@ def build_app(service: Service) -> Starlette:
         refused = _refused(request)
         if refused is not None:
             return refused
-        return JSONResponse(await asyncio.to_thread(service.rollout.status))
+        doc = await asyncio.to_thread(service.rollout.status)
+        if service.reloader is not None:
+            doc["reload"] = service.reloader.status()
+        return JSONResponse(doc)
 
     def rollout_action(action: str) -> Callable[[Request], Any]:
         async def act(request: Request) -> Response:
@@ -469,6 +516,8 @@ def build_app(service: Service) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         service.ready = True
+        if service.reloader is not None:
+            service.reloader.start()
         task = asyncio.create_task(ticker()) if service.rollout.auto else None
         try:
             yield

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from mlc.runtime import metrics_contract as mc
 
@@ -52,11 +53,19 @@ class Counter:
         with self._lock:
             return self._values.get(key, 0.0)
 
-    def render(self) -> list[str]:
+    def export(self) -> list[Any]:
+        with self._lock:
+            return [[list(map(list, k)), v] for k, v in sorted(self._values.items())]
+
+    def render(self, others: Sequence[list[Any]] = ()) -> list[str]:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
         with self._lock:
-            items = sorted(self._values.items())
-        lines += [f"{self.name}{_labels(k)} {_num(v)}" for k, v in items]
+            merged = dict(self._values)
+        for exported in others:
+            for key, value in exported:
+                labels = tuple((str(a), str(b)) for a, b in key)
+                merged[labels] = merged.get(labels, 0.0) + float(value)
+        lines += [f"{self.name}{_labels(k)} {_num(v)}" for k, v in sorted(merged.items())]
         return lines
 
 
@@ -80,10 +89,26 @@ class Histogram:
             counts[-1] += 1
             self._sums[key] += value
 
-    def render(self) -> list[str]:
+    def export(self) -> list[Any]:
+        with self._lock:
+            return [
+                [list(map(list, k)), list(v), self._sums[k]]
+                for k, v in sorted(self._counts.items())
+            ]
+
+    def render(self, others: Sequence[list[Any]] = ()) -> list[str]:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
         with self._lock:
-            items = sorted((k, list(v), self._sums[k]) for k, v in self._counts.items())
+            merged = {k: (list(v), self._sums[k]) for k, v in self._counts.items()}
+        for exported in others:
+            for key, counts, total in exported:
+                labels = tuple((str(a), str(b)) for a, b in key)
+                mine, mine_sum = merged.get(labels, ([0] * len(counts), 0.0))
+                merged[labels] = (
+                    [a + int(b) for a, b in zip(mine, counts, strict=True)],
+                    mine_sum + float(total),
+                )
+        items = sorted((k, v[0], v[1]) for k, v in merged.items())
         for key, counts, total in items:
             bounds = [repr(float(b)) for b in self.buckets] + ["+Inf"]
             for bound, count in zip(bounds, counts, strict=True):
@@ -129,9 +154,8 @@ class ServingMetrics:
             (model,),
         )
 
-    def render(self) -> str:
-        lines: list[str] = []
-        for series in (
+    def _series(self) -> tuple[Counter | Histogram, ...]:
+        return (
             self.requests,
             self.errors,
             self.duration,
@@ -139,6 +163,16 @@ class ServingMetrics:
             self.rejections,
             self.predictions,
             self.disagreements,
-        ):
-            lines += series.render()
+        )
+
+    def snapshot(self) -> dict[str, list[Any]]:
+        """Every series' values, for the other workers of one server to add to theirs."""
+        return {series.name: series.export() for series in self._series()}
+
+    def render(self, others: Sequence[dict[str, list[Any]]] = ()) -> str:
+        """The text format; `others` are the snapshots of the server's other workers, summed
+        in so that any worker answers a scrape for the whole server."""
+        lines: list[str] = []
+        for series in self._series():
+            lines += series.render([o.get(series.name) or [] for o in others])
         return "\n".join(lines) + "\n"

@@ -17,7 +17,9 @@ The compiler side (`mlc serve SPEC`) writes it from the IR; the runtime reads no
      "admin_token": null | "...",            # optional: enables the /admin/ endpoints
      "seed": 0,                               # optional: routing and sampling RNG seed
      "audit_dir": null | "/abs/.mlc",         # optional: rollout decisions go to its audit chain
-     "rollout": {"min_requests": 200, "tick_s": 0.5}}   # optional: see `rollout`
+     "rollout": {"min_requests": 200, "tick_s": 0.5},   # optional: see `rollout`
+     "reload_s": null | 30,                   # optional: follow the aliases (`reload`)
+     "batching": null | {"max_batch_size": 32, "max_latency_ms": 2.0}}   # optional
 
 `features` are the raw input columns in the order the model takes them. Track weights sum to
 100 (a mirror-only shadow track may weigh 0). A track names `version` (pinned) or an `alias`
@@ -83,6 +85,21 @@ class RolloutSettings(TypedDict):
     tick_s: float
 
 
+class BatchingPlan(TypedDict):
+    """Adaptive micro-batching: requests to one track scored together, each keeping its rows."""
+
+    max_batch_size: int
+    max_latency_ms: float
+
+
+class WorkerPlan(TypedDict):
+    """One of `count` worker processes sharing a socket; metrics shared through `metrics_dir`."""
+
+    index: int
+    count: int
+    metrics_dir: str
+
+
 class ServingPlan(TypedDict):
     """The whole plan (see the module docstring)."""
 
@@ -103,6 +120,9 @@ class ServingPlan(TypedDict):
     seed: int
     audit_dir: str | None
     rollout: RolloutSettings
+    reload_s: float | None
+    batching: BatchingPlan | None
+    worker: WorkerPlan | None
 
 
 def _fail(message: str, hint: str = "") -> StepError:
@@ -148,6 +168,28 @@ def _tracks(raw: Any, kind: str) -> list[TrackPlan]:
     if kind == "recreate" and len(tracks) != 1:
         raise _fail(f"plan: strategy 'recreate' serves one track, the plan has {len(tracks)}")
     return tracks
+
+
+def _worker(raw: Any) -> WorkerPlan | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("metrics_dir"), str):
+        raise _fail("plan: 'worker' must be an object with index, count and metrics_dir")
+    return {
+        "index": int(_number(raw.get("index", 0), "worker.index")),
+        "count": int(_number(raw.get("count", 1), "worker.count", low=1)),
+        "metrics_dir": raw["metrics_dir"],
+    }
+
+
+def _batching(raw: Any) -> BatchingPlan | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise _fail("plan: 'batching' must be an object", "keys: max_batch_size, max_latency_ms")
+    size = int(_number(raw.get("max_batch_size", 1), "batching.max_batch_size", low=1))
+    wait = _number(raw.get("max_latency_ms", 2.0), "batching.max_latency_ms")
+    return None if size <= 1 else {"max_batch_size": size, "max_latency_ms": wait}
 
 
 def check(raw: Any) -> ServingPlan:
@@ -242,6 +284,11 @@ def check(raw: Any) -> ServingPlan:
         "admin_token": raw.get("admin_token") or None,
         "seed": int(raw.get("seed", 0)),
         "audit_dir": audit_dir or None,
+        "batching": _batching(raw.get("batching")),
+        "worker": _worker(raw.get("worker")),
+        "reload_s": None
+        if raw.get("reload_s") in (None, 0)
+        else max(0.1, _number(raw["reload_s"], "reload_s")),
         "rollout": {
             "min_requests": int(_number(rollout["min_requests"], "rollout.min_requests", low=1)),
             "tick_s": max(0.05, _number(rollout["tick_s"], "rollout.tick_s")),

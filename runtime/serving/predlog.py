@@ -13,6 +13,7 @@ import contextlib
 import os
 import queue
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,29 +32,52 @@ BATCH_ROWS = 4096
 """Most rows the writer takes off the queue for one table (one row group)."""
 
 
-def _seq_after(folder: Path) -> int:
-    """The next segment number: segments of earlier runs in the folder are kept."""
+WORKER_SEQS = 100_000
+"""Segment numbers per server worker: worker `i` numbers its segments from `i * WORKER_SEQS`,
+so the workers of one `mlc serve --workers N` share a folder without a name in common."""
+
+
+def _seq_after(folder: Path, worker: int = 0) -> int:
+    """The next segment number of `worker`: segments of earlier runs in the folder are kept."""
     seqs = [int(m.group(2)) for p in folder.iterdir() if (m := SEGMENT.match(p.name))]
     tmps = [
         int(p.name[5:11])
         for p in folder.iterdir()
         if re.match(r"^\.seg-\d{6}\.parquet\.tmp$", p.name)
     ]
-    return max([*seqs, *tmps], default=-1) + 1
+    low, high = worker * WORKER_SEQS, (worker + 1) * WORKER_SEQS
+    mine = [n for n in (*seqs, *tmps) if low <= n < high]
+    return max(mine, default=low - 1) + 1
 
 
 class PredictionLog:
     """Queue and writer thread for one log folder."""
 
     def __init__(
-        self, path: str | Path, *, segment_rows: int, segment_seconds: float, on_error: Any = None
+        self,
+        path: str | Path,
+        *,
+        segment_rows: int,
+        segment_seconds: float,
+        on_error: Any = None,
+        worker: int = 0,
     ) -> None:
-        self.folder = Path(path)
+        self.remote: str | None = None
+        if "://" in str(path) and not str(path).startswith("file://"):
+            # a bucket: segments are written here, then uploaded whole once closed (an object
+            # appears only complete, so a kill never leaves a torn one in the bucket)
+            self.remote = str(path).rstrip("/")
+            self.folder = Path(tempfile.mkdtemp(prefix="mlc-predlog-"))
+        else:
+            self.folder = Path(str(path).removeprefix("file://"))
         self.folder.mkdir(parents=True, exist_ok=True)
         self.segment_rows = max(1, int(segment_rows))
         self.segment_seconds = float(segment_seconds)
         self._queue: queue.Queue[Any] = queue.Queue()
-        self._seq = _seq_after(self.folder)
+        self._seq = _seq_after(self.folder, worker)
+        if self.remote is not None:
+            self._seq = max(self._seq, _remote_seq_after(self.remote, worker))
+        self._unsent: list[Path] = []
         self._writer: Any = None
         self._schema: pa.Schema | None = None
         self._tmp: Path | None = None
@@ -176,18 +200,74 @@ class PredictionLog:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._start))
         final = self.folder / f"seg-{stamp}-{self._seq:06d}.parquet"
         os.replace(self._tmp, final)
+        if self.remote is not None:
+            self._unsent.append(final)
+            self._upload()
         self.written += self._rows
         self._seq += 1
         self._writer, self._schema, self._tmp, self._rows = None, None, None, 0
 
 
+    def _upload(self) -> None:
+        """Send the closed segments not sent yet; one that fails stays for the next close."""
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(self.remote)
+        fs.makedirs(root, exist_ok=True)
+        while self._unsent:
+            local = self._unsent[0]
+            fs.put_file(str(local), f"{root}/{local.name}")
+            local.unlink()
+            self._unsent.pop(0)
+
+
+def _remote_seq_after(uri: str, worker: int) -> int:
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(uri)
+    try:
+        names = [Path(p).name for p in fs.ls(root, detail=False)]
+    except FileNotFoundError:
+        names = []
+    low, high = worker * WORKER_SEQS, (worker + 1) * WORKER_SEQS
+    mine = [int(m.group(2)) for n in names if (m := SEGMENT.match(n))]
+    return max([n for n in mine if low <= n < high], default=low - 1) + 1
+
+
+def local_copy(path: str | Path, dest: str | Path | None = None) -> Path:
+    """The log as a local folder: `path` itself, or for a bucket URI its closed segments
+    downloaded into `dest` (a new temporary folder by default)."""
+    text = str(path)
+    if "://" not in text or text.startswith("file://"):
+        return Path(text.removeprefix("file://"))
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(text)
+    folder = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="mlc-predlog-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        listed = fs.ls(root, detail=False)
+    except FileNotFoundError:
+        listed = []
+    for remote in listed:
+        name = Path(remote).name
+        if SEGMENT.match(name) and not (folder / name).exists():
+            part = folder / f".{name}.download"
+            fs.get_file(remote, str(part))
+            os.replace(part, folder / name)
+    return folder
+
+
 def segments(path: str | Path) -> list[Path]:
-    """The closed segments in the folder, in the order they were written."""
+    """The closed segments in the folder, in the order they were closed (by time, then
+    number: the workers of one server number theirs apart)."""
     folder = Path(path)
     if not folder.is_dir():
         return []
-    found = [(int(m.group(2)), p) for p in folder.iterdir() if (m := SEGMENT.match(p.name))]
-    return [p for _, p in sorted(found)]
+    found = [
+        (m.group(1), int(m.group(2)), p) for p in folder.iterdir() if (m := SEGMENT.match(p.name))
+    ]
+    return [p for _, _, p in sorted(found)]
 
 
 def read_log(path: str | Path) -> pd.DataFrame:
@@ -195,7 +275,7 @@ def read_log(path: str | Path) -> pd.DataFrame:
     import pandas as pd
     import pyarrow.parquet as pq
 
-    frames = [pq.read_table(p).to_pandas() for p in segments(path)]
+    frames = [pq.read_table(p).to_pandas() for p in segments(local_copy(path))]
     if not frames:
         return pd.DataFrame(columns=list(BASE_COLUMNS))
     return pd.concat(frames, ignore_index=True)

@@ -259,6 +259,8 @@ class Rollout:
         self._set_alias = set_alias or mlflow_aliases(plan["tracking_uri"], plan["model_name"])
         self._lock = threading.Lock()
         self.decisions: list[dict[str, Any]] = []
+        self.rejected: set[str] = set()
+        """Candidate versions this server rolled back: a reload does not start them again."""
         self.steps: list[float] = (
             [float(s) for s in strategy.get("steps") or [100]] if self.kind == "canary" else [100.0]
         )
@@ -273,6 +275,15 @@ class Rollout:
             and (self.kind == "canary" or strategy.get("switch", "auto") == "auto")
         )
         self.state = "none" if self.pair is None else "baking" if self.auto else "waiting"
+        if (
+            self.pair is not None
+            and self.versions[self.pair.candidate] == self.versions[self.pair.stable]
+        ):
+            # `challenger` is the champion itself (the first version holds both aliases): there
+            # is nothing to judge until a new challenger arrives (`reload`).
+            self.state = "idle"
+            self.step = -1
+            self._weights(0.0)
         self.window = Window()
         self.deadline = time.monotonic() + self.bake_time
         self.extensions = 0
@@ -420,7 +431,41 @@ class Rollout:
             evidence = {**evidence, "alias": "champion", "alias_to": stable}
         self._weights(0.0)
         self.state = "rolled_back"
+        self.rejected.add(self.versions[self.pair.candidate])
         return self._record("rollback", by, before, evidence)
+
+    def start(self, version: str, by: str = "reload") -> dict[str, Any]:
+        """A new candidate version (its track already swapped in at weight 0): the rollout
+        begins again at the first step."""
+        with self._lock:
+            assert self.pair is not None
+            before = self.router.weights
+            self.versions[self.pair.candidate] = version
+            self.step = 0 if self.kind == "canary" else -1
+            self._weights(self.steps[0] if self.kind == "canary" else 0.0)
+            self.state = "baking" if self.auto else "waiting"
+            self._open_window()
+            evidence = {
+                "reason": f"new challenger v{version} against v{self.versions[self.pair.stable]}",
+                "candidate": {"track": self.pair.candidate, "version": version},
+            }
+            return self._record("start", by, before, evidence)
+
+    def adopt_stable(self, version: str, by: str = "reload") -> dict[str, Any]:
+        """`champion` now names `version` (promoted here or elsewhere): it serves as stable,
+        and the candidate slot is idle until the next challenger."""
+        with self._lock:
+            assert self.pair is not None
+            before = self.router.weights
+            previous = self.versions[self.pair.stable]
+            self.versions[self.pair.stable] = version
+            if self.versions[self.pair.candidate] == version or not self.active:
+                self._weights(0.0)
+                if self.state != "rolled_back":
+                    self.state = "idle"
+                self.step = -1
+            evidence = {"reason": f"champion moved from v{previous} to v{version}"}
+            return self._record("stable", by, before, evidence)
 
     def tick(self) -> dict[str, Any] | None:
         """Judge the candidate once its bake is over; the decision taken, or None."""

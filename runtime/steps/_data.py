@@ -42,6 +42,12 @@ def load_frame(inputs: dict[str, str], name: str, step: str) -> pd.DataFrame:
             f"input '{name}' at {loc} is not a complete artifact",
             "run the producing step first",
         )
+    from mlc.runtime.spark import frames
+
+    if frames.is_spark_layout(loc):
+        # A Spark-written dataset is a Parquet folder, which pyarrow reads as one table.
+        loaded: pd.DataFrame = frames.load_pandas(loc)
+        return loaded
     return artifacts.load_dataframe(loc)
 
 

@@ -161,6 +161,10 @@ def run(
     params: FeaturesParams, inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
 ) -> dict[str, Any]:
     """Fit the transform on `train` only and save it as the `transform` artifact."""
+    if params.get("engine") == "spark":
+        from mlc.runtime.spark import features as spark_features
+
+        return spark_features.run(params, inputs, outputs, ctx)
     train = load_frame(inputs, "train", STEP)
     x, y = split_xy(train, params["target"], STEP)
     task = params["task"]

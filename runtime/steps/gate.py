@@ -3,10 +3,12 @@
 Writes the `verdict` artifact `{"passed": bool, "checks": [{name, kind, metric, op, value,
 threshold, passed, reason}]}`; fairness checks come one per sensitive attribute, with its
 `attribute` and the `groups` (highest, lowest rate) behind the value, both also in the name.
-A failing gate is not an exception: the orchestrator reads the verdict. The champion's metrics
-come from the optional `champion` input (a metrics artifact) or `ctx.extra["champion_metrics"]`
-(a `{metric: value}` dict); with neither, there is no champion and the comparison passes with
-that reason.
+A failing gate is not an exception: the orchestrator reads the verdict. With
+`champion.same_holdout` (the default) and a registered champion (`ctx.extra["champion"]`), the
+champion is scored on the candidate's own test rows (`_champion.py`: per sensitive group, with
+an optional bootstrap interval); otherwise its metrics come from the optional `champion` input
+(a metrics artifact) or `ctx.extra["champion_metrics"]` (a `{metric: value}` dict); with
+neither, there is no champion and the comparison passes with that reason.
 """
 
 from __future__ import annotations
@@ -146,7 +148,33 @@ def run(
         margin = float(champion["min_improvement"])
         incumbent = _champion_metrics(inputs, ctx)
         value = metrics.get(metric)
-        if incumbent is None or metric not in incumbent:
+        info = ctx.extra.get("champion")
+        same_rows = (
+            champion.get("same_holdout", True)
+            and isinstance(info, dict)
+            and info.get("version") is not None
+            and "model" in inputs
+            and "test" in inputs
+        )
+        if same_rows:
+            from mlc.runtime.steps._champion import compare
+            from mlc.runtime.steps._data import load_frame, load_model
+
+            assert isinstance(info, dict)
+            checks.append(
+                compare(
+                    champion,
+                    info,
+                    load_model(inputs, "model", STEP, ctx),
+                    load_frame(inputs, "test", STEP),
+                    target=params["target"],
+                    task=params["task"],
+                    groups=list(fairness["sensitive_attributes"]) if fairness else [],
+                    model_name=params["model_name"],
+                    ctx=ctx,
+                )
+            )
+        elif incumbent is None or metric not in incumbent:
             checks.append(
                 {
                     "name": f"champion {metric}",
@@ -172,7 +200,8 @@ def run(
                     value,
                     "<=" if lower else ">=",
                     bar,
-                    f"champion {incumbent[metric]:.6g}, margin {margin:g}",
+                    f"champion {incumbent[metric]:.6g} as recorded at its registration (other "
+                    f"test rows), margin {margin:g}",
                 )
             )
     passed = all(c["passed"] for c in checks)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 from mlc.runtime import artifacts
@@ -18,50 +17,10 @@ if TYPE_CHECKING:
 STEP = "ingest"
 
 
-def _spark_session() -> Any:
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    # mapInPandas workers (batch scoring) must run this interpreter, not the system python3
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    from pyspark.sql import SparkSession
+def _spark_session(settings: dict[str, Any] | None = None) -> Any:
+    from mlc.runtime.spark.session import session
 
-    return (
-        SparkSession.builder.master(os.environ.get("MLC_SPARK_MASTER", "local[1]"))
-        .appName("mlc-ingest")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .getOrCreate()
-    )
-
-
-def _read_spark(source: SourceParams, ctx: StepContext) -> pd.DataFrame:
-    spark = _spark_session()
-    fmt = source["format"]
-    try:
-        if source["format"] == "spark_table":
-            sdf = spark.table(source["table"])
-        elif source["format"] == "csv":
-            sdf = spark.read.csv(
-                ctx.resolve(source["path"]),
-                header=True,
-                inferSchema=True,
-                sep=source["delimiter"],
-            )
-        elif source["format"] == "parquet":
-            sdf = spark.read.parquet(ctx.resolve(source["path"]))
-        else:
-            raise StepError(
-                STEP,
-                f"format '{fmt}' is not read by the spark engine",
-                "use engine: pandas for SQL sources",
-            )
-        return sdf.toPandas()
-    except StepError:
-        raise
-    except Exception as exc:  # pyspark raises AnalysisException and py4j errors alike
-        raise StepError(
-            STEP, f"spark could not read source '{source['name']}': {str(exc).splitlines()[0]}"
-        ) from exc
+    return session(settings, STEP)
 
 
 def _read_pandas(source: SourceParams, ctx: StepContext) -> pd.DataFrame:
@@ -112,7 +71,12 @@ def run(
     """
     source = params["source"]
     engine = params["engine"]
-    df = _read_spark(source, ctx) if engine == "spark" else _read_pandas(source, ctx)
+    if engine == "spark":
+        # Spark reads and writes the dataset itself: nothing is collected into this process.
+        from mlc.runtime.spark import ingest as spark_ingest
+
+        return spark_ingest.run(params, outputs, out(outputs, "dataset", STEP), ctx)
+    df = _read_pandas(source, ctx)
     digest = artifacts.save_dataframe(
         out(outputs, "dataset", STEP), df, source=source["name"], engine=engine
     )

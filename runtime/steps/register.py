@@ -24,11 +24,12 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlc.runtime import artifacts, store
+from mlc.runtime import artifacts, model_code, store
 from mlc.runtime.context import StepContext, StepError
 
 VERSION = "1"
@@ -143,13 +144,17 @@ def pip_requirements(own_types: Sequence[str] = ()) -> list[str]:
     skops loads the saved pipeline; a Lightning model (`own_types` names `MLPEstimator`) also
     needs torch and Lightning. Local version labels (`2.13.0+cpu`) are dropped: an index has
     no such build, and the weights are plain arrays that any build loads. mlc itself is not
-    listed (not on an index): the serving image installs it.
+    listed (not on an index): the modules the model's own classes need ship with it
+    (`code_paths`, see `mlc.runtime.model_code`).
     """
     from importlib.metadata import PackageNotFoundError, version
 
     dists = ["scikit-learn", "pandas", "numpy", "scipy", "cloudpickle", "mlflow-skinny", "skops"]
     if any(t.startswith("mlc.runtime.lightning_mlp.") for t in own_types):
         dists += ["torch", "lightning"]
+    from mlc.runtime.frameworks import extra_requirements
+
+    dists += extra_requirements(own_types)
     reqs = []
     for dist in dists:
         try:
@@ -299,6 +304,14 @@ def _experiment(client: Any, name: str, ctx: StepContext) -> str:
     return str(client.create_experiment(name, artifact_location=location))
 
 
+def _has_alias(client: Any, name: str, alias: str) -> bool:
+    try:
+        client.get_model_version_by_alias(name, alias)
+    except Exception:  # MlflowException: no such alias
+        return False
+    return True
+
+
 def _existing_version(client: Any, name: str, model_hash: str) -> Any:
     from mlflow.exceptions import MlflowException
 
@@ -430,6 +443,7 @@ def run(
     passed = bool(verdict.get("passed")) if isinstance(verdict, dict) else False
     promotion = params["promotion"]
     promote = passed and promotion["policy"] == "auto"
+    by_rollout = params.get("promote_by") == "rollout"
     model_hash = str(artifacts.read_meta(inputs["model"]).get("hash"))
     metrics = metrics_of(_read_doc(inputs["metrics"]))
     spec_hash = ctx.extra.get("spec_hash")
@@ -441,6 +455,9 @@ def run(
     from mlc.runtime.steps._data import load_model
 
     model = load_model(inputs, "model", STEP, ctx)
+    from mlc.runtime import profile as reference_profile
+
+    profile_text = reference_profile.for_step(inputs, params["target"], params["task"], model, STEP)
     try:
         with _store_errors(uri):
             store.ensure(uri, ctx.logger.warning)
@@ -502,15 +519,23 @@ def run(
                     mlflow.log_dict(tuning["study"], "tuning/study.json")
                     mlflow.log_dict(tuning["trials"], "tuning/trials.json")
                 _log_card(inputs)
+                if ctx.extra.get("reason"):
+                    mlflow.log_dict(ctx.extra["reason"], "reason/retrain.json")
+                if profile_text is not None:
+                    mlflow.log_text(profile_text, reference_profile.MLFLOW_PATH)
                 own = _own_types(model)
-                info = mlflow.sklearn.log_model(
-                    model,
-                    name="model",
-                    signature=signature(params["contract"], params["target"], params["task"]),
-                    pip_requirements=pip_requirements(own),
-                    serialization_format="skops",
-                    skops_trusted_types=own,
-                )
+                with tempfile.TemporaryDirectory(prefix="mlc-code-") as code_dir:
+                    # mlc's classes inside the model load where mlc is not installed
+                    shipped = model_code.stage(model_code.modules_of_types(own), Path(code_dir))
+                    info = mlflow.sklearn.log_model(
+                        model,
+                        name="model",
+                        signature=signature(params["contract"], params["target"], params["task"]),
+                        pip_requirements=pip_requirements(own),
+                        serialization_format="skops",
+                        skops_trusted_types=own,
+                        code_paths=[str(shipped)] if shipped is not None else None,
+                    )
                 run_id = active.info.run_id
             mv = mlflow.register_model(
                 info.model_uri,
@@ -528,7 +553,9 @@ def run(
         if new:
             client.set_registered_model_alias(model_name, CHALLENGER, version)
             aliases = [CHALLENGER]
-            if promote:
+            # With a canary or blue-green strategy the rollout moves `champion` after judging
+            # the version live; the first version has nothing to be judged against.
+            if promote and not (by_rollout and _has_alias(client, model_name, CHAMPION)):
                 client.set_registered_model_alias(model_name, CHAMPION, version)
                 aliases.append(CHAMPION)
         else:
@@ -562,6 +589,7 @@ def run(
                 "tracking_uri": uri,
                 "store": audit_anchor.store_name(state, uri),
                 "artifacts": registered,
+                **({"reason": ctx.extra["reason"]} if ctx.extra.get("reason") else {}),
             },
         )
         lineage.record_model(
@@ -575,6 +603,7 @@ def run(
             model_hash=model_hash,
             tracking_uri=uri,
             aliases=aliases,
+            reason=ctx.extra.get("reason"),
         )
         audit.append(
             state,
@@ -618,6 +647,8 @@ def run(
         "model_uri": f"models:/{model_name}/{version}",
         "note": note,
     }
+    if profile_text is not None:
+        artifacts.save_text(outputs["model_version"], reference_profile.FILE, profile_text)
     artifacts.save_json(
         outputs["model_version"],
         "model_version",

@@ -119,6 +119,10 @@ def run(
     params: SplitParams, inputs: dict[str, str], outputs: dict[str, str], ctx: StepContext
 ) -> dict[str, Any]:
     """Split the `dataset` input into `train`, `test` and (when asked) `validation`."""
+    if params.get("engine") == "spark":
+        from mlc.runtime.spark import split as spark_split
+
+        return spark_split.run(params, inputs, outputs, ctx)
     from sklearn.model_selection import train_test_split
 
     df = load_frame(inputs, "dataset", STEP)
@@ -138,6 +142,19 @@ def run(
         n_val = round(len(ordered) * val_size)
         train, rest = ordered.iloc[:n_train], ordered.iloc[n_train:]
         val, test = rest.iloc[:n_val], rest.iloc[n_val:]
+    elif method == "hash":
+        from mlc.runtime.spark import keys
+
+        key = params.get("key")
+        if not key or key not in df.columns:
+            raise StepError(STEP, f"hash key column '{key}' is not in the data")
+        if df[key].isna().any():
+            raise StepError(STEP, f"hash key column '{key}' has missing values")
+        # The same assignment as the spark engine's (mlc.runtime.spark.keys).
+        u = keys.fractions(df[key], seed)
+        test = df[u < test_size]
+        val = df[(u >= test_size) & (u < held_out)]
+        train = df[u >= held_out]
     else:
         stratify = None
         if method == "stratified":

@@ -2,7 +2,10 @@
 
 `framework: sklearn` finds the estimator by short name in the usual sklearn modules or by dotted
 path; `lightning` uses `mlc.runtime.lightning_mlp.MLPEstimator` (accelerator, devices,
-precision and strategy from params); `custom` calls the user's `module:function(X, y, params)`.
+precision and strategy from params; a user `LightningModule` from `lightning.module` trains
+through the same estimator); `xgboost` / `lightgbm` / `keras` go through
+`mlc.runtime.frameworks` (the library's scikit-learn class, checked parameters, early stopping
+on the validation split); `custom` calls the user's `module:function(X, y, params)`.
 Tuned best params (input `params`) override the spec's params.
 """
 
@@ -17,10 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 from mlc.runtime import artifacts
 from mlc.runtime.context import BudgetExceeded, StepContext, StepError
+from mlc.runtime.frameworks import BOOSTING, require
 from mlc.runtime.steps._data import import_entry, load_frame, need, out, split_xy
 
 if TYPE_CHECKING:
-    from mlc.compiler.ir.params import DistributedParams, LightningParams, TrainParams, TuneParams
+    from mlc.compiler.ir.params import (
+        DistributedParams,
+        EarlyStoppingParams,
+        LightningParams,
+        TrainParams,
+        TuneParams,
+    )
 
 STEP = "train"
 SKLEARN_MODULES = ("ensemble", "linear_model", "tree", "svm", "neighbors", "naive_bayes")
@@ -63,11 +73,22 @@ def estimator_class(name: str, step: str = STEP) -> Any:
 def make_estimator(
     params: TrainParams | TuneParams, model_params: dict[str, Any], step: str = STEP
 ) -> Any:
-    """An unfitted estimator for `framework` sklearn or lightning with `model_params`."""
+    """An unfitted estimator for the spec's framework (all but `custom`) with `model_params`."""
     framework = params["framework"]
     model = params["model"]
     name = model["name"] if model is not None else None
+    if framework in BOOSTING:
+        from mlc.runtime.frameworks import boost
+
+        return boost.make_estimator(
+            framework, name, params["task"], model_params, params["seed"], step
+        )
+    if framework == "keras":
+        from mlc.runtime.frameworks import keras_model
+
+        return keras_model.make_estimator(params, model_params, step)
     if framework == "lightning":
+        require("lightning", step)
         from mlc.runtime.lightning_mlp import MLPEstimator, launch_plan
 
         light: LightningParams = params["lightning"]
@@ -88,13 +109,21 @@ def make_estimator(
         if early is not None:
             options["early_stopping_patience"] = early["patience"]
             options["early_stopping_min_delta"] = early["min_delta"]
-        if name != "tabular_mlp":
+        module = light["module"]
+        if module is not None:
+            from mlc.runtime.frameworks import lightning_module
+
+            # The module's own parameters go to its constructor, not to the trainer.
+            lightning_module.load_class(module, step)
+            options.update(module=module, module_params=dict(model_params))
+        elif name != "tabular_mlp":
             raise StepError(
                 step,
                 f"unknown Lightning model '{name}'",
                 "the built-in Lightning module is 'tabular_mlp'",
             )
-        options.update(model_params)
+        else:
+            options.update(model_params)
         if "hidden" in options:
             options["hidden"] = tuple(options["hidden"])
         try:
@@ -108,12 +137,24 @@ def make_estimator(
     cls = estimator_class(str(name), step)
     kwargs = dict(model_params)
     accepted: set[str] = set()
+    var_keyword = False
     # Builtins and C classes have no signature: their params pass through unchecked.
     with contextlib.suppress(TypeError, ValueError):
-        accepted = set(inspect.signature(cls).parameters)
+        for p in inspect.signature(cls).parameters.values():
+            if p.kind == p.VAR_KEYWORD:
+                var_keyword = True
+            else:
+                accepted.add(p.name)
     if "random_state" in accepted and "random_state" not in kwargs:
         kwargs["random_state"] = params["seed"]
-    unknown = [k for k in kwargs if accepted and k not in accepted]
+    library = cls.__module__.partition(".")[0]
+    if var_keyword and library in BOOSTING:
+        # XGBoost/LightGBM by dotted path: `**kwargs` names are checked against the library.
+        from mlc.runtime.frameworks import boost
+
+        boost.check_params(library, cls, kwargs, step)
+        return cls(**kwargs)
+    unknown = [k for k in kwargs if accepted and not var_keyword and k not in accepted]
     if unknown:
         raise StepError(
             step,
@@ -123,9 +164,32 @@ def make_estimator(
     return cls(**kwargs)
 
 
+def early_stopping(params: TrainParams | TuneParams) -> EarlyStoppingParams | None:
+    """The early-stopping settings of the spec's framework (None: it trains to the end)."""
+    framework = params["framework"]
+    if framework == "lightning":
+        return params["lightning"]["early_stopping"]
+    if framework in BOOSTING:
+        return params["boost"]["early_stopping"]
+    if framework == "keras":
+        return params["keras"]["early_stopping"]
+    return None
+
+
+def fit_trial(pipe: Any, x: Any, y: Any, params: TrainParams | TuneParams) -> None:
+    """Fit a tuning trial's pipeline on a fold's training rows (boosting early-stops on part)."""
+    early = early_stopping(params)
+    if params["framework"] in BOOSTING and early is not None:
+        from mlc.runtime.frameworks import boost
+
+        boost.fit_fold(pipe, x, y, params["framework"], early, params["seed"])
+    else:
+        pipe.fit(x, y)
+
+
 def _validation_rows(params: TrainParams, inputs: dict[str, str]) -> tuple[Any, Any] | None:
-    """The validation split's features and labels when Lightning early-stops on them."""
-    if params["framework"] != "lightning" or params["lightning"]["early_stopping"] is None:
+    """The validation split's features and labels when the model early-stops on them."""
+    if early_stopping(params) is None:
         return None
     if "validation" not in inputs:
         raise StepError(STEP, "early stopping needs the validation split as an input")
@@ -152,6 +216,10 @@ def run(
 
     from mlc.runtime.steps._data import bind_secrets
 
+    if params["framework"] == "spark_ml":
+        from mlc.runtime.spark import mllib
+
+        return mllib.run(params, inputs, outputs, ctx)
     train = load_frame(inputs, "train", STEP)
     x, y = split_xy(train, params["target"], STEP)
     transform = artifacts.load_object(need(inputs, "transform", STEP))
@@ -173,7 +241,7 @@ def run(
     # The run's deadline caps Lightning's fit without becoming an estimator parameter: a
     # parameter is pickled with the model, and the seconds left differ on every run, so the
     # same seed and inputs would save different bytes.
-    time_limit = left if left is not None and framework == "lightning" else None
+    time_limit = left if left is not None and framework in ("lightning", "keras") else None
     started = time.monotonic()
     if framework == "custom":
         fn = import_entry(str(params["entry_point"]), STEP, "custom entry point")
@@ -206,12 +274,13 @@ def run(
                 # with the validation rows passed through the fitted transform).
                 x_val, y_val = validation
                 matrix = transform.fit_transform(x, y)
-                estimator.fit(
-                    matrix,
-                    y,
-                    validation=(transform.transform(x_val), y_val),
-                    time_limit=time_limit,
-                )
+                val = (transform.transform(x_val), y_val)
+                if framework in BOOSTING:
+                    from mlc.runtime.frameworks import boost
+
+                    boost.fit(estimator, framework, matrix, y, val, early_stopping(params))
+                else:
+                    estimator.fit(matrix, y, validation=val, time_limit=time_limit)
                 pipeline = Pipeline([("transform", transform), ("model", estimator)])
         except StepError:
             raise
@@ -222,7 +291,7 @@ def run(
                 f"{type(exc).__name__}: {exc}",
             ) from exc
     spent = round(time.monotonic() - started, 3)
-    if framework != "lightning" and max_time is not None and spent > float(max_time):
+    if framework not in ("lightning", "keras") and max_time is not None and spent > float(max_time):
         raise BudgetExceeded(
             STEP,
             f"training took {spent:.1f}s, over max_time {float(max_time):.0f}s",
@@ -235,10 +304,14 @@ def run(
         "params": model_params,
     }
     est = pipeline.steps[-1][1]
-    if framework == "lightning":
+    if framework in ("lightning", "keras"):
         summary.update(epochs=est.epochs_, stopped=est.stopped_, loss=est.final_loss_)
         if est.val_loss_ is not None:
             summary["val_loss"] = est.val_loss_
+    elif framework in BOOSTING:
+        from mlc.runtime.frameworks import boost
+
+        summary.update(boost.rounds(est, framework))
     digest = artifacts.save_object(
         out(outputs, "model", STEP),
         pipeline,

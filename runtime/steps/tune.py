@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from mlc.runtime import artifacts
 from mlc.runtime.context import BudgetExceeded, StepContext, StepError
+from mlc.runtime.steps import _study_storage
 from mlc.runtime.steps._data import load_frame, need, out, split_xy
 from mlc.runtime.steps._metrics import score
-from mlc.runtime.steps.train import make_estimator
+from mlc.runtime.steps.train import fit_trial, make_estimator
 
 if TYPE_CHECKING:
     from mlc.compiler.ir.params import SearchParamParams, TuneParams
@@ -111,6 +112,8 @@ class _Run:
         self.asked = 0
         self.failures: list[tuple[int, str]] = []
         self.gave_up = False
+        self.full = False
+        """A shared study already held its trials (other workers ran them)."""
 
 
 def _optimize(
@@ -236,18 +239,26 @@ def run(
         sort_keys=True,
     )
     study_name = "tune-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
-    storage = params["storage"] or f"sqlite:///{(ctx.state / 'optuna.db').resolve()}"
+    where = _study_storage.resolve(params["storage"], ctx, STEP)
+    sampler = (
+        _study_storage.trial_seeded(lambda s: _sampler(params["sampler"], s), seed)
+        if where.shared
+        else _sampler(params["sampler"], seed)
+    )
     try:
         study = optuna.create_study(
             study_name=study_name,
-            storage=storage,
+            storage=where.storage,
             direction=direction,
             load_if_exists=True,
-            sampler=_sampler(params["sampler"], seed),
+            sampler=sampler,
             pruner=_pruner(params["pruner"]),
         )
     except Exception as exc:  # storage errors come from SQLAlchemy and optuna alike
-        raise StepError(STEP, f"cannot open the Optuna study in {storage}: {exc}") from exc
+        shown = where.shown or str(where.storage)
+        raise StepError(
+            STEP, f"cannot open the Optuna study in {shown}: {where.masked(str(exc))}"
+        ) from None
     states = optuna.trial.TrialState
 
     def finished() -> int:
@@ -266,7 +277,7 @@ def run(
                 ]
             )
             bind_secrets(pipe, ctx)
-            pipe.fit(x.iloc[tr], y.iloc[tr])
+            fit_trial(pipe, x.iloc[tr], y.iloc[tr], params)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 value = score(metric, task, pipe, x.iloc[va], y.iloc[va])
@@ -294,6 +305,25 @@ def run(
     ran = _Run()
     if budget is not None and budget <= 0:
         stopped = "deadline"
+    elif wanted and where.shared:
+        _study_storage.optimize_shared(
+            study,
+            objective_fn,
+            params["trials"],
+            budget,
+            max(1, params["parallelism"]),
+            _distributions(space),
+            ran,
+            _FAILURES_BEFORE_STOP,
+        )
+        if ran.gave_up:
+            stopped = "failures"
+        elif not ran.full and _study_storage.live_trials(study) < params["trials"]:
+            stopped = (
+                "timeout"
+                if timeout is not None and (left is None or float(timeout) <= left)
+                else "deadline"
+            )
     elif wanted:
         ran = _optimize(
             study,
@@ -313,7 +343,10 @@ def run(
             )
     spent = round(time.monotonic() - started, 3)
     complete = [t for t in study.trials if t.state == states.COMPLETE]
-    failed_total = sum(t.state == states.FAIL for t in study.trials)
+    failed_total = sum(
+        t.state == states.FAIL and not t.user_attrs.get(_study_storage.SURPLUS)
+        for t in study.trials
+    )
     if not complete:
         if ran.failures:
             number, cause = ran.failures[0]

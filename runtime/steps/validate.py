@@ -152,6 +152,10 @@ def run(
         StepError: on contract failures with `on_failure: stop`, or when failures cannot be
             pinned to rows (e.g. a missing column) under `quarantine`.
     """
+    if params["engine"] == "spark":
+        from mlc.runtime.spark import contract as spark_contract
+
+        return spark_contract.run(params, inputs, outputs, ctx)
     contract = params["contract"]
     columns = contract["columns"]
     policy = contract["on_failure"]

@@ -7,6 +7,25 @@ steps (`setWeight`) and pauses (the bake time) come from the spec, and an `Analy
 queries Prometheus for the spec's rollback conditions, so a failing canary rolls back without
 anyone watching. ServiceAccount, NetworkPolicy, deployer RBAC and PodDisruptionBudget come from
 the shared module, as in the kserve target.
+
+Two kinds of change roll out here. A new pod template (image, spec) is canaried by Argo
+Rollouts, judged by the `AnalysisTemplate` on the series the new template's pods export (they
+are told apart by their pod-template hash, which every pod name carries). A new model version is
+canaried inside `mlc serve`: with the canary strategy the pods serve the stable (`champion`) and
+canary (`challenger`) tracks at the spec's weights, judge the canary on their own metrics after
+each bake, promote or roll back by moving registry aliases (audited), and re-resolve the aliases
+every `reload_interval_s` (`--reload-interval`), so `mlc loop` in the `monitor/` CronJob — which
+registers the challenger — deploys it without touching a Kubernetes object. Pods pinned to the
+candidate alias (blue-green's preview) resolve it once: it must not change while it is judged.
+
+The analysis conditions treat no data as no verdict: `len(result) > 0 && …` for success and
+failure alike, so an empty answer (no traffic yet, a series missing) is Inconclusive — counted
+against `inconclusiveLimit`, after which the Rollout pauses for a person — and never a pass.
+Its queries read only series `mlc serve` exports (`mlc_requests_total`,
+`mlc_request_errors_total`, `mlc_request_duration_seconds_bucket`), not the monitoring target's
+recording rules, so they hold without those rules installed; `drift_score` reads
+`mlc_feature_drift_score`, which the loop's monitor pass pushes to the Pushgateway (the serving
+pods do not compute drift).
 """
 
 from __future__ import annotations
@@ -19,6 +38,7 @@ from mlc.runtime import metrics_contract
 from mlc.targets import _k8s_common as kube
 from mlc.targets._serving import ServingBuilder, ServingTarget
 from mlc.targets.base import Capabilities
+from mlc.targets.k8s import monitor
 from mlc.targets.k8s.batch import batch_files
 
 ROLLOUTS_API = "argoproj.io/v1alpha1"
@@ -27,17 +47,26 @@ SUPPORTS = kube.SERVING_FEATURES | frozenset({"platform.k8s", "mode.batch"})
 """No `strategy.ab` / `strategy.shadow` (they need a mesh: use the kserve target) and no
 `autoscaling.scale_to_zero` (a HorizontalPodAutoscaler keeps at least one pod)."""
 
+HASH_ARG = "canary-hash"
+"""Analysis argument: the pod-template hash of the Rollout's newest ReplicaSet (its pods are
+named `<app>-<hash>-<suffix>`, and Prometheus labels every scraped series with `pod`)."""
+
 _OPS = {">": "<=", ">=": "<", "<": ">=", "<=": ">"}
 """A rollback condition `m > t` holds exactly when the success condition `m <= t` fails."""
 
 
-class K8sTargetOptions(kube.K8sOptions):
+class K8sTargetOptions(monitor.LoopOptions):
     """Options of the k8s target (`targets.k8s` in a spec)."""
 
     image: str = kube.SERVE_IMAGE
     """Serving image running `mlc serve` (build it from the emitted `Dockerfile`)."""
     analysis_interval: str = "1m"
     """How often the rollout analysis queries Prometheus."""
+    analysis_window: str = "5m"
+    """Range the analysis's rates are taken over."""
+    analysis_inconclusive_limit: int = 5
+    """Measurements without data (no traffic) tolerated before the analysis is Inconclusive
+    and the Rollout pauses for a person."""
     batch_image: str = "ghcr.io/mlc-project/mlc-runtime:0.1.0"
     """Image the batch scoring job runs `mlc batch` in (the kfp components' runtime image)."""
     project_dir: str = "/project"
@@ -62,6 +91,7 @@ class _Builder(ServingBuilder):
         res = self.step.resources.to_dict()
         env: list[dict[str, Any]] = [
             kube.tracking_env(self.ir, self.opts),
+            monitor.audit_env(self.opts),
             {"name": "MODEL_NAME", "value": self.model},
             {"name": "MODEL_VERSION", "value": alias},
         ]
@@ -69,7 +99,7 @@ class _Builder(ServingBuilder):
             "name": "model",
             "image": self.opts.image,
             "command": ["mlc"],
-            "args": kube.serve_args(alias, self.port, self.tls),
+            "args": self.serve_args(alias),
             "ports": [{"containerPort": self.port, "name": "http", "protocol": "TCP"}],
             **kube.serve_probes(self.port, self.tls),
             "securityContext": {
@@ -77,12 +107,14 @@ class _Builder(ServingBuilder):
                 "runAsNonRoot": True,
                 "readOnlyRootFilesystem": True,
             },
-            "volumeMounts": [{"name": "predictions", "mountPath": kube.LOG_MOUNT}],
+            "volumeMounts": monitor.state_mounts(),
         }
         pod: dict[str, Any] = {
             "serviceAccountName": kube.service_account_name(self.model),
             "containers": [container],
-            "volumes": [{"name": "predictions", "emptyDir": {}}],
+            "volumes": [monitor.prediction_volume(self.app)],
+            # the log claim is shared with the loop's job: both write as the images' user
+            "securityContext": {"fsGroup": monitor.RUN_AS},
         }
         if self.tls:
             container["volumeMounts"].append(
@@ -91,7 +123,11 @@ class _Builder(ServingBuilder):
             pod["volumes"].append(
                 {"name": "tls", "secret": {"secretName": kube.tls_secret_name(self.app)}}
             )
-        container["env"] = env + kube.secret_env(self.params["secrets"])
+        container["env"] = [
+            *env,
+            *kube.secret_env(self.params["secrets"]),
+            monitor.admin_token_env(self.app),
+        ]
         resources = kube.container_resources(res)
         if resources:
             container["resources"] = resources
@@ -99,6 +135,17 @@ class _Builder(ServingBuilder):
         if selector:
             pod["nodeSelector"] = selector
         return {"metadata": {"labels": kube.labels(self.app, alias)}, "spec": pod}
+
+    def serve_args(self, alias: str) -> list[str]:
+        """The canary strategy serves both tracks in the server; others pin one alias a pod."""
+        in_server = self.params["strategy"]["kind"] == "canary"
+        return monitor.serving_args(
+            None if in_server else alias,
+            self.port,
+            self.tls,
+            follow=in_server or alias == self.opts.stable_version,
+            reload_s=self.opts.reload_interval_s,
+        )
 
     def deployment(self, alias: str, replicas: int | None, recreate: bool) -> dict[str, Any]:
         spec: dict[str, Any] = {
@@ -159,31 +206,42 @@ class _Builder(ServingBuilder):
             },
         }
 
+    def analysis_query(self, metric: str) -> str:
+        """PromQL for one rollback metric over the new pod template's pods; empty when they
+        served nothing in the window (never NaN, which would fail a comparison)."""
+        mc = metrics_contract
+        if metric == "drift_score":
+            # pushed by the loop's monitor pass (Pushgateway), per model and feature
+            return f'max({mc.FEATURE_DRIFT_SCORE}{{{mc.LABEL_MODEL}="{self.model}"}})'
+        sel = f'{{{mc.LABEL_MODEL}="{self.model}",pod=~"{self.app}-{{{{args.{HASH_ARG}}}}}-.*"}}'
+        window = self.opts.analysis_window
+        served = f"sum(rate({mc.REQUESTS_TOTAL}{sel}[{window}])) > 0"
+        if metric == "error_rate":
+            errors = f"sum(rate({mc.REQUEST_ERRORS_TOTAL}{sel}[{window}]))"
+            return f"({errors} or vector(0)) / ({served})"
+        quantile = {"latency_p99_ms": "0.99", "latency_p50_ms": "0.5"}[metric]
+        buckets = f"sum by (le) (rate({mc.REQUEST_DURATION_BUCKET}{sel}[{window}]))"
+        return f"histogram_quantile({quantile}, {buckets}) and on() ({served})"
+
     def analysis_template(self, rollback: list[dict[str, Any]]) -> dict[str, Any]:
         metrics = []
         for cond in rollback:
             metric = cond["metric"]
-            series = metrics_contract.ROLLBACK_METRICS[metric]
-            model_label, version_label = (
-                metrics_contract.LABEL_MODEL,
-                metrics_contract.LABEL_VERSION,
-            )
-            selector = f'{model_label}="{self.model}",{version_label}="{{{{args.version}}}}"'
-            query = (
-                f"max({series}{{{selector}}})"
-                if metric == "drift_score"
-                else f"{series}{{{selector}}}"
-            )
             threshold = float(cond["threshold"]) * metrics_contract.ROLLBACK_SCALE[metric]
+            healthy = f"result[0] {_OPS[cond['op']]} {threshold:g}"
             metrics.append(
                 {
                     "name": kube.dns_name(metric),
                     "interval": self.opts.analysis_interval,
                     "failureLimit": 0,
-                    "successCondition": f"len(result) == 0 || result[0] {_OPS[cond['op']]} "
-                    f"{threshold:g}",
+                    "inconclusiveLimit": self.opts.analysis_inconclusive_limit,
+                    "successCondition": f"len(result) > 0 && {healthy}",
+                    "failureCondition": f"len(result) > 0 && !({healthy})",
                     "provider": {
-                        "prometheus": {"address": self.opts.prometheus_url, "query": query}
+                        "prometheus": {
+                            "address": self.opts.prometheus_url,
+                            "query": self.analysis_query(metric),
+                        }
                     },
                 }
             )
@@ -191,13 +249,13 @@ class _Builder(ServingBuilder):
             "apiVersion": ROLLOUTS_API,
             "kind": "AnalysisTemplate",
             "metadata": kube.meta(self.app, self.ns, self.app),
-            "spec": {"args": [{"name": "version"}], "metrics": metrics},
+            "spec": {"args": [{"name": HASH_ARG}], "metrics": metrics},
         }
 
     def rollout(self, strategy: dict[str, Any]) -> dict[str, Any]:
         analysis = {
             "templates": [{"templateName": self.app}],
-            "args": [{"name": "version", "value": self.opts.candidate_version}],
+            "args": [{"name": HASH_ARG, "valueFrom": {"podTemplateHashValue": "Latest"}}],
         }
         rollback = bool(strategy["rollback"])
         bake = f"{int(strategy['bake_time'])}s"
@@ -249,7 +307,12 @@ class _Builder(ServingBuilder):
     def files(self) -> dict[str, str | bytes]:
         strategy = self.params["strategy"]
         kind = strategy["kind"]
-        out: dict[str, str | bytes] = {"common.yaml": kube.dump_docs(self.common([self.port]))}
+        out: dict[str, str | bytes] = {
+            "common.yaml": kube.dump_docs(self.common([self.port])),
+            "predictions.yaml": kube.dump_docs(
+                [monitor.prediction_claim(self.app, self.ns, self.opts)]
+            ),
+        }
         if kind == "recreate":
             out["deployment.yaml"] = kube.dump_docs(
                 [self.deployment(self.opts.stable_version, None, recreate=True)]
@@ -283,8 +346,15 @@ class K8sTarget(ServingTarget):
     def jobs(
         self, ir: IRGraph, opts: kube.K8sOptions, serving: Mapping[str, str | bytes]
     ) -> dict[str, str | bytes]:
-        batch = ir.first(StepKind.BATCH_PREDICT)
-        if batch is None:
-            return {}
         assert isinstance(opts, K8sTargetOptions)
-        return batch_files(ir, batch, opts, with_account="common.yaml" not in serving)
+        out: dict[str, str | bytes] = {}
+        deploy = kube.deploy_step(ir)
+        if deploy is not None:
+            tls = bool(deploy.params["encryption"]["in_transit"])
+            app = kube.dns_name(str(deploy.params["model_name"]))
+            url = f"{'https' if tls else 'http'}://{app}.{opts.namespace}.svc.cluster.local"
+            out.update(monitor.monitor_files(ir, opts, serve_url=url, with_account=False))
+        batch = ir.first(StepKind.BATCH_PREDICT)
+        if batch is not None:
+            out.update(batch_files(ir, batch, opts, with_account="common.yaml" not in serving))
+        return out

@@ -29,10 +29,11 @@ _SUPPORTS = RUNTIME_FEATURES | frozenset(
         "max_time",
         "tuning.parallel",
         "tuning.shared_storage",
+        # a Kubeflow Trainer TrainJob (`mlc.targets.kfp.trainjob`; Lightning DDP only)
+        "resources.nodes",
     }
 )
-"""Not supported, on purpose: `resources.nodes` (multi-node training needs a training operator
-that a KFP v2 component cannot request); `distributed.fsdp` / `distributed.deepspeed` (Lightning
+"""Not supported, on purpose: `distributed.fsdp` / `distributed.deepspeed` (Lightning
 starts their ranks by re-running the component's command, and every rank would then write the
 step's outputs; DDP, in `RUNTIME_FEATURES`, runs in spawned workers instead)."""
 
@@ -63,6 +64,14 @@ class KfpOptions(TargetOptions):
     """Install kfp at component start (needs network); the runtime image already has it."""
     filename: str = Field("pipeline.yaml", pattern=r"^[A-Za-z0-9._-]+\.ya?ml$")
     """Name of the emitted pipeline package."""
+    trainjob_runtime: str = Field("torch-distributed", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    """ClusterTrainingRuntime that multi-node training (`resources.nodes > 1`) runs on."""
+    shared_volume: str = Field("mlc-shared", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    """ReadWriteMany PersistentVolumeClaim through which a multi-node train step's launcher
+    and its TrainJob's nodes pass artifacts (mounted at /mlc-shared)."""
+    pushgateway_url: str = ""
+    """Prometheus Pushgateway the monitor pipeline pushes its gauges to (empty: none); see
+    `mlc.targets.kfp.monitor`."""
 
 
 class KfpTarget(Target):

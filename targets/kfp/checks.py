@@ -132,9 +132,10 @@ def check_step(step: Step) -> list[Diagnostic]:
 
 def check_ir(ir: IRGraph, options: KfpOptions) -> list[Diagnostic]:
     """Every problem kfp would raise later, as diagnostics located by spec key path."""
+    from mlc.targets.kfp import trainjob
     from mlc.targets.kfp.pipeline import overrides, pipeline_steps
 
-    out = check_options(options)
+    out = check_options(options) + trainjob.check(ir)
     steps = pipeline_steps(ir)
     for dotted in overrides(ir, steps)[1]:
         out.append(

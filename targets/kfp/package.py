@@ -59,4 +59,10 @@ def emit_package(ir: IRGraph, options: KfpOptions) -> dict[str, str | bytes]:
     )
     if runs is not None:
         files["recurring-runs.yaml"] = dump_yaml(runs)
+    from mlc.targets.kfp.trainjob import extra_files
+
+    files.update(extra_files(ir, options))
+    from mlc.targets.kfp.monitor import monitor_files
+
+    files.update(monitor_files(ir, options, dump_yaml))
     return files

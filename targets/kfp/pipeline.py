@@ -23,7 +23,7 @@ from typing import Any
 from mlc.compiler.ir import IRGraph, Step, StepKind
 from mlc.compiler.ir.model import EXECUTED_KINDS
 from mlc.targets.base import parse_path
-from mlc.targets.kfp import KfpOptions
+from mlc.targets.kfp import KfpOptions, trainjob
 from mlc.targets.kfp.components import (
     Component,
     Override,
@@ -264,16 +264,26 @@ def build_pipeline(ir: IRGraph, options: KfpOptions) -> tuple[dict[str, Any], di
         chain[-1].tasks[step.id] = task
         if _parallel_tuning(step) and not step.when:
             _tuning_workers(b, chain, ir, comp, options, task)
-        fn, source = function_source(comp)
+        # multi-node: a launcher pod, the TrainJob it creates gets the resources
+        multi_node = trainjob.distributed(step)
+        fn, source = (
+            trainjob.launcher_source(comp, options, secrets)
+            if multi_node
+            else function_source(comp)
+        )
         components[comp.name] = component_spec(comp)
         executors[comp.executor] = executor_spec(
             fn,
             source,
             options.image,
             options.install_kfp_package,
-            resources_spec(step.resources, options),
+            None if multi_node else resources_spec(step.resources, options),
         )
-        config = executor_platform(step, options, secrets)
+        config = (
+            trainjob.launcher_platform(step, options)
+            if multi_node
+            else executor_platform(step, options, secrets)
+        )
         if config:
             platform[comp.executor] = config
 

@@ -1,23 +1,40 @@
 """`--target kserve`: KServe InferenceServices with the spec's rollout strategy.
 
-Recreate: one InferenceService. Canary: one manifest per traffic step (`canaryTrafficPercent`)
-plus the rollback manifest, in the order of `rollout/order.json`. A/B: one InferenceService per
+Recreate: one InferenceService. Canary: one InferenceService whose predictor runs the canary
+itself (see below). A/B: one InferenceService per
 variant behind an `InferenceGraph` Splitter. Shadow: the primary and the shadow service with an
 Istio `VirtualService` mirroring traffic. Blue-green: two services and a `VirtualService` per
 traffic position (the switch, and the switch back). Beside them, `common.yaml` holds the
 ServiceAccount, NetworkPolicy, deployer RBAC, PodDisruptionBudget and (with TLS in transit) the
-Istio mutual-TLS `DestinationRule`.
+Istio mutual-TLS `DestinationRule`. With drift or performance monitoring, `monitor/` holds the
+`CronJob` running `mlc loop` and `predictions.yaml` the log claim it shares with the predictors
+(see `mlc.targets.k8s.monitor`).
+
+Who advances a canary: the in-server router, not the Kubernetes API. The predictor runs
+`mlc serve` with the spec's canary strategy (stable `champion`, canary `challenger` at the first
+step's weight), judges the canary on its own request metrics after each bake, advances, promotes
+(moves `champion`) or rolls back, each decision in the audit chain, and re-resolves the aliases
+every `reload_interval_s`; `mlc loop` registers the challenger and nothing else. Why not patch
+`canaryTrafficPercent`: KServe splits traffic between the last two *revisions* of the
+InferenceService, so each model version would need a new revision (a template change) plus a
+controller with `patch` rights on InferenceServices judging Prometheus from outside — a second
+canary implementation beside the one `mlc serve` has, and a cluster write permission for a job
+that otherwise needs none. So no job here gets RBAC on InferenceServices; the deployer roles in
+`common.yaml` stay the only writers. A new predictor image or spec still rolls out as a KServe
+revision when the deployer applies the changed manifest.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from mlc.compiler.ir import IRGraph, Step, StepKind
 from mlc.targets import _k8s_common as kube
 from mlc.targets._serving import ServingBuilder, ServingTarget
 from mlc.targets.base import Capabilities
+from mlc.targets.k8s import monitor
 
 ISVC_API = "serving.kserve.io/v1beta1"
 GRAPH_API = "serving.kserve.io/v1alpha1"
@@ -28,7 +45,7 @@ SUPPORTS = kube.SERVING_FEATURES | frozenset(
 )
 
 
-class KServeOptions(kube.K8sOptions):
+class KServeOptions(monitor.LoopOptions):
     """Options of the kserve target (`targets.kserve` in a spec)."""
 
     image: str = kube.SERVE_IMAGE
@@ -48,21 +65,30 @@ class _Builder(ServingBuilder):
         super().__init__(ir, step, opts)
         self.opts: KServeOptions = opts
 
-    def isvc(self, name: str, alias: str, canary_percent: int | None = None) -> dict[str, Any]:
+    def isvc(self, name: str, alias: str | None) -> dict[str, Any]:
+        """`alias` None: the predictor serves the spec's strategy in the server."""
         auto = self.params["autoscaling"]
         res = self.step.resources.to_dict()
         container: dict[str, Any] = {
             "name": "kserve-container",
             "image": self.opts.image,
             "command": ["mlc"],
-            "args": kube.serve_args(alias, kube.SERVING_PORT, False),
+            "args": monitor.serving_args(
+                alias,
+                kube.SERVING_PORT,
+                False,
+                follow=alias in (None, self.opts.stable_version),
+                reload_s=self.opts.reload_interval_s,
+            ),
             "env": [
                 kube.tracking_env(self.ir, self.opts),
+                monitor.audit_env(self.opts),
                 *kube.secret_env(self.params["secrets"]),
+                monitor.admin_token_env(self.app),
             ],
             "ports": [{"containerPort": kube.SERVING_PORT, "protocol": "TCP"}],
             **kube.serve_probes(kube.SERVING_PORT, False),
-            "volumeMounts": [{"name": "predictions", "mountPath": kube.LOG_MOUNT}],
+            "volumeMounts": monitor.state_mounts(),
         }
         resources = kube.container_resources(res)
         if resources:
@@ -74,13 +100,12 @@ class _Builder(ServingBuilder):
             "scaleMetric": "concurrency",
             "scaleTarget": auto["target_utilization"],
             "containers": [container],
-            "volumes": [{"name": "predictions", "emptyDir": {}}],
+            "volumes": [monitor.prediction_volume(self.app)],
+            "securityContext": {"fsGroup": monitor.RUN_AS},
         }
         selector = kube.node_selector(self.ir, res)
         if selector:
             predictor["nodeSelector"] = selector
-        if canary_percent is not None:
-            predictor["canaryTrafficPercent"] = canary_percent
         annotations = {"sidecar.istio.io/inject": "true"} if self.tls else None
         return {
             "apiVersion": ISVC_API,
@@ -128,35 +153,20 @@ class _Builder(ServingBuilder):
         return docs
 
     def files(self) -> dict[str, str | bytes]:
-        out: dict[str, str | bytes] = {"common.yaml": kube.dump_docs(self.common_docs())}
+        out: dict[str, str | bytes] = {
+            "common.yaml": kube.dump_docs(self.common_docs()),
+            "predictions.yaml": kube.dump_docs(
+                [monitor.prediction_claim(self.app, self.ns, self.opts)]
+            ),
+        }
         strategy = self.params["strategy"]
         kind = strategy["kind"]
         stable, candidate = self.opts.stable_version, self.opts.candidate_version
         if kind == "recreate":
             out["inferenceservice.yaml"] = kube.dump_docs([self.isvc(self.app, stable)])
         elif kind == "canary":
-            canary_steps = []
-            for i, pct in enumerate(strategy["steps"], start=1):
-                path = f"rollout/{i:02d}-canary-{pct}.yaml"
-                out[path] = kube.dump_docs([self.isvc(self.app, candidate, pct)])
-                canary_steps.append(
-                    {
-                        "apply": path,
-                        "bake_time_s": strategy["bake_time"] if pct != 100 else 0,
-                        "traffic_percent": pct,
-                    }
-                )
-            out["rollout/00-stable.yaml"] = kube.dump_docs([self.isvc(self.app, stable)])
-            # KServe keeps the last rolled-out revision: 0 % to the canary sends all back to it.
-            out["rollout/rollback.yaml"] = kube.dump_docs([self.isvc(self.app, candidate, 0)])
-            out["rollout/order.json"] = _json(
-                {
-                    "initial": "rollout/00-stable.yaml",
-                    "steps": canary_steps,
-                    "rollback": "rollout/rollback.yaml",
-                    "rollback_when": list(strategy["rollback"]),
-                }
-            )
+            # the server runs the canary (steps, bake, judgement, promotion) itself
+            out["inferenceservice.yaml"] = kube.dump_docs([self.isvc(self.app, None)])
         elif kind == "ab":
             docs, steps = [], []
             for variant in strategy["variants"]:
@@ -222,6 +232,18 @@ class KServeTarget(ServingTarget):
     options_model = KServeOptions
     capabilities = Capabilities(realises=frozenset({StepKind.DEPLOY}), supports=SUPPORTS)
     builder = _Builder
+
+    def jobs(
+        self, ir: IRGraph, opts: kube.K8sOptions, serving: Mapping[str, str | bytes]
+    ) -> dict[str, str | bytes]:
+        """The loop's CronJob beside the predictors (kserve predictors serve without TLS)."""
+        assert isinstance(opts, KServeOptions)
+        deploy = kube.deploy_step(ir)
+        if deploy is None:
+            return {}
+        app = kube.dns_name(str(deploy.params["model_name"]))
+        url = f"http://{app}-predictor.{opts.namespace}.svc.cluster.local"
+        return monitor.monitor_files(ir, opts, serve_url=url, with_account=False)
 
 
 def _json(data: Any) -> str:

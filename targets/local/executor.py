@@ -54,7 +54,7 @@ from typing import Any
 from mlc.compiler.ir import EXECUTED_KINDS, IRGraph, Step, StepKind
 from mlc.runtime import store
 from mlc.runtime.context import BudgetExceeded, StepError
-from mlc.runtime.lineage import RunEventLines
+from mlc.runtime.lineage import RunEventLines, sender_for
 from mlc.targets.local.cache import (
     CACHE_LAYOUT,
     IMPL_BY_KIND,
@@ -104,7 +104,9 @@ class Executor:
         self.outcomes: dict[str, StepOutcome] = {}
         self.progress = Progress(options)
         self.events = EventLog(self.state, self.run_id)
-        self._event_lines = RunEventLines(ir.name, self.run_id)
+        self._event_lines = RunEventLines(
+            ir.name, self.run_id, sender_for(ir.settings.get("governance"))
+        )
         self.spec_hash = str(ir.metadata.get("spec_hash", ""))
         secret_names = (ir.settings.get("security") or {}).get("secrets") or {}
         secrets = {n: os.environ[n] for n in sorted(secret_names) if n in os.environ}
@@ -253,7 +255,10 @@ class Executor:
         if self.secrets_digest:
             body["secrets"] = self.secrets_digest
         if champion is not None:
-            body["champion"] = champion.get("metrics")
+            body["champion"] = {
+                "metrics": champion.get("metrics"),
+                "version": champion.get("version"),
+            }
         if not step.cache:
             body["tracking_uri"] = self.tracking_uri
         return digest(body)
@@ -355,6 +360,8 @@ class Executor:
         }
         self._lineage("START", step, in_hashes, {a: None for a in step.outputs.values()})
         ctx = self.facts.context(step, champion)
+        if self.options.reason is not None and step.kind is StepKind.REGISTER:
+            ctx.extra["reason"] = self.options.reason
         t0, c0 = time.perf_counter(), time.process_time()
         attempts = step.retries + 1
         try:

@@ -182,6 +182,8 @@ def write_record(
         "error": result.error,
         "budgets": {"caps": budgets, "spent": spent(result)},
     }
+    if options.reason is not None:
+        body["reason"] = options.reason
     write_file(path, _readable(body))
     return path
 

@@ -32,6 +32,9 @@ class RunOptions:
     out: IO[str] | None = None
     """Where progress lines go (default stderr); None with `quiet` prints nothing."""
     quiet: bool = False
+    reason: dict[str, Any] | None = None
+    """Why this run trains (`mlc loop`'s retrain decision and evidence): stored with the run
+    and the version it registers."""
 
     def __post_init__(self) -> None:
         self.project_dir = Path(self.project_dir).resolve()

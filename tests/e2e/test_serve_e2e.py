@@ -228,3 +228,52 @@ def test_mlc_serve_answers_like_the_registered_model_and_exports_what_rules_quer
 
     expected_auc = roc_auc_score(truth[first["row"]], expected[first["row"], 1])
     assert report["performance"]["values"]["roc_auc"] == pytest.approx(expected_auc, abs=1e-12)
+
+    # --workers 2: two processes answer on the one port, and a scrape of either reports the
+    # whole server's requests
+    port = _port()
+    pool = subprocess.Popen(
+        [MLC, "serve", "mlc.yaml", *RECREATE, "--port", str(port), "--workers", "2"],
+        cwd=project,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert pool.poll() is None, pool.stderr.read() if pool.stderr else ""
+            try:
+                if _call(port, "/v2/health/ready")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "mlc serve --workers 2 not ready in 120 s"
+            time.sleep(0.25)
+        one = {"dataframe_records": plain.head(1).to_dict("records")}
+        codes = [_call(port, "/invocations", one)[0] for _ in range(60)]
+        assert codes == [200] * 60
+        time.sleep(2.5)  # each worker shares its counts every second
+        totals = []
+        for _ in range(4):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+                text = answer.read().decode()
+            found = re.findall(
+                rf'^{metrics_contract.REQUESTS_TOTAL}\{{[^}}]*code="200"[^}}]*\}} (\S+)$',
+                text,
+                re.M,
+            )
+            totals.append(sum(float(v) for v in found))
+        assert totals == [60.0] * 4, totals
+        children = subprocess.run(
+            ["pgrep", "-P", str(pool.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert len(children) == 2
+    finally:
+        pool.send_signal(signal.SIGTERM)
+        try:
+            pool.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pool.kill()
+    assert pool.returncode == 0, pool.stderr.read()[-2000:] if pool.stderr else ""

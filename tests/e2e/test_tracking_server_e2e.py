@@ -1,6 +1,6 @@
-"""The spec's `tracking` section against a real `mlflow server` on loopback: `mlc run` registers
-into the server (not a sqlite file beside the project), and `mlc batch` and `mlc serve` load the
-model from it."""
+"""The spec's `tracking` section against a real `mlflow server` on loopback: `mlc run` and a
+kfp.local run of the compiled package register into the server (not a sqlite file beside the
+project or inside a component), and `mlc batch` and a real `mlc serve` load the model from it."""
 
 from __future__ import annotations
 
@@ -14,13 +14,24 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from support import EXAMPLES, REPO
+
+from mlc.compiler.api import compile_spec
 
 pytestmark = pytest.mark.slow
 
 MLC = str(REPO / ".venv" / "bin" / "mlc")
 FAST = ["tuning.trials=2", "tuning.cv_folds=2", "tuning.parallelism=1"]
+RECREATE = ["~deployment.strategy", "+deployment.strategy={kind:recreate}"]
+KFP_RUNNER = """
+import sys, kfp.components, kfp.local
+package, project, root = sys.argv[1:4]
+kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=root,
+               raise_on_error=True)
+kfp.components.load_component_from_file(package)(project_dir=project)
+"""
 
 
 def _port() -> int:
@@ -129,6 +140,68 @@ def test_runs_register_into_the_tracking_server_and_batch_loads_from_it(tmp_path
         shown = json.loads(plan.stdout)
         assert shown["tracking_uri"] == uri
         assert "tracking-test-key" not in plan.stdout
+
+        # the kfp package, run by kfp.local, registers into the same server (on a cluster each
+        # component is a pod: a sqlite file inside it would be lost with it) ...
+        kfp_spec = [*spec, "name=credit-kfp"]
+        compile_spec(project / "mlc.yaml", ["kfp"], tmp_path / "out", [*FAST, *kfp_spec])
+        kfp_project = tmp_path / "kfp-project"
+        shutil.copytree(project / "data", kfp_project / "data")
+        ran = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                KFP_RUNNER,
+                str(tmp_path / "out" / "kfp" / "pipeline.yaml"),
+                str(kfp_project),
+                str(tmp_path / "kfp-root"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+        registered = client.get_model_version_by_alias("credit-kfp", "champion")
+        assert registered.version == "1"
+        assert not list(kfp_project.rglob("mlflow.db"))
+
+        # ... and a real `mlc serve` loads that version from it and answers
+        serve_port = _port()
+        served = subprocess.Popen(
+            [MLC, "serve", "mlc.yaml", *kfp_spec, *RECREATE, "--port", str(serve_port)],
+            cwd=project,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            row = pd.read_csv(project / "data" / "applications.csv").head(1)
+            body = {
+                "dataframe_records": json.loads(
+                    row.drop(columns=["default"]).to_json(orient="records")
+                )
+            }
+            deadline = time.monotonic() + 120
+            while True:
+                assert served.poll() is None, served.stderr.read() if served.stderr else ""
+                try:
+                    request = urllib.request.Request(
+                        f"http://127.0.0.1:{serve_port}/invocations",
+                        data=json.dumps(body).encode(),
+                        headers={"content-type": "application/json"},
+                    )
+                    with urllib.request.urlopen(request, timeout=10) as answer:
+                        assert answer.headers["x-mlc-model-version"] == "1"
+                        assert len(json.loads(answer.read())["predictions"]) == 1
+                        break
+                except OSError:
+                    assert time.monotonic() < deadline, "mlc serve did not answer in 120 s"
+                    time.sleep(0.5)
+        finally:
+            served.terminate()
+            served.wait(timeout=60)
     finally:
         server.terminate()
         try:

@@ -80,13 +80,15 @@ def test_chi2_scores_categorical_shift_with_cramers_v() -> None:
 def test_feature_drift_flags_only_the_shifted_frame(method: str) -> None:
     ref, same = _frames()
     _, shifted = _frames(shift=3.0)
-    threshold = {"psi": 0.2, "ks": 0.1, "chi2": 0.1, "wasserstein": 0.3}[method]
+    threshold = {"psi": 0.2, "ks": 0.1, "chi2": 0.1, "wasserstein": 0.3, "jensen_shannon": 0.1}[
+        method
+    ]
     calm = drift.feature_drift(ref, same, ["x", "color"], method, threshold)
     moved = drift.feature_drift(ref, shifted, ["x", "color"], method, threshold)
     assert [r["drifted"] for r in calm] == [False, False]
     assert [r["drifted"] for r in moved] == [True, True]
     # ks and wasserstein need numbers: the categorical column is scored by chi2
-    assert moved[1]["method"] == (method if method in ("psi", "chi2") else "chi2")
+    assert moved[1]["method"] == (method if method in drift.CATEGORICAL_METHODS else "chi2")
 
 
 def test_feature_drift_reports_a_missing_feature_and_rejects_an_unknown_method() -> None:

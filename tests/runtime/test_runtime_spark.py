@@ -1,4 +1,5 @@
-"""ingest with `engine: spark`: pyspark local[1] reads CSV and catalog tables into a dataset."""
+"""ingest with `engine: spark`: pyspark local[1] reads CSV and catalog tables into a dataset
+(a Parquet folder written by Spark, which the pandas steps read too)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from support.runtime import complete
 from mlc.runtime import artifacts
 from mlc.runtime.context import StepContext
 from mlc.runtime.steps import get
+from mlc.runtime.steps._data import load_frame
 
 
 @pytest.mark.slow
-def test_spark_ingest_csv_and_table(tmp_path: Path) -> None:
+def test_spark_ingest_csv_and_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("pyspark", reason="the spark extra is not installed")
+    # A JVM started here puts Spark's catalog warehouse in the working directory.
+    monkeypatch.chdir(tmp_path)
     from mlc.runtime.steps.ingest import _spark_session
 
     ctx = StepContext(project_dir=CREDIT.parent)
@@ -35,7 +39,8 @@ def test_spark_ingest_csv_and_table(tmp_path: Path) -> None:
     )
     assert summary["rows"] == 2000 and summary["columns"] == 11
     expected = pd.read_csv(CREDIT.parent / "data" / "applications.csv")
-    got = artifacts.load_dataframe(str(tmp_path / "csv"))
+    assert artifacts.read_meta(str(tmp_path / "csv"))["layout"] == "spark-parquet"
+    got = load_frame({"dataset": str(tmp_path / "csv")}, "dataset", "test")
     assert got["income"].sum() == pytest.approx(expected["income"].sum())
 
     spark = _spark_session()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -46,34 +45,23 @@ def test_every_strategy_passes_strict_schemas(tmp_path: Path, strategy: str) -> 
     ]
 
 
-def test_canary_one_manifest_per_step_and_rollback(tmp_path: Path) -> None:
+def test_canary_runs_in_the_server(tmp_path: Path) -> None:
+    # the in-server router advances the canary (see the target's docstring): one
+    # InferenceService, no per-step manifests to apply
     files = emit(tmp_path, "kserve", [])
-    percents = {
-        path: docs[0]["spec"]["predictor"].get("canaryTrafficPercent")
-        for path, docs in files.items()
-        if path.startswith("rollout/")
-    }
-    assert percents == {
-        "rollout/00-stable.yaml": None,
-        "rollout/01-canary-10.yaml": 10,
-        "rollout/02-canary-50.yaml": 50,
-        "rollout/03-canary-100.yaml": 100,
-        "rollout/rollback.yaml": 0,
-    }
-    order = json.loads((tmp_path / "kserve/rollout/order.json").read_text())
-    assert [s["traffic_percent"] for s in order["steps"]] == [10, 50, 100]
-    assert [s["bake_time_s"] for s in order["steps"]] == [600, 600, 0]
-    assert {c["metric"] for c in order["rollback_when"]} == {"error_rate", "latency_p99_ms"}
-    predictor = files["rollout/01-canary-10.yaml"][0]["spec"]["predictor"]
-    # the predictor runs `mlc serve` for one alias: the registry, not a copied model folder
+    assert not [p for p in files if p.startswith("rollout/")]
+    (isvc,) = files["inferenceservice.yaml"]
+    predictor = isvc["spec"]["predictor"]
+    assert "canaryTrafficPercent" not in predictor
+    # the predictor runs `mlc serve` over the registry, not a copied model folder, with the
+    # spec's strategy (no alias pinned) and the aliases re-resolved
     (container,) = predictor["containers"]
     assert container["command"] == ["mlc"] and container["args"][:2] == [
         "serve",
         "/project/mlc.yaml",
     ]
-    assert container["args"][container["args"].index("--alias") + 1] == "challenger"
-    (stable,) = files["rollout/00-stable.yaml"][0]["spec"]["predictor"]["containers"]
-    assert stable["args"][stable["args"].index("--alias") + 1] == "champion"
+    assert "--alias" not in container["args"]
+    assert container["args"][container["args"].index("--reload-interval") + 1] == "60"
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert (predictor["minReplicas"], predictor["maxReplicas"], predictor["scaleTarget"]) == (
         1,
@@ -97,12 +85,13 @@ def test_common_objects_follow_security_and_identity(tmp_path: Path) -> None:
         {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "risk-release"}
     ]
     assert by_kind["DestinationRule"]["spec"]["trafficPolicy"]["tls"]["mode"] == "ISTIO_MUTUAL"
-    (container,) = files["rollout/00-stable.yaml"][0]["spec"]["predictor"]["containers"]
+    (container,) = files["inferenceservice.yaml"][0]["spec"]["predictor"]["containers"]
     assert container["env"][0] == {
         "name": "MLFLOW_TRACKING_URI",
         "value": "http://mlflow.mlflow.svc:5000",
     }
     env = [e for e in container["env"] if "valueFrom" in e]
+    assert env.pop()["name"] == "MLC_SERVE_ADMIN_TOKEN"  # optional: admin endpoints off without
     assert env == [
         {
             "name": "MLC_PSEUDONYM_KEY",
@@ -169,7 +158,7 @@ def test_gpu_and_scale_to_zero(tmp_path: Path) -> None:
             "budgets.enforce=warn",
         ],
     )
-    predictor = files["rollout/00-stable.yaml"][0]["spec"]["predictor"]
+    predictor = files["inferenceservice.yaml"][0]["spec"]["predictor"]
     assert predictor["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert predictor["nodeSelector"] == {"k8s.amazonaws.com/accelerator": "nvidia-tesla-t4"}
     assert predictor["minReplicas"] == 0
@@ -210,7 +199,7 @@ def test_platform_kserve_only(tmp_path: Path) -> None:
 
 def test_strict_crd_check_rejects_unknown_fields(tmp_path: Path) -> None:
     files = emit(tmp_path, "kserve", [])
-    doc = files["rollout/01-canary-10.yaml"][0]
+    doc = files["inferenceservice.yaml"][0]
     doc["spec"]["predictor"]["canaryPercent"] = 10
     assert any("canaryPercent" in e for e in validate_custom(doc))
     doc["spec"]["predictor"].pop("canaryPercent")

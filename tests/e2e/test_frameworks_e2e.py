@@ -1,0 +1,174 @@
+"""Each framework overlay of the diabetes example through `mlc run`, end to end in a subprocess.
+
+Per framework: train (its own early stopping on the validation split), evaluate, explain, the
+gate, register (the champion, auto-promoted by the batch overlay), batch scoring with the
+champion; then the ONNX edge export with its parity gate (all but Keras, which has no ONNX form
+here). XGBoost is also served by `mlc serve`. The batch's predictions and the server's answers
+are checked against the registered model loaded back from MLflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from support import EXAMPLES, REPO
+
+pytestmark = pytest.mark.slow
+
+MLC = str(REPO / ".venv" / "bin" / "mlc")
+MODEL = "diabetes-progression"
+# small settings: the overlays' own, fewer epochs for the networks
+SMALL = {
+    "xgboost": [],
+    "lightgbm": [],
+    "keras": ["training.keras.epochs=30"],
+    "lightning_module": ["training.lightning.max_epochs=30", "training.lightning.accelerator=cpu"],
+}
+ESTIMATOR = {
+    "xgboost": "XGBRegressor",
+    "lightgbm": "LGBMRegressor",
+    "lightning_module": "MLPEstimator",
+}
+REQUIREMENT = {
+    "xgboost": "xgboost==",
+    "lightgbm": "lightgbm==",
+    "keras": "keras==",
+    "lightning_module": "lightning==",
+}
+
+
+def _env(project: Path) -> dict[str, str]:
+    # the user's LightningModule lives in the project (models/regressor.py)
+    path = os.pathsep.join(filter(None, [str(project), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+
+
+def _mlc(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MLC, *args],
+        cwd=project,
+        env=_env(project),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def _registered(project: Path) -> tuple[Any, str]:
+    """The champion loaded back from the project's MLflow store, and its requirements."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    store = f"sqlite:///{(project / '.mlc' / 'mlflow.db').resolve()}"
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)
+    try:
+        uri = f"models:/{MODEL}@champion"
+        model = mlflow.pyfunc.load_model(uri)
+        requirements = Path(mlflow.pyfunc.get_model_dependencies(uri)).read_text()
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+    return model, requirements
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _invoke(port: int, rows: pd.DataFrame) -> tuple[int, Any]:
+    body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.values.tolist()}}
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/invocations",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=20) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _serve_and_compare(
+    project: Path, overrides: list[str], rows: pd.DataFrame, expected: Any
+) -> None:
+    port = _port()
+    server = subprocess.Popen(
+        [MLC, "serve", "mlc.yaml", *overrides, "--port", str(port)],
+        cwd=project,
+        env=_env(project),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"mlc serve exited {server.returncode}: {server.stderr.read()}")
+            try:
+                status, body = _invoke(port, rows)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "mlc serve not ready in 120 s"
+                time.sleep(0.5)
+        assert status == 200, body
+        np.testing.assert_allclose(np.asarray(body["predictions"]), expected, rtol=1e-6)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.mark.parametrize("framework", list(SMALL))
+def test_a_framework_overlay_trains_registers_scores_exports_and_serves(
+    framework: str, tmp_path: Path
+) -> None:
+    project = tmp_path / "diabetes"
+    shutil.copytree(EXAMPLES / "diabetes", project, ignore=shutil.ignore_patterns(".mlc", "out"))
+    overrides = [f"+framework={framework}", *SMALL[framework]]
+    run = _mlc(project, "run", "mlc.yaml", "-q", *overrides, "+serving=batch")
+    assert run.returncode == 0, run.stderr[-3000:]
+    model, requirements = _registered(project)
+    assert REQUIREMENT[framework] in requirements
+    data = pd.read_csv(project / "data" / "diabetes.csv")
+    features = data.drop(columns=["progression"])
+    expected = np.asarray(model.predict(features), dtype=float)
+    rmse = float(np.sqrt(((expected - data["progression"]) ** 2).mean()))
+    assert rmse < 80  # the gate held rmse <= 65 on the test split
+    batch = pd.read_parquet(project / "out" / "batch" / "predictions.parquet")
+    scored = batch.set_index("patient_id")["prediction"].reindex(data["patient_id"])
+    np.testing.assert_allclose(scored.to_numpy(dtype=float), expected, rtol=1e-6)
+
+    if framework != "keras":
+        edge = _mlc(project, "run", "mlc.yaml", "-q", *overrides, "+serving=edge")
+        assert edge.returncode == 0, edge.stderr[-3000:]
+        exports = [
+            json.loads(p.read_text())
+            for p in (project / ".mlc" / "cache").glob("*.package/export.json")
+        ]
+        assert len(exports) == 1 and exports[0]["parity"]["passed"]
+        assert exports[0]["estimator"] == ESTIMATOR[framework]
+        if framework in ("xgboost", "lightgbm"):
+            assert exports[0]["parity"]["probe_rows"] > 0  # probes on the split thresholds
+    if framework == "xgboost":
+        _serve_and_compare(project, overrides, features.head(10), expected[:10])
