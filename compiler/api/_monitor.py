@@ -1,5 +1,10 @@
-"""`monitor`: score current data against a registered model and its training data, and decide
+"""`monitor`: score current data against a registered model and its reference, and decide
 whether to retrain (the library behind `mlc monitor`).
+
+The reference is the profile `register` stored with the version (`runtime.profile`): a monitor
+run reads only the current data, never the training data again. A version without one (an
+older registration, or an unregistered candidate) is scored against its run's train split
+artifact, and the report's `reference.note` says so.
 
 The model scored is the `champion`; without one, the newest version whose gate passed (a manual
 promotion policy leaves passed versions without the alias). A model whose gate failed (a run

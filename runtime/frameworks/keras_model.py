@@ -314,7 +314,7 @@ class _Deadline:
     """A Keras callback ending training after the epoch in which the deadline passed."""
 
     def __new__(cls, keras: Any, deadline: float) -> Any:
-        class Deadline(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
+        class Deadline(keras.callbacks.Callback):  # type: ignore[misc]
             def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
                 if time.monotonic() >= deadline:
                     self.model.stop_training = True

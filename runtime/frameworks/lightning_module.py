@@ -89,11 +89,12 @@ def _data_module(
 
     from mlc.runtime.lightning_mlp import DeviceBatches
 
-    class _Rows(L.LightningDataModule):  # type: ignore[misc]
+    class _Rows(L.LightningDataModule):
         """Batches cut on the trainer's device (the module is there when loaders are asked)."""
 
         def _batches(self, xs: Any, ys: Any, size: int, shuffle: bool) -> DeviceBatches:
             trainer = self.trainer
+            assert trainer is not None, "loaders are asked for by the trainer"
             return DeviceBatches(
                 xs,
                 ys,
@@ -119,7 +120,7 @@ def _data_module(
 def _keep_best() -> Any:
     import lightning as L
 
-    class _KeepBest(L.Callback):  # type: ignore[misc]
+    class _KeepBest(L.Callback):
         """The weights of the epoch with the lowest validation loss, put back at the end."""
 
         def __init__(self) -> None:

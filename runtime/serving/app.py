@@ -81,6 +81,8 @@ class Service:
         self.router = Router({t["name"]: t["weight"] for t in plan["tracks"]}, plan["seed"])
         self.metrics = ServingMetrics()
         self.rollout = Rollout(plan, tracks, self.router)
+        for track in tracks.values():
+            self._profile(track.version)
         self.reloader: Reloader | None = None
         if plan.get("reload_s"):
             from mlc.runtime.serving.reload import Reloader
@@ -148,8 +150,17 @@ class Service:
             self.log.close()
 
     # -- tracks ----------------------------------------------------------------------------
+    def _profile(self, version: str) -> None:
+        if self.rollout.wants_drift and version not in self.rollout.profiles:
+            from mlc.runtime.serving.models import reference_profile
+
+            found = reference_profile(self.model, version, self.plan["tracking_uri"])
+            if found is not None:
+                self.rollout.profiles[version] = found
+
     def swap(self, name: str, track: Track) -> None:
         """Serve `track` under `name` from now on (requests already routed keep the old one)."""
+        self._profile(track.version)
         self.metrics.errors.inc(0.0, model=self.model, version=track.version)
         self.tracks[name] = track
         self.rollout.versions[name] = track.version
@@ -322,6 +333,15 @@ class Service:
                     start,
                 )
             latency_ms = (time.perf_counter() - start) * 1000
+            pair = self.rollout.pair
+            if self.rollout.wants_drift and pair is not None and track.name == pair.candidate:
+                names = list(data)
+                self.rollout.window.keep_rows(
+                    [
+                        dict(zip(names, values, strict=True))
+                        for values in zip(*data.values(), strict=True)
+                    ]
+                )
             for label in out.label or []:
                 self.metrics.predictions.inc(
                     1.0, model=self.model, version=track.version, **{"class": str(label)}

@@ -214,6 +214,25 @@ def load_track(spec: TrackPlan, plan: ServingPlan) -> Track:
     return track
 
 
+def reference_profile(model_name: str, version: str, uri: str) -> dict[str, Any] | None:
+    """The reference profile stored with a registered version (its run's
+    `reference/profile.json`), or None when it has none or the store cannot say."""
+    import tempfile
+
+    from mlc.runtime import profile as profiles
+
+    try:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        run_id = client.get_model_version(model_name, version).run_id
+        with tempfile.TemporaryDirectory(prefix="mlc-profile-") as folder:
+            path = client.download_artifacts(run_id, profiles.MLFLOW_PATH, folder)
+            return profiles.read(path)
+    except Exception:  # no such artifact (an older version), or the store is away
+        return None
+
+
 def load_tracks(plan: ServingPlan) -> dict[str, Track]:
     """Every track of the plan, loaded and warmed up, by name."""
     return {spec["name"]: load_track(spec, plan) for spec in plan["tracks"]}

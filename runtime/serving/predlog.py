@@ -207,7 +207,6 @@ class PredictionLog:
         self._seq += 1
         self._writer, self._schema, self._tmp, self._rows = None, None, None, 0
 
-
     def _upload(self) -> None:
         """Send the closed segments not sent yet; one that fails stays for the next close."""
         import fsspec

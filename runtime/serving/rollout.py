@@ -5,7 +5,9 @@ The candidate track (`canary`, or blue-green's `preview`) starts at the plan's w
 the strategy's rollback conditions, computed over the bake window from the requests that
 version answered: the 5xx ratio and the latency quantiles from the latency buckets of
 `mlc.runtime.metrics_contract` (the way `histogram_quantile` reads them). Client errors (4xx)
-are left out: the model never ran.
+are left out: the model never ran. `drift_score` is the largest PSI of a uniform sample of the
+candidate's inputs in the window against the reference profile stored with its version; a
+version without a profile leaves it unmeasured, which is inconclusive.
 
 Fewer than `min_requests` candidate requests in the window is *inconclusive*: the bake is
 extended, nothing advances. Silence is never a pass. A condition holding rolls back (candidate
@@ -23,6 +25,7 @@ import datetime as dt
 import itertools
 import logging
 import operator
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -47,7 +50,9 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
 }
 MEASURED = ("error_rate", "latency_p99_ms", "latency_p50_ms")
-"""Metrics the server measures itself; `drift_score` needs reference data it does not hold."""
+"""Metrics the server measures from its request counts and latency buckets."""
+DRIFT_SAMPLE = 5000
+"""Candidate rows kept per bake window for `drift_score` (a uniform reservoir sample)."""
 
 
 def check_strategy(strategy: Mapping[str, Any]) -> None:
@@ -106,6 +111,21 @@ class Window:
         self._lock = threading.Lock()
         self.started = time.time()
         self._stats: dict[str, list[int]] = {}
+        self.sample: list[dict[str, Any]] = []
+        self._seen = 0
+        self._rng = random.Random(0)
+
+    def keep_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Candidate input rows, as a uniform reservoir of at most `DRIFT_SAMPLE`."""
+        with self._lock:
+            for row in rows:
+                self._seen += 1
+                if len(self.sample) < DRIFT_SAMPLE:
+                    self.sample.append(dict(row))
+                else:
+                    slot = self._rng.randrange(self._seen)
+                    if slot < DRIFT_SAMPLE:
+                        self.sample[slot] = dict(row)
 
     def observe(self, version: str, code: int, seconds: float) -> None:
         if 400 <= code < 500:
@@ -157,22 +177,52 @@ def measure(metric: str, requests: int, errors: int, counts: Sequence[int]) -> f
     return None if value is None else value * 1000.0
 
 
+def drift_score(profile: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The largest PSI of the candidate's inputs against its version's reference profile,
+    per feature of the profile the requests carry (the monitor's default test)."""
+    import pandas as pd
+
+    from mlc.runtime import drift
+    from mlc.runtime import profile as profiles
+
+    frame = pd.DataFrame(list(rows))
+    scores: dict[str, float] = {}
+    for name, entry in sorted((profile.get("features") or {}).items()):
+        if name not in frame.columns:
+            continue
+        ref, cur = profiles.binned_counts(entry, frame[name])
+        value = drift.psi_counts(ref, cur)
+        if value == value:
+            scores[name] = round(value, 6)
+    top = max(scores.items(), key=lambda kv: kv[1]) if scores else None
+    return {"value": top[1] if top else None, "feature": top[0] if top else None, "psi": scores}
+
+
 def judge(
     conditions: Sequence[Mapping[str, Any]],
     requests: int,
     errors: int,
     counts: Sequence[int],
     min_requests: int,
+    drift: Mapping[str, Any] | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """(`pass` | `fail` | `inconclusive`, evidence) of one window against the conditions."""
+    """(`pass` | `fail` | `inconclusive`, evidence) of one window against the conditions;
+    `drift` is `drift_score`'s answer for the window (None: no profile or no rows)."""
     checked: list[dict[str, Any]] = []
     for cond in conditions:
         metric, op, threshold = str(cond["metric"]), str(cond["op"]), float(cond["threshold"])
-        value = measure(metric, requests, errors, counts)
+        value = (
+            (drift or {}).get("value")
+            if metric == "drift_score" and requests
+            else measure(metric, requests, errors, counts)
+        )
         holds = value is not None and OPS[op](value, threshold)
         checked.append(
             {"metric": metric, "op": op, "threshold": threshold, "value": value, "holds": holds}
         )
+        if metric == "drift_score" and drift is not None:
+            checked[-1]["feature"] = drift.get("feature")
+            checked[-1]["psi"] = drift.get("psi")
     evidence: dict[str, Any] = {
         "requests": requests,
         "errors": errors,
@@ -260,6 +310,9 @@ class Rollout:
         self._lock = threading.Lock()
         self.decisions: list[dict[str, Any]] = []
         self.rejected: set[str] = set()
+        self.wants_drift = any(c.get("metric") == "drift_score" for c in self.conditions)
+        self.profiles: dict[str, dict[str, Any]] = {}
+        """Version -> its reference profile (`drift_score`), loaded with the track."""
         """Candidate versions this server rolled back: a reload does not start them again."""
         self.steps: list[float] = (
             [float(s) for s in strategy.get("steps") or [100]] if self.kind == "canary" else [100.0]
@@ -301,7 +354,15 @@ class Rollout:
         assert self.pair is not None
         version = self.versions[self.pair.candidate]
         requests, errors, counts = self.window.stats(version)
-        verdict, evidence = judge(self.conditions, requests, errors, counts, self.min_requests)
+        drift = None
+        profile = self.profiles.get(version)
+        if self.wants_drift and profile is not None and self.window.sample:
+            drift = drift_score(profile, list(self.window.sample))
+        verdict, evidence = judge(
+            self.conditions, requests, errors, counts, self.min_requests, drift
+        )
+        if self.wants_drift and profile is None:
+            evidence["drift"] = f"v{version} has no reference profile: drift_score unmeasured"
         evidence.update(
             {
                 "window_s": round(time.time() - self.window.started, 3),

@@ -11,9 +11,9 @@ import sys
 def main(argv: list[str]) -> int:
     os.environ["MLC_SPARK_SUBMITTED"] = "1"
     if argv and argv[0] == "batch":
-        from mlc.compiler.cli import main as cli
-
-        return int(cli(argv) or 0)
+        # The mlc CLI in this process: it inherits spark-submit's gateway (PYSPARK_GATEWAY_*),
+        # so its SparkSession is this driver's.
+        os.execvp("mlc", ["mlc", *argv])
     from mlc.runtime.__main__ import main as runtime
 
     return runtime(argv)

@@ -147,7 +147,9 @@ def run(
             "set data.engine: spark",
         )
     bind_secrets(transform, ctx)
-    spark = session(params.get("spark"), STEP)  # type: ignore[call-overload]
+    # The data steps' session when they ran in this process; else local[1] or MLC_SPARK_MASTER
+    # (train's params carry no data.spark).
+    spark = session(None, STEP)
     train = frames.load(spark, inputs, "train", STEP)
     target, task = params["target"], params["task"]
     if target not in train.columns:

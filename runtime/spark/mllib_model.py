@@ -63,7 +63,9 @@ class _MLlib(BaseEstimator):  # type: ignore[misc]
         """Linear models: X @ coefficients + intercept (one column per class or output)."""
         s = self._state()
         a = np.asarray(X, dtype=np.float64)
-        return a @ np.asarray(s["coefficients"], dtype=np.float64).T + np.asarray(s["intercept"])
+        coef = np.asarray(s["coefficients"], dtype=np.float64)
+        margin: np.ndarray = a @ coef.T + np.asarray(s["intercept"], dtype=np.float64)
+        return margin
 
     def _trees(self) -> Trees:
         s = self._state()
@@ -85,7 +87,8 @@ class MLlibClassifier(ClassifierMixin, _MLlib):  # type: ignore[misc]
                 p1 = 1.0 / (1.0 + np.exp(-m[:, 0]))
                 return np.column_stack([1.0 - p1, p1])
             e = np.exp(m - m.max(axis=1, keepdims=True))
-            return e / e.sum(axis=1, keepdims=True)
+            softmax: np.ndarray = e / e.sum(axis=1, keepdims=True)
+            return softmax
         trees = self._trees()
         if self.kind == "random_forest":
             # MLlib sums each tree's class distribution at the leaf, then normalises.
@@ -94,7 +97,8 @@ class MLlibClassifier(ClassifierMixin, _MLlib):  # type: ignore[misc]
                 leaf = trees.leaf_values(a, t)
                 total = leaf.sum(axis=1, keepdims=True)
                 raw += np.divide(leaf, total, out=np.zeros_like(leaf), where=total > 0)
-            return raw / raw.sum(axis=1, keepdims=True)
+            proba: np.ndarray = raw / raw.sum(axis=1, keepdims=True)
+            return proba
         # GBT: log loss on labels -1/+1, so P(1) = 1 / (1 + exp(-2 * margin)).
         margin = np.zeros(len(a))
         for t, w in enumerate(trees.weights):

@@ -40,6 +40,7 @@ from mlc.targets._serving import ServingBuilder, ServingTarget
 from mlc.targets.base import Capabilities
 from mlc.targets.k8s import monitor
 from mlc.targets.k8s.batch import batch_files
+from mlc.targets.k8s.spark import scheduled, scheduled_files
 
 ROLLOUTS_API = "argoproj.io/v1alpha1"
 
@@ -356,5 +357,6 @@ class K8sTarget(ServingTarget):
             out.update(monitor.monitor_files(ir, opts, serve_url=url, with_account=False))
         batch = ir.first(StepKind.BATCH_PREDICT)
         if batch is not None:
-            out.update(batch_files(ir, batch, opts, with_account="common.yaml" not in serving))
+            files = scheduled_files if scheduled(batch) else batch_files
+            out.update(files(ir, batch, opts, with_account="common.yaml" not in serving))
         return out

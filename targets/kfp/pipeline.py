@@ -23,7 +23,7 @@ from typing import Any
 from mlc.compiler.ir import IRGraph, Step, StepKind
 from mlc.compiler.ir.model import EXECUTED_KINDS
 from mlc.targets.base import parse_path
-from mlc.targets.kfp import KfpOptions, trainjob
+from mlc.targets.kfp import KfpOptions, spark, trainjob
 from mlc.targets.kfp.components import (
     Component,
     Override,
@@ -266,9 +266,13 @@ def build_pipeline(ir: IRGraph, options: KfpOptions) -> tuple[dict[str, Any], di
             _tuning_workers(b, chain, ir, comp, options, task)
         # multi-node: a launcher pod, the TrainJob it creates gets the resources
         multi_node = trainjob.distributed(step)
+        # spark engine: a launcher pod, the SparkApplication it creates does the work
+        on_spark = not multi_node and spark.launched(step)
         fn, source = (
             trainjob.launcher_source(comp, options, secrets)
             if multi_node
+            else spark.launcher_source(comp, options, secrets, ir)
+            if on_spark
             else function_source(comp)
         )
         components[comp.name] = component_spec(comp)
@@ -277,11 +281,11 @@ def build_pipeline(ir: IRGraph, options: KfpOptions) -> tuple[dict[str, Any], di
             source,
             options.image,
             options.install_kfp_package,
-            None if multi_node else resources_spec(step.resources, options),
+            None if multi_node or on_spark else resources_spec(step.resources, options),
         )
         config = (
             trainjob.launcher_platform(step, options)
-            if multi_node
+            if multi_node or on_spark
             else executor_platform(step, options, secrets)
         )
         if config:

@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -73,8 +74,8 @@ def _mlc(project: Path, *args: str, timeout: float = 600) -> subprocess.Complete
 class Traffic:
     """One keep-alive client sending shifted rows one at a time until stopped."""
 
-    def __init__(self, port: int, rows: list[dict[str, Any]]) -> None:
-        self.port, self.rows = port, rows
+    def __init__(self, port: int, rows: list[dict[str, Any]], types: dict[str, str]) -> None:
+        self.port, self.rows, self.types = port, rows, types
         self.codes: list[int] = []
         self.versions: list[str] = []
         self.sent: list[str] = []
@@ -89,7 +90,7 @@ class Traffic:
             row = self.rows[i % len(self.rows)]
             body = {
                 "inputs": [
-                    {"name": k, "shape": [1], "datatype": _datatype(v), "data": [v]}
+                    {"name": k, "shape": [1], "datatype": self.types[k], "data": [v]}
                     for k, v in row.items()
                 ]
             }
@@ -124,14 +125,9 @@ class Traffic:
         self._thread.join(timeout=60)
 
 
-def _datatype(value: Any) -> str:
-    if isinstance(value, bool):
-        return "BOOL"
-    if isinstance(value, int):
-        return "INT64"
-    if isinstance(value, float):
-        return "FP64"
-    return "BYTES"
+def _datatype(kind: str) -> str:
+    """The V2 datatype of a column by its dtype kind (a null keeps its column's type)."""
+    return {"b": "BOOL", "i": "INT64", "f": "FP64"}.get(kind, "BYTES")
 
 
 def _status(port: int) -> dict[str, Any]:
@@ -153,6 +149,9 @@ def _register_faulty(project: Path, champion: str) -> str:
     """A challenger that fails on one region's rows (a bad release that passed offline)."""
     import mlflow
     import mlflow.sklearn
+
+    if str(TESTS / "runtime") not in sys.path:
+        sys.path.insert(0, str(TESTS / "runtime"))  # as the server's PYTHONPATH has it
     from rollout_faulty import FailsOnRegion
 
     uri = f"sqlite:///{project / '.mlc' / 'mlflow.db'}"
@@ -163,7 +162,7 @@ def _register_faulty(project: Path, champion: str) -> str:
         model = mlflow.sklearn.load_model(f"models:/credit-risk/{champion}")
         with mlflow.start_run():
             info = mlflow.sklearn.log_model(
-                FailsOnRegion(model, "north"), name="model", serialization_format="cloudpickle"
+                FailsOnRegion(model, "west"), name="model", serialization_format="cloudpickle"
             )
         version = str(mlflow.register_model(info.model_uri, "credit-risk").version)
     finally:
@@ -184,6 +183,7 @@ def test_drift_retrain_canary_promote_then_a_faulty_challenger_rolls_back(tmp_pa
 
     data = pd.read_csv(project / "data" / "applications.csv")
     shifted = data.assign(income=data["income"] * 3.0, debt=data["debt"] * 0.5)
+    types = {c: _datatype(shifted[c].dtype.kind) for c in shifted.columns if c != "default"}
     features = shifted.drop(columns=["default"]).astype(object)
     features = features.where(features.notna(), None)
     rows = [
@@ -215,7 +215,7 @@ def test_drift_retrain_canary_promote_then_a_faulty_challenger_rolls_back(tmp_pa
             time.sleep(0.25)
         assert _status(port)["state"] == "idle"  # v1 holds both aliases: nothing to judge
 
-        traffic = Traffic(port, rows)
+        traffic = Traffic(port, rows, types)
         traffic.wait_for(1100)  # at least two log segments of 500 rows are closed
         from mlc.runtime.serving import read_log
 
