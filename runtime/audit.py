@@ -33,8 +33,10 @@ locking. Any other fsspec URL (`s3://bucket/audit/credit-risk`) is a mirror: a p
 local log first fetches the mirror's, appends locally as always, then uploads both files. An
 object store has no append or lock, so a mirror takes one writer at a time (a CronJob with
 `concurrencyPolicy: Forbid`, a recurring run with `max_concurrency: 1`); concurrent writers
-share a folder instead. Events written by mlc: `compile`, `run.start`, `step.outputs` (the digests of every
-file a step wrote), `gate.verdict`, `registration`, `promotion`, `run.end`.
+share a folder instead.
+
+Events written by mlc: `compile`, `run.start`, `step.outputs` (the digests of every file a step
+wrote), `gate.verdict`, `registration`, `promotion`, `run.end`.
 """
 
 from __future__ import annotations

@@ -131,11 +131,18 @@ def serve_plan(
     if alias is not None:
         tracks[0]["alias"] = alias
     packages = _exports(state_dir) if onnx else {}
-    for entry in tracks:
+    resolved: dict[str, str] = {}
+    # the champion first: a challenger that does not exist yet stands in as the champion (the
+    # rollout then idles until the registry names one, which the server picks up by itself)
+    for entry in sorted(tracks, key=lambda t: t["alias"] != "champion"):
         try:
             version, _why = resolve_version(reg["model_name"], entry["alias"], None, uri)
         except StepError as exc:
-            raise ServeError(f"track '{entry['name']}': {exc}") from None
+            if entry["alias"] == "challenger" and "champion" in resolved and len(tracks) > 1:
+                version = resolved["champion"]
+            else:
+                raise ServeError(f"track '{entry['name']}': {exc}") from None
+        resolved[str(entry["alias"])] = version
         entry["version"] = version
         entry["onnx"] = packages.get(version)
     plan: dict[str, Any] = {

@@ -204,8 +204,7 @@ def build_evaluation(
         "model": dump(training.model),
         "tuning_storage": spec.tuning.storage if spec.tuning is not None else None,
         "promote_by": "rollout"
-        if spec.deployment is not None
-        and spec.deployment.strategy.kind in ("canary", "blue_green")
+        if spec.deployment is not None and spec.deployment.strategy.kind in ("canary", "blue_green")
         else "register",
     }
     registered = builder.add(

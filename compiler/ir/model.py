@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any, NewType
 
-IR_VERSION = "1.2"
+IR_VERSION = "1.3"
 """See compiler/ir/CHANGELOG.md; step params per kind are declared in `mlc.compiler.ir.params`."""
 
 StepId = NewType("StepId", str)

@@ -226,6 +226,8 @@ def reference_profile(model_name: str, version: str, uri: str) -> dict[str, Any]
 
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         run_id = client.get_model_version(model_name, version).run_id
+        if not run_id:
+            return None
         with tempfile.TemporaryDirectory(prefix="mlc-profile-") as folder:
             path = client.download_artifacts(run_id, profiles.MLFLOW_PATH, folder)
             return profiles.read(path)

@@ -260,13 +260,19 @@ def run(
             preds[(column, check)] = None
         else:
             preds[(column, check)] = F.coalesce(pred, F.lit(False))
-    for name, col in sorted(columns.items()):
+    flags: list[str] = []
+    for i, (name, col) in enumerate(sorted(columns.items())):
         if col["unique"] and name in sdf.columns:
             c = F.col(f"`{name}`")
             dupes = sdf.groupBy(c.alias("_k")).count().where("count > 1").select("_k")
             if dupes.limit(1).count():
-                keys = [r["_k"] for r in dupes.collect()]
-                preds[(name, "field_uniqueness")] = c.isin(keys)
+                # Flag the duplicated keys' rows by a join: the keys never reach the driver.
+                flag = f"_mlc_dup{i}"
+                marked = dupes.withColumn(flag, F.lit(True))
+                sdf = sdf.join(marked, sdf[f"`{name}`"].eqNullSafe(marked["_k"]), "left")
+                sdf = sdf.drop("_k")
+                preds[(name, "field_uniqueness")] = F.coalesce(F.col(flag), F.lit(False))
+                flags.append(flag)
 
     row_preds = {k: p for k, p in preds.items() if p is not None}
     any_bad = F.lit(False)
@@ -321,7 +327,8 @@ def run(
     }
     report_loc = out(outputs, "report", STEP)
     if bad_rows:
-        bad = sdf.where(any_bad).select(ROW, *[c for c in sdf.columns if c != ROW])
+        kept = [c for c in sdf.columns if c != ROW and c not in flags]
+        bad = sdf.where(any_bad).select(ROW, *kept)
         _write_quarantine(bad, report_loc)
     clean = sdf
     rows_out = rows_in
@@ -351,7 +358,7 @@ def run(
         ctx.logger.warning("step 'validate': data contract failures (on_failure: warn): %s", named)
     if failed and policy == "quarantine" and rows_out == 0:
         raise StepError(STEP, f"every row failed the data contract: {named}")
-    digest, _ = frames.save(out(outputs, "dataset", STEP), clean.drop(ROW), STEP)
+    digest, _ = frames.save(out(outputs, "dataset", STEP), clean.drop(ROW, *flags), STEP)
     sdf.unpersist()
     return {
         "rows_in": rows_in,

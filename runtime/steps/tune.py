@@ -233,6 +233,12 @@ def run(
             "metric": metric,
             "direction": direction,
             "cv_folds": folds,
+            # early stopping changes what a trial scores (only keyed in where it applies, so
+            # the studies of other frameworks keep their names)
+            **(
+                {"boost": params["boost"]} if params["framework"] in ("xgboost", "lightgbm") else {}
+            ),
+            **({"keras": params["keras"]} if params["framework"] == "keras" else {}),
             "train": artifacts.read_meta(inputs["train"]).get("hash", ""),
             "transform": artifacts.read_meta(inputs["transform"]).get("hash", ""),
         },

@@ -98,6 +98,7 @@ class LocalTarget(Target):
             "drift.ks",
             "drift.chi2",
             "drift.wasserstein",
+            "drift.jensen_shannon",
             "performance.delayed_labels",
             "trigger.drift",
             "trigger.performance_drop",

@@ -25,6 +25,7 @@ SUPPORTS = frozenset(
         "drift.ks",
         "drift.chi2",
         "drift.wasserstein",
+        "drift.jensen_shannon",
         "performance.delayed_labels",
         "slo.latency",
         "slo.error_rate",

@@ -107,6 +107,9 @@ def test_monitor_params_are_the_ir_monitor_step() -> None:
         "threshold": 0.2,
         "features": ["income", "debt", "age", "debt_ratio"],
         "schedule": "0 * * * *",
+        # the test per column type, filled in by the builder from `method`
+        "numeric": "psi",
+        "categorical": "chi2",
     }
 
 

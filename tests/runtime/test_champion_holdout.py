@@ -58,6 +58,7 @@ def _fit(model: Any, frame: pd.DataFrame, columns: list[str]) -> Pipeline:
 
 
 def _gate(
+    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     *,
     task: str,
@@ -70,6 +71,7 @@ def _gate(
     bootstrap: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.chdir(tmp_path)  # a sqlite store's default artifact root is ./mlruns
     version = _register(uri, "m", champion)
     model_dir, test_dir = str(tmp_path / "model"), str(tmp_path / "test")
     metrics_dir, verdict_dir = str(tmp_path / "metrics"), str(tmp_path / "verdict")
@@ -109,11 +111,14 @@ def _gate(
     return next(c for c in verdict["checks"] if c["kind"] == "champion")
 
 
-def test_roc_auc_of_both_models_on_the_same_rows(tmp_path: Path) -> None:
+def test_roc_auc_of_both_models_on_the_same_rows(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     train, test = _frame("binary", seed=1), _frame("binary", seed=2)
     strong = _fit(LogisticRegression(), train, ["f0", "f1"])
     weak = _fit(LogisticRegression(), train, ["f2"])
     check = _gate(
+        monkeypatch,
         tmp_path,
         task="binary",
         metric="roc_auc",
@@ -137,11 +142,14 @@ def test_roc_auc_of_both_models_on_the_same_rows(tmp_path: Path) -> None:
     )
 
 
-def test_a_worse_challenger_fails_and_the_margin_counts(tmp_path: Path) -> None:
+def test_a_worse_challenger_fails_and_the_margin_counts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     train, test = _frame("binary", seed=1), _frame("binary", seed=2)
     strong = _fit(LogisticRegression(), train, ["f0", "f1"])
     weak = _fit(LogisticRegression(), train, ["f2"])
     check = _gate(
+        monkeypatch,
         tmp_path,
         task="binary",
         metric="roc_auc",
@@ -154,11 +162,12 @@ def test_a_worse_challenger_fails_and_the_margin_counts(tmp_path: Path) -> None:
     assert check["improvement"] < 0
 
 
-def test_rmse_lower_is_better(tmp_path: Path) -> None:
+def test_rmse_lower_is_better(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     train, test = _frame("regression", seed=3), _frame("regression", seed=4)
     full = _fit(LinearRegression(), train, ["f0", "f1", "f2"])
     part = _fit(LinearRegression(), train, ["f0"])
     check = _gate(
+        monkeypatch,
         tmp_path,
         task="regression",
         metric="rmse",
@@ -178,12 +187,15 @@ def test_rmse_lower_is_better(tmp_path: Path) -> None:
     assert check["passed"] is True
 
 
-def test_multiclass_accuracy_with_a_bootstrap_interval(tmp_path: Path) -> None:
+def test_multiclass_accuracy_with_a_bootstrap_interval(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     train, test = _frame("multiclass", seed=5), _frame("multiclass", seed=6)
     a = _fit(LogisticRegression(max_iter=500), train, ["f0", "f1"])
     b = _fit(LogisticRegression(max_iter=500), train, ["f0"])
     boot = {"samples": 200, "confidence": 0.9, "seed": 7}
     check = _gate(
+        monkeypatch,
         tmp_path,
         task="multiclass",
         metric="accuracy",
