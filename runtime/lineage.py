@@ -251,7 +251,7 @@ class EventSender:
 
 
 def _renamespaced(event: dict[str, Any], namespace: str) -> dict[str, Any]:
-    out = json.loads(json.dumps(event))
+    out: dict[str, Any] = json.loads(json.dumps(event))
     out["job"]["namespace"] = namespace
     parent = out.get("run", {}).get("facets", {}).get("parent")
     if parent:
