@@ -166,7 +166,10 @@ def run(
     reference = None
     ref_loc = inputs.get("reference")
     if ref_loc and artifacts.exists(ref_loc):
-        reference = artifacts.load_dataframe(ref_loc)
+        # `load_frame` reads a Spark-written dataset folder too
+        from mlc.runtime.steps._data import load_frame
+
+        reference = load_frame({"reference": ref_loc}, "reference", STEP)
     else:
         ctx.logger.warning("step '%s': no reference dataset: drift not computed", STEP)
     contract = params["contract"]

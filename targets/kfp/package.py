@@ -62,6 +62,9 @@ def emit_package(ir: IRGraph, options: KfpOptions) -> dict[str, str | bytes]:
     from mlc.targets.kfp.trainjob import extra_files
 
     files.update(extra_files(ir, options))
+    from mlc.targets.kfp.spark import extra_files as spark_files
+
+    files.update(spark_files(ir, options))
     from mlc.targets.kfp.monitor import monitor_files
 
     files.update(monitor_files(ir, options, dump_yaml))

@@ -201,6 +201,7 @@ def test_lightning_trains_on_cpu_and_pickles(tmp_path: Path) -> None:
                 "precision": "32-true",
                 "accelerator": "cpu",
                 "early_stopping": None,
+                "module": None,
             },
             "distributed": {"strategy": "none", "devices": 1},
             "seed": 1,
