@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,8 @@ _DEFAULT_CONF = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.shuffle.partitions": "2",
+    # the catalog's warehouse defaults to ./spark-warehouse, i.e. wherever the step was started
+    "spark.sql.warehouse.dir": os.path.join(tempfile.gettempdir(), "mlc-spark-warehouse"),
 }
 
 
