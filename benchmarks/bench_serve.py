@@ -10,8 +10,10 @@ then 1 and 16 connections for `--duration` seconds each, `--latency` percentiles
 wrk's report. Each server's first answer is checked against the in-process pyfunc.
 
 - bare: FastAPI + uvicorn calling `mlflow.pyfunc.load_model(...).predict` (`/invocations`);
-- `mlc serve WORK/credit --no-onnx` (the registered model; guards, metrics, log on);
-- `mlc serve WORK/credit` (the ONNX package);
+- `mlc serve WORK/credit --no-onnx` (the registered model; guards, metrics, log on; one-row
+  requests through the compiled row path, runtime/rowpath.py), also over V2 infer;
+- `mlc serve WORK/credit --no-onnx --no-row-path` (the same through the batch path);
+- `mlc serve WORK/credit --no-row-path` (every request through the ONNX package);
 - `mlflow models serve --env-manager local` from a peer venv (`--peer-mlflow`);
 - MLServer with mlserver-mlflow from a peer venv (`--peer-mlserver`), V2 infer.
 
@@ -20,7 +22,9 @@ tried as installed and, when that fails on `No module named 'mlc'`, again with o
 source on PYTHONPATH (a folder holding an `mlc` link to the repository), reported as such.
 
 In-process (`--inproc`, same pinning): the median of 500 one-row calls of the pyfunc's
-`predict`, the ONNX `load_package` scorer, and of mlc serve's own track scorers.
+`predict`, the registered model's own `predict_proba`, its compiled row path, the ONNX
+`load_package` scorer, and of mlc serve's own track scorers; and the largest difference
+between the row path and the batch path over every row of the example's data.
 
     .venv/bin/python benchmarks/bench_serve.py [--work DIR] [--duration 15]
         [--peer-mlflow /tmp/peer-mlflow] [--peer-mlserver /tmp/peer-mlserver]
@@ -278,12 +282,17 @@ def inproc(project: Path, uri: str, package: Path) -> dict[str, Any]:
     """Median ms of one-row calls: pyfunc predict, ONNX scorer, mlc serve's track scorers."""
     import mlflow
     import mlflow.pyfunc
+    import numpy as np
     import pandas as pd
 
     from mlc.compiler import api
+    from mlc.runtime.context import StepContext
     from mlc.runtime.onnx_export import load_package
+    from mlc.runtime.rowpath import compile_row
+    from mlc.runtime.serving.guards import Guard
     from mlc.runtime.serving.models import _bind_prestep_keys, load_tracks
-    from mlc.runtime.steps._data import cast_to_contract
+    from mlc.runtime.steps._data import bind_secrets, cast_to_contract
+    from mlc.runtime.steps.batch_predict import load_registered
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -305,7 +314,41 @@ def inproc(project: Path, uri: str, package: Path) -> dict[str, Any]:
         key = "track_score_onnx" if use_onnx else "track_score_sklearn"
         res[key] = _median_ms(partial(track.score, cast))
         res[key + "_label"] = track.score(cast).values()[0]
+        if not use_onnx:
+            res["row_path"] = track.row_path
+            guard = Guard(columns, track.features)
+            assert track.row_fn is not None, track.row_path
+            one_row = partial(_track_row, track.row_fn, guard, {k: [v] for k, v in ROW.items()})
+            res["track_row"] = _median_ms(one_row)
+            res["track_row_label"] = one_row().values()[0]
+    model = load_registered(MODEL, _champion(uri), uri)
+    bind_secrets(model, StepContext(secrets=dict(KEY_ENV)))
+    features = list(frame.columns)
+    compiled = compile_row(model, features, "classification")
+    typed = dict(ROW)
+    res["model_predict_proba"] = _median_ms(lambda: model.predict_proba(frame))
+    res["compiled_row"] = _median_ms(lambda: compiled(typed))
+    data = pd.read_csv(project / "data" / "applications.csv")
+    data = data[features]
+    batch = np.asarray(model.predict_proba(data), dtype=float)
+    rows = data.astype(object).where(data.notna(), None).to_dict("records")
+    each = np.asarray([compiled(r) for r in rows], dtype=float)
+    res["row_vs_batch_max_abs"] = float(np.abs(each - batch).max())
+    res["row_vs_batch_rows"] = len(rows)
     return res
+
+
+def _track_row(row_fn: Callable[[Any], Any], guard: Any, data: dict[str, list[Any]]) -> Any:
+    """What `mlc serve` does with a one-row request's checked values: type them, score."""
+    got = row_fn(guard.row(data))
+    assert got is not None
+    return got
+
+
+def _champion(uri: str) -> str:
+    from mlc.runtime.steps.batch_predict import resolve_version
+
+    return resolve_version(MODEL, "champion", None, uri)[0]
 
 
 # -- main ------------------------------------------------------------------------------------
@@ -322,8 +365,9 @@ def peer_pythonpath(work: Path) -> str:
 SHORT = {
     "bare": "bare-fastapi",
     "mlc": "mlc-serve-no-onnx",
+    "mlc-v2": "mlc-serve-no-onnx-v2",
+    "mlc-batch": "mlc-serve-batch-path",
     "mlc-onnx": "mlc-serve-onnx",
-    "mlc-onnx-v2": "mlc-serve-onnx-v2",
     "mlflow": "mlflow-models-serve",
     "mlserver": "mlserver",
 }
@@ -337,7 +381,13 @@ def _servers(text: str) -> list[str]:
 def _chosen(name: str, only: list[str]) -> bool:
     # "mlc-serve-onnx" must not also start mlc-serve-onnx-v2; the peers' PYTHONPATH variants
     # (name + tag) run with their peer.
-    full = {"bare-fastapi", "mlc-serve-no-onnx", "mlc-serve-onnx", "mlc-serve-onnx-v2"}
+    full = {
+        "bare-fastapi",
+        "mlc-serve-no-onnx",
+        "mlc-serve-no-onnx-v2",
+        "mlc-serve-batch-path",
+        "mlc-serve-onnx",
+    }
     return any(name == o or (o not in full and name.startswith(o)) for o in only)
 
 
@@ -429,13 +479,19 @@ def main() -> None:
                    split_body()),
     )  # fmt: skip
     run(
-        "mlc-serve-onnx",
-        lambda p: ([*mlc_cmd, str(p)], {}, f"http://127.0.0.1:{p}/invocations", split_body()),
-    )
+        "mlc-serve-no-onnx-v2",
+        lambda p: ([*mlc_cmd, str(p), "--no-onnx"], {},
+                   f"http://127.0.0.1:{p}/v2/models/{MODEL}/infer", v2_body()),
+    )  # fmt: skip
     run(
-        "mlc-serve-onnx-v2",
-        lambda p: ([*mlc_cmd, str(p)], {}, f"http://127.0.0.1:{p}/v2/models/{MODEL}/infer",
-                   v2_body()),
+        "mlc-serve-batch-path",
+        lambda p: ([*mlc_cmd, str(p), "--no-onnx", "--no-row-path"], {},
+                   f"http://127.0.0.1:{p}/invocations", split_body()),
+    )  # fmt: skip
+    run(
+        "mlc-serve-onnx",
+        lambda p: ([*mlc_cmd, str(p), "--no-row-path"], {}, f"http://127.0.0.1:{p}/invocations",
+                   split_body()),
     )  # fmt: skip
 
     mlflow_bin = a.peer_mlflow / "bin" / "mlflow"
@@ -514,7 +570,11 @@ def report(local: dict[str, Any], results: list[dict[str, Any]]) -> None:
         f"\nin-process one row, median of {CALLS}: pyfunc predict "
         f"{local['pyfunc_predict']:.3f} ms, ONNX load_package {local['onnx_load_package']:.3f} ms, "
         f"mlc track (sklearn) {local['track_score_sklearn']:.3f} ms, "
-        f"mlc track (onnx) {local['track_score_onnx']:.3f} ms"
+        f"mlc track (onnx) {local['track_score_onnx']:.3f} ms; registered model predict_proba "
+        f"{local['model_predict_proba']:.3f} ms, its compiled row path "
+        f"{local['compiled_row']:.4f} ms, mlc track row path (guard typing included) "
+        f"{local['track_row']:.4f} ms ({local['row_path']}); row path vs batch path over "
+        f"{local['row_vs_batch_rows']} rows: max |diff| {local['row_vs_batch_max_abs']:.3g}"
     )
     bare = by.get("bare-fastapi")
     if bare is None:

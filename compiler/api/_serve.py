@@ -81,12 +81,14 @@ def serve_plan(
     alias: str | None = None,
     onnx: bool = True,
     reload_interval: float | None = None,
+    row_path: bool = True,
 ) -> ServePlan:
     """The serving plan of the spec: tracks resolved to registered versions in the store.
 
     `alias` serves that alias alone (one pod per version, as the cluster targets run it);
     `log_dir` moves the prediction log out of the state folder (a writable volume in a pod);
-    `log_sample` and `reload_interval` override `deployment.serving`'s.
+    `log_sample` and `reload_interval` override `deployment.serving`'s; `row_path=False`
+    scores one-row requests through the batch path too.
 
     Raises:
         DiagnosticError: the spec has errors.
@@ -174,6 +176,8 @@ def serve_plan(
     }
     if reload_interval:
         plan["reload_s"] = reload_interval
+    if not row_path:
+        plan["row_path"] = False
     if "min_requests" in serving:
         plan["rollout"] = {"min_requests": int(serving["min_requests"]), "tick_s": 0.5}
     if int(serving.get("max_batch_size", 1)) > 1:

@@ -91,6 +91,14 @@ def serve(
     no_onnx: Annotated[
         bool, typer.Option("--no-onnx", help="Serve the registered model, not its ONNX export.")
     ] = False,
+    no_row_path: Annotated[
+        bool,
+        typer.Option(
+            "--no-row-path",
+            help="Score one-row requests through the batch path too (the compiled one-row "
+            "path is on by default and answers like it to 1e-9).",
+        ),
+    ] = False,
     show_plan: Annotated[
         bool, typer.Option("--show-plan", help="Print the plan (secrets masked) and exit.")
     ] = False,
@@ -113,6 +121,7 @@ def serve(
             alias=alias,
             onnx=not no_onnx,
             reload_interval=reload_interval,
+            row_path=not no_row_path,
         )
     except api.UsageError as exc:
         print(f"mlc serve: {exc}", file=sys.stderr)

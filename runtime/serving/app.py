@@ -56,7 +56,7 @@ SHADOW_QUEUE = 1000
 @dataclass
 class _Mirror:
     data: dict[str, list[Any]]
-    frame: pd.DataFrame
+    frame: pd.DataFrame | None
     served: Outputs
     request_id: str
     logged: bool
@@ -191,7 +191,7 @@ class Service:
     def _rows(
         self,
         data: dict[str, list[Any]],
-        frame: pd.DataFrame,
+        frame: pd.DataFrame | None,
         out: Outputs,
         track: Track,
         request_id: str,
@@ -203,7 +203,10 @@ class Service:
 
         now = time.time()
         inputs = {name: data[name] for name in self.guard.features}
+        if self._recast and frame is None:
+            frame = self.guard.frame(data)
         for name in self._recast:
+            assert frame is not None
             # The contract maps these (declared category texts, timestamps): log what was scored.
             inputs[name] = [None if pd.isna(v) else v for v in frame[name].tolist()]
         names = list(inputs)
@@ -236,7 +239,8 @@ class Service:
                 return
             start = time.perf_counter()
             try:
-                got = mirror.score(item.frame)
+                frame = item.frame if item.frame is not None else self.guard.frame(item.data)
+                got = mirror.score(frame)
             except Exception as exc:  # the mirror's failures never reach the caller
                 logger.warning("shadow track '%s' failed: %s", mirror.name, exc)
                 continue
@@ -247,20 +251,29 @@ class Service:
                 self.metrics.disagreements.inc(differ, model=self.model)
             if item.logged and self.log is not None:
                 self.log.append(
-                    self._rows(
-                        item.data, item.frame, got, mirror, item.request_id, latency, shadow=True
-                    )
+                    self._rows(item.data, frame, got, mirror, item.request_id, latency, shadow=True)
                 )
 
     # -- scoring ---------------------------------------------------------------------------
-    async def score(self, track: Track, data: dict[str, list[Any]]) -> tuple[pd.DataFrame, Outputs]:
+    async def score(
+        self, track: Track, data: dict[str, list[Any]]
+    ) -> tuple[pd.DataFrame | None, Outputs]:
         """The checked columns typed and scored on the pool: the event loop only parses."""
         submitted = time.perf_counter()
 
-        def run() -> tuple[pd.DataFrame, Outputs]:
+        def run() -> tuple[pd.DataFrame | None, Outputs]:
             self.metrics.queue.observe(
                 time.perf_counter() - submitted, model=self.model, version=track.version
             )
+            if track.row_fn is not None and len(next(iter(data.values()), ())) == 1:
+                row = self.guard.row(data)
+                if row is not None:
+                    try:
+                        got = track.row_fn(row)
+                    except Exception:  # the batch path below answers, or says what failed
+                        got = None
+                    if got is not None:
+                        return None, got  # the frame is built off the request path if needed
             frame = self.guard.frame(data)
             return frame, track.score(frame)
 

@@ -183,6 +183,36 @@ class Guard:
             return self.cast_frame(data)
         return pd.DataFrame(built, columns=self.features, copy=False)
 
+    def row(self, data: Mapping[str, Sequence[Any]]) -> dict[str, Any] | None:
+        """The first row's checked values typed as `frame` types them, for the one-row path;
+        None where only the frame build can type a value (timestamps, numbers sent as
+        texts of a declared category)."""
+        values: dict[str, Any] = {}
+        for name in self.features:
+            value = data[name][0]
+            col = self.columns[name]
+            dtype = col["dtype"]
+            if dtype == "int":
+                if value is None:
+                    value = float("nan")
+                elif isinstance(value, float):
+                    if not value.is_integer():
+                        return None
+                    value = int(value)
+            elif dtype == "float":
+                value = float("nan") if value is None else float(value)
+            elif dtype == "category" or (dtype == "str" and col.get("allowed")):
+                plain = not col.get("allowed")
+                known = isinstance(value, str) and (plain or value in self._texts[name])
+                if not (value is None or known):
+                    return None
+            elif dtype == "str":
+                value = value if value is None else str(value)
+            elif dtype != "bool":
+                return None
+            values[name] = value
+        return values
+
     def cast_frame(self, data: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
         """The checked columns cast with `cast_to_contract`, the cast the model saw in training."""
         import pandas as pd

@@ -41,6 +41,10 @@ class Track:
     features: list[str]
     classes: list[Any] = field(default_factory=list)
     score_fn: Callable[[pd.DataFrame], Outputs] | None = None
+    # One row's typed values → Outputs (None: a near-tie the batch path decides).
+    row_fn: Callable[[Mapping[str, Any]], Outputs | None] | None = None
+    row_path: str = "none"
+    """Why one-row requests take the batch path, or 'compiled'."""
 
     def score(self, frame: pd.DataFrame) -> Outputs:
         assert self.score_fn is not None
@@ -96,6 +100,104 @@ def _sklearn_scorer(model: Any, task: str) -> Callable[[pd.DataFrame], Outputs]:
         return Outputs(prediction=values.tolist())
 
     return score
+
+
+def _row_scorer(
+    model: Any, task: str, features: list[str]
+) -> tuple[Callable[[Mapping[str, Any]], Outputs | None] | None, str]:
+    """The compiled one-row path (runtime/rowpath.py) wrapped to give `Outputs` with the labels
+    the batch scorer gives, or None and why there is none."""
+    import numpy as np
+
+    from mlc.runtime.rowpath import Unsupported, compile_row
+
+    from_proba = getattr(model, "predict_from_proba", None)
+    if task == "classification" and from_proba is None and not _labels_follow_proba(model):
+        return None, "labels come from predict, not from the probabilities"
+    try:
+        fn = compile_row(model, features, task)
+    except Unsupported as exc:
+        return None, str(exc)
+    if task != "classification":
+        return (lambda row: Outputs(prediction=[float(fn(row))])), "compiled"
+    classes = np.asarray(getattr(model, "classes_", []))
+    # A one-row request is row 0 of its input, so it takes the first draw, as in batch.
+    first = None if from_proba is None else model.draw_stream().random_sample(1)
+
+    def score_row(row: Mapping[str, Any]) -> Outputs | None:
+        proba = np.asarray([fn(row)], dtype="float64")
+        if from_proba is not None:
+            return Outputs(label=[_plain(v) for v in from_proba(proba, first)], proba=proba)
+        if proba.shape[1] > 1:
+            top = np.sort(proba[0])
+            if top[-1] - top[-2] <= 1e-9:
+                return None
+        return Outputs(label=[_plain(classes[int(proba[0].argmax())])], proba=proba)
+
+    return score_row, "compiled"
+
+
+PARITY = 1e-9
+"""Largest difference allowed between the one-row path and the batch path at load."""
+
+
+def _probe_rows(columns: Mapping[str, Any], features: list[str], count: int = 8) -> list[Any]:
+    """Contract-valid rows that vary every column (each allowed value, both bounds, nulls)."""
+    rows = []
+    base = warmup_row(columns, features)
+    for i in range(count):
+        row = dict(base)
+        for name in features:
+            col = columns[name]
+            if col.get("allowed"):
+                allowed = list(col["allowed"])
+                row[name] = allowed[i % len(allowed)]
+            elif col["dtype"] in ("int", "float"):
+                low, high = col.get("min"), col.get("max")
+                lo = float(low) if low is not None else -10.0 * (i + 1)
+                hi = float(high) if high is not None else 10.0 * (i + 1) + 1000.0
+                value = lo + (hi - lo) * ((i * 37) % 11) / 10.0
+                row[name] = round(value) if col["dtype"] == "int" else value
+            if col.get("nullable") and i % 3 == 2 and col["dtype"] != "bool":
+                row[name] = None
+        rows.append(row)
+    return rows
+
+
+def _check_row_path(
+    track: Track, columns: Mapping[str, Any], batch: Callable[[pd.DataFrame], Outputs]
+) -> None:
+    """Keep the one-row path only where it answers like the registered model's batch path
+    (`batch`) on probe rows."""
+    import numpy as np
+
+    from mlc.runtime.serving.guards import Guard
+
+    if track.row_fn is None:
+        return
+    guard = Guard(columns, track.features)
+    for probe in _probe_rows(columns, track.features):
+        data = {name: [value] for name, value in probe.items()}
+        typed = guard.row(data)
+        if typed is None:
+            continue
+        want = batch(guard.frame(data)[track.features])
+        try:
+            got = track.row_fn(typed)
+        except Exception as exc:  # any failure of the compiled path leaves the batch path
+            track.row_fn = None
+            track.row_path = f"failed on a probe row: {_cause(exc)}"
+            return
+        if got is None:
+            continue
+        a = np.asarray(want.proba if want.proba is not None else want.prediction, dtype=float)
+        b = np.asarray(got.proba if got.proba is not None else got.prediction, dtype=float)
+        same_nan = np.isnan(a) == np.isnan(b)
+        gap = float(np.nanmax(np.abs(a - b))) if a.size and not np.isnan(a).all() else 0.0
+        if not same_nan.all() or gap > PARITY or want.values() != got.values():
+            track.row_fn = None
+            track.row_path = f"differs from the batch path on a probe row (by {gap:.3g})"
+            return
 
 
 def _bind_prestep_keys(folder: Path, secrets: dict[str, str]) -> None:
@@ -189,19 +291,29 @@ def load_track(spec: TrackPlan, plan: ServingPlan) -> Track:
     try:
         version, why = resolve_version(model_name, spec["alias"] or "", spec["version"], uri)
         track = Track(name, version, why, plan["task"], list(plan["features"]))
+        model = None
+        if not spec["onnx"] or plan.get("row_path", True):
+            model = load_registered(model_name, version, uri)
+            bind_secrets(model, StepContext(secrets=dict(plan["secrets"])))
+        # One-row requests take the compiled row path of the registered model itself (exact,
+        # and faster than a graph run); batches take the ONNX package where there is one.
+        if model is not None and plan.get("row_path", True):
+            track.row_fn, track.row_path = _row_scorer(model, plan["task"], track.features)
+        elif not plan.get("row_path", True):
+            track.row_path = "turned off (--no-row-path)"
         if spec["onnx"]:
             track.score_fn, track.classes = _onnx_scorer(
                 spec["onnx"], plan["task"], dict(plan["secrets"])
             )
         else:
-            model = load_registered(model_name, version, uri)
-            bind_secrets(model, StepContext(secrets=dict(plan["secrets"])))
             track.classes = [_plain(c) for c in getattr(model, "classes_", [])]
             track.score_fn = _sklearn_scorer(model, plan["task"])
         if plan["task"] == "classification" and not track.classes:
             raise StepError(STEP, "the model has no classes_ (not a fitted classifier)")
         row = pd.DataFrame([warmup_row(columns, track.features)])
         track.score(cast_to_contract(row, {f: columns[f] for f in track.features}))
+        if model is not None and track.row_fn is not None:
+            _check_row_path(track, columns, _sklearn_scorer(model, plan["task"]))
     except StepError as exc:
         text = str(exc.args[0]).split("\n  hint:")[0].split(": ", 1)[-1]
         raise StepError(STEP, f"{where}: {text}", exc.hint) from None
@@ -237,4 +349,15 @@ def reference_profile(model_name: str, version: str, uri: str) -> dict[str, Any]
 
 def load_tracks(plan: ServingPlan) -> dict[str, Track]:
     """Every track of the plan, loaded and warmed up, by name."""
-    return {spec["name"]: load_track(spec, plan) for spec in plan["tracks"]}
+    import logging
+
+    tracks = {spec["name"]: load_track(spec, plan) for spec in plan["tracks"]}
+    for track in tracks.values():
+        if track.row_fn is None:
+            logging.getLogger("mlc.serve").warning(
+                "track '%s' (v%s): one-row requests take the batch path: %s",
+                track.name,
+                track.version,
+                track.row_path,
+            )
+    return tracks

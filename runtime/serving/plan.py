@@ -19,7 +19,8 @@ The compiler side (`mlc serve SPEC`) writes it from the IR; the runtime reads no
      "audit_dir": null | "/abs/.mlc",         # optional: rollout decisions go to its audit chain
      "rollout": {"min_requests": 200, "tick_s": 0.5},   # optional: see `rollout`
      "reload_s": null | 30,                   # optional: follow the aliases (`reload`)
-     "batching": null | {"max_batch_size": 32, "max_latency_ms": 2.0}}   # optional
+     "batching": null | {"max_batch_size": 32, "max_latency_ms": 2.0},   # optional
+     "row_path": true}                        # optional: one-row requests compiled (rowpath)
 
 `features` are the raw input columns in the order the model takes them. Track weights sum to
 100 (a mirror-only shadow track may weigh 0). A track names `version` (pinned) or an `alias`
@@ -122,6 +123,7 @@ class ServingPlan(TypedDict):
     rollout: RolloutSettings
     reload_s: float | None
     batching: BatchingPlan | None
+    row_path: bool
     worker: WorkerPlan | None
 
 
@@ -285,6 +287,7 @@ def check(raw: Any) -> ServingPlan:
         "seed": int(raw.get("seed", 0)),
         "audit_dir": audit_dir or None,
         "batching": _batching(raw.get("batching")),
+        "row_path": raw.get("row_path", True) is not False,
         "worker": _worker(raw.get("worker")),
         "reload_s": None
         if raw.get("reload_s") in (None, 0)

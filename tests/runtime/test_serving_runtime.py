@@ -384,6 +384,40 @@ def test_every_protocol_answers_what_the_model_predicts(
         np.testing.assert_allclose(doc["probabilities"], expected, atol=1e-12)
 
 
+def test_one_row_requests_take_the_compiled_path_and_answer_as_the_batch_path(
+    server: Server, store: dict[str, Any]
+) -> None:
+    rows = _rows(13, 40)
+    for version in ("1", "2"):
+        model = store["models"][version]
+        labels, expected = model.predict(rows).tolist(), model.predict_proba(rows)
+        for i in range(len(rows)):
+            one = rows.iloc[[i]]
+            status, _, doc = server.post(
+                f"/v2/models/{NAME}/versions/{version}/infer", _v2_body(one)
+            )
+            assert status == 200, doc
+            assert doc["outputs"][0]["data"] == [labels[i]]
+            np.testing.assert_allclose(doc["outputs"][1]["data"], expected[i], rtol=0, atol=1e-9)
+    # the server says so when a track has no compiled row path; these pipelines have one
+    assert "take the batch path" not in server.stderr()
+
+
+def test_each_track_says_whether_one_row_requests_are_compiled(
+    store: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mlc.runtime.serving import plan as plans
+    from mlc.runtime.serving.models import load_tracks
+
+    doc = json.loads(_plan(store, tmp_path).read_text())
+    assert {t.row_path for t in load_tracks(plans.check(doc)).values()} == {"compiled"}
+    with caplog.at_level("WARNING", logger="mlc.serve"):
+        tracks = load_tracks(plans.check({**doc, "row_path": False}))
+    assert {t.row_path for t in tracks.values()} == {"turned off (--no-row-path)"}
+    assert all(t.row_fn is None for t in tracks.values())
+    assert "track 'stable' (v1): one-row requests take the batch path" in caplog.text
+
+
 # -- guards ---------------------------------------------------------------------------------------
 
 
