@@ -18,10 +18,32 @@ one-row input as the batch path calls it, so an unknown step costs speed, never 
 from __future__ import annotations
 
 import ast
+import contextvars
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 Row = Mapping[str, Any]
+
+_CALLED: contextvars.ContextVar[list[str]] = contextvars.ContextVar("mlc_rowpath_called")
+
+
+def _called_as_is(est: Any) -> None:
+    """Note a step the row path calls as the batch path does (its cost is that step's own)."""
+    found = _CALLED.get(None)
+    if found is not None:
+        found.append(type(est).__name__)
+
+
+class RowScorer:
+    """A compiled one-row scorer; `called` names the steps it calls as they are (empty: every
+    step is replayed by this module, so a call costs tens of microseconds)."""
+
+    def __init__(self, fn: Callable[[Row], Any], called: Sequence[str]) -> None:
+        self._fn = fn
+        self.called = tuple(dict.fromkeys(called))
+
+    def __call__(self, row: Row) -> Any:
+        return self._fn(row)
 
 
 class Unsupported(Exception):
@@ -79,9 +101,9 @@ def _expr_source(node: ast.AST, names: set[str]) -> str:
         return "(" + op.join(_expr_source(v, names) for v in node.values) + ")"
     if isinstance(node, ast.Compare) and all(type(o) in _COMPARE for o in node.ops):
         parts, left = [], _expr_source(node.left, names)
-        for op, right_node in zip(node.ops, node.comparators, strict=True):
+        for cmp, right_node in zip(node.ops, node.comparators, strict=True):
             right = _expr_source(right_node, names)
-            parts.append(f"({left} {_COMPARE[type(op)]} {right})")
+            parts.append(f"({left} {_COMPARE[type(cmp)]} {right})")
             left = right
         return "(" + " & ".join(parts) + ")"
     if (
@@ -154,6 +176,8 @@ def _generic_transform(est: Any, names: Sequence[str] | None) -> Stage:
     """The step's own `transform` on its one-row input: exact by construction."""
     import numpy as np
     import pandas as pd
+
+    _called_as_is(est)
 
     def stage(values: Vector) -> Vector:
         if names is not None:
@@ -307,7 +331,7 @@ def _chain(est: Any, names: Sequence[str]) -> Stage:
 def _columns(ct: Any, columns: Sequence[str]) -> Callable[[Mapping[str, Any]], Vector]:
     if getattr(ct, "sparse_output_", False):
         raise Unsupported("a sparse column transform")
-    entries = []
+    entries: list[tuple[list[str], Stage]] = []
     for name, est, cols in ct.transformers_:
         if isinstance(est, str) and est == "drop":
             continue
@@ -406,6 +430,7 @@ def _estimator(model: Any, task: str) -> Callable[[Vector], Any]:
             )[0]
         )
     names = getattr(model, "feature_names_in_", None)
+    _called_as_is(model)
 
     def matrix(vec: Vector) -> Any:
         if names is not None:
@@ -511,19 +536,66 @@ def _threshold_rule(model: Any, columns: Sequence[str]) -> Callable[[Row], Any]:
     return run
 
 
-def compile_row(model: Any, columns: Sequence[str], task: str) -> Callable[[Row], Any]:
+def compile_row(model: Any, columns: Sequence[str], task: str) -> RowScorer:
     """A one-row scorer for fitted `model` over input `columns`, or `Unsupported`.
 
     The scorer takes a mapping of every input column to its value (numbers, texts, None for
     missing) and returns the class probabilities (classification) or the prediction."""
+    called: list[str] = []
+    token = _CALLED.set(called)
+    try:
+        return RowScorer(_compile(model, columns, task), called)
+    finally:
+        _CALLED.reset(token)
+
+
+def _compile(model: Any, columns: Sequence[str], task: str) -> Callable[[Row], Any]:
     from sklearn.pipeline import Pipeline
 
-    from mlc.runtime.steps.fairness import MitigatedModel
-
-    if isinstance(model, MitigatedModel):
+    # by name: a model loaded where mlc is not installed ships only the modules it names
+    kind = type(model)
+    if (kind.__module__, kind.__name__) == ("mlc.runtime.steps.fairness", "MitigatedModel"):
         if model.mitigator is None:
             raise Unsupported("a reduction's weighted predictors")
         return _threshold_rule(model, columns)
     if isinstance(model, Pipeline):
         return _pipeline(model, columns, task)
     raise Unsupported(f"a {type(model).__name__} model")
+
+
+def answer(model: Any, X: Any, task: str) -> Any:
+    """`model`'s answer for one-row frame `X` through its compiled row path (probabilities as a
+    1 x k array, or a one-value prediction array), or None where the batch path must answer:
+    not one row, a model without a row form, or a row the compiled path fails on."""
+    import numpy as np
+    import pandas as pd
+
+    if not isinstance(X, pd.DataFrame) or len(X) != 1:
+        return None
+    cache = model.__dict__.setdefault("_mlc_rows", {})
+    columns = tuple(str(c) for c in X.columns)
+    fn = cache.get((columns, task), False)
+    if fn is False:
+        try:
+            fn = compile_row(model, columns, task)
+        except Exception:  # Unsupported, or a part this environment cannot import
+            fn = None
+        cache[(columns, task)] = fn
+    if fn is None:
+        return None
+    values = X.iloc[0].tolist()
+    row = {
+        c: None if v is pd.NA or v is pd.NaT else v for c, v in zip(columns, values, strict=True)
+    }
+    try:
+        got = fn(row)
+    except Exception:  # the batch path answers, or raises what it raises
+        return None
+    return np.asarray([got], dtype=np.float64)
+
+
+def without_cache(state: dict[str, Any]) -> dict[str, Any]:
+    """A model's pickled state without its compiled row scorers (closures, rebuilt on use)."""
+    state = dict(state)
+    state.pop("_mlc_rows", None)
+    return state

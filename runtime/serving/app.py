@@ -258,25 +258,38 @@ class Service:
     async def score(
         self, track: Track, data: dict[str, list[Any]]
     ) -> tuple[pd.DataFrame | None, Outputs]:
-        """The checked columns typed and scored on the pool: the event loop only parses."""
+        """The checked columns typed and scored on the pool: the event loop only parses, and
+        scores one row itself where every step of the track's row path is replayed (tens of
+        microseconds: less than the hop to a pool thread)."""
         submitted = time.perf_counter()
+        one = len(next(iter(data.values()), ())) == 1
+
+        def one_row() -> Outputs | None:
+            if track.row_fn is None or not one:
+                return None
+            row = self.guard.row(data)
+            if row is None:
+                return None
+            try:
+                return track.row_fn(row)
+            except Exception:  # the batch path answers, or says what failed
+                return None
 
         def run() -> tuple[pd.DataFrame | None, Outputs]:
             self.metrics.queue.observe(
                 time.perf_counter() - submitted, model=self.model, version=track.version
             )
-            if track.row_fn is not None and len(next(iter(data.values()), ())) == 1:
-                row = self.guard.row(data)
-                if row is not None:
-                    try:
-                        got = track.row_fn(row)
-                    except Exception:  # the batch path below answers, or says what failed
-                        got = None
-                    if got is not None:
-                        return None, got  # the frame is built off the request path if needed
+            got = one_row()
+            if got is not None:
+                return None, got  # the frame is built off the request path if needed
             frame = self.guard.frame(data)
             return frame, track.score(frame)
 
+        if track.row_inline and self.batcher is None and one:
+            got = one_row()
+            if got is not None:
+                self.metrics.queue.observe(0.0, model=self.model, version=track.version)
+                return None, got
         loop = asyncio.get_running_loop()
         if self.batcher is not None:
             rows = len(next(iter(data.values()), []))

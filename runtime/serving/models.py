@@ -45,6 +45,8 @@ class Track:
     row_fn: Callable[[Mapping[str, Any]], Outputs | None] | None = None
     row_path: str = "none"
     """Why one-row requests take the batch path, or 'compiled'."""
+    row_inline: bool = False
+    """Every step of the row path is replayed (tens of microseconds): scored on the event loop."""
 
     def score(self, frame: pd.DataFrame) -> Outputs:
         assert self.score_fn is not None
@@ -118,8 +120,9 @@ def _row_scorer(
         fn = compile_row(model, features, task)
     except Unsupported as exc:
         return None, str(exc)
+    how = "compiled" + (f" (calls {', '.join(fn.called)} as is)" if fn.called else "")
     if task != "classification":
-        return (lambda row: Outputs(prediction=[float(fn(row))])), "compiled"
+        return (lambda row: Outputs(prediction=[float(fn(row))])), how
     classes = np.asarray(getattr(model, "classes_", []))
     # A one-row request is row 0 of its input, so it takes the first draw, as in batch.
     first = None if from_proba is None else model.draw_stream().random_sample(1)
@@ -134,7 +137,7 @@ def _row_scorer(
                 return None
         return Outputs(label=[_plain(classes[int(proba[0].argmax())])], proba=proba)
 
-    return score_row, "compiled"
+    return score_row, how
 
 
 PARITY = 1e-9
@@ -299,6 +302,7 @@ def load_track(spec: TrackPlan, plan: ServingPlan) -> Track:
         # and faster than a graph run); batches take the ONNX package where there is one.
         if model is not None and plan.get("row_path", True):
             track.row_fn, track.row_path = _row_scorer(model, plan["task"], track.features)
+            track.row_inline = track.row_path == "compiled"
         elif not plan.get("row_path", True):
             track.row_path = "turned off (--no-row-path)"
         if spec["onnx"]:

@@ -67,9 +67,19 @@ class MitigatedModel:
         self.predictors_ = list(predictors or [])
         self.weights = list(weights or [])
 
+    def __getstate__(self) -> dict[str, Any]:
+        from mlc.runtime.rowpath import without_cache
+
+        return without_cache(self.__dict__)
+
     def predict_proba(self, X: Any) -> Any:
         import numpy as np
 
+        from mlc.runtime.rowpath import answer
+
+        fast = answer(self, X, "classification")  # one row: the compiled threshold rule
+        if fast is not None:
+            return fast
         if self.mitigator is not None:
             # fairlearn's own probability of its randomized thresholds (no public name for it)
             proba = self.mitigator._pmf_predict(X, sensitive_features=X[self.sensitive])

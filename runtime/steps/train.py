@@ -212,9 +212,10 @@ def run(
         BudgetExceeded: when the run's deadline has passed before fitting, or fitting took
             longer than `max_time` (sklearn cannot be interrupted; Lightning stops itself).
     """
-    from sklearn.pipeline import Pipeline
-
     from mlc.runtime.steps._data import bind_secrets
+
+    # one-row calls of the trained model take its compiled row path (runtime/rowpath.py)
+    from mlc.runtime.steps._transforms import RowPipeline as Pipeline
 
     if params["framework"] == "spark_ml":
         from mlc.runtime.spark import mllib

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from support.credit_like import PURPOSES, REGIONS
 
+from mlc.runtime import artifacts
 from mlc.runtime.rowpath import Unsupported, compile_row
 
 KEY_REF = "env:MLC_TEST_ROWPATH_KEY"
@@ -206,3 +207,54 @@ def test_what_has_no_row_form_says_so() -> None:
     reduction = MitigatedModel("exponentiated_gradient", ["sex"], [0, 1], predictors=[], weights=[])
     with pytest.raises(Unsupported, match="reduction"):
         compile_row(reduction, FEATURES, "classification")
+
+
+def test_the_trained_pipeline_answers_one_row_calls_through_its_row_path() -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.pipeline import Pipeline
+
+    from mlc.runtime.steps._transforms import RowPipeline
+
+    train, test = _data(1, 600), _data(2, 60)
+    for estimator, target in (
+        (HistGradientBoostingClassifier(max_iter=30), "klass"),
+        (HistGradientBoostingRegressor(max_iter=30), "amount"),
+    ):
+        model = RowPipeline([("transform", _transform()), ("model", estimator)])
+        model.fit(train[FEATURES], train[target])
+        saved = artifacts.dump_object(model)  # the bytes the model's hash is taken of
+        whole = Pipeline.predict(model, test[FEATURES])
+        each = np.concatenate([model.predict(test[FEATURES].iloc[[i]]) for i in range(60)])
+        np.testing.assert_allclose(each, whole, rtol=0, atol=1e-9)
+        if target == "klass":
+            assert (each == whole).all()
+            proba = np.vstack([model.predict_proba(test[FEATURES].iloc[[i]]) for i in range(60)])
+            np.testing.assert_allclose(proba, Pipeline.predict_proba(model, test[FEATURES]))
+        # the one-row calls went through a compiled scorer, which is never saved with the model
+        assert any(fn is not None for fn in model.__dict__["_mlc_rows"].values())
+        assert artifacts.dump_object(model) == saved
+        # a regressor has no predict_proba, as its Pipeline has none
+        assert hasattr(model, "predict_proba") == (target == "klass")
+
+
+def test_the_mitigated_model_answers_one_row_calls_through_the_threshold_rule() -> None:
+    from fairlearn.postprocessing import ThresholdOptimizer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from mlc.runtime.steps.fairness import MitigatedModel
+
+    base, test = _fit(HistGradientBoostingClassifier(max_iter=30), "binary")
+    train = _data(3, 600)
+    rule = ThresholdOptimizer(estimator=base, constraints="demographic_parity", prefit=True)
+    rule.fit(train[FEATURES], train["binary"], sensitive_features=train[["sex"]])
+    model = MitigatedModel("threshold_optimizer", ["sex"], base.classes_, mitigator=rule)
+    saved = artifacts.dump_object(model)
+    whole = model.predict_proba(test[FEATURES])
+    first = [model.predict(test[FEATURES].iloc[[i]])[0] for i in range(40)]
+    each = np.vstack([model.predict_proba(test[FEATURES].iloc[[i]]) for i in range(40)])
+    np.testing.assert_allclose(each, whole[:40], rtol=0, atol=1e-9)
+    # a one-row call is row 0 of its input: the first draw, as fairlearn's predict gives it
+    draw = np.random.RandomState(0).random_sample(1)[0]
+    assert first == [model.classes_[int(p >= draw)] for p in whole[:40, 1]]
+    assert "_mlc_rows" in model.__dict__ and "_mlc_rows" not in model.__getstate__()
+    assert artifacts.dump_object(model) == saved

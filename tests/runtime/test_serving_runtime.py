@@ -410,12 +410,45 @@ def test_each_track_says_whether_one_row_requests_are_compiled(
     from mlc.runtime.serving.models import load_tracks
 
     doc = json.loads(_plan(store, tmp_path).read_text())
-    assert {t.row_path for t in load_tracks(plans.check(doc)).values()} == {"compiled"}
+    paths = {t.row_path for t in load_tracks(plans.check(doc)).values()}
+    # the pipelines' transforms are replayed; their LogisticRegression is called as is
+    assert paths == {"compiled (calls LogisticRegression as is)"}
     with caplog.at_level("WARNING", logger="mlc.serve"):
         tracks = load_tracks(plans.check({**doc, "row_path": False}))
     assert {t.row_path for t in tracks.values()} == {"turned off (--no-row-path)"}
     assert all(t.row_fn is None for t in tracks.values())
     assert "track 'stable' (v1): one-row requests take the batch path" in caplog.text
+
+
+def test_v2_bodies_match_the_open_inference_protocol_schema(
+    server: Server, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from support import oip
+
+    oip_types = oip.types(tmp_path_factory.mktemp("oip"))
+    rows = _rows(14, 3)
+    request = _v2_body(rows, id="schema-1", parameters={"content_type": "pd"})
+    oip_types.InferenceRequest.model_validate(request)  # what the tests send is V2 too
+    status, _, doc = server.post(f"/v2/models/{NAME}/versions/1/infer", request)
+    assert status == 200, doc
+    answer = oip_types.InferenceResponse.model_validate(doc)
+    assert answer.model_name == NAME and answer.id == "schema-1"
+    assert [o.name for o in answer.outputs] == ["label", "probabilities"]
+    assert [o.shape for o in answer.outputs] == [[3], [3, 2]]
+    status, _, meta = server.get(f"/v2/models/{NAME}")
+    assert status == 200
+    model = oip_types.MetadataModelResponse.model_validate(meta)
+    assert {t.name for t in model.inputs or []} == set(FEATURES)
+    status, _, info = server.get("/v2")
+    assert status == 200
+    oip_types.MetadataServerResponse.model_validate(info)
+    # errors: the protocol's error bodies
+    status, _, bad = server.post(f"/v2/models/{NAME}/infer", {"inputs": "nope"})
+    assert 400 <= status < 500
+    oip_types.InferenceErrorResponse.model_validate(bad)
+    status, _, gone = server.get("/v2/models/no-such-model")
+    assert status == 404
+    oip_types.MetadataModelErrorResponse.model_validate(gone)
 
 
 # -- guards ---------------------------------------------------------------------------------------
