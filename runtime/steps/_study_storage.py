@@ -15,14 +15,24 @@ and a worker asks for a trial only while the study holds fewer than `tuning.tria
 (complete, pruned, running). Two workers that ask at the same moment can both see room for one
 more: the later trial number is then told FAIL at once, marked `mlc.surplus`, never evaluated
 and not counted as a failure.
+
+A worker killed mid-trial (a preempted pod) would leave its trial RUNNING for ever, holding a
+place no one fills. In a database storage every running trial records a heartbeat each
+`HEARTBEAT_S`; a trial silent for `GRACE_S` is failed by the next worker that looks and its
+point queued again once (Optuna's `RetryHeartbeatStaleTrialCallback`), and a worker with no
+trial left to ask waits for the others' running trials instead of leaving, so the study ends
+with its `tuning.trials` and the killed trial's point evaluated.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +45,13 @@ if TYPE_CHECKING:
 
 SURPLUS = "mlc.surplus"
 """User attribute of a trial asked when the study already had its trials (never evaluated)."""
+
+HEARTBEAT_S = 20
+"""Seconds between the heartbeats of a running trial in a database storage."""
+GRACE_S = 120
+"""A running trial without a heartbeat for this long belongs to a killed worker."""
+POLL_S = 0.5
+"""How often a worker with nothing left to ask looks at the others' running trials."""
 
 _PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<password>[^@\s]*)@")
 _JOURNAL = "journal://"
@@ -149,6 +166,26 @@ def resolve(value: str | None, ctx: StepContext, step: str) -> Storage:
     return Storage(rdb, shown, True, secrets)
 
 
+def _rdb_storage(url: str) -> Any:
+    import optuna
+
+    return optuna.storages.RDBStorage(
+        url,
+        engine_kwargs={"pool_pre_ping": True},
+        heartbeat_interval=HEARTBEAT_S,
+        grace_period=GRACE_S,
+        heartbeat_stale_trial_callback=_retry_once(),
+    )
+
+
+def _retry_once() -> Any:
+    import optuna
+
+    with warnings.catch_warnings():  # experimental in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+
+
 def _rdb(url: str) -> Any:
     """Optuna's RDB storage; workers that start together race to create its tables (the loser
     sees "already exists"), so that error is retried: by then the tables are there."""
@@ -157,7 +194,9 @@ def _rdb(url: str) -> Any:
 
     for attempt in range(5):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+            with warnings.catch_warnings():  # heartbeats are experimental in Optuna 5
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return _rdb_storage(url)
         except (IntegrityError, ProgrammingError) as exc:
             if "already exists" not in str(exc) or attempt == 4:
                 raise
@@ -226,6 +265,33 @@ def live_trials(study: Any, below: int | None = None) -> int:
     )
 
 
+@contextlib.contextmanager
+def _heartbeat(study: Any, trial: Any) -> Any:
+    """Record `trial`'s heartbeat now and every interval while the block runs (a storage
+    without heartbeats, such as the journal, records none)."""
+    storage = study._storage  # the storage the study was opened on; Optuna names it so too
+    interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+    if interval is None:
+        yield
+        return
+    trial_id = trial._trial_id  # the storage's key of the trial (Optuna's own heartbeat uses it)
+    storage.record_heartbeat(trial_id)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            with contextlib.suppress(Exception):  # a missed beat only brings staleness nearer
+                storage.record_heartbeat(trial_id)
+
+    thread = threading.Thread(target=beat, name=f"mlc-heartbeat-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def optimize_shared(
     study: Any,
     objective: Callable[[Any], float],
@@ -250,24 +316,38 @@ def optimize_shared(
     per_trial = max(1, (os.cpu_count() or 1) // parallelism)
 
     def limited(trial: Any) -> float:
-        if parallelism == 1:
-            return float(objective(trial))
-        from threadpoolctl import threadpool_limits
+        with _heartbeat(study, trial):
+            if parallelism == 1:
+                return float(objective(trial))
+            from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(limits=per_trial, user_api="openmp"):
-            return float(objective(trial))
+            with threadpool_limits(limits=per_trial, user_api="openmp"):
+                return float(objective(trial))
 
     with ThreadPoolExecutor(max_workers=parallelism) as pool:
         while True:
             if budget is not None and time.monotonic() - started >= budget:
                 return
-            room = target - live_trials(study)
+            with warnings.catch_warnings():  # Optuna marks the heartbeat API experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)  # a killed worker's, queued again
+            trials = study.get_trials(deepcopy=False)
+            waiting = sum(t.state == states.WAITING for t in trials)
+            room = target - live_trials(study) + waiting  # queued trials are there to ask
             if room <= 0:
-                result.full = True
-                return
+                if not any(t.state == states.RUNNING for t in trials):
+                    result.full = True
+                    return
+                # Others' trials are running: they finish, fail (a place frees), or go stale
+                # (failed above and queued again). Leaving now would lose a killed one.
+                time.sleep(POLL_S)
+                continue
             batch = []
             for _ in range(min(parallelism, room)):
-                trial = study.ask(distributions)
+                with warnings.catch_warnings():
+                    # the heartbeats of asked trials are this module's (see _heartbeat)
+                    warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+                    trial = study.ask(distributions)
                 if live_trials(study, below=trial.number) >= target:
                     # Another worker took the last trial between the count and this ask.
                     trial.set_user_attr(SURPLUS, True)

@@ -278,3 +278,84 @@ def test_a_storage_that_is_neither_url_nor_journal_nor_resolvable_is_a_step_erro
     # a relative journal path lands in the project folder
     assert resolve("journal://.mlc/s.log", ctx, "tune").shared
     assert (tmp_path / ".mlc").is_dir()
+
+
+KILLED_WORKER = r"""
+import sys, time
+import optuna
+from mlc.runtime.steps import _study_storage as ss
+
+ss.HEARTBEAT_S = 1
+storage = ss._rdb(sys.argv[1])
+study = optuna.create_study(study_name="killed", storage=storage, load_if_exists=True,
+                            sampler=optuna.samplers.RandomSampler(seed=3))
+
+class Run:
+    asked, failures, gave_up, full = 0, [], False, False
+
+def objective(trial):
+    x = trial.suggest_float("x", 0.0, 1.0)
+    print("running", trial.number, flush=True)
+    time.sleep(600)  # killed here
+    return x
+
+ss.optimize_shared(study, objective, 4, None, 1,
+                   {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}, Run(), 3)
+"""
+
+
+def test_a_killed_workers_trial_is_failed_and_its_point_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    from mlc.runtime.steps import _study_storage
+
+    with postgres_server() as server:
+        url = server.url
+        killed = subprocess.Popen(
+            [sys.executable, "-c", KILLED_WORKER, url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert killed.stdout is not None
+        line = killed.stdout.readline()  # blocks until its first trial runs
+        assert line.startswith("running 0"), killed.stderr.read() if killed.stderr else ""
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=30)
+
+        monkeypatch.setattr(_study_storage, "HEARTBEAT_S", 1)
+        monkeypatch.setattr(_study_storage, "GRACE_S", 3)
+        storage = _study_storage._rdb(url)
+        study = optuna.load_study(study_name="killed", storage=storage)
+        study.sampler = optuna.samplers.RandomSampler(seed=4)
+
+        class Run:
+            asked, failures, gave_up, full = 0, [], False, False
+
+        def objective(trial: optuna.Trial) -> float:
+            return trial.suggest_float("x", 0.0, 1.0)
+
+        ran = Run()
+        _study_storage.optimize_shared(
+            study,
+            objective,
+            4,
+            120.0,
+            1,
+            {"x": optuna.distributions.FloatDistribution(0.0, 1.0)},
+            ran,
+            3,
+        )
+        trials = study.get_trials(deepcopy=False)
+        states = optuna.trial.TrialState
+        done = [t for t in trials if t.state == states.COMPLETE]
+        failed = [t for t in trials if t.state == states.FAIL]
+        # the killed trial is failed, not lost; its point is evaluated by the live worker;
+        # the study holds exactly its 4 trials, each point once
+        assert [t.number for t in failed] == [0] and ran.full and not ran.failures
+        assert len(done) == 4 and len({t.params["x"] for t in done}) == 4
+        retried = [t for t in done if t.system_attrs.get("failed_trial") == 0]
+        assert len(retried) == 1 and retried[0].params == failed[0].params
+        assert all(t.value == t.params["x"] for t in done)
