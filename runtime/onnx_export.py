@@ -13,7 +13,9 @@ their column's chain: one after a converted transform cannot be split off.
 
 A Lightning MLP is exported with `torch.onnx.export(dynamo=False)` and merged after the
 preprocessing graph into one `model.onnx` (softmax and the class lookup are added after the
-logits), so a package always holds one graph.
+logits), so a package always holds one graph. A Keras network (`framework: keras`) is exported
+by Keras itself (`Model.export(format="onnx")`, see `KerasEstimator.onnx_network`) and merged
+the same way; a network ending in a softmax gives its probabilities as they are.
 
 Precision: the graph is built in float32 first; when the parity gate fails it is rebuilt in
 float64, where tree ensembles compare against the model's own float64 thresholds (sklearn's
@@ -54,12 +56,14 @@ PRODUCER = "mlc"
 PRESTEP_CLASSES = ("Pseudonymiser", "CustomTransform")
 """Transforms with no ONNX form that may run before the graph (in `prestep.json`)."""
 OWN_CONVERTED = ("DerivedFeatures", "LogTransform", "FunctionTransformer")
+NETWORKS = ("MLPEstimator", "KerasEstimator")
+"""Estimators whose network is exported on its own and merged after the preprocessing graph."""
 SUPPORTED_HINT = (
     "exportable: scikit-learn estimators and transforms with a skl2onnx converter "
     "(linear models, trees, forests, gradient boosting incl. HistGradientBoosting, SVMs, "
     "naive Bayes, k-NN, scalers, imputers, one-hot, k-bins), mlc's derive/log/bucketize "
-    "transforms, the Lightning tabular MLP, LightGBM/XGBoost with onnxmltools installed; "
-    "pseudonymise and custom transforms run as a pre-step"
+    "transforms, the Lightning tabular MLP, Keras networks, LightGBM/XGBoost with onnxmltools "
+    "installed; pseudonymise and custom transforms run as a pre-step"
 )
 PROBE_LIMIT = 3000
 SINGLE_RUNS = 200
@@ -100,7 +104,7 @@ def _leaf_problem(obj: Any) -> str | None:
         return (
             None if obj.func is None or _is_digitizer(obj) else f"FunctionTransformer({obj.func})"
         )
-    if name in OWN_CONVERTED or name == "MLPEstimator":
+    if name in OWN_CONVERTED or name in NETWORKS:
         return None
     if _boosting_package(obj) is not None:
         return None
@@ -129,7 +133,7 @@ def unsupported(model_or_names: Any) -> list[str]:
     if isinstance(model_or_names, list | tuple | set) and all(
         isinstance(n, str) for n in model_or_names
     ):
-        known = _registry() | set(OWN_CONVERTED) | set(PRESTEP_CLASSES) | {"MLPEstimator"}
+        known = _registry() | set(OWN_CONVERTED) | set(PRESTEP_CLASSES) | set(NETWORKS)
         known |= {"Pipeline", "ColumnTransformer"}
         return sorted({n for n in model_or_names if n not in known})
     found = set()
@@ -978,13 +982,12 @@ def _free_head_names(prep: Any, task: str) -> None:
         _rename_tensors(graph, mapping)
 
 
-def _mlp_graph(prep: Any, est: Any, opset: int, task: str) -> Any:
+def _torch_net(est: Any, opset: int) -> Any:
+    """The Lightning MLP's network: input `features`, output `logits`."""
     import tempfile
 
-    import numpy as np
     import onnx
     import torch
-    from onnx import compose, helper, numpy_helper
 
     net = est.module_
     with tempfile.TemporaryDirectory() as scratch:
@@ -1008,7 +1011,18 @@ def _mlp_graph(prep: Any, est: Any, opset: int, task: str) -> Any:
                 f"torch.onnx.export of the MLP failed: {type(exc).__name__}: {exc}"[:500],
                 "the TorchScript exporter (dynamo=False) is used; onnxscript is not required",
             ) from None
-        net_model = onnx.load_from_string(path.read_bytes())
+        return onnx.load_from_string(path.read_bytes())
+
+
+def _mlp_graph(prep: Any, est: Any, opset: int, task: str) -> Any:
+    import numpy as np
+    import onnx
+    from onnx import compose, helper, numpy_helper
+
+    if _class_name(est) == "KerasEstimator":
+        net_model = onnx.load_from_string(est.onnx_network(opset, STEP))
+    else:
+        net_model = _torch_net(est, opset)
     prep = _default_opset(prep, opset)
     net_model = _default_opset(net_model, opset)
     _free_head_names(prep, task)
@@ -1031,9 +1045,15 @@ def _mlp_graph(prep: Any, est: Any, opset: int, task: str) -> Any:
             table = numpy_helper.from_array(classes.astype(str).astype(object), "classes")
             label_type = onnx.TensorProto.STRING
         graph.initializer.append(table)
+        # A Keras network with a softmax head gives probabilities already.
+        head = (
+            helper.make_node("Identity", [logits], ["probabilities"], name="probabilities")
+            if getattr(est, "probabilities_", False)
+            else helper.make_node("Softmax", [logits], ["probabilities"], axis=1, name="softmax")
+        )
         graph.node.extend(
             [
-                helper.make_node("Softmax", [logits], ["probabilities"], axis=1, name="softmax"),
+                head,
                 helper.make_node(
                     "ArgMax", [logits], ["label_index"], axis=1, keepdims=0, name="argmax"
                 ),
@@ -1069,12 +1089,12 @@ def build_graph(
     _register_boosting(est)
     types = _skl_types(inputs, kinds, double)
     try:
-        if _class_name(est) == "MLPEstimator":
+        if _class_name(est) in NETWORKS:
             if not sp.transforms:
-                raise StepError(STEP, "the MLP pipeline has no preprocessing to export")
+                raise StepError(STEP, "the network's pipeline has no preprocessing to export")
             prep = _sklearn_graph(Pipeline(list(sp.transforms)), types, opset, None)
             if double:
-                raise StepError(STEP, "the MLP graph is float32 only")
+                raise StepError(STEP, "the network graph is float32 only")
             model = _mlp_graph(prep, est, opset, task)
         else:
             pipe = Pipeline([*sp.transforms, ("model", est)])
@@ -1557,7 +1577,7 @@ def export_package(
     opset = int(edge["opset"])
     parity = edge["parity"]
     tries = {"auto": [False, True], "float32": [False], "float64": [True]}[precision]
-    if _class_name(sp.estimator) == "MLPEstimator":
+    if _class_name(sp.estimator) in NETWORKS:
         tries = [False]
     attempts: list[Attempt] = []
     errors: list[str] = []

@@ -288,6 +288,74 @@ class KerasEstimator(_Base):  # type: ignore[misc]
             return result
         return out[:, 0]
 
+    def onnx_network(self, opset: int, step: str = "export") -> bytes:
+        """The fitted network as ONNX bytes: input `features` [N, n_features_in_] float32,
+        output `logits` [N, outputs] (probabilities when `probabilities_`).
+
+        Keras' own exporter (`Model.export(format="onnx")`): on torch a dynamic batch takes
+        TorchScript (`dynamo=False`), so onnxscript is not needed; on tensorflow it needs
+        tf2onnx.
+        """
+        import onnx
+
+        model = self.model_
+        keras = keras_module(self.backend, step)
+        spec = keras.InputSpec(shape=(None, int(self.n_features_in_)), dtype="float32")
+        training = getattr(model, "training", None)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "net.onnx"
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # tracer warnings on each Python int
+                    model.export(
+                        str(path),
+                        format="onnx",
+                        verbose=False,
+                        input_signature=[spec],
+                        opset_version=opset,
+                    )
+            except ImportError as exc:
+                raise StepError(
+                    step,
+                    f"Keras' ONNX export on backend '{self.backend}' needs a package that is "
+                    f"not installed ({exc})",
+                    "export with training.keras.backend: torch, or install the named package",
+                ) from None
+            except Exception as exc:  # Keras and the exporters raise many types
+                raise StepError(
+                    step,
+                    f"Keras' ONNX export of the network failed: {type(exc).__name__}: {exc}"[:500],
+                    "the network must run on one float32 input of shape (batch, features)",
+                ) from None
+            finally:
+                # the torch exporter leaves the module in eval mode
+                if training is not None and hasattr(model, "train"):
+                    model.train(training)
+            net = onnx.load_from_string(path.read_bytes())
+        graph = net.graph
+        if len(graph.input) != 1 or len(graph.output) != 1:
+            raise StepError(
+                step,
+                f"the exported Keras network has {len(graph.input)} input(s) and "
+                f"{len(graph.output)} output(s)",
+                "build a model with one input and one output",
+            )
+        # The merge with the preprocessing graph wires tensors by these names.
+        rename = {graph.input[0].name: "features", graph.output[0].name: "logits"}
+        for node in graph.node:
+            node.input[:] = [rename.get(n, n) for n in node.input]
+            node.output[:] = [rename.get(n, n) for n in node.output]
+        for item in (*graph.input, *graph.output, *graph.value_info):
+            item.name = rename.get(item.name, item.name)
+        # tf2onnx imports ai.onnx.ml at version 2 with no node in it; the preprocessing graph
+        # imports it at 3, and merging two graphs needs one version per domain.
+        used = {node.domain for node in graph.node} | {"", "ai.onnx"}
+        kept = [op for op in net.opset_import if op.domain in used]
+        del net.opset_import[:]
+        net.opset_import.extend(kept)
+        data: bytes = net.SerializeToString()
+        return data
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         model = state.pop("model_", None)

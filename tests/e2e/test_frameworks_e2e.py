@@ -2,9 +2,10 @@
 
 Per framework: train (its own early stopping on the validation split), evaluate, explain, the
 gate, register (the champion, auto-promoted by the batch overlay), batch scoring with the
-champion; then the ONNX edge export with its parity gate (all but Keras, which has no ONNX form
-here). XGBoost is also served by `mlc serve`. The batch's predictions and the server's answers
-are checked against the registered model loaded back from MLflow.
+champion; then the ONNX edge export with its parity gate (Keras's edge run, export and serving
+from the package are in tests/e2e/test_keras_onnx_e2e.py). XGBoost is also served by `mlc
+serve`. The batch's predictions and the server's answers are checked against the registered
+model loaded back from MLflow.
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ def test_a_framework_overlay_trains_registers_scores_exports_and_serves(
     scored = batch.set_index("patient_id")["prediction"].reindex(data["patient_id"])
     np.testing.assert_allclose(scored.to_numpy(dtype=float), expected, rtol=1e-6)
 
-    if framework != "keras":
+    if framework != "keras":  # exported and served in test_keras_onnx_e2e
         edge = _mlc(project, "run", "mlc.yaml", "-q", *overrides, "+serving=edge")
         assert edge.returncode == 0, edge.stderr[-3000:]
         exports = [
