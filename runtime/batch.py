@@ -934,15 +934,11 @@ def _finish(
 # Spark engine
 
 
-def _spark() -> Any:
-    import sys
+def _spark(settings: Mapping[str, Any] | None, step: str) -> Any:
+    # session() also points mapInPandas's Python workers at this interpreter
+    from mlc.runtime.spark.session import session
 
-    # mapInPandas starts Python workers: they must be this interpreter (with mlc and the
-    # model's libraries), not whatever `python3` is on PATH.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    from mlc.runtime.steps.ingest import _spark_session
-
-    return _spark_session()
+    return session(settings, step)
 
 
 def _spark_type(arrow_type: Any) -> Any:
@@ -1090,8 +1086,11 @@ def score_spark(
     step: str = STEP,
     log: Any = None,
     secrets: Mapping[str, str] | None = None,
+    spark_settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`score_file` on Spark: read with Spark, score with `mapInPandas`, write with Spark.
+
+    `spark_settings` is `data.spark` (`{"master", "conf"}`); `MLC_SPARK_MASTER` overrides it.
 
     The predictions are a Parquet folder `predictions.parquet` (Spark's part files), written to
     a temp folder and renamed; quarantined rows likewise to `quarantine.parquet`.
@@ -1109,7 +1108,7 @@ def score_spark(
         target=target,
         step=step,
     )
-    spark = _spark()
+    spark = _spark(spark_settings, step)
     previous = spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", None)
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(chunk_rows))
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mlc.compiler.ir.build_data import DataArtifacts
+from mlc.compiler.ir.build_data import DataArtifacts, spark_params
 from mlc.compiler.ir.build_evaluation import Registered
 from mlc.compiler.ir.builder import SpecBuilder, directed, resources
 from mlc.compiler.ir.model import ArtifactType, Layer, StepKind
@@ -177,6 +177,7 @@ def build_operations(
                 "target": spec.features.target,
                 "task": spec.training.task,
                 "engine": spec.data.engine,
+                "spark": spark_params(spec),
                 "drift": drift,
                 "features": _raw_features(spec),
             }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mlc.compiler.ir.build_data import DataArtifacts
+from mlc.compiler.ir.build_data import DataArtifacts, spark_params
 from mlc.compiler.ir.builder import SpecBuilder, direction, resources
 from mlc.compiler.ir.model import ArtifactType, StepKind
 
@@ -43,6 +43,10 @@ def build_training(
         "seed": training.seed,
         "max_time": training.max_time,
     }
+    spark = spark_params(spec)
+    if spark is not None:
+        # spark_ml trains in Spark; the others read the spark engine's frames
+        train_params["spark"] = spark
     train_reqs = [(f"framework.{training.framework}", "training.framework")]
     res = training.resources
     for key in ("cpu", "memory", "gpu"):

@@ -395,6 +395,9 @@ class TrainParams(TypedDict):
     max_time: Annotated[
         float | None, Doc("Wall-clock cap in seconds (None: none).", spec="training.max_time")
     ]
+    spark: NotRequired[
+        Annotated[SparkParams, Doc("Spark settings; present when the engine is spark.")]
+    ]
 
 
 class FloatParamParams(TypedDict):
@@ -872,6 +875,7 @@ class BatchPredictParams(DeploymentParams):
     target: Annotated[str, Doc("The label column (ignored when the input carries it).")]
     task: Annotated[Task, Doc("Learning task.", spec="training.task")]
     engine: Annotated[Literal["pandas", "spark"], Doc("Engine reading and scoring the input.")]
+    spark: Annotated[SparkParams | None, Doc("Spark settings (None with the pandas engine).")]
     drift: Annotated[
         DriftParams | None, Doc("Drift of the batch against the train part (None: PSI at 0.2).")
     ]

@@ -147,9 +147,8 @@ def run(
             "set data.engine: spark",
         )
     bind_secrets(transform, ctx)
-    # The data steps' session when they ran in this process; else local[1] or MLC_SPARK_MASTER
-    # (train's params carry no data.spark).
-    spark = session(None, STEP)
+    # The data steps' session when they ran in this process; else a new one for data.spark.
+    spark = session(params.get("spark"), STEP)
     train = frames.load(spark, inputs, "train", STEP)
     target, task = params["target"], params["task"]
     if target not in train.columns:

@@ -191,7 +191,14 @@ def run(
         "log": ctx.logger.warning,
     }
     if engine == "spark":
-        summary = batch.score_spark(model, input_path, loc, secrets=ctx.secrets, **common)
+        summary = batch.score_spark(
+            model,
+            input_path,
+            loc,
+            secrets=ctx.secrets,
+            spark_settings=params.get("spark"),
+            **common,
+        )
     else:
         summary = batch.score_file(model, input_path, loc, **common)
     artifacts.write_meta(

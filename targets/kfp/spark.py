@@ -13,15 +13,15 @@ start its executors: `spark-rbac.yaml` grants both.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 from mlc.compiler.ir import IRGraph, Step, StepKind
-from mlc.targets.kfp import KfpOptions
-from mlc.targets.kfp.components import _PRELUDE, PARAM_TYPES, Component
+from mlc.targets.kfp import KfpOptions, launch
+from mlc.targets.kfp.components import Component
+from mlc.targets.kfp.launch import SHARED_PATH
 from mlc.targets.kfp.platform import secret_ref, step_secrets
-from mlc.targets.kfp.trainjob import SHARED_PATH, VOLUME
+from mlc.targets.kfp.trainjob import VOLUME
 
 API_VERSION = "sparkoperator.k8s.io/v1beta2"
 SPARK_VERSION = "4.3.0"
@@ -125,55 +125,20 @@ def manifest(
 def launcher_source(
     comp: Component, options: KfpOptions, secrets: dict[str, str], ir: IRGraph
 ) -> tuple[str, str]:
-    """(function name, module source) of the launcher component, in the shape of
-    `components.function_source` (same interface: params, overrides, inputs, outputs)."""
-    from mlc.targets.kfp.components import py_name
-
-    step = comp.step
-    fn = py_name(step.id)
-    sig = ["mlc_params: str", "mlc_project_dir: str"]
-    sig += [
-        f"mlc_override_{i}: {PARAM_TYPES[type(ov.value)][1]}" for i, ov in enumerate(comp.overrides)
-    ]
-    sig += [f"{n}: Input[{cls}]" for n, (_, cls) in comp.inputs.items()]
-    sig += [f"{n}: Output[{cls}]" for n, (_, cls) in comp.outputs.items()]
-    overrides = ", ".join(
-        f"({json.dumps(ov.path)}, mlc_override_{i})" for i, ov in enumerate(comp.overrides)
+    """(function name, module source) of the launcher component (`launch.launcher_source`)."""
+    return launch.launcher_source(
+        comp,
+        manifest(comp, options, secrets, ir),
+        module="mlc.runtime.spark.launcher",
+        doc=f"IR step {comp.step.id!r} ({comp.step.kind.value}) as a Spark Operator "
+        "SparkApplication running the mlc runtime step entry.",
     )
-    ins = ", ".join(f"{json.dumps(ir_name)}: {n}.path" for n, (ir_name, _) in comp.inputs.items())
-    outs = ", ".join(f"{json.dumps(ir_name)}: {n}.path" for n, (ir_name, _) in comp.outputs.items())
-    template = json.dumps(manifest(comp, options, secrets, ir), sort_keys=True)
-    lines = [
-        f"def {fn}({', '.join(sig)}) -> None:",
-        f'    """IR step {step.id!r} ({step.kind.value}) as a Spark Operator SparkApplication '
-        'running the mlc runtime step entry."""',
-        "    import json as mlc_json",
-        "    import sys as mlc_sys",
-        "",
-        "    from mlc.runtime.spark import launcher as mlc_launcher",
-        "",
-        "    mlc_step = mlc_json.loads(mlc_params)",
-        f"    for mlc_path, mlc_value in [{overrides}]:",
-        "        mlc_node = mlc_step",
-        "        for mlc_key in mlc_path[:-1]:",
-        "            mlc_node = mlc_node[mlc_key]",
-        "        mlc_node[mlc_path[-1]] = mlc_value",
-        f"    mlc_template = mlc_json.loads({template!r})",
-        "    mlc_code = mlc_launcher.main(",
-        f"        mlc_template, mlc_step, {{{ins}}}, {{{outs}}}, mlc_project_dir",
-        "    )",
-        "    if mlc_code:",
-        "        mlc_sys.exit(mlc_code)",
-    ]
-    return fn, _PRELUDE + "\n".join(lines) + "\n\n"
 
 
 def launcher_platform(step: Step, options: KfpOptions) -> dict[str, Any]:
-    """kfp-kubernetes config of the launcher pod: the shared volume and its own pod's name and
-    uid (the application's owner). No secrets: the driver and executors get those."""
-    from mlc.targets.kfp.trainjob import launcher_platform as trainjob_platform
-
-    return trainjob_platform(step, options)
+    """kfp-kubernetes config of the launcher pod (`launch.launcher_platform`). No secrets: the
+    driver and executors get those."""
+    return launch.launcher_platform(step, options)
 
 
 def rbac(options: KfpOptions) -> list[dict[str, Any]]:
@@ -181,46 +146,15 @@ def rbac(options: KfpOptions) -> list[dict[str, Any]]:
     pods, services and config maps its executors need."""
     account = options.service_account or "pipeline-runner"
     ns = options.namespace
-    labels = {"app.kubernetes.io/managed-by": "mlc"}
     launcher, driver = "mlc-spark-launcher", DRIVER_ACCOUNT
-
-    def binding(role: str, subject: str) -> dict[str, Any]:
-        return {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"labels": labels, "name": role, "namespace": ns},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
-            "subjects": [{"kind": "ServiceAccount", "name": subject, "namespace": ns}],
-        }
-
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": {"labels": labels, "name": driver, "namespace": ns},
-        },
+        launch.service_account(driver, ns),
+        launch.launcher_role(launcher, "sparkoperator.k8s.io", "sparkapplications", ns),
+        launch.binding(launcher, account, ns),
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
-            "metadata": {"labels": labels, "name": launcher, "namespace": ns},
-            "rules": [
-                {
-                    "apiGroups": ["sparkoperator.k8s.io"],
-                    "resources": ["sparkapplications"],
-                    "verbs": ["create", "delete", "get", "list", "watch"],
-                },
-                {
-                    "apiGroups": ["sparkoperator.k8s.io"],
-                    "resources": ["sparkapplications/status"],
-                    "verbs": ["get"],
-                },
-            ],
-        },
-        binding(launcher, account),
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": {"labels": labels, "name": driver, "namespace": ns},
+            "metadata": {"labels": launch.LABELS, "name": driver, "namespace": ns},
             "rules": [
                 {
                     "apiGroups": [""],
@@ -229,7 +163,7 @@ def rbac(options: KfpOptions) -> list[dict[str, Any]]:
                 }
             ],
         },
-        binding(driver, driver),
+        launch.binding(driver, driver, ns),
     ]
 
 

@@ -21,12 +21,12 @@ from typing import Any
 
 from mlc.compiler.diagnostics import Diagnostic
 from mlc.compiler.ir import IRGraph, Step, StepKind
-from mlc.targets.kfp import KfpOptions
-from mlc.targets.kfp.components import _PRELUDE, PARAM_TYPES, Component
+from mlc.targets.kfp import KfpOptions, launch
+from mlc.targets.kfp.components import Component
+from mlc.targets.kfp.launch import SHARED_PATH
 from mlc.targets.kfp.platform import secret_ref, step_secrets
 
 API_VERSION = "trainer.kubeflow.org/v1alpha1"
-SHARED_PATH = "/mlc-shared"
 VOLUME = "mlc-shared"
 CONTAINER = "node"
 """The torch-distributed runtime's replicated job and container are both named `node`."""
@@ -172,107 +172,30 @@ def manifest(comp: Component, options: KfpOptions, secrets: dict[str, str]) -> d
 def launcher_source(
     comp: Component, options: KfpOptions, secrets: dict[str, str]
 ) -> tuple[str, str]:
-    """(function name, module source) of the launcher component, in the shape of
-    `components.function_source` (same interface: params, overrides, inputs, outputs)."""
-    from mlc.targets.kfp.components import py_name
-
-    step = comp.step
-    fn = py_name(step.id)
-    sig = ["mlc_params: str", "mlc_project_dir: str"]
-    sig += [
-        f"mlc_override_{i}: {PARAM_TYPES[type(ov.value)][1]}" for i, ov in enumerate(comp.overrides)
-    ]
-    sig += [f"{n}: Input[{cls}]" for n, (_, cls) in comp.inputs.items()]
-    sig += [f"{n}: Output[{cls}]" for n, (_, cls) in comp.outputs.items()]
-    overrides = ", ".join(
-        f"({json.dumps(ov.path)}, mlc_override_{i})" for i, ov in enumerate(comp.overrides)
+    """(function name, module source) of the launcher component (`launch.launcher_source`)."""
+    return launch.launcher_source(
+        comp,
+        manifest(comp, options, secrets),
+        module="mlc.runtime.trainjob",
+        doc=f"IR step {comp.step.id!r} on {comp.step.resources.nodes} nodes: a Kubeflow "
+        "TrainJob running the mlc runtime step entry.",
     )
-    ins = ", ".join(f"{json.dumps(ir)}: {n}.path" for n, (ir, _) in comp.inputs.items())
-    outs = ", ".join(f"{json.dumps(ir)}: {n}.path" for n, (ir, _) in comp.outputs.items())
-    template = json.dumps(manifest(comp, options, secrets), sort_keys=True)
-    lines = [
-        f"def {fn}({', '.join(sig)}) -> None:",
-        f'    """IR step {step.id!r} on {step.resources.nodes} nodes: a Kubeflow TrainJob '
-        'running the mlc runtime step entry."""',
-        "    import json as mlc_json",
-        "    import sys as mlc_sys",
-        "",
-        "    from mlc.runtime import trainjob as mlc_trainjob",
-        "",
-        "    mlc_step = mlc_json.loads(mlc_params)",
-        f"    for mlc_path, mlc_value in [{overrides}]:",
-        "        mlc_node = mlc_step",
-        "        for mlc_key in mlc_path[:-1]:",
-        "            mlc_node = mlc_node[mlc_key]",
-        "        mlc_node[mlc_path[-1]] = mlc_value",
-        f"    mlc_template = mlc_json.loads({template!r})",
-        "    mlc_code = mlc_trainjob.main(",
-        f"        mlc_template, mlc_step, {{{ins}}}, {{{outs}}}, mlc_project_dir",
-        "    )",
-        "    if mlc_code:",
-        "        mlc_sys.exit(mlc_code)",
-    ]
-    return fn, _PRELUDE + "\n".join(lines) + "\n\n"
 
 
 def launcher_platform(step: Step, options: KfpOptions) -> dict[str, Any]:
-    """kfp-kubernetes config of the launcher pod: the shared volume and its own pod's name and
-    uid (the TrainJob's owner). No GPUs or secrets: the nodes get those."""
-    config: dict[str, Any] = {
-        "fieldPathAsEnv": [
-            {"fieldPath": "metadata.name", "name": "MLC_POD_NAME"},
-            {"fieldPath": "metadata.uid", "name": "MLC_POD_UID"},
-        ],
-        "pvcMount": [
-            {
-                "constant": options.shared_volume,
-                "mountPath": SHARED_PATH,
-                "pvcNameParameter": {"runtimeValue": {"constant": options.shared_volume}},
-            }
-        ],
-    }
-    if step.timeout_s:
-        # The launcher waits a little longer than the TrainJob may run, to report its end.
-        config["activeDeadlineSeconds"] = str(max(1, math.ceil(step.timeout_s)) + 300)
-    return config
+    """kfp-kubernetes config of the launcher pod (`launch.launcher_platform`)."""
+    return launch.launcher_platform(step, options)
 
 
 def rbac(options: KfpOptions) -> list[dict[str, Any]]:
     """ServiceAccount, Role and RoleBinding letting the pipeline's pods run TrainJobs."""
     account = options.service_account or "pipeline-runner"
     ns = options.namespace
-    labels = {"app.kubernetes.io/managed-by": "mlc"}
     role = "mlc-trainjob-launcher"
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": {"labels": labels, "name": account, "namespace": ns},
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": {"labels": labels, "name": role, "namespace": ns},
-            "rules": [
-                {
-                    "apiGroups": ["trainer.kubeflow.org"],
-                    "resources": ["trainjobs"],
-                    "verbs": ["create", "delete", "get", "list", "watch"],
-                },
-                {
-                    "apiGroups": ["trainer.kubeflow.org"],
-                    "resources": ["trainjobs/status"],
-                    "verbs": ["get"],
-                },
-            ],
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"labels": labels, "name": role, "namespace": ns},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
-            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": ns}],
-        },
+        launch.service_account(account, ns),
+        launch.launcher_role(role, "trainer.kubeflow.org", "trainjobs", ns),
+        launch.binding(role, account, ns),
     ]
 
 

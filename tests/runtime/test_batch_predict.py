@@ -351,7 +351,7 @@ def test_spark_engine_equals_pandas_engine(store: dict[str, Any], tmp_path: Path
     path, _, bad_ids = _bad_input(tmp_path)
     params = _params(path, on_failure="quarantine", id_column=None)
     pandas_summary = _score(store, params, tmp_path / "pd")
-    spark = _spark()
+    spark = _spark(None, "batch_predict")
     # small splits: several partitions, so row numbers must continue across them
     spark.conf.set("spark.sql.files.maxPartitionBytes", "4096")
     try:

@@ -22,7 +22,15 @@ def test_master_precedence_env_then_spec_then_default(monkeypatch: pytest.Monkey
 def test_spark_overlay_carries_settings_and_hash_key_into_the_ir() -> None:
     ir = ir_of(CREDIT, ("+split=hash", "+engine=spark"))
     want = {"master": "local[2]", "conf": {"spark.sql.shuffle.partitions": "4"}}
-    for kind in (StepKind.INGEST, StepKind.VALIDATE, StepKind.SPLIT, StepKind.FEATURES):
+    # train (spark_ml trains in Spark) and batch scoring start their own session when they run
+    # in a process of their own, so they carry the settings too
+    for kind in (
+        StepKind.INGEST,
+        StepKind.VALIDATE,
+        StepKind.SPLIT,
+        StepKind.FEATURES,
+        StepKind.TRAIN,
+    ):
         step = ir.first(kind)
         assert step is not None and step.params["spark"] == want, kind
     split = ir.first(StepKind.SPLIT)
@@ -37,7 +45,13 @@ def test_spark_overlay_carries_settings_and_hash_key_into_the_ir() -> None:
 
 def test_pandas_ir_carries_no_spark_keys() -> None:
     ir = ir_of(CREDIT)
-    for kind in (StepKind.INGEST, StepKind.VALIDATE, StepKind.SPLIT, StepKind.FEATURES):
+    for kind in (
+        StepKind.INGEST,
+        StepKind.VALIDATE,
+        StepKind.SPLIT,
+        StepKind.FEATURES,
+        StepKind.TRAIN,
+    ):
         step = ir.first(kind)
         assert step is not None and "spark" not in step.params
     split = ir.first(StepKind.SPLIT)
@@ -53,3 +67,16 @@ def test_hash_fraction_is_the_documented_sha256_prefix() -> None:
     assert keys.part_of(0.1, 0.2, 0.1) == "test"
     assert keys.part_of(0.25, 0.2, 0.1) == "validation"
     assert keys.part_of(0.3, 0.2, 0.1) == "train"
+
+
+def test_spark_batch_scoring_carries_the_settings() -> None:
+    ir = ir_of(CREDIT, ("+engine=spark", "+serving=batch"))
+    step = ir.first(StepKind.BATCH_PREDICT)
+    assert step is not None
+    assert step.params["engine"] == "spark"
+    assert step.params["spark"] == {
+        "master": "local[2]",
+        "conf": {"spark.sql.shuffle.partitions": "4"},
+    }
+    pandas = ir_of(CREDIT, ("+serving=batch",)).first(StepKind.BATCH_PREDICT)
+    assert pandas is not None and pandas.params["spark"] is None

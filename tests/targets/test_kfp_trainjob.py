@@ -23,6 +23,7 @@ from support.manifests import K8S_VERSION
 
 from mlc.compiler.api import compile_spec
 from mlc.compiler.diagnostics import DiagnosticError
+from mlc.runtime import k8s_launch
 from mlc.runtime import trainjob as launcher
 from mlc.runtime.context import StepError
 
@@ -133,8 +134,8 @@ def test_multi_node_train_is_a_trainjob_launched_from_the_pipeline(
         ]
 
     api = _FakeApi([[_condition("Created")], [_condition("Complete")]], nodes_train)
-    monkeypatch.setattr(launcher, "_api", lambda: api)
-    monkeypatch.setattr(launcher.time, "sleep", lambda s: None)
+    monkeypatch.setattr(k8s_launch, "api", lambda: api)
+    monkeypatch.setattr(k8s_launch.time, "sleep", lambda s: None)
     monkeypatch.setenv("MLC_POD_NAME", "credit-abc-train-launcher")
     monkeypatch.setenv("MLC_POD_UID", "0b9a6c2e-1111-2222-3333-444455556666")
     inputs = {}

@@ -49,7 +49,7 @@ def test_kfp_runs_the_spark_steps_as_strict_spark_applications(tmp_path: Path) -
     executors = _executors(tmp_path)
     for step in DATA_STEPS:
         source = executors[f"exec-{step}"]["container"]["command"][-1]
-        assert "mlc.runtime.spark import launcher" in source, step
+        assert "import mlc.runtime.spark.launcher as mlc_launcher" in source, step
         app = _template(source)
         assert validate_custom(app) == [], step
         assert app["kind"] == "SparkApplication" and app["metadata"]["labels"]["mlc/step"] == step
