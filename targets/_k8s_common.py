@@ -420,15 +420,16 @@ def serve_probes(port: int, tls: bool) -> dict[str, Any]:
     }
 
 
-def serving_dockerfile(model: str, version: str) -> str:
-    """The serving image's Dockerfile, built from the spec's project folder."""
+def serving_dockerfile(model: str, version: str, extras: Sequence[str] = ("ml", "serve")) -> str:
+    """The serving image's Dockerfile, built from the spec's project folder; `extras` are the
+    mlc extras the model needs to load (its framework's beside `ml` and `serve`)."""
     return f"""# The serving image of {model}: `mlc serve` over the registry, as manifests run it.
 # Build from the spec's project folder (it is copied to {PROJECT_DIR}):
 #   docker build -f <this file> -t {SERVE_IMAGE} <project folder>
-# MLC_PACKAGE may name a wheel or an index's release of mlc {version}.
+# MLC_PACKAGE may name a wheel by URL, or another release than mlc {version}.
 FROM python:3.11-slim
 
-ARG MLC_PACKAGE="mlc[ml,serve]=={version}"
+ARG MLC_PACKAGE="mlc[{",".join(extras)}]=={version}"
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN pip install "$MLC_PACKAGE" && useradd --uid 10001 --no-create-home mlc \
     && mkdir -p {LOG_MOUNT} && chown mlc {LOG_MOUNT}

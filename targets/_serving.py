@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from mlc.compiler.diagnostics import Diagnostic
 from mlc.compiler.ir import IRGraph, Step
 from mlc.targets import _k8s_common as kube
+from mlc.targets._image import image_extras
 from mlc.targets.base import COMPILER_VERSION, EmitContext, Target
 
 
@@ -92,5 +93,6 @@ class ServingTarget(Target):
         files = self.builder(ir, step, opts).files() if step is not None else {}
         files.update(self.jobs(ir, opts, files))
         if files:
-            files["Dockerfile"] = kube.serving_dockerfile(ir.name, COMPILER_VERSION)
+            extras = image_extras(ir, ("ml", "serve"), training=False)
+            files["Dockerfile"] = kube.serving_dockerfile(ir.name, COMPILER_VERSION, extras)
         return files

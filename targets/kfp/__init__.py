@@ -42,7 +42,8 @@ class KfpOptions(TargetOptions):
     """Options under `targets: {kfp: {...}}`."""
 
     image: str = "ghcr.io/mlc-project/mlc-runtime:0.1.0"
-    """Runtime image every component runs in (an OCI reference; build it from the Dockerfile)."""
+    """Runtime image every component runs in (an OCI reference; the package's `Dockerfile`
+    builds it)."""
     namespace: str = "kubeflow"
     """Namespace runs and recurring runs are submitted to."""
     service_account: str = ""
