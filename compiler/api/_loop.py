@@ -30,6 +30,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -393,15 +394,20 @@ def loop(
     serve_url: str | None = None,
     wait_s: float = 0.0,
     quiet: bool = True,
+    pushgateway: str | None = None,
 ) -> LoopResult:
     """One pass of the loop (see the module docstring).
+
+    `pushgateway` (a Pushgateway URL) receives the pass's drift and performance gauges, as
+    `mlc monitor --pushgateway` pushes them (job `mlc-monitor`, instance the model name). A
+    Pushgateway that cannot be reached does not stop the pass: the evidence says so.
 
     Raises:
         DiagnosticError: the spec has errors.
         LoopBusy: another pass holds the project.
         UsageError: bad input (no prediction log, a source the loop cannot extend).
     """
-    from mlc.compiler.api._monitor import MonitorError, monitor
+    from mlc.compiler.api._monitor import MonitorError, export_gauges, monitor
     from mlc.compiler.api._run import run
     from mlc.compiler.diagnostics import DiagnosticError
     from mlc.targets.local import LocalOptions
@@ -451,6 +457,13 @@ def loop(
             "drifted": [r["feature"] for r in watched.report.get("drift", []) if r.get("drifted")],
             "reasons": list(decision.get("reasons") or []),
         }
+        if pushgateway:
+            try:
+                export_gauges(watched, pushgateway=pushgateway)
+            except MonitorError as exc:
+                # the decision stands without the gauges; the rollout's drift query goes stale
+                evidence["push_error"] = str(exc)
+                print(f"mlc loop: warning: {exc}", file=sys.stderr)
         verdict = str(watched.report.get("verdict") or "")
         if verdict == "insufficient data" or decision.get("insufficient"):
             done = LoopResult(

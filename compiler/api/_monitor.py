@@ -344,6 +344,23 @@ def _export(
             raise MonitorError(str(exc), scored) from exc
 
 
+def export_gauges(
+    watched: MonitorResult,
+    *,
+    textfile: str | Path | None = None,
+    pushgateway: str | None = None,
+    job: str | None = None,
+    instance: str | None = None,
+) -> None:
+    """A finished monitor's gauges to a textfile and/or a Pushgateway (as `monitor` exports
+    them when given `textfile`/`pushgateway`).
+
+    Raises:
+        MonitorError: the textfile cannot be written or the Pushgateway refused the push.
+    """
+    _export(watched.report, watched.model, textfile, pushgateway, job, instance)
+
+
 def monitor_params(spec: Spec, ir: IRGraph, trig_step: Step | None) -> dict[str, Any]:
     """The `monitor` step's params for scoring labelled current data here.
 

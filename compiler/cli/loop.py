@@ -51,6 +51,14 @@ def loop(
         float,
         typer.Option("--wait", min=0.0, help="Seconds to wait for that rollout's outcome."),
     ] = 600.0,
+    pushgateway: Annotated[
+        str | None,
+        typer.Option(
+            "--pushgateway",
+            envvar="MLC_PUSHGATEWAY_URL",
+            help="Push the pass's drift and performance gauges to this Prometheus Pushgateway.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the pass as JSON.")] = False,
 ) -> None:
     """Monitor, decide, retrain on new data, gate, canary: one pass of the closed loop.
@@ -71,6 +79,7 @@ def loop(
             serve_url=serve_url,
             wait_s=wait if serve_url else 0.0,
             quiet=as_json,
+            pushgateway=pushgateway or None,
         )
     except api.LoopBusy as exc:
         print(f"mlc loop: {exc}; nothing done", file=sys.stderr)

@@ -124,8 +124,14 @@ def test_an_unreachable_pushgateway_is_a_clear_error() -> None:
         drift.push(f"http://127.0.0.1:{_free_port()}", "x 1\n", "j", "i", timeout=2)
 
 
-def _mlc(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLC_PSEUDONYM_KEY": "demo-key", "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+def _mlc(project: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "MLC_PSEUDONYM_KEY": "demo-key",
+        "OMP_NUM_THREADS": "1",
+        "COLUMNS": "200",
+        **extra_env,
+    }
     return subprocess.run(
         [*MLC, *args], cwd=project, env=env, capture_output=True, text=True, timeout=900
     )
@@ -232,3 +238,29 @@ def test_monitor_reads_the_window_against_the_stored_profile(
     )  # fmt: skip
     assert few.returncode == 0, few.stdout + few.stderr
     assert "insufficient data" in few.stdout
+
+    # `mlc loop` pushes the same gauges to the Pushgateway its environment names (as the
+    # emitted CronJob sets MLC_PUSHGATEWAY_URL), even on a pass that decides nothing
+    group = f"{pushgateway}/metrics/job/mlc-monitor/instance/credit-risk"
+    urllib.request.urlopen(urllib.request.Request(group, method="DELETE"), timeout=5).close()
+    assert metrics_contract.MONITOR_ROWS not in _scrape(pushgateway)
+    before = time.time()
+    looped = _mlc(
+        project, "loop", "mlc.yaml", "tuning.trials=2", "monitoring.min_rows=1000",
+        "--now", when, "--json", MLC_PUSHGATEWAY_URL=pushgateway,
+    )  # fmt: skip
+    assert looped.returncode == 0, looped.stdout + looped.stderr
+    assert json.loads(looped.stdout)["outcome"] == "insufficient_data"
+    pushed = _scrape(pushgateway)
+    # too few rows to judge drift: the pass pushes what it counted, and when
+    grouping = {"job": "mlc-monitor", "instance": "credit-risk"}
+    assert _value(pushed, metrics_contract.MONITOR_ROWS, sample="current", **grouping) == 600
+    assert _value(pushed, metrics_contract.MONITOR_LAST_RUN, **grouping) >= int(before)
+    # a Pushgateway that is gone is a warning on the pass, not a failed pass
+    gone = _mlc(
+        project, "loop", "mlc.yaml", "tuning.trials=2", "monitoring.min_rows=1000",
+        "--now", when, "--json", "--pushgateway", f"http://127.0.0.1:{_free_port()}",
+    )  # fmt: skip
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert "cannot reach the Pushgateway" in gone.stderr
+    assert "cannot reach the Pushgateway" in json.loads(gone.stdout)["evidence"]["push_error"]
