@@ -88,6 +88,7 @@ class Spec(StrictModel):
             (frozenset({"data", "features"}), self._feature_rules),
             (frozenset({"data", "features", "monitoring"}), self._drift_feature_rules),
             (frozenset({"data", "training"}), self._training_rules),
+            (frozenset({"data", "training", "tuning"}), self._spark_ml_rules),
             (frozenset({"evaluation", "training"}), lambda: self._metric_rules(ok)),
             (frozenset({"governance", "data", "training"}), self._governance_rules),
             (frozenset({"deployment", "data"}), self._batch_rules),
@@ -202,6 +203,28 @@ class Spec(StrictModel):
                 "MLC207",
                 "early stopping needs a validation split, and data.split.validation_size is 0",
                 "set data.split.validation_size (e.g. 0.1), or drop early_stopping",
+            )
+
+    def _spark_ml_rules(self) -> Iterator[Violation]:
+        if self.training.framework != "spark_ml":
+            return
+        if self.data.engine != "spark":
+            yield Violation(
+                ("training", "framework"),
+                "MLC316",
+                "framework 'spark_ml' trains in Spark on the spark engine's split and "
+                f"transform, and data.engine is '{self.data.engine}'",
+                "set data.engine: spark (with data.spark), or a framework that trains on "
+                "pandas (sklearn, xgboost, lightgbm, lightning, keras)",
+            )
+        if self.tuning is not None:
+            yield Violation(
+                ("tuning",),
+                "MLC317",
+                "tuning does not search spark_ml models: its trials fit scikit-learn-API "
+                "estimators on pandas folds",
+                "drop tuning and set training.model.params, or tune an sklearn model on a "
+                "sample",
             )
 
     def _metric_rules(self, ok: frozenset[str]) -> Iterator[Violation]:
