@@ -223,8 +223,7 @@ class Spec(StrictModel):
                 "MLC317",
                 "tuning does not search spark_ml models: its trials fit scikit-learn-API "
                 "estimators on pandas folds",
-                "drop tuning and set training.model.params, or tune an sklearn model on a "
-                "sample",
+                "drop tuning and set training.model.params, or tune an sklearn model on a sample",
             )
 
     def _metric_rules(self, ok: frozenset[str]) -> Iterator[Violation]:
