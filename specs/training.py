@@ -98,6 +98,11 @@ class Training(StrictModel):
     max_time: Duration | None = None
     """Wall-clock cap for training; the step stops cleanly when it is reached."""
     seed: int = Field(42, ge=0, le=SEED_MAX)
+    sample: int | None = Field(None, ge=1)
+    """Rows of the train split the train and tune steps read at most, drawn uniformly with
+    `seed` (None: all). For a framework that trains in memory on a split larger than memory,
+    e.g. on `data.engine: spark`: only the drawn rows are read. The train summary says how
+    many of how many; evaluation still scores the whole test split."""
     retries: int = Field(0, ge=0, le=10)
     cache: bool = True
 
@@ -142,6 +147,14 @@ class Training(StrictModel):
                 f"distributed.devices ({devices}) is more than the GPUs requested per node "
                 f"(resources.gpu.count: {gpu.count}); the extra workers would share a GPU",
                 f"set resources.gpu.count: {devices}, or distributed.devices: {gpu.count}",
+            )
+        if self.sample is not None and self.framework == "spark_ml":
+            yield Violation(
+                ("sample",),
+                "MLC318",
+                "framework 'spark_ml' trains on the whole split in Spark; a sample would "
+                "only discard rows",
+                "drop training.sample",
             )
         if self.resources.nodes > 1 and self.distributed.strategy == "none":
             yield Violation(

@@ -43,6 +43,8 @@ def build_training(
         "seed": training.seed,
         "max_time": training.max_time,
     }
+    if training.sample is not None:
+        train_params["sample"] = training.sample
     spark = spark_params(spec)
     if spark is not None:
         # spark_ml trains in Spark; the others read the spark engine's frames
@@ -107,6 +109,8 @@ def build_training(
             "distributed": train_params["distributed"],
             "max_time": train_params["max_time"],
         }
+        if training.sample is not None:
+            tune_params["sample"] = training.sample
         tuned = builder.add(
             "tune",
             StepKind.TUNE,

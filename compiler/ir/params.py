@@ -395,6 +395,9 @@ class TrainParams(TypedDict):
     max_time: Annotated[
         float | None, Doc("Wall-clock cap in seconds (None: none).", spec="training.max_time")
     ]
+    sample: NotRequired[
+        Annotated[int, Doc("Train rows read at most; present when set.", spec="training.sample")]
+    ]
     spark: NotRequired[
         Annotated[SparkParams, Doc("Spark settings; present when the engine is spark.")]
     ]
@@ -473,6 +476,9 @@ class TuneParams(TypedDict):
     distributed: Annotated[DistributedParams, Doc("Distributed training of each trial.")]
     max_time: Annotated[
         float | None, Doc("Wall-clock cap of each trial's fit.", spec="training.max_time")
+    ]
+    sample: NotRequired[
+        Annotated[int, Doc("Train rows read at most; present when set.", spec="training.sample")]
     ]
 
 

@@ -50,6 +50,15 @@ def session(settings: Mapping[str, Any] | None, step: str) -> Any:
             "the spark engine needs pyspark, which is not installed",
             "pip install 'mlc[spark]'",
         ) from exc
+    active = SparkSession.getActiveSession()
+    if active is not None and active.sparkContext._jsc is not None:
+        # The steps of one run share data.spark: the session an earlier step started is it. A
+        # builder on it would warn that static settings no longer apply; the runtime ones are
+        # set as the builder would set them.
+        for key, value in dict((settings or {}).get("conf") or {}).items():
+            if active.conf.isModifiable(key):
+                active.conf.set(key, str(value))
+        return active
     conf = {**_DEFAULT_CONF, **dict((settings or {}).get("conf") or {})}
     builder = SparkSession.builder.appName(f"mlc-{step}")
     if os.environ.get(SUBMITTED):

@@ -51,6 +51,42 @@ def load_frame(inputs: dict[str, str], name: str, step: str) -> pd.DataFrame:
     return artifacts.load_dataframe(loc)
 
 
+def load_sample(
+    inputs: dict[str, str], name: str, step: str, rows: int | None, seed: int
+) -> tuple[pd.DataFrame, dict[str, int] | None]:
+    """Dataset input `name`, or at most `rows` of it drawn uniformly with `seed` (in file
+    order), and what was drawn (`{"rows", "of", "seed"}`; None when not sampling).
+
+    A Spark-written folder is sampled from its Parquet metadata: only the drawn rows are read
+    into memory, so a split larger than memory still trains on its sample.
+    """
+    if rows is None:
+        return load_frame(inputs, name, step), None
+    import numpy as np
+
+    from mlc.runtime.spark import frames
+
+    loc = need(inputs, name, step)
+    if frames.is_spark_layout(loc):
+        import pyarrow.dataset as ds
+
+        dataset = ds.dataset(frames.data_path(loc), format="parquet")
+        total = dataset.count_rows()
+        if total <= rows:
+            frame: pd.DataFrame = dataset.to_table().to_pandas()
+        else:
+            picked = np.sort(np.random.default_rng(seed).choice(total, rows, replace=False))
+            frame = dataset.take(picked).to_pandas()
+    else:
+        full = load_frame(inputs, name, step)
+        total = len(full)
+        frame = full
+        if total > rows:
+            picked = np.sort(np.random.default_rng(seed).choice(total, rows, replace=False))
+            frame = full.iloc[picked].reset_index(drop=True)
+    return frame, {"rows": len(frame), "of": int(total), "seed": seed}
+
+
 def load_model(inputs: dict[str, str], name: str, step: str, ctx: StepContext) -> Any:
     """Load a model artifact and bind the run's secrets to any keyed transforms in it."""
     loc = need(inputs, name, step)

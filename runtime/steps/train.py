@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from mlc.runtime import artifacts
 from mlc.runtime.context import BudgetExceeded, StepContext, StepError
 from mlc.runtime.frameworks import BOOSTING, require
-from mlc.runtime.steps._data import import_entry, load_frame, need, out, split_xy
+from mlc.runtime.steps._data import import_entry, load_frame, load_sample, need, out, split_xy
 
 if TYPE_CHECKING:
     from mlc.compiler.ir.params import (
@@ -221,7 +221,11 @@ def run(
         from mlc.runtime.spark import mllib
 
         return mllib.run(params, inputs, outputs, ctx)
-    train = load_frame(inputs, "train", STEP)
+    train, sampled = load_sample(inputs, "train", STEP, params.get("sample"), params["seed"])
+    if sampled is not None:
+        ctx.logger.info(
+            "step 'train': training on a sample of %d of %d rows", sampled["rows"], sampled["of"]
+        )
     x, y = split_xy(train, params["target"], STEP)
     transform = artifacts.load_object(need(inputs, "transform", STEP))
     bind_secrets(transform, ctx)
@@ -304,6 +308,8 @@ def run(
         "seconds": spent,
         "params": model_params,
     }
+    if sampled is not None:
+        summary["sample"] = sampled
     est = pipeline.steps[-1][1]
     if framework in ("lightning", "keras"):
         summary.update(epochs=est.epochs_, stopped=est.stopped_, loss=est.final_loss_)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from mlc.runtime import artifacts
 from mlc.runtime.context import BudgetExceeded, StepContext, StepError
 from mlc.runtime.steps import _study_storage
-from mlc.runtime.steps._data import load_frame, need, out, split_xy
+from mlc.runtime.steps._data import load_sample, need, out, split_xy
 from mlc.runtime.steps._metrics import score
 from mlc.runtime.steps.train import fit_trial, make_estimator
 
@@ -197,7 +197,7 @@ def run(
     from mlc.runtime.steps._data import bind_secrets
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    train = load_frame(inputs, "train", STEP)
+    train, sampled = load_sample(inputs, "train", STEP, params.get("sample"), params["seed"])
     x, y = split_xy(train, params["target"], STEP)
     transform = artifacts.load_object(need(inputs, "transform", STEP))
     bind_secrets(transform, ctx)
@@ -240,6 +240,8 @@ def run(
             ),
             **({"keras": params["keras"]} if params["framework"] == "keras" else {}),
             "train": artifacts.read_meta(inputs["train"]).get("hash", ""),
+            # a sample is other rows (keyed in only when set: unsampled studies keep their names)
+            **({"sample": sampled} if sampled is not None else {}),
             "transform": artifacts.read_meta(inputs["transform"]).get("hash", ""),
         },
         sort_keys=True,
@@ -422,4 +424,6 @@ def run(
         ctx.logger.warning(
             "step 'tune': stopped at the %s after %d trials", stopped, doc["trials_this_run"]
         )
+    if sampled is not None:
+        doc["sample"] = sampled
     return doc

@@ -402,3 +402,56 @@ def test_missing_table_and_path_name_the_source_and_sparks_message(
         text = str(info.value)
         assert "source 'apps'" in text and named in text
         assert "NOT_FOUND" in text or "not found" in text.lower() or "does not exist" in text
+
+
+def test_a_training_sample_reads_the_drawn_rows_of_a_spark_split(
+    spark: Any, tmp_path: Path, ctx: StepContext
+) -> None:
+    """`training.sample` on a Spark-written split: the rows numpy's generator draws (seeded,
+    in file order), read without the rest; the whole split below the sample size."""
+    from mlc.runtime.spark import frames
+    from mlc.runtime.steps._data import load_sample
+
+    df = _data(rows=400)[["age", "income", "debt", "grade"]]
+    frames.save(str(tmp_path / "train"), spark.createDataFrame(df).repartition(3), "test")
+    full = pd.read_parquet(frames.data_path(str(tmp_path / "train")))
+    inputs = {"train": str(tmp_path / "train")}
+    got, info = load_sample(inputs, "train", "train", 50, 11)
+    picked = np.sort(np.random.default_rng(11).choice(400, 50, replace=False))
+    pd.testing.assert_frame_equal(got, full.iloc[picked].reset_index(drop=True))
+    assert info == {"rows": 50, "of": 400, "seed": 11}
+    whole, info = load_sample(inputs, "train", "train", 1000, 11)
+    assert len(whole) == 400 and info == {"rows": 400, "of": 400, "seed": 11}
+    assert load_sample(inputs, "train", "train", None, 11)[1] is None
+
+    # the train step fits on the sample and says so
+    fitted = complete(
+        "features",
+        {
+            "target": "grade",
+            "task": "classification",
+            "transforms": [{"op": "scale", "columns": ["age", "income"], "method": "standard"}],
+            "derived": [],
+            "selection": {"method": "none", "include": None, "exclude": [], "k": None},
+            "pii": [],
+        },
+    )
+    get("features")(fitted, inputs, {"transform": str(tmp_path / "t")}, ctx)
+    params = complete(
+        "train",
+        {
+            "framework": "sklearn",
+            "task": "classification",
+            "target": "grade",
+            "model": {"name": "LogisticRegression", "params": {"max_iter": 200}},
+            "seed": 11,
+            "sample": 50,
+        },
+    )
+    summary = get("train")(
+        params,
+        {**inputs, "transform": str(tmp_path / "t")},
+        {"model": str(tmp_path / "m")},
+        ctx,
+    )
+    assert summary["rows"] == 50 and summary["sample"] == {"rows": 50, "of": 400, "seed": 11}
