@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from mlc.compiler.diagnostics import Diagnostic
-from mlc.compiler.ir import IRGraph, Step
+from mlc.compiler.ir import IRGraph, Step, StepKind
 from mlc.targets import _k8s_common as kube
-from mlc.targets._image import image_extras
+from mlc.targets._image import image_extras, runtime_dockerfile
 from mlc.targets.base import COMPILER_VERSION, EmitContext, Target
 
 
@@ -91,7 +91,14 @@ class ServingTarget(Target):
             )
         step = kube.deploy_step(ir)
         files = self.builder(ir, step, opts).files() if step is not None else {}
-        files.update(self.jobs(ir, opts, files))
+        jobs = self.jobs(ir, opts, files)
+        files.update(jobs)
+        if jobs:
+            # batch scoring and the loop's retrains run in the runtime image, not the server's
+            batch = ir.first(StepKind.BATCH_PREDICT) is not None
+            image = str(getattr(opts, "batch_image" if batch else "runtime_image", ""))
+            where = str(getattr(opts, "project_dir", kube.PROJECT_DIR))
+            files["runtime.Dockerfile"] = runtime_dockerfile(ir, image, where)
         if files:
             extras = image_extras(ir, ("ml", "serve"), training=False)
             files["Dockerfile"] = kube.serving_dockerfile(ir.name, COMPILER_VERSION, extras)

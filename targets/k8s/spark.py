@@ -16,10 +16,9 @@ from typing import Any
 
 from mlc.compiler.ir import IRGraph, Step
 from mlc.targets import _k8s_common as kube
+from mlc.targets._image import DRIVER_FILE, SPARK_VERSION
 
 API_VERSION = "sparkoperator.k8s.io/v1beta2"
-SPARK_VERSION = "4.3.0"
-DRIVER_FILE = "local:///opt/mlc/runtime/spark/driver.py"
 FILE = "batch/scheduledsparkapplication.yaml"
 
 

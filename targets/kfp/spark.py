@@ -17,6 +17,7 @@ import math
 from typing import Any
 
 from mlc.compiler.ir import IRGraph, Step, StepKind
+from mlc.targets._image import DRIVER_FILE, SPARK_VERSION
 from mlc.targets.kfp import KfpOptions, launch
 from mlc.targets.kfp.components import Component
 from mlc.targets.kfp.launch import SHARED_PATH
@@ -24,10 +25,6 @@ from mlc.targets.kfp.platform import secret_ref, step_secrets
 from mlc.targets.kfp.trainjob import VOLUME
 
 API_VERSION = "sparkoperator.k8s.io/v1beta2"
-SPARK_VERSION = "4.3.0"
-"""The pyspark the runtime image pins (constraints.txt)."""
-DRIVER_FILE = "local:///opt/mlc/runtime/spark/driver.py"
-"""Where the kfp Dockerfile copies the runtime sources."""
 DRIVER_ACCOUNT = "mlc-spark-driver"
 RBAC_FILE = "spark-rbac.yaml"
 _DATA_KINDS = (StepKind.INGEST, StepKind.VALIDATE, StepKind.SPLIT, StepKind.FEATURES)

@@ -58,7 +58,7 @@ def _runs(text: str) -> list[str]:
 
 def test_a_spark_engine_image_is_laid_out_for_the_operators_pods(tmp_path: Path) -> None:
     text = _dockerfile(tmp_path, CREDIT, "kfp", "+engine=spark")
-    from mlc.targets.kfp.spark import DRIVER_FILE, SPARK_VERSION
+    from mlc.targets._image import DRIVER_FILE, SPARK_VERSION
 
     assert f"FROM apache/spark:{SPARK_VERSION} AS spark" in text.splitlines()
     assert "COPY --from=spark /opt/entrypoint.sh /opt/decom.sh /opt/" in text
@@ -99,3 +99,18 @@ def test_the_spark_layout_commands_resolve_in_an_installed_mlc(tmp_path: Path) -
         ["bash", "-c", f"printf %s {home.group(1)}"], capture_output=True, text=True, check=True
     ).stdout
     assert (Path(found) / "bin" / "java").exists()
+
+
+def test_serving_targets_ship_the_runtime_image_their_jobs_run_in(tmp_path: Path) -> None:
+    """The loop's CronJob retrains and the batch job scores in the runtime image: its
+    Dockerfile is beside the serving one, Spark-laid-out for a spark-engine batch."""
+    compile_spec(CREDIT, ["kserve"], tmp_path / "kserve", [])
+    loop = (tmp_path / "kserve" / "kserve" / "runtime.Dockerfile").read_text()
+    assert _package(loop) == "ml" and "apache/spark" not in loop
+    compile_spec(DIABETES, ["k8s"], tmp_path / "k8s", ["+serving=batch", "+engine=spark"])
+    folder = tmp_path / "k8s" / "k8s"
+    assert (folder / "batch" / "scheduledsparkapplication.yaml").exists()
+    batch = (folder / "runtime.Dockerfile").read_text()
+    assert _package(batch) == "ml,torch,spark"
+    assert 'ENTRYPOINT ["/opt/entrypoint.sh"]' in batch
+    assert "-t ghcr.io/mlc-project/mlc-runtime:0.1.0" in batch
