@@ -37,6 +37,14 @@ if TYPE_CHECKING:
 STEP = "train"
 
 
+_BACKEND_PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
+    "torch": (("torch",), "'mlc[keras]'"),
+    "tensorflow": (("tensorflow",), "tensorflow-cpu"),
+    "jax": (("jax", "jaxlib"), "'jax[cpu]'"),
+}
+"""backend -> (modules whose absence means the backend is missing, what installs them)."""
+
+
 def keras_module(backend: str, step: str = STEP) -> Any:
     """Keras imported under `backend`; an error when it was imported under another one."""
     if "keras" not in sys.modules:
@@ -44,6 +52,15 @@ def keras_module(backend: str, step: str = STEP) -> Any:
     try:
         import keras
     except ImportError as exc:
+        missing = (exc.name or "").split(".")[0]
+        modules, install = _BACKEND_PACKAGES.get(backend, ((), ""))
+        if missing in modules:
+            raise StepError(
+                step,
+                f"keras backend '{backend}' needs the package '{missing}', which is not installed",
+                f"pip install {install}, or set "
+                "training.keras.backend: torch (installed with mlc[keras])",
+            ) from None
         raise StepError(
             step,
             f"framework 'keras' needs the package 'keras', which is not installed ({exc})",

@@ -491,3 +491,27 @@ def test_a_second_keras_backend_in_one_process_is_refused(builders: None) -> Non
     other = "jax" if keras.backend.backend() != "jax" else "torch"
     with pytest.raises(StepError, match=f"asks for '{other}'"):
         keras_module(other)
+
+
+def test_a_keras_backend_that_is_not_installed_names_what_installs_it(tmp_path: Path) -> None:
+    """In a fresh process (Keras picks its backend at first import): tensorflow's absence is
+    said as the backend's, not as keras missing. The process blocks the import, so the check
+    holds whether or not tensorflow is installed."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.modules['tensorflow'] = None\n"
+        "from mlc.runtime.frameworks.keras_model import keras_module\n"
+        "from mlc.runtime.context import StepError\n"
+        "try:\n"
+        "    keras_module('tensorflow')\n"
+        "except StepError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert "keras backend 'tensorflow' needs the package 'tensorflow'" in out.stdout, out.stderr
+    assert "pip install tensorflow-cpu" in out.stdout
