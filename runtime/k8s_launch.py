@@ -67,7 +67,7 @@ class Kind:
     """The hint when the resource completed without writing an output."""
 
 
-def api() -> Any:
+def api_client() -> Any:
     """The custom objects API: in-cluster config in a pod, else the kubeconfig."""
     from kubernetes import client, config
 
@@ -110,21 +110,22 @@ def launch(
     *,
     project_dir: str,
     step: str,
-    client: Any = None,
+    api: Any = None,
     poll_s: float = 10.0,
     sleep: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
     """Run `template` (a `kind` resource) for one step; returns the finished resource.
 
     `inputs`/`outputs` map the step's IR names to local artifact folders (the kfp artifacts);
-    `client` is a `CustomObjectsApi` (default: `api()`), `sleep` waits between reads.
+    `api` is a `CustomObjectsApi` (default: `api_client()`), `sleep` waits between reads.
 
     Raises:
         StepError: naming the resource and what the API server or the workload said.
     """
+    client = api
     if client is None:
         try:
-            client = api()
+            client = api_client()
         except Exception as exc:  # no in-cluster config and no kubeconfig
             raise StepError(
                 step,
@@ -190,9 +191,12 @@ def main(
     inputs: dict[str, str],
     outputs: dict[str, str],
     project_dir: str,
-    step: str,
+    step: str | None = None,
 ) -> int:
-    """A launcher component's entry: 0, or 1 with the step error on stderr."""
+    """A launcher component's entry: 0, or 1 with the step error on stderr. The step is named
+    by `step`, else by the template's `mlc/kind` label."""
+    if step is None:
+        step = str(template.get("metadata", {}).get("labels", {}).get("mlc/kind", "step"))
     try:
         launch(kind, template, params, inputs, outputs, project_dir=project_dir, step=step)
     except StepError as exc:

@@ -10,8 +10,8 @@ folder; node 0's model becomes the step's output artifact.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable
 from typing import Any
 
 from mlc.runtime import k8s_launch
@@ -72,43 +72,8 @@ TRAINJOB = k8s_launch.Kind(
 )
 
 
-def launch(
-    template: dict[str, Any],
-    params: dict[str, Any],
-    inputs: dict[str, str],
-    outputs: dict[str, str],
-    *,
-    project_dir: str,
-    step: str = "train",
-    api: Any = None,
-    poll_s: float = 10.0,
-    sleep: Callable[[float], None] | None = None,
-) -> dict[str, Any]:
-    """Run the TrainJob `template` for one step; returns the finished TrainJob.
-
-    Raises:
-        StepError: the API server refused the TrainJob, or it failed (its condition's message).
-    """
-    return k8s_launch.launch(
-        TRAINJOB,
-        template,
-        params,
-        inputs,
-        outputs,
-        project_dir=project_dir,
-        step=step,
-        client=api,
-        poll_s=poll_s,
-        sleep=sleep,
-    )
-
-
-def main(
-    template: dict[str, Any],
-    params: dict[str, Any],
-    inputs: dict[str, str],
-    outputs: dict[str, str],
-    project_dir: str,
-) -> int:
-    """The launcher component's entry: 0, or 1 with the step error on stderr."""
-    return k8s_launch.main(TRAINJOB, template, params, inputs, outputs, project_dir, "train")
+launch = functools.partial(k8s_launch.launch, TRAINJOB, step="train")
+"""Run the TrainJob template for one step (`k8s_launch.launch`); returns the finished TrainJob.
+Raises `StepError` when the API server refuses it or it fails (its condition's message)."""
+main = functools.partial(k8s_launch.main, TRAINJOB, step="train")
+"""The launcher component's entry: 0, or 1 with the step error on stderr."""

@@ -10,8 +10,8 @@ COMPLETED or FAILED.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable
 from typing import Any
 
 from mlc.runtime import k8s_launch
@@ -65,44 +65,10 @@ SPARK_APPLICATION = k8s_launch.Kind(
 )
 
 
-def launch(
-    template: dict[str, Any],
-    params: dict[str, Any],
-    inputs: dict[str, str],
-    outputs: dict[str, str],
-    *,
-    project_dir: str,
-    step: str,
-    api: Any = None,
-    poll_s: float = 10.0,
-    sleep: Callable[[float], None] | None = None,
-) -> dict[str, Any]:
-    """Run the SparkApplication `template` for one step; returns the finished application.
-
-    Raises:
-        StepError: naming the application and what the API server or Spark said.
-    """
-    return k8s_launch.launch(
-        SPARK_APPLICATION,
-        template,
-        params,
-        inputs,
-        outputs,
-        project_dir=project_dir,
-        step=step,
-        client=api,
-        poll_s=poll_s,
-        sleep=sleep,
-    )
-
-
-def main(
-    template: dict[str, Any],
-    params: dict[str, Any],
-    inputs: dict[str, str],
-    outputs: dict[str, str],
-    project_dir: str,
-) -> int:
-    """The launcher component's entry: 0, or 1 with the step error on stderr."""
-    step = str(template.get("metadata", {}).get("labels", {}).get("mlc/kind", "spark"))
-    return k8s_launch.main(SPARK_APPLICATION, template, params, inputs, outputs, project_dir, step)
+launch = functools.partial(k8s_launch.launch, SPARK_APPLICATION)
+"""Run the SparkApplication template for one step (`k8s_launch.launch`, `step=` names it);
+returns the finished application. Raises `StepError` naming the application and what the API
+server or Spark said."""
+main = functools.partial(k8s_launch.main, SPARK_APPLICATION)
+"""The launcher component's entry (the step named by the template's `mlc/kind` label): 0, or 1
+with the step error on stderr."""

@@ -163,20 +163,39 @@ def component_spec(comp: Component) -> dict[str, Any]:
     return spec
 
 
-def function_source(comp: Component) -> tuple[str, str]:
-    """(function name, module source) of the step's component function."""
-    step = comp.step
-    fn = py_name(step.id)
+def signature(comp: Component) -> list[str]:
+    """A component function's parameters: the step's params, project folder, each pipeline
+    override, then its input and output artifacts."""
     sig = ["mlc_params: str", "mlc_project_dir: str"]
     sig += [
         f"mlc_override_{i}: {PARAM_TYPES[type(ov.value)][1]}" for i, ov in enumerate(comp.overrides)
     ]
     sig += [f"{n}: Input[{cls}]" for n, (_, cls) in comp.inputs.items()]
     sig += [f"{n}: Output[{cls}]" for n, (_, cls) in comp.outputs.items()]
-    ret = "bool" if comp.returns_verdict else "None"
+    return sig
+
+
+def apply_overrides(comp: Component) -> list[str]:
+    """Lines of a component function putting the pipeline's overrides into `mlc_step`."""
     overrides = ", ".join(
         f"({json.dumps(ov.path)}, mlc_override_{i})" for i, ov in enumerate(comp.overrides)
     )
+    return [
+        "    mlc_step = mlc_json.loads(mlc_params)",
+        f"    for mlc_path, mlc_value in [{overrides}]:",
+        "        mlc_node = mlc_step",
+        "        for mlc_key in mlc_path[:-1]:",
+        "            mlc_node = mlc_node[mlc_key]",
+        "        mlc_node[mlc_path[-1]] = mlc_value",
+    ]
+
+
+def function_source(comp: Component) -> tuple[str, str]:
+    """(function name, module source) of the step's component function."""
+    step = comp.step
+    fn = py_name(step.id)
+    sig = signature(comp)
+    ret = "bool" if comp.returns_verdict else "None"
     ins = ", ".join(f'"{ir}={{}}".format({n}.path)' for n, (ir, _) in comp.inputs.items())
     outs = ", ".join(f'"{ir}={{}}".format({n}.path)' for n, (ir, _) in comp.outputs.items())
     metrics = [n for n, (_, cls) in comp.outputs.items() if cls == "Metrics"]
@@ -189,12 +208,7 @@ def function_source(comp: Component) -> tuple[str, str]:
         "    import subprocess as mlc_subprocess",
         "    import sys as mlc_sys",
         "",
-        "    mlc_step = mlc_json.loads(mlc_params)",
-        f"    for mlc_path, mlc_value in [{overrides}]:",
-        "        mlc_node = mlc_step",
-        "        for mlc_key in mlc_path[:-1]:",
-        "            mlc_node = mlc_node[mlc_key]",
-        "        mlc_node[mlc_path[-1]] = mlc_value",
+        *apply_overrides(comp),
         '    mlc_argv = [mlc_sys.executable, "-m", "mlc.runtime", "step", '
         f'{json.dumps(step.kind.value)}, "--params",',
         '                mlc_json.dumps(mlc_step, sort_keys=True), "--project-dir", '

@@ -10,7 +10,13 @@ from typing import Any
 
 from mlc.compiler.ir import Step
 from mlc.targets.kfp import KfpOptions
-from mlc.targets.kfp.components import _PRELUDE, PARAM_TYPES, Component
+from mlc.targets.kfp.components import (
+    _PRELUDE,
+    Component,
+    apply_overrides,
+    py_name,
+    signature,
+)
 
 SHARED_PATH = "/mlc-shared"
 """Where the launcher and the workload's pods mount the shared volume."""
@@ -26,19 +32,8 @@ def launcher_source(
     `module` is imported as `mlc_launcher` and its `main(template, params, inputs, outputs,
     project_dir)` runs `template` with the step's params after the pipeline's overrides.
     """
-    from mlc.targets.kfp.components import py_name
-
-    step = comp.step
-    fn = py_name(step.id)
-    sig = ["mlc_params: str", "mlc_project_dir: str"]
-    sig += [
-        f"mlc_override_{i}: {PARAM_TYPES[type(ov.value)][1]}" for i, ov in enumerate(comp.overrides)
-    ]
-    sig += [f"{n}: Input[{cls}]" for n, (_, cls) in comp.inputs.items()]
-    sig += [f"{n}: Output[{cls}]" for n, (_, cls) in comp.outputs.items()]
-    overrides = ", ".join(
-        f"({json.dumps(ov.path)}, mlc_override_{i})" for i, ov in enumerate(comp.overrides)
-    )
+    fn = py_name(comp.step.id)
+    sig = signature(comp)
     ins = ", ".join(f"{json.dumps(ir_name)}: {n}.path" for n, (ir_name, _) in comp.inputs.items())
     outs = ", ".join(f"{json.dumps(ir_name)}: {n}.path" for n, (ir_name, _) in comp.outputs.items())
     body = json.dumps(template, sort_keys=True)
@@ -50,12 +45,7 @@ def launcher_source(
         "",
         f"    import {module} as mlc_launcher",
         "",
-        "    mlc_step = mlc_json.loads(mlc_params)",
-        f"    for mlc_path, mlc_value in [{overrides}]:",
-        "        mlc_node = mlc_step",
-        "        for mlc_key in mlc_path[:-1]:",
-        "            mlc_node = mlc_node[mlc_key]",
-        "        mlc_node[mlc_path[-1]] = mlc_value",
+        *apply_overrides(comp),
         f"    mlc_template = mlc_json.loads({body!r})",
         "    mlc_code = mlc_launcher.main(",
         f"        mlc_template, mlc_step, {{{ins}}}, {{{outs}}}, mlc_project_dir",

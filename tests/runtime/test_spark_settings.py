@@ -10,6 +10,16 @@ from mlc.compiler.ir.model import StepKind
 from mlc.runtime.spark import keys
 from mlc.runtime.spark.session import DEFAULT_MASTER, master
 
+# train carries them too: spark_ml trains in Spark, and a step in a process of its own starts
+# its own session
+_SPARK_SETTINGS_STEPS = (
+    StepKind.INGEST,
+    StepKind.VALIDATE,
+    StepKind.SPLIT,
+    StepKind.FEATURES,
+    StepKind.TRAIN,
+)
+
 
 def test_master_precedence_env_then_spec_then_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLC_SPARK_MASTER", raising=False)
@@ -22,15 +32,7 @@ def test_master_precedence_env_then_spec_then_default(monkeypatch: pytest.Monkey
 def test_spark_overlay_carries_settings_and_hash_key_into_the_ir() -> None:
     ir = ir_of(CREDIT, ("+split=hash", "+engine=spark"))
     want = {"master": "local[2]", "conf": {"spark.sql.shuffle.partitions": "4"}}
-    # train (spark_ml trains in Spark) and batch scoring start their own session when they run
-    # in a process of their own, so they carry the settings too
-    for kind in (
-        StepKind.INGEST,
-        StepKind.VALIDATE,
-        StepKind.SPLIT,
-        StepKind.FEATURES,
-        StepKind.TRAIN,
-    ):
+    for kind in _SPARK_SETTINGS_STEPS:
         step = ir.first(kind)
         assert step is not None and step.params["spark"] == want, kind
     split = ir.first(StepKind.SPLIT)
@@ -45,13 +47,7 @@ def test_spark_overlay_carries_settings_and_hash_key_into_the_ir() -> None:
 
 def test_pandas_ir_carries_no_spark_keys() -> None:
     ir = ir_of(CREDIT)
-    for kind in (
-        StepKind.INGEST,
-        StepKind.VALIDATE,
-        StepKind.SPLIT,
-        StepKind.FEATURES,
-        StepKind.TRAIN,
-    ):
+    for kind in _SPARK_SETTINGS_STEPS:
         step = ir.first(kind)
         assert step is not None and "spark" not in step.params
     split = ir.first(StepKind.SPLIT)

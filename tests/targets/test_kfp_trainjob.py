@@ -134,7 +134,7 @@ def test_multi_node_train_is_a_trainjob_launched_from_the_pipeline(
         ]
 
     api = _FakeApi([[_condition("Created")], [_condition("Complete")]], nodes_train)
-    monkeypatch.setattr(k8s_launch, "api", lambda: api)
+    monkeypatch.setattr(k8s_launch, "api_client", lambda: api)
     monkeypatch.setattr(k8s_launch.time, "sleep", lambda s: None)
     monkeypatch.setenv("MLC_POD_NAME", "credit-abc-train-launcher")
     monkeypatch.setenv("MLC_POD_UID", "0b9a6c2e-1111-2222-3333-444455556666")
