@@ -31,8 +31,12 @@ def image_extras(ir: IRGraph, base: Sequence[str], *, training: bool) -> list[st
             extras.append(extra)
 
     train = ir.first(StepKind.TRAIN)
-    if train is not None and str(train.params.get("framework")) in FRAMEWORK_EXTRAS:
-        add(FRAMEWORK_EXTRAS[str(train.params["framework"])])
+    framework = str(train.params.get("framework")) if train is not None else ""
+    if framework == "keras" and train is not None:
+        backend = (train.params.get("keras") or {}).get("backend", "torch")
+        add("tensorflow" if backend == "tensorflow" else "keras")
+    elif framework in FRAMEWORK_EXTRAS:
+        add(FRAMEWORK_EXTRAS[framework])
     if training:
         if any(s.params.get("engine") == "spark" for s in ir.steps):
             add("spark")

@@ -38,14 +38,19 @@ def require(framework: str, step: str) -> Any:
         ) from None
 
 
-def extra_requirements(own_types: Sequence[str]) -> list[str]:
-    """Distributions a logged model needs beyond scikit-learn's, from the types it contains."""
+KERAS_BACKEND_DISTS = {"torch": "torch", "tensorflow": "tensorflow-cpu", "jax": "jax"}
+"""Keras backend -> the distribution a model trained under it needs to reload."""
+
+
+def extra_requirements(own_types: Sequence[str], keras_backend: str = "torch") -> list[str]:
+    """Distributions a logged model needs beyond scikit-learn's, from the types it contains
+    (and, for a Keras model, the backend it was trained under)."""
     dists: list[str] = []
     if any(t.startswith("xgboost.") for t in own_types):
         dists.append("xgboost")
     if any(t.startswith("lightgbm.") for t in own_types):
         dists.append("lightgbm")
     if any(t.startswith("mlc.runtime.frameworks.keras_model.") for t in own_types):
-        # The model reloads under the backend it was trained with; torch is the default one.
-        dists += ["keras", "h5py", "torch"]
+        # The model reloads under the backend it was trained with.
+        dists += ["keras", "h5py", KERAS_BACKEND_DISTS.get(keras_backend, keras_backend)]
     return dists

@@ -39,7 +39,7 @@ STEP = "train"
 
 _BACKEND_PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
     "torch": (("torch",), "'mlc[keras]'"),
-    "tensorflow": (("tensorflow",), "tensorflow-cpu"),
+    "tensorflow": (("tensorflow",), "'mlc[tensorflow]'"),
     "jax": (("jax", "jaxlib"), "'jax[cpu]'"),
 }
 """backend -> (modules whose absence means the backend is missing, what installs them)."""

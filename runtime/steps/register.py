@@ -138,7 +138,18 @@ def signature(contract: ContractParams, target: str, task: str) -> Any:
     return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec(out_type, target)]))
 
 
-def pip_requirements(own_types: Sequence[str] = ()) -> list[str]:
+def _keras_backend(model: Any) -> str:
+    """The backend a Keras model in the pipeline was trained under (torch when none is)."""
+    steps = getattr(model, "steps", None) or []
+    last = steps[-1][1] if steps else model
+    # a fairness-mitigated model wraps its estimator
+    for candidate in (last, getattr(last, "estimator", None)):
+        if type(candidate).__module__ == "mlc.runtime.frameworks.keras_model":
+            return str(getattr(candidate, "backend", "torch"))
+    return "torch"
+
+
+def pip_requirements(own_types: Sequence[str] = (), keras_backend: str = "torch") -> list[str]:
     """Pinned requirements of a logged model, stated rather than inferred (fast).
 
     skops loads the saved pipeline; a Lightning model (`own_types` names `MLPEstimator`) also
@@ -154,7 +165,7 @@ def pip_requirements(own_types: Sequence[str] = ()) -> list[str]:
         dists += ["torch", "lightning"]
     from mlc.runtime.frameworks import extra_requirements
 
-    dists += extra_requirements(own_types)
+    dists += extra_requirements(own_types, keras_backend)
     reqs = []
     for dist in dists:
         try:
@@ -531,7 +542,7 @@ def run(
                         model,
                         name="model",
                         signature=signature(params["contract"], params["target"], params["task"]),
-                        pip_requirements=pip_requirements(own),
+                        pip_requirements=pip_requirements(own, _keras_backend(model)),
                         serialization_format="skops",
                         skops_trusted_types=own,
                         code_paths=[str(shipped)] if shipped is not None else None,

@@ -2,8 +2,9 @@
 
 Per framework: train (its own early stopping on the validation split), evaluate, explain, the
 gate, register (the champion, auto-promoted by the batch overlay), batch scoring with the
-champion; then the ONNX edge export with its parity gate (Keras's edge run, export and serving
-from the package are in tests/e2e/test_keras_onnx_e2e.py). XGBoost is also served by `mlc
+champion; then the ONNX edge export with its parity gate (torch-backend Keras's edge run, export
+and serving from the package are in tests/e2e/test_keras_onnx_e2e.py; the tensorflow-backend
+case exports through tf2onnx here). XGBoost is also served by `mlc
 serve`, as is a Spark MLlib model (`+framework=spark_ml`, trained in Spark on the spark
 engine). The batch's predictions and the server's answers are checked against the registered
 model loaded back from MLflow.
@@ -16,6 +17,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -36,9 +38,13 @@ SMALL = {
     "xgboost": [],
     "lightgbm": [],
     "keras": ["training.keras.epochs=30"],
+    "keras_tensorflow": ["training.keras.epochs=30", "training.keras.backend=tensorflow"],
     "lightning_module": ["training.lightning.max_epochs=30", "training.lightning.accelerator=cpu"],
 }
+# the overlay each case runs (the case's own name where not listed)
+OVERLAY = {"keras_tensorflow": "keras"}
 ESTIMATOR = {
+    "keras_tensorflow": "KerasEstimator",
     "xgboost": "XGBRegressor",
     "lightgbm": "LGBMRegressor",
     "lightning_module": "MLPEstimator",
@@ -47,6 +53,7 @@ REQUIREMENT = {
     "xgboost": "xgboost==",
     "lightgbm": "lightgbm==",
     "keras": "keras==",
+    "keras_tensorflow": "tensorflow-cpu==",
     "lightning_module": "lightning==",
 }
 
@@ -69,22 +76,41 @@ def _mlc(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _registered(project: Path) -> tuple[Any, str]:
-    """The champion loaded back from the project's MLflow store, and its requirements."""
-    import mlflow
+_LOAD = """
+import sys
+from pathlib import Path
 
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    store = f"sqlite:///{(project / '.mlc' / 'mlflow.db').resolve()}"
-    mlflow.set_tracking_uri(store)
-    mlflow.set_registry_uri(store)
-    try:
-        uri = f"models:/{MODEL}@champion"
-        model = mlflow.pyfunc.load_model(uri)
-        requirements = Path(mlflow.pyfunc.get_model_dependencies(uri)).read_text()
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
-    return model, requirements
+import mlflow
+import numpy as np
+import pandas as pd
+
+project, features, out = sys.argv[1:4]
+store = f"sqlite:///{(Path(project) / '.mlc' / 'mlflow.db').resolve()}"
+mlflow.set_tracking_uri(store)
+mlflow.set_registry_uri(store)
+uri = "models:/diabetes-progression@champion"
+model = mlflow.pyfunc.load_model(uri)
+np.save(out, np.asarray(model.predict(pd.read_parquet(features)), dtype=float))
+print(Path(mlflow.pyfunc.get_model_dependencies(uri)).read_text())
+"""
+
+
+def _registered(project: Path, features: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """The champion's predictions on `features`, loaded back from the project's MLflow store,
+    and its requirements. In a fresh process: Keras takes one backend per process, and the
+    cases train under different ones."""
+    rows, out = project / "rows.parquet", project / "predictions.npy"
+    features.to_parquet(rows)
+    loaded = subprocess.run(
+        [sys.executable, "-c", _LOAD, str(project), str(rows), str(out)],
+        capture_output=True,
+        text=True,
+        env=_env(project),
+        timeout=300,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    return np.load(out), loaded.stdout
 
 
 def _port() -> int:
@@ -147,21 +173,22 @@ def test_a_framework_overlay_trains_registers_scores_exports_and_serves(
 ) -> None:
     project = tmp_path / "diabetes"
     shutil.copytree(EXAMPLES / "diabetes", project, ignore=shutil.ignore_patterns(".mlc", "out"))
-    overrides = [f"+framework={framework}", *SMALL[framework]]
+    overrides = [f"+framework={OVERLAY.get(framework, framework)}", *SMALL[framework]]
     run = _mlc(project, "run", "mlc.yaml", "-q", *overrides, "+serving=batch")
     assert run.returncode == 0, run.stderr[-3000:]
-    model, requirements = _registered(project)
-    assert REQUIREMENT[framework] in requirements
     data = pd.read_csv(project / "data" / "diabetes.csv")
     features = data.drop(columns=["progression"])
-    expected = np.asarray(model.predict(features), dtype=float)
+    expected, requirements = _registered(project, features)
+    assert REQUIREMENT[framework] in requirements
     rmse = float(np.sqrt(((expected - data["progression"]) ** 2).mean()))
     assert rmse < 80  # the gate held rmse <= 65 on the test split
     batch = pd.read_parquet(project / "out" / "batch" / "predictions.parquet")
     scored = batch.set_index("patient_id")["prediction"].reindex(data["patient_id"])
     np.testing.assert_allclose(scored.to_numpy(dtype=float), expected, rtol=1e-6)
 
-    if framework != "keras":  # exported and served in test_keras_onnx_e2e
+    # torch-backend Keras is exported and served in test_keras_onnx_e2e; on tensorflow the
+    # export goes through tf2onnx
+    if framework != "keras":
         edge = _mlc(project, "run", "mlc.yaml", "-q", *overrides, "+serving=edge")
         assert edge.returncode == 0, edge.stderr[-3000:]
         exports = [
@@ -190,11 +217,10 @@ def test_a_spark_mllib_model_trains_gates_registers_scores_and_serves(tmp_path: 
     overrides = ["+framework=spark_ml", "+split=hash"]
     run = _mlc(project, "run", "mlc.yaml", "-q", *overrides, "+serving=batch")
     assert run.returncode == 0, run.stderr[-3000:]
-    model, requirements = _registered(project)
-    assert "pyspark" not in requirements  # the registered copy is numpy
     data = pd.read_csv(project / "data" / "diabetes.csv")
     features = data.drop(columns=["progression"])
-    expected = np.asarray(model.predict(features), dtype=float)
+    expected, requirements = _registered(project, features)
+    assert "pyspark" not in requirements  # the registered copy is numpy
 
     # the evaluate step's rmse, recomputed on the test rows the documented hash picks
     # (sha256 of "seed:key", first 13 hex digits over 2**52; below test_size is test)

@@ -514,4 +514,4 @@ def test_a_keras_backend_that_is_not_installed_names_what_installs_it(tmp_path: 
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
     )
     assert "keras backend 'tensorflow' needs the package 'tensorflow'" in out.stdout, out.stderr
-    assert "pip install tensorflow-cpu" in out.stdout
+    assert "pip install 'mlc[tensorflow]'" in out.stdout

@@ -36,8 +36,14 @@ def _package(text: str) -> str:
         (DIABETES, (), "ml,kfp,torch", "ml,serve,torch"),
         (DIABETES, ("+framework=xgboost",), "ml,kfp,boost", "ml,serve,boost"),
         (DIABETES, ("+framework=keras",), "ml,kfp,keras", "ml,serve,keras"),
+        (
+            DIABETES,
+            ("+framework=keras", "training.keras.backend=tensorflow"),
+            "ml,kfp,tensorflow",
+            "ml,serve,tensorflow",
+        ),
     ],
-    ids=["sklearn", "spark-engine", "lightning", "xgboost", "keras"],
+    ids=["sklearn", "spark-engine", "lightning", "xgboost", "keras", "keras-tensorflow"],
 )
 def test_images_install_the_extras_the_spec_needs(
     tmp_path: Path, spec: Path, overrides: tuple[str, ...], kfp: str, serving: str
