@@ -4,13 +4,13 @@ shell that parses, and paths that resolve in an installed mlc (no Docker engine 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from support import CREDIT, DIABETES
+from support.tools import require_tool
 
 from mlc.compiler.api import compile_spec
 
@@ -73,8 +73,7 @@ def test_a_spark_engine_image_is_laid_out_for_the_operators_pods(tmp_path: Path)
     runs = _runs(text)
     assert any("openjdk-17-jre-headless tini" in r for r in runs)
     assert any(DRIVER_FILE.removeprefix("local://") in r for r in runs)
-    bash = shutil.which("bash")
-    assert bash is not None
+    bash = require_tool("bash")
     for command in runs:
         check = subprocess.run([bash, "-n", "-c", command], capture_output=True, text=True)
         assert check.returncode == 0, (command, check.stderr)
@@ -96,9 +95,7 @@ def test_the_spark_layout_commands_resolve_in_an_installed_mlc(tmp_path: Path) -
     assert (Path(spark_home) / "bin" / "spark-submit").is_file()
     assert any((Path(spark_home) / "jars").glob("spark-core_*.jar"))
     assert Path(driver).is_file() and Path(driver).name == "driver.py"
-    java = shutil.which("java")
-    if java is None:
-        pytest.skip("no java on this machine")
+    require_tool("java")
     home = re.search(r'ln -s ("\$\(dirname .*\)") /opt/java', text)
     assert home is not None
     found = subprocess.run(
