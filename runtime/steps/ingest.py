@@ -17,12 +17,6 @@ if TYPE_CHECKING:
 STEP = "ingest"
 
 
-def _spark_session(settings: dict[str, Any] | None = None) -> Any:
-    from mlc.runtime.spark.session import session
-
-    return session(settings, STEP)
-
-
 def _read_pandas(source: SourceParams, ctx: StepContext) -> pd.DataFrame:
     import pandas as pd
 

@@ -21,7 +21,7 @@ def test_spark_ingest_csv_and_table(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     pytest.importorskip("pyspark", reason="the spark extra is not installed")
     # A JVM started here puts Spark's catalog warehouse in the working directory.
     monkeypatch.chdir(tmp_path)
-    from mlc.runtime.steps.ingest import _spark_session
+    from mlc.runtime.spark.session import session
 
     ctx = StepContext(project_dir=CREDIT.parent)
     source = {
@@ -43,7 +43,7 @@ def test_spark_ingest_csv_and_table(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     got = load_frame({"dataset": str(tmp_path / "csv")}, "dataset", "test")
     assert got["income"].sum() == pytest.approx(expected["income"].sum())
 
-    spark = _spark_session()
+    spark = session(None, "ingest")
     spark.createDataFrame(expected.head(30)).createOrReplaceTempView("applications_view")
     table = {"name": "t", "format": "spark_table", "table": "applications_view", "join_on": []}
     summary = get("ingest")(
